@@ -1,0 +1,117 @@
+"""Numerical building blocks shared by the objectives.
+
+Conventions (hold in every objective of this package):
+
+* logits are ``[B, C]``; they are upcast to float32 (float64 stays float64)
+  before any softmax, so bf16/fp16 autocast outputs are safe;
+* log-probabilities always come from ``log_softmax`` / ``logsumexp``, never
+  from ``log(softmax)``;
+* KL divergences use the *batchmean* reduction: sum over classes, mean over
+  samples.
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import torch
+from torch import Tensor
+
+Temperature = Union[float, Tensor]
+
+
+def upcast(logits: Tensor) -> Tensor:
+    """Return ``logits`` as float32, or unchanged when already float32/float64."""
+    if logits.dtype in (torch.float32, torch.float64):
+        return logits
+    return logits.float()
+
+
+def check_logits(student: Tensor, teacher: Tensor) -> None:
+    """Raise ``ValueError`` unless student and teacher are matching ``[B, C]`` logits."""
+    if student.dim() != 2 or teacher.dim() != 2:
+        raise ValueError(
+            f"logits must be 2-D [batch, classes]; got student {tuple(student.shape)} "
+            f"and teacher {tuple(teacher.shape)}"
+        )
+    if student.shape != teacher.shape:
+        raise ValueError(
+            f"student and teacher logits differ in shape: {tuple(student.shape)} vs {tuple(teacher.shape)}"
+        )
+    if student.shape[1] < 2:
+        raise ValueError(f"at least 2 classes are needed; got {student.shape[1]}")
+
+
+def check_temperature(temperature: Temperature, name: str = "temperature") -> None:
+    """Raise ``ValueError`` for a non-positive fixed temperature (tensors are checked by value)."""
+    value = float(temperature.detach().min()) if isinstance(temperature, Tensor) else float(temperature)
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0; got {value}")
+
+
+def check_target(target: Tensor, logits: Tensor) -> None:
+    """Raise ``ValueError`` unless ``target`` holds one class index per row of ``logits``."""
+    if target.dim() != 1 or target.shape[0] != logits.shape[0]:
+        raise ValueError(
+            f"target must be a [batch] tensor of class indices; got shape {tuple(target.shape)} "
+            f"for logits {tuple(logits.shape)}"
+        )
+    if target.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        raise ValueError(f"target must hold integer class indices; got dtype {target.dtype}")
+
+
+def scaled_log_softmax(logits: Tensor, temperature: Temperature) -> Tensor:
+    """``log softmax(z / T)`` over the last dimension, in float32 or wider."""
+    return torch.log_softmax(upcast(logits) / temperature, dim=-1)
+
+
+def masked_log_softmax(scaled: Tensor, keep: Tensor) -> Tensor:
+    """``log softmax`` of ``scaled`` restricted to the classes where ``keep`` is true.
+
+    Entries outside ``keep`` hold the placeholder 0 (never ``-inf`` nor an unbounded value),
+    selected with ``where`` so that no NaN or overflow reaches either pass; callers must
+    ignore them (weight them by ``keep``). A row with no kept class is treated as if every
+    class were kept; callers zero its contribution.
+    """
+    empty_row = ~keep.any(dim=-1, keepdim=True)
+    effective = keep | empty_row
+    masked = scaled.masked_fill(~effective, float("-inf"))
+    log_probs = scaled - torch.logsumexp(masked, dim=-1, keepdim=True)
+    return torch.where(effective, log_probs, torch.zeros_like(log_probs))
+
+
+def kl_from_log_probs(log_p: Tensor, log_q: Tensor, weight: Tensor | None = None) -> Tensor:
+    """Per-sample ``sum_c P_c (log P_c - log Q_c)``, shape ``[B]``.
+
+    ``weight`` (same shape, 0/1) restricts the sum to a subset of classes; the
+    probabilities outside it are taken as zero.
+    """
+    p = log_p.exp()
+    terms = p * (log_p - log_q)
+    if weight is not None:
+        terms = terms * weight
+    return terms.sum(dim=-1)
+
+
+def reduce(per_sample: Tensor, reduction: str) -> Tensor:
+    """Apply ``"batchmean"`` (mean over samples), ``"sum"`` or ``"none"``."""
+    if reduction == "batchmean":
+        return per_sample.mean()
+    if reduction == "sum":
+        return per_sample.sum()
+    if reduction == "none":
+        return per_sample
+    raise ValueError(f"reduction must be 'batchmean', 'sum' or 'none'; got {reduction!r}")
+
+
+def binary_log_probs(scaled: Tensor, index: Tensor) -> Tensor:
+    """``[log p_k, log(1 - p_k)]`` per row for class ``index``, computed in log space.
+
+    ``scaled`` are temperature-scaled logits ``[B, C]``; the result is ``[B, 2]``.
+    ``log(1 - p_k)`` is ``logsumexp`` over the other classes minus ``logsumexp`` over all.
+    """
+    total = torch.logsumexp(scaled, dim=-1)
+    chosen = scaled.gather(1, index.view(-1, 1).long()).squeeze(1)
+    others = ~torch.nn.functional.one_hot(index.long(), scaled.shape[1]).bool()
+    rest = torch.logsumexp(scaled.masked_fill(~others, float("-inf")), dim=-1)
+    return torch.stack([chosen - total, rest - total], dim=1)

@@ -1,0 +1,201 @@
+"""Objectives by name: hyper-parameters, the authors' official presets and the study protocol.
+
+Every registered objective is called as ``objective(student, teacher, target, temperature)``
+and returns a scalar. ``target`` is the **dominant** class index per sample (the label with
+the larger MixUp/CutMix weight); objectives that use no label ignore it.
+
+Two loss weightings are first-class (the run records which one it used):
+
+* ``"protocol"``: the study protocol, teacher matching only (CE 0, KD 1, no warm-up);
+* ``"official"``: the authors' own CE weight, KD weight, warm-up and default temperature.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from torch import Tensor
+
+from .dist import dist_loss
+from .dkd import dkd_loss, dkd_parts
+from .entropy_adaptive import entropy_weights
+from .kd import kd_loss
+from .mlkd import mlkd_loss
+from .rld import rld_loss
+from .standardize import standardize_logits
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Loss weighting of a run: ``w_ce * CE + w_kd * warmup(epoch) * L_objective``.
+
+    ``temperature`` is the preset's default temperature (``None``: taken from the run).
+    ``warmup_epochs = 0`` means no warm-up; otherwise ``warmup(e) = min(e / E_w, 1)``
+    with 1-based epochs.
+    """
+
+    ce_weight: float
+    kd_weight: float
+    warmup_epochs: int = 0
+    temperature: float | None = None
+
+    def warmup(self, epoch: int) -> float:
+        """``min(epoch / E_w, 1)`` for 1-based ``epoch`` (1.0 without warm-up)."""
+        if self.warmup_epochs <= 0:
+            return 1.0
+        return min(epoch / self.warmup_epochs, 1.0)
+
+
+PROTOCOL = Preset(ce_weight=0.0, kd_weight=1.0, warmup_epochs=0, temperature=None)
+"""The study protocol: teacher matching only."""
+
+MLKD_RELATIVE_TEMPERATURES = (1.0, 0.75, 1.25, 0.5, 1.5)
+
+
+def _kd(s: Tensor, t: Tensor, y: Tensor, T: Any) -> Tensor:
+    return kd_loss(s, t, T)
+
+
+def _dkd(s: Tensor, t: Tensor, y: Tensor, T: Any, alpha: float = 1.0, beta: float = 8.0) -> Tensor:
+    return dkd_loss(s, t, y, T, alpha=alpha, beta=beta)
+
+
+def _ea_kd(s: Tensor, t: Tensor, y: Tensor, T: Any, ea_temperature: float = 3.0, entropy_bound: float | None = None) -> Tensor:
+    weights = entropy_weights(s, t, ea_temperature, entropy_bound)
+    return (weights * kd_loss(s, t, T, reduction="none")).mean()
+
+
+def _ea_dkd(
+    s: Tensor,
+    t: Tensor,
+    y: Tensor,
+    T: Any,
+    alpha: float = 1.0,
+    beta: float = 8.0,
+    ea_temperature: float = 3.0,
+    entropy_bound: float | None = None,
+) -> Tensor:
+    weights = entropy_weights(s, t, ea_temperature, entropy_bound)
+    tckd, nckd = dkd_parts(s, t, y, T)
+    return (weights * (alpha * tckd + beta * nckd)).mean()
+
+
+def _ls_kd(s: Tensor, t: Tensor, y: Tensor, T: Any, eps: float = 1e-7) -> Tensor:
+    return kd_loss(standardize_logits(s, eps), standardize_logits(t, eps), T)
+
+
+def _ls_dkd(s: Tensor, t: Tensor, y: Tensor, T: Any, alpha: float = 1.0, beta: float = 8.0, eps: float = 1e-7) -> Tensor:
+    return dkd_loss(standardize_logits(s, eps), standardize_logits(t, eps), y, T, alpha=alpha, beta=beta)
+
+
+def _dist(s: Tensor, t: Tensor, y: Tensor, T: Any, beta: float = 1.0, gamma: float = 1.0) -> Tensor:
+    return dist_loss(s, t, T, beta=beta, gamma=gamma)
+
+
+def _rld(
+    s: Tensor, t: Tensor, y: Tensor, T: Any, alpha: float = 1.0, beta: float = 8.0, alpha_temperature: float | None = None
+) -> Tensor:
+    return rld_loss(s, t, y, T, alpha=alpha, beta=beta, alpha_temperature=alpha_temperature)
+
+
+def _mlkd(s: Tensor, t: Tensor, y: Tensor, T: Any, relative_temperatures: tuple = MLKD_RELATIVE_TEMPERATURES) -> Tensor:
+    return mlkd_loss(s, t, tuple(T * r for r in relative_temperatures))
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """A registered objective: its loss, default hyper-parameters and official preset."""
+
+    name: str
+    summary: str
+    loss: Callable[..., Tensor]
+    official: Preset
+    uses_label: bool
+    temperature_policy: str = "fixed"
+    notes: str = ""
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """Hyper-parameters and their defaults (everything after ``(s, t, y, T)``)."""
+        params = list(inspect.signature(self.loss).parameters.values())[4:]
+        return {p.name: p.default for p in params}
+
+
+@dataclass(frozen=True)
+class Objective:
+    """An objective with its hyper-parameters bound: ``objective(s, t, y, T) -> scalar``."""
+
+    spec: ObjectiveSpec
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def __call__(self, student: Tensor, teacher: Tensor, target: Tensor, temperature: Any) -> Tensor:
+        return self.spec.loss(student, teacher, target, temperature, **self.params)
+
+
+OBJECTIVES: dict[str, ObjectiveSpec] = {
+    spec.name: spec
+    for spec in (
+        ObjectiveSpec("kd", "shared fixed-temperature KD, T^2 KL(p_t || p_s)", _kd,
+                      Preset(0.1, 0.9, 0, 4.0), uses_label=False,
+                      notes="Official preset is the common CIFAR recipe (CE 0.1, KD 0.9, T 4)."),
+        ObjectiveSpec("dkd", "Decoupled KD: alpha TCKD + beta NCKD", _dkd,
+                      Preset(1.0, 1.0, 20, 4.0), uses_label=True),
+        ObjectiveSpec("ea_kd", "entropy-adaptive KD: per-sample entropy weights on KD", _ea_kd,
+                      Preset(0.1, 0.9, 0, 4.0), uses_label=False,
+                      notes="Weights computed at ea_temperature; host preset is KD's."),
+        ObjectiveSpec("ea_dkd", "entropy-adaptive DKD: per-sample entropy weights on DKD", _ea_dkd,
+                      Preset(1.0, 1.0, 20, 4.0), uses_label=True,
+                      notes="Host preset is DKD's."),
+        ObjectiveSpec("ctkd", "curriculum temperature KD: KD at a learnable, adversarial T", _kd,
+                      Preset(0.1, 0.9, 0, None), uses_label=False, temperature_policy="ctkd",
+                      notes="T = 1 + 20 sigmoid(theta) is learned; a run's fixed temperature is ignored."),
+        ObjectiveSpec("ls_kd", "logit standardization, then KD at a base temperature", _ls_kd,
+                      Preset(0.1, 9.0, 0, 2.0), uses_label=False),
+        ObjectiveSpec("ls_dkd", "logit standardization, then DKD at a base temperature", _ls_dkd,
+                      Preset(1.0, 1.0, 20, 2.0), uses_label=True,
+                      notes="kdtemp's choice: DKD's preset at the standardization base temperature 2."),
+        ObjectiveSpec("mlkd", "multi-level KD: instance, batch and class levels over five temperatures", _mlkd,
+                      Preset(0.1, 0.9, 0, 4.0), uses_label=False,
+                      notes="Temperatures are T x (1, .75, 1.25, .5, 1.5): the authors' (4, 3, 5, 2, 6) at T = 4. "
+                            "Single augmented view, no confidence mask."),
+        ObjectiveSpec("rld", "refined logit distillation: sample confidence + masked correlation", _rld,
+                      Preset(1.0, 1.0, 20, 4.0), uses_label=True),
+        ObjectiveSpec("dist", "DIST: inter- and intra-class Pearson correlation", _dist,
+                      Preset(1.0, 2.0, 0, 4.0), uses_label=False),
+    )
+}
+
+
+def get_spec(name: str) -> ObjectiveSpec:
+    """The registered spec called ``name``; ``ValueError`` naming the allowed ones otherwise."""
+    try:
+        return OBJECTIVES[name]
+    except KeyError:
+        raise ValueError(f"unknown objective {name!r}; allowed: {', '.join(sorted(OBJECTIVES))}") from None
+
+
+def create_objective(name: str, **params: Any) -> Objective:
+    """Create the objective ``name`` with hyper-parameters ``params`` (checked against its defaults)."""
+    spec = get_spec(name)
+    unknown = sorted(set(params) - set(spec.defaults))
+    if unknown:
+        allowed = ", ".join(sorted(spec.defaults)) or "none"
+        raise ValueError(f"objective {name!r} has no parameter {unknown[0]!r}; allowed: {allowed}")
+    return Objective(spec, dict(params))
+
+
+def preset(name: str, setting: str = "protocol") -> Preset:
+    """The loss weighting of objective ``name`` under ``setting`` (``"protocol"`` or ``"official"``)."""
+    spec = get_spec(name)
+    if setting == "protocol":
+        return PROTOCOL
+    if setting == "official":
+        return spec.official
+    raise ValueError(f"unknown preset setting {setting!r}; allowed: official, protocol")
+

@@ -1,0 +1,123 @@
+"""Teacher-signal ablations and diagnostics."""
+
+import math
+
+import pytest
+import torch
+
+from kdtemp.diagnostics import (
+    relative_entropy,
+    relative_entropy_without_top,
+    sorted_profile,
+    teacher_entropies,
+)
+from kdtemp.signals import (
+    average_sorted_distribution,
+    distill_to_targets,
+    global_label_smoothing,
+    global_smoothing_coefficient,
+    instance_label_smoothing,
+    shuffled_tail,
+    smoothing_entropy,
+)
+from kdtemp.objectives import kd_loss
+
+
+def entropy(p):
+    p = p.double()
+    return -torch.special.xlogy(p, p).sum(dim=-1)
+
+
+def teacher_logits(batch=32, classes=10, seed=0, scale=4.0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, classes, generator=g) * scale
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 4.0, 20.0])
+def test_instance_label_smoothing_matches_entropy(temperature):
+    teacher = teacher_logits()
+    q = instance_label_smoothing(teacher, temperature)
+    target = entropy(torch.softmax(teacher.double() / temperature, dim=1))
+    assert torch.allclose(entropy(q), target, atol=1e-5)
+    assert torch.equal(q.argmax(dim=1), teacher.argmax(dim=1))
+    # all non-top classes share one value
+    others = q.sort(dim=1, descending=True).values[:, 1:]
+    assert torch.allclose(others, others[:, :1].expand_as(others))
+    assert torch.allclose(q.sum(dim=1), torch.ones(32))
+
+
+def test_smoothing_entropy_endpoints():
+    assert smoothing_entropy(torch.tensor(0.0, dtype=torch.float64), 10).item() == 0.0
+    assert smoothing_entropy(torch.tensor(1.0, dtype=torch.float64), 10).item() == pytest.approx(math.log(10))
+
+
+@pytest.mark.parametrize("temperature", [1.0, 5.0])
+def test_global_label_smoothing_matches_average_sorted_entropy(temperature):
+    teacher = teacher_logits(batch=200)
+    alpha = global_smoothing_coefficient(teacher, temperature)
+    q = global_label_smoothing(teacher, alpha)
+    profile_entropy = entropy(average_sorted_distribution(teacher, temperature))
+    assert entropy(q[0]).item() == pytest.approx(profile_entropy.item(), abs=1e-5)
+    assert torch.allclose(entropy(q), entropy(q[0]).expand(200))  # one coefficient for all
+
+
+@pytest.mark.parametrize("keep_top", [0, 1, 3, 5])
+def test_shuffled_tail_keeps_top_k_and_permutes_the_rest(keep_top):
+    teacher = teacher_logits()
+    probs = torch.softmax(teacher / 2.0, dim=1)
+    out = shuffled_tail(teacher, 2.0, keep_top, generator=torch.Generator().manual_seed(1))
+    top = probs.argsort(dim=1, descending=True)[:, :keep_top]
+    assert torch.equal(out.gather(1, top), probs.gather(1, top))
+    assert torch.equal(out.sort(dim=1).values, probs.sort(dim=1).values)  # same multiset per row
+    assert not torch.equal(out, probs)  # the tail really moved
+
+
+def test_shuffled_tail_with_k_equal_c_is_the_teacher():
+    teacher = teacher_logits()
+    out = shuffled_tail(teacher, 3.0, keep_top=10, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out, torch.softmax(teacher / 3.0, dim=1))
+
+
+def test_shuffled_tail_is_seeded():
+    teacher = teacher_logits()
+    a = shuffled_tail(teacher, 3.0, 2, generator=torch.Generator().manual_seed(5))
+    b = shuffled_tail(teacher, 3.0, 2, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
+
+
+def test_distill_to_teacher_targets_equals_kd():
+    teacher, student = teacher_logits(seed=1), teacher_logits(seed=2)
+    targets = torch.softmax(teacher / 3.0, dim=1)
+    assert distill_to_targets(student, targets, 3.0).item() == pytest.approx(kd_loss(student, teacher, 3.0).item(), rel=1e-5)
+
+
+def test_relative_entropies_hand_values():
+    p = torch.tensor([[0.5, 0.3, 0.2], [1 / 3, 1 / 3, 1 / 3], [1.0, 0.0, 0.0]])
+    h = -(0.5 * math.log(0.5) + 0.3 * math.log(0.3) + 0.2 * math.log(0.2)) / math.log(3)
+    assert relative_entropy(p).tolist() == pytest.approx([h, 1.0, 0.0], abs=1e-6)
+    # without the top: [.6, .4] -> H / log 2; uniform tail -> exactly 1
+    h_bar = -(0.6 * math.log(0.6) + 0.4 * math.log(0.4)) / math.log(2)
+    assert relative_entropy_without_top(p).tolist() == pytest.approx([h_bar, 1.0, 1.0], abs=1e-6)
+
+
+def test_sorted_profile_hand_values():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.2], [0.1, 0.6, 0.3]]))
+    assert sorted_profile(logits, 1.0, top_k=2).tolist() == pytest.approx([0.55, 0.3], abs=1e-6)
+    flat = sorted_profile(logits, 1e6, top_k=None)
+    assert flat.tolist() == pytest.approx([1 / 3] * 3, abs=1e-5)
+
+
+def test_teacher_entropies_are_dataset_means():
+    logits = teacher_logits(batch=50)
+    p = torch.softmax(logits, dim=1)
+    values = teacher_entropies(logits)
+    assert values["relative_entropy"] == pytest.approx(relative_entropy(p).mean().item(), abs=1e-6)
+    assert values["relative_entropy_without_top"] == pytest.approx(relative_entropy_without_top(p).mean().item(), abs=1e-6)
+
+
+def test_teacher_entropies_tail_is_exact_when_probabilities_underflow():
+    logits = torch.tensor([[1000.0, 1.0, 2.0, 3.0]])
+    tail = torch.softmax(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64), dim=0)
+    expected = (-(tail * tail.log()).sum() / math.log(3)).item()
+    assert teacher_entropies(logits)["relative_entropy_without_top"] == pytest.approx(expected, abs=1e-9)
+    assert teacher_entropies(logits)["relative_entropy"] == pytest.approx(0.0, abs=1e-12)
