@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 # Prepare a small teacher on scikit-learn's digits, distill a cohort over the study's
 # temperature grid and print the accuracy per temperature.
 run: $(STAMP)
-	@echo "make run arrives with the cohort engine; make test runs the objective library suite."
+	$(VENV)/bin/kdtemp demo
 
 # Run the test suite.
 test: $(STAMP)

@@ -1,0 +1,233 @@
+"""Dataset readers by name, each for its standard on-disk format.
+
+A reader returns a :class:`RawSplit`: either a uint8 array ``[N, H, W, 3]`` (fixed-size datasets)
+or a sequence of images to decode (PIL images or paths), plus labels and class names. Readers
+that can download do so only when asked (``download=True``); otherwise a missing dataset is a
+clear error naming ``data.root``.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..config import ConfigError
+
+TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
+
+
+@dataclass
+class RawSplit:
+    """One split before caching: images (array or decodable items), labels and class names."""
+
+    images: np.ndarray | Sequence
+    labels: np.ndarray
+    classes: list[str]
+
+
+def _missing(name: str, root: str | None, detail: str) -> ConfigError:
+    return ConfigError(
+        f"data.root: {name} not found at {root!r} ({detail}); point data.root at the dataset "
+        f"or set data.download: true"
+    )
+
+
+def _require_root(name: str, root: str | None) -> Path:
+    if not root:
+        raise ConfigError(f"data.root: dataset {name!r} needs a root folder; got none")
+    return Path(root).expanduser()
+
+
+def read_digits(root: str | None, split: str, download: bool) -> RawSplit:
+    """scikit-learn's built-in 8x8 digits (1,797 images, shipped with the package): a fixed,
+    stratified 75/25 train/test split. Grey levels 0..16 are scaled to 0..255 and replicated to RGB."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)
+    index = np.arange(len(images))
+    train, test = train_test_split(index, test_size=0.25, random_state=0, stratify=digits.target)
+    chosen = train if split == "train" else test
+    rgb = np.repeat(images[chosen][..., None], 3, axis=-1)
+    return RawSplit(rgb, digits.target[chosen].astype(np.int64), [str(d) for d in range(10)])
+
+
+def _read_cifar(cls_name: str, root: str | None, split: str, download: bool) -> RawSplit:
+    import torchvision
+
+    base = _require_root(cls_name, root)
+    cls = getattr(torchvision.datasets, cls_name)
+    try:
+        dataset = cls(str(base), train=split == "train", download=download)
+    except RuntimeError as error:
+        raise _missing(cls_name, root, f"expected the python pickle batches under {base}: {error}") from None
+    return RawSplit(np.asarray(dataset.data), np.asarray(dataset.targets, dtype=np.int64), list(dataset.classes))
+
+
+def read_cifar10(root, split, download):
+    """CIFAR-10 in the official python pickle format (``cifar-10-batches-py/``)."""
+    return _read_cifar("CIFAR10", root, split, download)
+
+
+def read_cifar100(root, split, download):
+    """CIFAR-100 in the official python pickle format (``cifar-100-python/``), fine labels."""
+    return _read_cifar("CIFAR100", root, split, download)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file (MNIST's format), gzip-compressed or not: big-endian dims after a magic number."""
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    if raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise ConfigError(f"data.root: {path} is not an unsigned-byte IDX file")
+    dims = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims))
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def read_mnist(root: str | None, split: str, download: bool) -> RawSplit:
+    """MNIST in the original IDX format (``*-idx3-ubyte[.gz]``), found in ``root``,
+    ``root/mnist`` or ``root/MNIST/raw`` (where torchvision downloads it)."""
+    base = _require_root("mnist", root)
+    stem = "train" if split == "train" else "t10k"
+
+    def find(kind: str) -> Path | None:
+        for folder in (base, base / "mnist", base / "MNIST" / "raw"):
+            for suffix in ("", ".gz"):
+                candidate = folder / f"{stem}-{kind}{suffix}"
+                if candidate.is_file():
+                    return candidate
+        return None
+
+    images, labels = find("images-idx3-ubyte"), find("labels-idx1-ubyte")
+    if (images is None or labels is None) and download:
+        import torchvision
+
+        torchvision.datasets.MNIST(str(base), train=split == "train", download=True)
+        images, labels = find("images-idx3-ubyte"), find("labels-idx1-ubyte")
+    if images is None or labels is None:
+        raise _missing("mnist", root, f"no {stem}-images-idx3-ubyte / {stem}-labels-idx1-ubyte")
+    pixels = _read_idx(images)
+    return RawSplit(np.repeat(pixels[..., None], 3, axis=-1), _read_idx(labels).astype(np.int64), [str(d) for d in range(10)])
+
+
+def _torchvision_items(dataset) -> tuple[list, np.ndarray]:
+    """Decodable items from a torchvision dataset: each a callable returning (PIL image, label)."""
+    labels = np.asarray([_label_of(dataset, i) for i in range(len(dataset))], dtype=np.int64)
+    return [_Lazy(dataset, i) for i in range(len(dataset))], labels
+
+
+def _label_of(dataset, index: int) -> int:
+    for attribute in ("_labels", "targets"):
+        values = getattr(dataset, attribute, None)
+        if values is not None:
+            return int(values[index])
+    samples = getattr(dataset, "_samples", None)
+    if samples is not None:
+        return int(samples[index][1])
+    return int(dataset[index][1])
+
+
+@dataclass
+class _Lazy:
+    dataset: object
+    index: int
+
+    def __call__(self):
+        return self.dataset[self.index][0]
+
+
+def read_pets(root: str | None, split: str, download: bool) -> RawSplit:
+    """Oxford-IIIT Pets in torchvision's layout (``oxford-iiit-pet/``); train = trainval."""
+    import torchvision
+
+    base = _require_root("pets", root)
+    try:
+        dataset = torchvision.datasets.OxfordIIITPet(str(base), split="trainval" if split == "train" else "test", download=download)
+    except RuntimeError as error:
+        raise _missing("pets", root, str(error)) from None
+    items, labels = _torchvision_items(dataset)
+    return RawSplit(items, labels, list(dataset.classes))
+
+
+def read_cars(root: str | None, split: str, download: bool) -> RawSplit:
+    """Stanford Cars in torchvision's layout (``stanford_cars/`` with the devkit .mat files)."""
+    import torchvision
+
+    base = _require_root("cars", root)
+    try:
+        dataset = torchvision.datasets.StanfordCars(str(base), split="train" if split == "train" else "test", download=download)
+    except (RuntimeError, FileNotFoundError) as error:
+        raise _missing("cars", root, str(error)) from None
+    items, labels = _torchvision_items(dataset)
+    return RawSplit(items, labels, list(dataset.classes))
+
+
+def read_tiny_imagenet(root: str | None, split: str, download: bool) -> RawSplit:
+    """Tiny ImageNet-200 in its standard layout: ``train/<wnid>/images/*.JPEG`` and
+    ``val/images`` with ``val/val_annotations.txt``; the val split serves as test."""
+    base = _require_root("tiny_imagenet", root)
+    if not (base / "train").is_dir() and (base / "tiny-imagenet-200").is_dir():
+        base = base / "tiny-imagenet-200"
+    if not (base / "train").is_dir() and download:
+        from torchvision.datasets.utils import download_and_extract_archive
+
+        download_and_extract_archive(TINY_IMAGENET_URL, str(base.parent))
+    if not (base / "train").is_dir() and not (base / "val").is_dir():
+        raise _missing("tiny_imagenet", root, "no train/ or val/ folder")
+    wnids_file = base / "wnids.txt"
+    wnids = wnids_file.read_text().split() if wnids_file.is_file() else sorted(p.name for p in (base / "train").iterdir())
+    wnids = sorted(wnids)
+    index = {w: i for i, w in enumerate(wnids)}
+    if split == "train":
+        paths = sorted((base / "train").glob("*/images/*.JPEG"))
+        labels = [index[p.parent.parent.name] for p in paths]
+    else:
+        annotations = base / "val" / "val_annotations.txt"
+        if not annotations.is_file():
+            raise _missing("tiny_imagenet", root, "no val/val_annotations.txt")
+        rows = [line.split("\t") for line in annotations.read_text().splitlines() if line.strip()]
+        rows.sort()
+        paths = [base / "val" / "images" / r[0] for r in rows]
+        labels = [index[r[1]] for r in rows]
+    names = _tiny_imagenet_names(base, wnids)
+    return RawSplit(paths, np.asarray(labels, dtype=np.int64), names)
+
+
+def _tiny_imagenet_names(base: Path, wnids: list[str]) -> list[str]:
+    words = base / "words.txt"
+    if not words.is_file():
+        return wnids
+    lookup = dict(line.split("\t", 1) for line in words.read_text().splitlines() if "\t" in line)
+    return [lookup.get(w, w).split(",")[0].strip() for w in wnids]
+
+
+def read_folder(root: str | None, split: str, download: bool) -> RawSplit:
+    """Any class-folder tree (ImageFolder): ``root/<split>/<class>/<image>``, with ``test`` falling
+    back to ``val``. The CIFAR-10 JPEG copy is one such tree."""
+    from torchvision.datasets import ImageFolder
+
+    base = _require_root("folder", root)
+    folder = base / split
+    if split == "test" and not folder.is_dir() and (base / "val").is_dir():
+        folder = base / "val"
+    if not folder.is_dir():
+        raise _missing("folder", root, f"no {split}/ folder of class folders")
+    dataset = ImageFolder(str(folder))
+    return RawSplit([p for p, _ in dataset.samples], np.asarray(dataset.targets, dtype=np.int64), list(dataset.classes))
+
+
+READERS: dict[str, Callable[[str | None, str, bool], RawSplit]] = {
+    "digits": read_digits,
+    "cifar10": read_cifar10,
+    "cifar100": read_cifar100,
+    "mnist": read_mnist,
+    "pets": read_pets,
+    "cars": read_cars,
+    "tiny_imagenet": read_tiny_imagenet,
+    "folder": read_folder,
+}

@@ -1,0 +1,64 @@
+"""Distillation runs from one config: a base student, optional member variants and a temperature sweep."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..config import ConfigError, apply_overrides, from_dict, require, to_dict
+from ..data import AugmentConfig, DataConfig
+from ..models import ModelConfig
+from .config import CohortConfig, MemberConfig
+
+
+@dataclass
+class DistillConfig:
+    """One cohort: the shared part, a base ``student`` (a member), optional ``members`` (each a
+    mapping of dotted overrides on the base) and optional ``temperatures`` (one member per T
+    for each variant)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    teacher: ModelConfig = field(default_factory=lambda: ModelConfig(init="checkpoint"))
+    batch_size: int = 64
+    data_seed: int = 0
+    student: MemberConfig = field(default_factory=MemberConfig)
+    members: list[dict[str, Any]] = field(default_factory=list)
+    temperatures: list[float] = field(default_factory=list)
+    device: str = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    output: str = "runs/distill"
+
+    def validate(self, path: str = "") -> None:
+        for index, value in enumerate(self.temperatures):
+            require(value > 0, f"temperatures[{index}]", f"must be > 0; got {value}")
+        self.cohort()
+
+    def member_configs(self) -> list[MemberConfig]:
+        base = to_dict(self.student)
+        variants = self.members or [{}]
+        result = []
+        for index, overrides in enumerate(variants):
+            path = f"members[{index}]" if self.members else "student"
+            data = apply_overrides(base, [f"{k}={_yaml(v)}" for k, v in overrides.items()])
+            for temperature in self.temperatures or [None]:
+                if temperature is not None:
+                    data = {**data, "temperature": temperature}
+                result.append(from_dict(MemberConfig, data, path))
+        return result
+
+    def cohort(self) -> CohortConfig:
+        config = CohortConfig(data=self.data, augment=self.augment, teacher=self.teacher, batch_size=self.batch_size,
+                              data_seed=self.data_seed, members=self.member_configs(), device=self.device,
+                              precision=self.precision)
+        config.validate()
+        return config
+
+
+def _yaml(value: Any) -> str:
+    import json
+
+    try:
+        return json.dumps(value)
+    except TypeError as error:
+        raise ConfigError(f"members: cannot use value {value!r}") from error

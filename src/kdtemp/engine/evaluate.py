@@ -1,0 +1,36 @@
+"""Test-split evaluation: top-1, top-5 and mean cross-entropy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..data import normalize
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: Tensor, batch_size: int, autocast: Any, channels_last: bool = False) -> Tensor:
+    """Logits (float32) of ``model`` in eval mode for uint8 ``images``, batch by batch."""
+    was_training = model.training
+    model.eval()
+    outputs = []
+    for start in range(0, images.shape[0], batch_size):
+        x = normalize(images[start:start + batch_size], channels_last=channels_last)
+        with autocast():
+            outputs.append(model(x).float())
+    model.train(was_training)
+    return torch.cat(outputs)
+
+
+def accuracy(logits: Tensor, labels: Tensor) -> dict[str, Tensor]:
+    """Top-1, top-5 (top-C when C < 5), in percent, and mean cross-entropy, as 0-dim tensors."""
+    k = min(5, logits.shape[1])
+    top = logits.topk(k, dim=1).indices
+    hits = top == labels.view(-1, 1)
+    return {
+        "top1": hits[:, 0].float().mean() * 100,
+        "top5": hits.any(dim=1).float().mean() * 100,
+        "loss": torch.nn.functional.cross_entropy(logits, labels),
+    }

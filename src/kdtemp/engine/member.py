@@ -1,0 +1,226 @@
+"""One member of a cohort: its student, objective, temperature policy, optimizer and schedule.
+
+A member owns its own random-number stream (restored around each of its steps), so what it
+does is independent of which other members share the cohort: a member's trajectory equals the
+same run trained alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..models import create_model
+from ..objectives import create_objective
+from ..temperature import DynamicTemperature, FixedTemperature, LearnableTemperature, curriculum_lambda
+from .config import MemberConfig, OptimizerConfig
+
+
+def soft_cross_entropy(logits: Tensor, soft_labels: Tensor, label_smoothing: float = 0.0) -> Tensor:
+    """Mean over samples of ``-sum_c y_c log softmax(s)_c`` with optional label smoothing."""
+    if label_smoothing:
+        soft_labels = soft_labels * (1.0 - label_smoothing) + label_smoothing / soft_labels.shape[1]
+    return -(soft_labels * torch.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
+
+
+def clip_per_tensor(parameters: list[nn.Parameter], max_norm: float) -> None:
+    """Clip each parameter tensor's gradient to L2 norm ``max_norm`` on its own (in place)."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return
+    norms = torch._foreach_norm(grads)
+    factors = [torch.clamp(max_norm / (n + 1e-6), max=1.0) for n in norms]
+    torch._foreach_mul_(grads, factors)
+
+
+def build_optimizer(config: OptimizerConfig, model: nn.Module, extra: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """AdamW or SGD; decay on ndim >= 2 tensors and on ``extra`` parameters, none on biases/norms."""
+    decay = [p for p in model.parameters() if p.ndim >= 2] + extra
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if config.name == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr)
+    return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
+
+
+def half_cosine(total_steps: int):
+    """LR multiplier ``0.5 * (1 + cos(pi * step / total_steps))`` for step 0..total-1."""
+    return lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    top1: float
+    top5: float
+    test_loss: float
+    temperature: float
+    lr: float
+
+
+@dataclass
+class MemberState:
+    """Progress of a member: finished epochs, per-epoch curve, status."""
+
+    epochs_done: int = 0
+    curve: list[dict] = field(default_factory=list)
+    status: str = "pending"
+    error: str | None = None
+    seconds: float = 0.0
+    temperature_trace: list[float] = field(default_factory=list)
+
+
+class Member:
+    """Runtime of one cohort member."""
+
+    def __init__(self, config: MemberConfig, run_id: str, num_classes: int, steps_per_epoch: int,
+                 device: torch.device, channels_last: bool = False) -> None:
+        self.config, self.run_id, self.device = config, run_id, device
+        self.weights = config.weights()
+        self.state = MemberState()
+        self.steps_per_epoch = steps_per_epoch
+        generator_state = torch.random.get_rng_state()
+        torch.manual_seed(config.seed)
+        try:
+            self.student = create_model(config.student, num_classes).to(device)
+            if channels_last:
+                self.student = self.student.to(memory_format=torch.channels_last)
+            self.learnable = LearnableTemperature().to(device) if config.temperature_policy == "ctkd" else None
+            self.rng_state = torch.random.get_rng_state()
+        finally:
+            torch.random.set_rng_state(generator_state)
+        self.objective = create_objective(config.objective, **config.objective_params) if config.objective else None
+        self.policy = self._policy()
+        extra = list(self.learnable.parameters()) if self.learnable is not None else []
+        self.parameters = list(self.student.parameters()) + extra
+        self.optimizer = build_optimizer(config.optimizer, self.student, extra)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, half_cosine(config.epochs * steps_per_epoch))
+        self._loss_sum = torch.zeros((), device=device)
+        self._started = 0.0
+
+    def _policy(self):
+        if self.config.temperature_policy == "dts":
+            d = self.config.dts
+            return DynamicTemperature(d.initial, d.minimum, d.maximum, d.momentum)
+        return FixedTemperature(self.config.temperature)
+
+    @property
+    def active(self) -> bool:
+        return self.state.status in ("pending", "running")
+
+    def wants(self, epoch: int) -> bool:
+        return self.active and self.state.epochs_done < epoch <= self.config.epochs
+
+    def begin_epoch(self, epoch: int) -> None:
+        self.state.status = "running"
+        self._loss_sum.zero_()
+        self._temperatures: list[float] = []
+        self._started = time.perf_counter()
+        if self.learnable is not None:
+            self.learnable.set_lambda(curriculum_lambda(epoch, self.config.ctkd_ramp_epochs))
+
+    @contextlib.contextmanager
+    def own_rng(self):
+        """Run with this member's CPU (and current CUDA) random state, restoring the caller's."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.random.set_rng_state(self.rng_state)
+            if devices and hasattr(self, "cuda_rng_state"):
+                torch.cuda.set_rng_state(self.cuda_rng_state, self.device)
+            yield
+            self.rng_state = torch.random.get_rng_state()
+            if devices:
+                self.cuda_rng_state = torch.cuda.get_rng_state(self.device)
+
+    def current_temperature(self):
+        """The temperature this batch uses (the policy's value *before* this batch's update)."""
+        return self.learnable() if self.learnable is not None else self.policy.value
+
+    def train_step(self, images: Tensor, soft_labels: Tensor, dominant: Tensor, teacher_logits: Tensor | None,
+                   epoch: int, autocast: Any) -> None:
+        """Forward, loss, backward, per-tensor clipping, optimizer and schedule step, policy update."""
+        with self.own_rng():
+            self.student.train()
+            with autocast():
+                logits = self.student(images)
+            logits = logits.float()
+            temperature = self.current_temperature()
+            loss = logits.new_zeros(())
+            if self.weights.ce_weight:
+                loss = loss + self.weights.ce_weight * soft_cross_entropy(logits, soft_labels, self.config.label_smoothing)
+            if self.objective is not None and self.weights.kd_weight:
+                kd = self.objective(logits, teacher_logits, dominant, temperature)
+                loss = loss + self.weights.kd_weight * self.weights.warmup(epoch) * kd
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.config.optimizer.clip_norm is not None:
+                clip_per_tensor(self.parameters, self.config.optimizer.clip_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            self._loss_sum += loss.detach()
+            if self.config.temperature_policy == "dts":
+                with torch.no_grad():
+                    student_ce = soft_cross_entropy(logits, soft_labels)
+                    teacher_ce = soft_cross_entropy(teacher_logits, soft_labels)
+                self.state.temperature_trace.append(self.policy.value)
+                self.policy.update(float(student_ce), float(teacher_ce), epoch, self.config.epochs)
+            elif self.learnable is not None:
+                self._temperatures.append(temperature.detach())
+
+    def epoch_temperature(self) -> float:
+        """Mean temperature used over the epoch."""
+        if self.config.temperature_policy == "dts":
+            recent = self.state.temperature_trace[-self.steps_per_epoch:]
+            return sum(recent) / len(recent)
+        if self.learnable is not None and self._temperatures:
+            return float(torch.stack(self._temperatures).mean())
+        return float(self.config.temperature)
+
+    def end_epoch(self, epoch: int, evaluation: dict[str, float], train_loss: float) -> None:
+        """Record the epoch; a non-finite training loss marks the member failed."""
+        self.state.seconds += time.perf_counter() - self._started
+        if not math.isfinite(train_loss):
+            self.state.status = "failed"
+            self.state.error = f"training loss became non-finite ({train_loss}) in epoch {epoch}"
+            return
+        record = EpochRecord(epoch, train_loss, evaluation["top1"], evaluation["top5"], evaluation["loss"],
+                             self.epoch_temperature(), self.optimizer.param_groups[0]["lr"])
+        self.state.curve.append(record.__dict__)
+        self.state.epochs_done = epoch
+        if epoch >= self.config.epochs:
+            self.state.status = "done"
+
+    def mean_train_loss_tensor(self) -> Tensor:
+        return self._loss_sum / self.steps_per_epoch
+
+    def checkpoint(self) -> dict:
+        """Everything needed to continue this member exactly where it stands."""
+        return {
+            "model": self.student.state_dict(),
+            "learnable": self.learnable.state_dict() if self.learnable is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "policy": self.policy.state_dict(),
+            "rng_state": self.rng_state,
+            "cuda_rng_state": getattr(self, "cuda_rng_state", None),
+            "state": self.state.__dict__,
+        }
+
+    def restore(self, checkpoint: dict) -> None:
+        self.student.load_state_dict(checkpoint["model"])
+        if self.learnable is not None and checkpoint["learnable"] is not None:
+            self.learnable.load_state_dict(checkpoint["learnable"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        self.policy.load_state_dict(checkpoint["policy"])
+        self.rng_state = checkpoint["rng_state"]
+        if checkpoint.get("cuda_rng_state") is not None:
+            self.cuda_rng_state = checkpoint["cuda_rng_state"]
+        self.state = MemberState(**checkpoint["state"])

@@ -1,0 +1,59 @@
+"""Per-run folders: resolved config, metrics and checkpoint, always written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, temporary)
+    os.replace(temporary, path)
+
+
+class RunFolder:
+    """``<root>/<run_id>/``: ``config.yaml``, ``metrics.json``, ``checkpoint.pt``."""
+
+    def __init__(self, root: str | Path, run_id: str) -> None:
+        self.path = Path(root) / run_id
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / "checkpoint.pt"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.json"
+
+    def write_config(self, resolved: dict) -> None:
+        atomic_write_text(self.path / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+
+    def write_metrics(self, metrics: dict) -> None:
+        atomic_write_text(self.metrics_path, json.dumps(metrics, indent=1))
+
+    def read_metrics(self) -> dict | None:
+        return json.loads(self.metrics_path.read_text()) if self.metrics_path.is_file() else None
+
+    def save_checkpoint(self, checkpoint: dict) -> None:
+        atomic_save(checkpoint, self.checkpoint_path)
+
+    def load_checkpoint(self) -> dict | None:
+        if not self.checkpoint_path.is_file():
+            return None
+        return torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)

@@ -1,0 +1,80 @@
+"""Teacher preparation: train from scratch or fine-tune, with cross-entropy and label smoothing.
+
+It runs on the cohort engine as a cohort of one CE-only member, then exports ``teacher.pt``, a
+kdtemp checkpoint that records the dataset, the epochs and the origin (scratch or fine-tuned,
+from which weights) beside the weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ..config import require, to_dict
+from ..data import AugmentConfig, DataConfig
+from ..models import ModelConfig
+from .cohort import RunResult, run_cohort
+from .config import CohortConfig, MemberConfig, OptimizerConfig
+from .storage import RunFolder, atomic_save
+
+
+@dataclass
+class TeacherConfig:
+    """How a teacher is prepared (the study's recipe: AdamW, cosine, CE with label smoothing 0.1)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=5e-4, weight_decay=0.05))
+    epochs: int = 20
+    batch_size: int = 64
+    label_smoothing: float = 0.1
+    seed: int = 0
+    data_seed: int = 0
+    device: str = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    output: str = "runs/teacher"
+
+    def validate(self, path: str = "") -> None:
+        prefix = f"{path}." if path else ""
+        require(self.epochs >= 1, f"{prefix}epochs", f"must be >= 1; got {self.epochs}")
+        require(self.batch_size >= 1, f"{prefix}batch_size", f"must be >= 1; got {self.batch_size}")
+        require(0 <= self.label_smoothing < 1, f"{prefix}label_smoothing", f"must be in [0, 1); got {self.label_smoothing}")
+
+    def cohort(self) -> CohortConfig:
+        member = MemberConfig(
+            name=f"teacher-{self.model.name}", student=self.model, objective=None, optimizer=self.optimizer,
+            epochs=self.epochs, label_smoothing=self.label_smoothing, seed=self.seed,
+        )
+        return CohortConfig(data=self.data, augment=self.augment, teacher=None, batch_size=self.batch_size,
+                            data_seed=self.data_seed, members=[member], device=self.device, precision=self.precision)
+
+    def origin(self) -> dict:
+        """How the teacher came to be: trained from scratch, or fine-tuned from given weights."""
+        kind = "scratch" if self.model.init == "random" else "finetuned"
+        source = self.model.weights or (f"timm:{self.model.name}" if self.model.init == "pretrained" else None)
+        return {"kind": kind, "init": self.model.init, "source": source, "epochs": self.epochs}
+
+
+def prepare_teacher(config: TeacherConfig, progress: bool = True) -> tuple[Path, RunResult]:
+    """Train the teacher described by ``config``; return the path of ``teacher.pt`` and the result.
+
+    Re-running with the same output resumes an interrupted preparation.
+    """
+    output = Path(config.output)
+    cohort = config.cohort()
+    (result,) = run_cohort(cohort, output=output / "runs", progress=progress)
+    if result.status != "done":
+        raise RuntimeError(f"teacher preparation failed: {result.error}")
+    checkpoint = RunFolder(output / "runs", result.run_id).load_checkpoint()
+    path = output / "teacher.pt"
+    atomic_save({
+        "kdtemp": {
+            "kind": "teacher", "model": config.model.name, "dataset": to_dict(config.data),
+            "epochs": config.epochs, "origin": config.origin(), "top1": result.final_top1,
+            "run_id": result.run_id,
+        },
+        "model": checkpoint["model"],
+    }, path)
+    return path, result
