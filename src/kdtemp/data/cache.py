@@ -52,10 +52,11 @@ def select_subset(
     class_subset: Sequence[str] | None,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Indices of at most ``per_class`` samples of each kept class and the remapped labels.
+    """Indices (in the dataset's own order) of ``per_class`` samples of each kept class, and
+    their remapped labels.
 
     ``class_subset`` keeps those classes (by name, in that order; labels become 0..K-1).
-    Samples of a class are taken in a fixed seeded order, so train and test subsets are stable.
+    The samples of a class are drawn with a fixed seed, so subsets are stable across runs.
     """
     if class_subset:
         unknown = [c for c in class_subset if c not in classes]
@@ -64,20 +65,23 @@ def select_subset(
         kept = [classes.index(c) for c in class_subset]
     else:
         kept = list(range(len(classes)))
+    if per_class is None and not class_subset:
+        return np.arange(len(labels)), np.asarray(labels, dtype=np.int64), list(classes)
     rng = np.random.default_rng(seed)
-    chosen, new_labels = [], []
-    for new_label, old_label in enumerate(kept):
+    chosen = []
+    for old_label in kept:
         members = np.flatnonzero(labels == old_label)
         if per_class is not None:
             if len(members) < per_class:
                 raise ConfigError(
                     f"data: class {classes[old_label]!r} has {len(members)} images; {per_class} per class requested"
                 )
-            members = np.sort(rng.permutation(members)[:per_class])
+            members = rng.permutation(members)[:per_class]
         chosen.append(members)
-        new_labels.append(np.full(len(members), new_label, dtype=np.int64))
-    order = np.concatenate(chosen)
-    return order, np.concatenate(new_labels), [classes[i] for i in kept]
+    order = np.sort(np.concatenate(chosen))
+    remap = np.full(len(classes), -1, dtype=np.int64)
+    remap[kept] = np.arange(len(kept))
+    return order, remap[labels[order]], [classes[i] for i in kept]
 
 
 def _to_uint8_chw(image, size: int | None) -> np.ndarray:
@@ -106,14 +110,17 @@ def decode(raw: RawSplit, order: np.ndarray, size: int | None, progress: bool = 
     """uint8 ``[N, 3, H, W]`` for the items ``order`` of ``raw`` (resized to ``size`` if given)."""
     if isinstance(raw.images, np.ndarray) and (size is None or raw.images.shape[1:3] == (size, size)):
         return torch.from_numpy(np.ascontiguousarray(raw.images[order].transpose(0, 3, 1, 2)))
-    if size is None and not isinstance(raw.images, np.ndarray):
-        raise ConfigError("data.image_size: this dataset's images differ in size; set data.image_size")
     items = range(len(order))
     if progress:
         from tqdm import tqdm
 
         items = tqdm(items, desc="decoding", unit="img", leave=False)
-    return torch.from_numpy(np.stack([_to_uint8_chw(raw.images[order[i]], size) for i in items]))
+    decoded = [_to_uint8_chw(raw.images[order[i]], size) for i in items]
+    shapes = {image.shape for image in decoded}
+    if len(shapes) > 1:
+        raise ConfigError(f"data.image_size: this dataset's images differ in size ({sorted(shapes)[:3]}...); "
+                          f"set data.image_size to store them at one size")
+    return torch.from_numpy(np.stack(decoded))
 
 
 def cache_key(spec: dict) -> str:

@@ -57,26 +57,49 @@ def read_digits(root: str | None, split: str, download: bool) -> RawSplit:
     return RawSplit(rgb, digits.target[chosen].astype(np.int64), [str(d) for d in range(10)])
 
 
-def _read_cifar(cls_name: str, root: str | None, split: str, download: bool) -> RawSplit:
-    import torchvision
+CIFAR_LAYOUTS = {
+    # name: (folder, train files, test files, label key, meta file, class-name key, torchvision class)
+    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"],
+                b"labels", "batches.meta", b"label_names", "CIFAR10"),
+    "cifar100": ("cifar-100-python", ["train"], ["test"], b"fine_labels", "meta", b"fine_label_names", "CIFAR100"),
+}
 
-    base = _require_root(cls_name, root)
-    cls = getattr(torchvision.datasets, cls_name)
-    try:
-        dataset = cls(str(base), train=split == "train", download=download)
-    except RuntimeError as error:
-        raise _missing(cls_name, root, f"expected the python pickle batches under {base}: {error}") from None
-    return RawSplit(np.asarray(dataset.data), np.asarray(dataset.targets, dtype=np.int64), list(dataset.classes))
+
+def _read_cifar(name: str, root: str | None, split: str, download: bool) -> RawSplit:
+    """CIFAR in the official python pickle format: ``data`` rows of 3072 bytes (R, G, B planes)."""
+    import pickle
+
+    folder, train_files, test_files, label_key, meta_file, names_key, tv_class = CIFAR_LAYOUTS[name]
+    base = _require_root(name, root)
+    directory = base / folder if (base / folder).is_dir() or not (base / meta_file).is_file() else base
+    if not (directory / meta_file).is_file() and download:
+        import torchvision
+
+        getattr(torchvision.datasets, tv_class)(str(base), train=split == "train", download=True)
+        directory = base / folder
+    files = [directory / f for f in (train_files if split == "train" else test_files)]
+    missing = [f.name for f in files + [directory / meta_file] if not f.is_file()]
+    if missing:
+        raise _missing(name, root, f"missing {', '.join(missing)} in {directory}")
+    images, labels = [], []
+    for path in files:
+        with open(path, "rb") as handle:
+            batch = pickle.load(handle, encoding="bytes")
+        images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+        labels.extend(batch[label_key])
+    with open(directory / meta_file, "rb") as handle:
+        classes = [c.decode() for c in pickle.load(handle, encoding="bytes")[names_key]]
+    return RawSplit(np.concatenate(images), np.asarray(labels, dtype=np.int64), classes)
 
 
 def read_cifar10(root, split, download):
     """CIFAR-10 in the official python pickle format (``cifar-10-batches-py/``)."""
-    return _read_cifar("CIFAR10", root, split, download)
+    return _read_cifar("cifar10", root, split, download)
 
 
 def read_cifar100(root, split, download):
     """CIFAR-100 in the official python pickle format (``cifar-100-python/``), fine labels."""
-    return _read_cifar("CIFAR100", root, split, download)
+    return _read_cifar("cifar100", root, split, download)
 
 
 def _read_idx(path: Path) -> np.ndarray:

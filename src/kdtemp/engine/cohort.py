@@ -96,7 +96,9 @@ def run_cohort(
 
     teacher = None
     if config.teacher is not None:
-        teacher = create_model(config.teacher, train.num_classes).to(device).eval()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # a randomly initialised teacher is the same in every run
+            teacher = create_model(config.teacher, train.num_classes).to(device).eval()
         if channels_last:
             teacher = teacher.to(memory_format=torch.channels_last)
         for parameter in teacher.parameters():

@@ -1,0 +1,100 @@
+"""The command line: teacher preparation and distillation from YAML, and one-line config errors."""
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from kdtemp.cli import main
+
+TINY_DATA = {"dataset": "digits", "resolution": 8, "train_per_class": 16, "test_per_class": 10}
+TINY_AUGMENT = {"randaugment_ops": 0, "horizontal_flip": False, "mix": True}
+
+
+def write(path, data):
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def teacher_yaml(tmp_path):
+    return write(tmp_path / "teacher.yaml", {
+        "data": TINY_DATA, "augment": TINY_AUGMENT, "batch_size": 32, "device": "cpu",
+        "model": {"name": "resnet20", "init": "random"}, "optimizer": {"lr": 5e-3},
+        "epochs": 2, "output": str(tmp_path / "teacher"),
+    })
+
+
+def distill_yaml(tmp_path, **changes):
+    data = {
+        "data": TINY_DATA, "augment": TINY_AUGMENT, "batch_size": 32, "device": "cpu",
+        "teacher": {"name": "resnet20", "init": "checkpoint", "weights": str(tmp_path / "teacher" / "teacher.pt")},
+        "student": {"student": {"name": "resnet20"}, "objective": "kd", "epochs": 2},
+        "temperatures": [1, 4],
+        "members": [{}, {"optimizer.name": "sgd", "optimizer.lr": 0.05}],
+        "output": str(tmp_path / "distill"),
+    }
+    data.update(changes)
+    return write(tmp_path / "distill.yaml", data)
+
+
+def test_teacher_then_distill_from_yaml(tmp_path, capsys):
+    assert main(["teacher", teacher_yaml(tmp_path), "--quiet"]) == 0
+    checkpoint = torch.load(tmp_path / "teacher" / "teacher.pt", map_location="cpu", weights_only=False)
+    meta = checkpoint["kdtemp"]
+    assert meta["kind"] == "teacher" and meta["epochs"] == 2 and meta["dataset"]["dataset"] == "digits"
+    assert meta["origin"] == {"kind": "scratch", "init": "random", "source": None, "epochs": 2}
+    assert "teacher resnet20: top-1" in capsys.readouterr().out
+
+    assert main(["distill", distill_yaml(tmp_path), "student.epochs=1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    for label in ("kd-T1-adamw", "kd-T4-adamw", "kd-T1-sgd", "kd-T4-sgd"):
+        assert label in out
+    resolved = yaml.safe_load((tmp_path / "distill" / "config.yaml").read_text())
+    assert resolved["student"]["epochs"] == 1  # the override is part of the saved config
+    runs = sorted((tmp_path / "distill" / "runs").iterdir())
+    assert len(runs) == 4
+    metrics = json.loads((runs[0] / "metrics.json").read_text())
+    assert metrics["status"] == "done" and metrics["epochs_done"] == 1
+    # the teacher loaded from its checkpoint scores what its preparation recorded
+    assert metrics["teacher"]["top1"] == pytest.approx(meta["top1"], abs=1e-4)
+    member = yaml.safe_load((runs[0] / "config.yaml").read_text())
+    assert member["batch_size"] == 32 and member["member"]["epochs"] == 1
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("data.dataset=imagenet", "data.dataset: unknown dataset 'imagenet'; allowed:"),
+        ("student.student.name=resnet9000", "student.student.name: unknown model 'resnet9000'"),
+        ("student.objective=kl2", "student.objective: unknown objective 'kl2'; allowed:"),
+        ("student.temperature=0", "student.temperature: must be > 0; got 0.0"),
+        ("temperatures=[4,-1]", "temperatures[1]: must be > 0; got -1"),
+        ("student.epochs=0", "student.epochs: must be >= 1; got 0"),
+        ("data.dataset=cifar10", "data.root: dataset 'cifar10' needs a root folder"),
+        ("teacher.weights=/no/such/teacher.pt", "teacher.weights: '/no/such/teacher.pt' does not exist"),
+        ("student.optimizer.name=lamb", "student.optimizer.name: 'lamb' is not allowed; allowed: 'adamw' | 'sgd'"),
+        ("student.tempreature=4", "student.tempreature: unknown field; allowed:"),
+    ],
+)
+def test_bad_configuration_stops_with_one_line_before_any_work(tmp_path, capsys, override, message):
+    (tmp_path / "teacher").mkdir()
+    torch.save({}, tmp_path / "teacher" / "teacher.pt")
+    assert main(["distill", distill_yaml(tmp_path), override, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("kdtemp: error: ") and len(err.splitlines()) == 1
+    assert message in err
+    assert not (tmp_path / "distill").exists()  # nothing was written, nothing trained
+
+
+def test_member_variant_errors_name_the_member(tmp_path, capsys):
+    (tmp_path / "teacher").mkdir()
+    torch.save({}, tmp_path / "teacher" / "teacher.pt")
+    path = distill_yaml(tmp_path, members=[{}, {"objective": "nope"}])
+    assert main(["distill", path]) == 2
+    assert "members[1].objective: unknown objective 'nope'" in capsys.readouterr().err
+
+
+def test_missing_config_file(capsys):
+    assert main(["teacher", "/no/such/config.yaml"]) == 2
+    assert "config file '/no/such/config.yaml' does not exist" in capsys.readouterr().err

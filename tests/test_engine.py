@@ -1,0 +1,133 @@
+"""The cohort engine: equivalence with solo runs, stream independence, resume, failures."""
+
+import json
+
+import pytest
+import torch
+
+from kdtemp.data import TrainStream
+from kdtemp.engine import run_cohort
+from kdtemp.engine.storage import RunFolder
+
+from engine_helpers import cohort, member, tiny_augment, tiny_data, varied_members
+
+
+def final_weights(output, result):
+    return RunFolder(output, result.run_id).load_checkpoint()["model"]
+
+
+def assert_same_run(a, b, weights_a, weights_b):
+    assert a.run_id == b.run_id
+    assert a.status == b.status == "done"
+    assert a.curve == b.curve  # every epoch's losses, accuracies, temperature and lr, exactly
+    assert a.temperature_trace == b.temperature_trace
+    assert weights_a.keys() == weights_b.keys()
+    for key in weights_a:
+        assert torch.equal(weights_a[key], weights_b[key]), key
+
+
+def test_cohort_member_equals_the_same_run_trained_alone(tmp_path):
+    members = varied_members()
+    together = run_cohort(cohort(members), output=tmp_path / "cohort", progress=False)
+    assert [r.epochs_done for r in together] == [2, 2, 2, 2, 1]
+    for index, config in enumerate(members):
+        (alone,) = run_cohort(cohort([config]), output=tmp_path / f"solo{index}", progress=False)
+        assert_same_run(together[index], alone,
+                        final_weights(tmp_path / "cohort", together[index]), final_weights(tmp_path / f"solo{index}", alone))
+    # the members really differ (otherwise equality would prove little)
+    assert len({json.dumps(r.curve) for r in together}) == len(members)
+
+
+def test_dts_member_records_the_temperature_before_each_update(tmp_path):
+    (result,) = run_cohort(cohort([varied_members()[2]]), output=tmp_path, progress=False)
+    trace = result.temperature_trace
+    assert trace[0] == 3.0  # the first batch uses T_init
+    assert len(trace) == 2 * 5 and all(1.0 <= t <= 3.0 for t in trace)
+    assert result.curve[0]["temperature"] == pytest.approx(sum(trace[:5]) / 5)
+
+
+def test_ctkd_temperature_is_learned_inside_its_interval(tmp_path):
+    (result,) = run_cohort(cohort([varied_members()[3]]), output=tmp_path, progress=False)
+    temperatures = [r["temperature"] for r in result.curve]
+    assert all(1.0 < t < 21.0 for t in temperatures)
+    assert temperatures[0] != pytest.approx(15.62, abs=1e-6)  # theta moved under the reversed gradient
+
+
+def _batches(stream, epoch):
+    return [(b.images.clone(), b.soft_labels.clone(), b.dominant_labels.clone()) for b in stream.epoch(epoch)]
+
+
+def test_stream_of_an_epoch_depends_only_on_seed_and_epoch():
+    split = tiny_data().load("train")
+    first = TrainStream(split, 32, tiny_augment(), 8, data_seed=7)
+    second = TrainStream(split, 32, tiny_augment(), 8, data_seed=7)
+    rng_before = torch.random.get_rng_state()
+    epoch3 = _batches(first, 3)
+    _batches(second, 1), _batches(second, 2)  # consuming other epochs first changes nothing
+    assert torch.equal(torch.random.get_rng_state(), rng_before)  # the global RNG is untouched
+    for (a, sa, da), (b, sb, db) in zip(epoch3, _batches(second, 3)):
+        assert torch.equal(a, b) and torch.equal(sa, sb) and torch.equal(da, db)
+    other_epoch = _batches(first, 4)
+    other_seed = _batches(TrainStream(split, 32, tiny_augment(), 8, data_seed=8), 3)
+    assert not torch.equal(epoch3[0][0], other_epoch[0][0])
+    assert not torch.equal(epoch3[0][0], other_seed[0][0])
+
+
+def test_stream_soft_labels_and_dominant_labels_agree():
+    split = tiny_data().load("train")
+    for batch in TrainStream(split, 32, tiny_augment(), 8, data_seed=0).epoch(1):
+        assert torch.allclose(batch.soft_labels.sum(dim=1), torch.ones(32))
+        top = batch.soft_labels.max(dim=1)
+        # the dominant label carries the larger weight (ties resolved to the sample's own label)
+        assert torch.all(batch.soft_labels.gather(1, batch.dominant_labels.view(-1, 1)).squeeze(1) >= top.values - 1e-6)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_after_an_interruption_mid_epoch_gives_the_same_results(tmp_path):
+    members = varied_members()[:3]
+    reference = run_cohort(cohort(members), output=tmp_path / "reference", progress=False)
+
+    def crash(epoch, step):
+        if epoch == 2 and step == 2:
+            raise Interrupt()
+
+    with pytest.raises(Interrupt):
+        run_cohort(cohort(members), output=tmp_path / "resumed", progress=False, step_callback=crash)
+    interrupted = [RunFolder(tmp_path / "resumed", r.run_id).read_metrics() for r in reference]
+    assert [m["epochs_done"] for m in interrupted] == [1, 1, 1]  # epoch 1 was kept
+    resumed = run_cohort(cohort(members), output=tmp_path / "resumed", progress=False)
+    for a, b in zip(reference, resumed):
+        assert_same_run(a, b, final_weights(tmp_path / "reference", a), final_weights(tmp_path / "resumed", b))
+
+
+def test_finished_members_are_not_trained_again(tmp_path):
+    members = varied_members()[:2]
+    run_cohort(cohort(members), output=tmp_path, progress=False)
+    steps = []
+    again = run_cohort(cohort(members), output=tmp_path, progress=False, step_callback=lambda e, s: steps.append(s))
+    assert steps == []
+    assert all(r.status == "done" and r.epochs_done == 2 for r in again)
+
+
+def test_a_diverging_member_fails_with_its_reason_while_the_others_finish(tmp_path):
+    from kdtemp.engine import OptimizerConfig
+
+    diverging = member(name="diverges", optimizer=OptimizerConfig(name="sgd", lr=1e30, clip_norm=None))
+    healthy = member(name="healthy", temperature=2.0)
+    results = run_cohort(cohort([diverging, healthy]), output=tmp_path, progress=False)
+    assert results[0].status == "failed"
+    assert "non-finite" in results[0].error and "epoch 1" in results[0].error
+    assert results[1].status == "done" and results[1].epochs_done == 2
+    stored = RunFolder(tmp_path, results[0].run_id).read_metrics()
+    assert stored["status"] == "failed" and "non-finite" in stored["error"]
+
+
+def test_member_init_is_seeded_and_independent_of_the_global_rng(tmp_path):
+    torch.manual_seed(123)
+    (a,) = run_cohort(cohort([member(epochs=1)]), output=tmp_path / "a", progress=False)
+    torch.manual_seed(999)
+    (b,) = run_cohort(cohort([member(epochs=1)]), output=tmp_path / "b", progress=False)
+    assert a.curve == b.curve
