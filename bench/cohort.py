@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
 
-    members = [MemberConfig(student=ModelConfig(args.student), temperature=float(t), epochs=args.epochs) for t in TEMPERATURES]
+    members = [MemberConfig(model=ModelConfig(args.student), temperature=float(t), epochs=args.epochs) for t in TEMPERATURES]
     teacher_cost = forward_cost(args.teacher, args.resolution, args.device)
     student_cost = forward_cost(args.student, args.resolution, args.device)
     print(f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads")

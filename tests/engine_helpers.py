@@ -14,7 +14,7 @@ def tiny_augment() -> AugmentConfig:
 
 
 def member(**kwargs) -> MemberConfig:
-    defaults = dict(student=ModelConfig("resnet20"), epochs=2, optimizer=OptimizerConfig(lr=3e-3))
+    defaults = dict(model=ModelConfig("resnet20"), epochs=2, optimizer=OptimizerConfig(lr=3e-3))
     defaults.update(kwargs)
     return MemberConfig(**defaults)
 

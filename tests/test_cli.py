@@ -29,7 +29,7 @@ def distill_yaml(tmp_path, **changes):
     data = {
         "data": TINY_DATA, "augment": TINY_AUGMENT, "batch_size": 32, "device": "cpu",
         "teacher": {"name": "resnet20", "init": "checkpoint", "weights": str(tmp_path / "teacher" / "teacher.pt")},
-        "student": {"student": {"name": "resnet20"}, "objective": "kd", "epochs": 2},
+        "student": {"model": {"name": "resnet20"}, "objective": "kd", "epochs": 2},
         "temperatures": [1, 4],
         "members": [{}, {"optimizer.name": "sgd", "optimizer.lr": 0.05}],
         "output": str(tmp_path / "distill"),
@@ -66,7 +66,7 @@ def test_teacher_then_distill_from_yaml(tmp_path, capsys):
     "override, message",
     [
         ("data.dataset=imagenet", "data.dataset: unknown dataset 'imagenet'; allowed:"),
-        ("student.student.name=resnet9000", "student.student.name: unknown model 'resnet9000'"),
+        ("student.model.name=resnet9000", "student.model.name: unknown model 'resnet9000'"),
         ("student.objective=kl2", "student.objective: unknown objective 'kl2'; allowed:"),
         ("student.temperature=0", "student.temperature: must be > 0; got 0.0"),
         ("temperatures=[4,-1]", "temperatures[1]: must be > 0; got -1"),

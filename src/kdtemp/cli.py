@@ -2,6 +2,7 @@
 
     kdtemp teacher CONFIG [field.path=value ...]   prepare a teacher
     kdtemp distill CONFIG [field.path=value ...]   distill a cohort of students
+    kdtemp study plan|run|resume|status|export FILE a grid of runs from one study file
     kdtemp demo [--output DIR]                     the embedded default (digits)
 
 Configuration errors stop with one line naming the field, before any work.
@@ -86,6 +87,40 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_study(args) -> int:
+    from .study import ExecutorConfig, Store, export, load_study, plan, run_study, status, store_path
+
+    study = load_study(args.file, output=args.output)
+    if args.action == "plan":
+        print(plan(study))
+        return 0
+    if args.action == "status":
+        print(status(study))
+        return 0
+    if args.action == "export":
+        if not store_path(study).is_file():
+            raise ConfigError(f"study {study.file.name!r} has no store at {store_path(study)}; run it first")
+        with Store(store_path(study), readonly=True) as store:
+            text = export(study, store, args.format)
+        if args.to:
+            Path(args.to).write_text(text)
+            print(f"wrote {args.to}")
+        else:
+            print(text, end="")
+        return 0
+    if args.action == "resume" and not store_path(study).is_file():
+        raise ConfigError(f"study {study.file.name!r} has no store at {store_path(study)} to resume; use `kdtemp study run`")
+    executor = study.file.executor
+    changes = {k: v for k, v in (("kind", args.executor), ("workers", args.workers), ("threads", args.threads)) if v is not None}
+    if changes:
+        from .config import from_dict
+
+        executor = from_dict(ExecutorConfig, {**to_dict(executor), **changes}, "executor")
+    counts = run_study(study, executor, progress=not args.quiet, retry_failed=args.retry_failed)
+    print(f"study {study.file.name}: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + f"; store {store_path(study)}")
+    return 0 if counts["failed"] == 0 else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kdtemp", description="Knowledge distillation with a measured temperature.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -95,6 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. student.epochs=64")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         p.set_defaults(handler=handler)
+    p = sub.add_parser("study", help="plan, run, resume or export a study file")
+    p.add_argument("action", choices=["plan", "run", "resume", "status", "export"])
+    p.add_argument("file", help="study YAML file")
+    p.add_argument("--output", help="study folder (default: the file's output, else studies/<name>)")
+    p.add_argument("--executor", choices=["inline", "local", "ray"], help="override the file's executor")
+    p.add_argument("--workers", type=int, help="parallel cohorts for local/ray")
+    p.add_argument("--threads", type=int, help="torch threads per cohort")
+    p.add_argument("--retry-failed", action="store_true", help="train failed runs again")
+    p.add_argument("--format", choices=["csv", "json"], default="csv", help="export format")
+    p.add_argument("--to", help="export to this file instead of standard output")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(handler=cmd_study)
     p = sub.add_parser("demo", help="the embedded default: digits teacher + temperature cohort")
     p.add_argument("--output", default="runs/demo")
     p.add_argument("--epochs", type=int, default=8, help="distillation epochs")

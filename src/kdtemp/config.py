@@ -69,6 +69,9 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{path}: expected a mapping for {tp.__name__}; got {value!r}")
         return from_dict(tp, value, path)
+    if tp in (list, dict):
+        tp = list[Any] if tp is list else dict[str, Any]
+        origin = get_origin(tp)
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{path}: expected a list; got {value!r}")
@@ -78,6 +81,9 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
     if origin is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{path}: expected a mapping; got {value!r}")
+        args = get_args(tp)
+        if len(args) == 2:
+            return {key: _convert(args[1], item, f"{path}.{key}") for key, item in value.items()}
         return dict(value)
     if tp is bool:
         if not isinstance(value, bool):
@@ -147,6 +153,19 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return keys, yaml.safe_load(raw) if raw.strip() else None
 
 
+def set_path(data: dict[str, Any], keys: list[str], value: Any, label: str | None = None) -> None:
+    """Set ``data[k1][k2]...[kn] = value`` in place, creating mappings on the way."""
+    node = data
+    for key in keys[:-1]:
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{label or '.'.join(keys)}: {key} is not a mapping")
+        node = child
+    node[keys[-1]] = value
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply dotted ``key.path=value`` overrides to nested plain data (in a copy)."""
     import copy
@@ -154,15 +173,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     result = copy.deepcopy(data)
     for text in overrides:
         keys, value = parse_override(text)
-        node = result
-        for key in keys[:-1]:
-            child = node.get(key)
-            if child is None:
-                child = node[key] = {}
-            if not isinstance(child, dict):
-                raise ConfigError(f"override {text!r}: {key} is not a mapping")
-            node = child
-        node[keys[-1]] = value
+        set_path(result, keys, value, f"override {text!r}")
     return result
 
 

@@ -36,7 +36,7 @@ def distill_config(output: Path, teacher_path: Path, epochs: int = 8) -> dict:
         **_SHARED,
         "teacher": {"name": "resnet32", "init": "checkpoint", "weights": str(teacher_path)},
         "student": {
-            "student": {"name": "resnet20", "init": "random"},
+            "model": {"name": "resnet20", "init": "random"},
             "objective": "kd",
             "optimizer": {"name": "adamw", "lr": 5e-3, "weight_decay": 0.05},
             "epochs": epochs,

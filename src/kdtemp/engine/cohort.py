@@ -44,9 +44,10 @@ class RunResult:
     seconds: float
     curve: list[dict] = field(default_factory=list)
     temperature_trace: list[float] = field(default_factory=list)
+    teacher: dict | None = None
 
     @classmethod
-    def from_member(cls, member: Member) -> "RunResult":
+    def from_member(cls, member: Member, teacher: dict | None = None) -> "RunResult":
         state, curve = member.state, member.state.curve
         best = max(curve, key=lambda r: r["top1"]) if curve else None
         last = curve[-1] if curve else None
@@ -56,7 +57,7 @@ class RunResult:
             final_top1=last["top1"] if last else None, final_top5=last["top5"] if last else None,
             best_top1=best["top1"] if best else None, best_top5=best["top5"] if best else None,
             best_epoch=best["epoch"] if best else None, seconds=state.seconds, curve=list(curve),
-            temperature_trace=list(state.temperature_trace),
+            temperature_trace=list(state.temperature_trace), teacher=teacher,
         )
 
 
@@ -147,7 +148,7 @@ def run_cohort(
             bar.set_postfix(epoch=epoch, best_top1=f"{best:.1f}")
     if bar is not None:
         bar.close()
-    return [RunResult.from_member(m) for m in members]
+    return [RunResult.from_member(m, teacher_metrics) for m in members]
 
 
 def _finish_epoch(active, epoch, test_images, test_labels, config, autocast, channels_last, output, teacher_metrics):
@@ -162,8 +163,9 @@ def _finish_epoch(active, epoch, test_images, test_labels, config, autocast, cha
             folder = RunFolder(output, member.run_id)
             if member.state.status != "failed":
                 folder.save_checkpoint(member.checkpoint())
-            result = RunResult.from_member(member)
-            folder.write_metrics({**result.__dict__, "teacher": teacher_metrics, "finished_at": time.time()})
+            result = RunResult.from_member(member, teacher_metrics)
+            folder.write_metrics({**result.__dict__, "finished_at": time.time()})
+            folder.append_event({"epoch": epoch, "status": member.state.status, "time": time.time()})
 
 
 def _progress_bar(enabled: bool, total: int, members: int):

@@ -63,7 +63,7 @@ class MemberConfig:
     """
 
     name: str | None = None
-    student: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
     objective: str | None = "kd"
     objective_params: dict[str, Any] = field(default_factory=dict)
     temperature: float = 4.0
@@ -150,9 +150,11 @@ class CohortConfig:
             raise ConfigError(f"{prefix}teacher: member {needs_teacher[0].label()!r} distills, so a teacher is needed")
 
     def key(self) -> dict[str, Any]:
-        """What every member must share (the cohort key)."""
+        """What every member must share (the cohort key). Where the cache lives and whether the
+        data may be downloaded do not change results, so they are not part of it."""
+        data = {k: v for k, v in to_dict(self.data).items() if k not in ("cache_dir", "download")}
         return {
-            "data": to_dict(self.data), "augment": to_dict(self.augment),
+            "data": data, "augment": to_dict(self.augment),
             "teacher": to_dict(self.teacher), "batch_size": self.batch_size, "data_seed": self.data_seed,
         }
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..config import ConfigError, apply_overrides, from_dict, require, to_dict
+from ..config import from_dict, require, set_path, to_dict
 from ..data import AugmentConfig, DataConfig
 from ..models import ModelConfig
 from .config import CohortConfig, MemberConfig
@@ -40,7 +42,9 @@ class DistillConfig:
         result = []
         for index, overrides in enumerate(variants):
             path = f"members[{index}]" if self.members else "student"
-            data = apply_overrides(base, [f"{k}={_yaml(v)}" for k, v in overrides.items()])
+            data = copy.deepcopy(base)
+            for key, value in overrides.items():
+                set_path(data, key.split("."), copy.deepcopy(value), f"{path}.{key}")
             for temperature in self.temperatures or [None]:
                 if temperature is not None:
                     data = {**data, "temperature": temperature}
@@ -54,11 +58,3 @@ class DistillConfig:
         config.validate()
         return config
 
-
-def _yaml(value: Any) -> str:
-    import json
-
-    try:
-        return json.dumps(value)
-    except TypeError as error:
-        raise ConfigError(f"members: cannot use value {value!r}") from error

@@ -89,7 +89,7 @@ class Member:
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(config.seed)
         try:
-            self.student = create_model(config.student, num_classes).to(device)
+            self.student = create_model(config.model, num_classes).to(device)
             if channels_last:
                 self.student = self.student.to(memory_format=torch.channels_last)
             self.learnable = LearnableTemperature().to(device) if config.temperature_policy == "ctkd" else None

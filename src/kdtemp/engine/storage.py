@@ -28,7 +28,7 @@ def atomic_save(obj: Any, path: Path) -> None:
 
 
 class RunFolder:
-    """``<root>/<run_id>/``: ``config.yaml``, ``metrics.json``, ``checkpoint.pt``."""
+    """``<root>/<run_id>/``: ``config.yaml``, ``metrics.json``, ``checkpoint.pt``, ``events.jsonl``."""
 
     def __init__(self, root: str | Path, run_id: str) -> None:
         self.path = Path(root) / run_id
@@ -49,6 +49,16 @@ class RunFolder:
 
     def read_metrics(self) -> dict | None:
         return json.loads(self.metrics_path.read_text()) if self.metrics_path.is_file() else None
+
+    def append_event(self, event: dict) -> None:
+        """Append one line to ``events.jsonl`` (a record of each finished epoch, in order)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / "events.jsonl", "a") as handle:
+            handle.write(json.dumps(event) + "\n")
+
+    def read_events(self) -> list[dict]:
+        path = self.path / "events.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
     def save_checkpoint(self, checkpoint: dict) -> None:
         atomic_save(checkpoint, self.checkpoint_path)

@@ -44,7 +44,7 @@ class TeacherConfig:
 
     def cohort(self) -> CohortConfig:
         member = MemberConfig(
-            name=f"teacher-{self.model.name}", student=self.model, objective=None, optimizer=self.optimizer,
+            name=f"teacher-{self.model.name}", model=self.model, objective=None, optimizer=self.optimizer,
             epochs=self.epochs, label_smoothing=self.label_smoothing, seed=self.seed,
         )
         return CohortConfig(data=self.data, augment=self.augment, teacher=None, batch_size=self.batch_size,

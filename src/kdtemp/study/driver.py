@@ -1,0 +1,176 @@
+"""The study driver: registers runs in the store, hands cohorts to an executor, records results.
+
+Running a study again (``run`` or ``resume``) skips finished runs and continues interrupted ones
+from their checkpoints. Runs that failed stay failed unless ``retry_failed`` is set.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from ..config import to_dict
+from ..data import default_cache_dir
+from .executors import Task, make_executor
+from .spec import ExecutorConfig, Study
+from .store import Store
+
+NOMINAL_TRAIN_SIZES = {"digits": (1347, 10), "cifar10": (50000, 10), "cifar100": (50000, 100), "mnist": (60000, 10),
+                       "pets": (3680, 37), "cars": (8144, 196), "tiny_imagenet": (100000, 200)}
+
+
+def store_path(study: Study) -> Path:
+    return study.output / "study.sqlite"
+
+
+def register(study: Study, store: Store) -> None:
+    """Record the study file and add any run the store does not have yet (as pending)."""
+    store.set_meta("name", study.file.name)
+    store.set_meta("study_file", study.source)
+    store.set_meta("axes", study.axis_names)
+    rows = []
+    for cohort in study.cohorts:
+        for position, run in enumerate(cohort.runs):
+            rows.append({"run_id": run.run_id, "cohort_id": cohort.cohort_id, "position": position,
+                         "label": run.spec.student.label(), "cell": run.cell, "seed": run.seed,
+                         "config": to_dict(run.spec), "epochs": run.spec.student.epochs})
+    store.register(rows)
+
+
+def run_study(study: Study, executor: ExecutorConfig | None = None, progress: bool = True,
+              retry_failed: bool = False) -> dict[str, int]:
+    """Train every unfinished run of ``study``; return the final status counts of its runs."""
+    executor = executor or study.file.executor
+    runs_dir = study.output / "runs"
+    with Store(store_path(study)) as store:
+        register(study, store)
+        status = {r["run_id"]: r["status"] for r in store.runs()}
+        finished = {"done", "failed"} if not retry_failed else {"done"}
+        tasks = []
+        for cohort in study.cohorts:
+            todo = [r for r in cohort.runs if status[r.run_id] not in finished]
+            if not todo:
+                continue
+            config = dataclasses.replace(cohort.config(), members=[r.spec.student for r in todo])
+            plain = to_dict(config)
+            plain["data"]["cache_dir"] = plain["data"]["cache_dir"] or str(default_cache_dir())
+            tasks.append(Task(cohort.cohort_id, plain, str(runs_dir), [r.run_id for r in todo]))
+        if progress:
+            print(f"study {study.file.name}: {len(study.runs)} runs in {len(study.cohorts)} cohorts; "
+                  f"{sum(len(t.run_ids) for t in tasks)} to train in {len(tasks)} cohorts ({executor.kind} executor)")
+        for task in tasks:
+            store.mark_running(task.run_ids)
+        for task, results, error in make_executor(executor, progress).execute(tasks):
+            if error is not None:
+                store.record_failure(task.run_ids, f"cohort {task.cohort_id} failed: {error}")
+            else:
+                for result in results:
+                    store.record(result)
+            if progress:
+                counts = store.counts(r.run_id for r in study.runs)
+                print(f"  cohort {task.cohort_id} finished: {counts['done']} done, {counts['failed']} failed, "
+                      f"{counts['pending'] + counts['running']} to go")
+        return store.counts(r.run_id for r in study.runs)
+
+
+def results_table(study: Study | None, store: Store) -> list[dict[str, Any]]:
+    """One flat row per run of the study (every run in the store when ``study`` is None)."""
+    ids = [r.run_id for r in study.runs] if study is not None else None
+    axes = store.meta("axes", [])
+    rows = []
+    for run in store.runs(ids):
+        row = {"run_id": run["run_id"], "cohort_id": run["cohort_id"], "label": run["label"]}
+        row.update({axis: run["cell"].get(axis) for axis in axes})
+        row.update({key: run[key] for key in ("seed", "status", "epochs", "epochs_done", "final_top1", "final_top5",
+                                               "best_top1", "best_top5", "best_epoch", "seconds", "error")})
+        rows.append(row)
+    return rows
+
+
+def export(study: Study | None, store: Store, fmt: str) -> str:
+    """The results table as CSV, or as JSON with every run's per-epoch curve."""
+    rows = results_table(study, store)
+    if fmt == "json":
+        curves = {r["run_id"]: r for r in store.runs([row["run_id"] for row in rows])}
+        return json.dumps([{**row, "config": curves[row["run_id"]]["config"], "curve": curves[row["run_id"]]["curve"]}
+                           for row in rows], indent=1)
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def train_size(spec) -> tuple[int | None, str]:
+    """Approximate number of training images of a run's data (for the cost estimate)."""
+    data = spec.data
+    if data.dataset == "folder" and data.root:
+        root = Path(data.root) / "train"
+        classes = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+        total = sum(1 for c in classes for _ in c.iterdir())
+        count = len(data.classes or classes) or 1
+        per_class = total / max(len(classes), 1)
+    elif data.dataset in NOMINAL_TRAIN_SIZES:
+        total, classes = NOMINAL_TRAIN_SIZES[data.dataset]
+        count, per_class = len(data.classes or []) or classes, total / classes
+    else:
+        return None, "unknown"
+    if data.train_per_class:
+        per_class = min(per_class, data.train_per_class)
+    return int(per_class * count), "approx"
+
+
+def plan(study: Study) -> str:
+    """The runs, the cohorts and an estimate of the cost, as text."""
+    lines = [f"study {study.file.name}: {len(study.runs)} runs ({len(study.runs) // len(study.file.seeds)} cells x "
+             f"{len(study.file.seeds)} seeds) in {len(study.cohorts)} cohorts; output {study.output}"]
+    lines.append(f"axes: {', '.join(study.axis_names) or '(none)'}")
+    teacher_images = solo_teacher_images = student_images = 0
+    for cohort in study.cohorts:
+        spec = cohort.runs[0].spec
+        size, _ = train_size(spec)
+        epochs = [r.spec.student.epochs for r in cohort.runs]
+        teacher = spec.teacher.name if spec.teacher else "none"
+        lines.append(f"  cohort {cohort.cohort_id}: {len(cohort.runs)} runs, {spec.data.dataset}, teacher {teacher}, "
+                     f"batch {spec.batch_size}, data seed {spec.data_seed}, epochs {min(epochs)}-{max(epochs)}")
+        if size:
+            teacher_images += size * max(epochs)
+            solo_teacher_images += size * sum(epochs)
+            student_images += size * sum(epochs)
+    if student_images:
+        lines.append(f"cost: ~{student_images:,} student image-steps (forward+backward) and ~{teacher_images:,} teacher "
+                     f"forward passes; separate runs would need ~{solo_teacher_images:,} teacher passes "
+                     f"({1 - teacher_images / solo_teacher_images:.0%} saved by cohorts)")
+    if store_path(study).is_file():
+        with Store(store_path(study), readonly=True) as store:
+            counts = store.counts(r.run_id for r in study.runs)
+            done = [r for r in store.runs(r.run_id for r in study.runs) if r["status"] == "done" and r["epochs_done"]]
+            lines.append(f"store: {counts['done']} done, {counts['failed']} failed, {counts['pending'] + counts['running']} to go")
+            if done:
+                pace = sum(r["seconds"] for r in done) / sum(r["epochs_done"] for r in done)
+                remaining = sum(r.spec.student.epochs for r in study.runs) - sum(r["epochs_done"] for r in store.runs(r.run_id for r in study.runs))
+                lines.append(f"estimate: ~{pace * remaining / 60:.1f} min of member time left at the recorded "
+                             f"{pace:.2f} s per member-epoch")
+    return "\n".join(lines)
+
+
+def status(study: Study) -> str:
+    """Progress of a study from its store."""
+    if not store_path(study).is_file():
+        return f"study {study.file.name}: not started ({len(study.runs)} runs planned)"
+    with Store(store_path(study), readonly=True) as store:
+        runs = store.runs(r.run_id for r in study.runs)
+        counts = store.counts(r.run_id for r in study.runs)
+        lines = [f"study {study.file.name}: {len(study.runs)} runs: " + ", ".join(f"{counts[s]} {s}" for s in counts)]
+        missing = len(study.runs) - len(runs)
+        if missing:
+            lines.append(f"  {missing} runs of the file are not registered yet (run the study to add them)")
+        for run in runs:
+            if run["status"] == "failed":
+                lines.append(f"  failed {run['run_id']} ({run['label']}): {run['error']}")
+        return "\n".join(lines)

@@ -1,0 +1,46 @@
+"""Named presets for the study's dimensions (Frank & Davis; see docs/studies.md).
+
+A preset is an axis: a list of labelled variants, each a mapping of dotted field overrides.
+Use them in a study file as ``presets: [temperatures, kd_approaches]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Variant = tuple[str, dict[str, Any]]
+
+STUDY_TEMPERATURES = [1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0, 20.0, 40.0]
+
+SGD = {"name": "sgd", "lr": 0.05, "weight_decay": 5e-4, "momentum": 0.9}
+ADAMW = {"name": "adamw", "lr": 2e-3, "weight_decay": 0.05}
+
+PRESETS: dict[str, list[Variant]] = {
+    # Every experiment's temperature grid.
+    "temperatures": [(f"{t:g}", {"student.temperature": t}) for t in STUDY_TEMPERATURES],
+    # Fig. 1: shared fixed-T KD against the comparison objectives, each with its own paper's
+    # hyper-parameters (teacher matching only, as in the study).
+    "kd_approaches": [
+        ("kd", {"student.objective": "kd"}),
+        ("dkd", {"student.objective": "dkd"}),
+        ("ea_kd", {"student.objective": "ea_kd"}),
+        ("ctkd", {"student.objective": "ctkd", "student.temperature_policy": "ctkd"}),
+        ("ls_kd", {"student.objective": "ls_kd"}),
+        ("mlkd", {"student.objective": "mlkd"}),
+        ("rld", {"student.objective": "rld"}),
+        ("dist", {"student.objective": "dist"}),
+    ],
+    # Figs. 2-3: optimizers (AdamW as in the baseline; SGD with momentum, a common CIFAR setting).
+    "optimizers": [("adamw", {"student.optimizer": ADAMW}), ("sgd", {"student.optimizer": SGD})],
+    "batch_sizes": [(str(b), {"batch_size": b}) for b in (64, 256)],
+    "epochs_pets": [(str(e), {"student.epochs": e}) for e in (64, 128, 256, 512, 1024)],
+    "epochs_cifar100": [(str(e), {"student.epochs": e}) for e in (32, 64, 128, 256, 512)],
+    # DTS experiments: fixed-T KD against DTS with the paper's two ranges.
+    "dts": [
+        ("fixed", {"student.temperature_policy": "fixed"}),
+        ("dts_same_family", {"student.temperature_policy": "dts",
+                             "student.dts": {"initial": 8.0, "minimum": 4.0, "maximum": 8.0}}),
+        ("dts_cross_family", {"student.temperature_policy": "dts",
+                              "student.dts": {"initial": 3.0, "minimum": 1.0, "maximum": 3.0}}),
+    ],
+}

@@ -1,0 +1,244 @@
+"""The study file: a base run, a grid, paired axes, presets and seeds, expanded into runs and cohorts.
+
+A study file is plain YAML::
+
+    name: digits-temperature
+    base:                        # one run's configuration (data, augment, teacher, batch_size, student)
+      data: {dataset: digits, resolution: 16}
+      teacher: {name: resnet32, init: checkpoint, weights: runs/teacher/teacher.pt}
+      student: {model: {name: resnet20}, objective: kd, epochs: 8}
+    grid:                        # cartesian product over any field (dotted paths)
+      student.temperature: [1, 2, 3, 4, 5, 7, 10, 20, 40]
+    zip:                         # axes varied together (equal lengths)
+      - {student.optimizer.name: [adamw, sgd], student.optimizer.lr: [0.002, 0.05]}
+    presets: [kd_approaches]     # named axes for the study's dimensions
+    seeds: [0, 1, 2]             # each seed sets student.seed and data_seed
+
+Every run's configuration is resolved and validated when the study is loaded, so a bad file
+stops with one error naming the field before anything runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ..config import ConfigError, from_dict, load_yaml, require, set_path, to_dict
+from ..data import AugmentConfig, DataConfig
+from ..engine import CohortConfig, MemberConfig, run_id
+from ..models import ModelConfig
+from .presets import PRESETS
+
+SEED_FIELDS = ("student.seed", "data_seed")
+
+
+@dataclass
+class RunSpec:
+    """The resolved configuration of one run: the cohort-shared part and the student."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    teacher: ModelConfig | None = None
+    batch_size: int = 64
+    data_seed: int = 0
+    student: MemberConfig = field(default_factory=MemberConfig)
+
+    def validate(self, path: str = "") -> None:
+        prefix = f"{path}." if path else ""
+        require(self.batch_size >= 1, f"{prefix}batch_size", f"must be >= 1; got {self.batch_size}")
+        if self.student.objective is not None and self.student.weights().kd_weight > 0:
+            require(self.teacher is not None, f"{prefix}teacher", "the student distills, so a teacher is needed")
+
+    def cohort_config(self) -> CohortConfig:
+        return CohortConfig(data=self.data, augment=self.augment, teacher=self.teacher,
+                            batch_size=self.batch_size, data_seed=self.data_seed, members=[self.student])
+
+    @property
+    def run_id(self) -> str:
+        return run_id(self.cohort_config(), self.student)
+
+    @property
+    def cohort_key(self) -> str:
+        return hashlib.sha1(json.dumps(self.cohort_config().key(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass
+class ExecutorConfig:
+    """Where cohorts run: ``inline`` (this process), ``local`` (a pool over GPUs or CPU
+    processes) or ``ray`` (a cluster; each cohort is a task asking for a GPU when there is one)."""
+
+    kind: Literal["inline", "local", "ray"] = "inline"
+    workers: int | None = None
+    threads: int | None = None
+    ray_address: str | None = None
+    device: str = "auto"
+
+    def validate(self, path: str = "executor") -> None:
+        require(self.workers is None or self.workers >= 1, f"{path}.workers", f"must be >= 1; got {self.workers}")
+        require(self.threads is None or self.threads >= 1, f"{path}.threads", f"must be >= 1; got {self.threads}")
+
+
+@dataclass
+class StudyFile:
+    """The schema of a study file (see the module docstring)."""
+
+    name: str
+    base: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, list] | None = None
+    zip: list[dict[str, list]] = field(default_factory=list)
+    presets: list[str] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    max_cohort_size: int | None = None
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    output: str | None = None
+
+    def validate(self, path: str = "") -> None:
+        require(bool(self.name.strip()), "name", "must not be empty")
+        require(len(self.seeds) >= 1, "seeds", "give at least one seed")
+        require(len(set(self.seeds)) == len(self.seeds), "seeds", f"has a seed twice: {self.seeds}")
+        require(self.max_cohort_size is None or self.max_cohort_size >= 1, "max_cohort_size",
+                f"must be >= 1; got {self.max_cohort_size}")
+        for name in self.presets:
+            require(name in PRESETS, f"presets", f"unknown preset {name!r}; allowed: {', '.join(PRESETS)}")
+
+
+@dataclass
+class Axis:
+    """One dimension of the grid: a name and its labelled variants (each a set of overrides)."""
+
+    name: str
+    variants: list[tuple[Any, dict[str, Any]]]
+
+    @property
+    def fields(self) -> set[str]:
+        return {key for _, overrides in self.variants for key in overrides}
+
+
+@dataclass
+class Run:
+    """One cell of the grid for one seed."""
+
+    spec: RunSpec
+    cell: dict[str, Any]
+    seed: int
+
+    @property
+    def run_id(self) -> str:
+        return self.spec.run_id
+
+
+@dataclass
+class Cohort:
+    """Runs that share data, augmentation, teacher, batch size and data seed."""
+
+    cohort_id: str
+    runs: list[Run]
+
+    def config(self, device: str = "auto") -> CohortConfig:
+        first = self.runs[0].spec
+        return CohortConfig(data=first.data, augment=first.augment, teacher=first.teacher, batch_size=first.batch_size,
+                            data_seed=first.data_seed, members=[r.spec.student for r in self.runs], device=device)
+
+
+@dataclass
+class Study:
+    """A validated study: its file, output folder, runs and cohorts."""
+
+    file: StudyFile
+    source: str
+    output: Path
+    runs: list[Run]
+
+    @property
+    def cohorts(self) -> list[Cohort]:
+        groups: dict[str, list[Run]] = {}
+        for run in self.runs:
+            groups.setdefault(run.spec.cohort_key, []).append(run)
+        size = self.file.max_cohort_size
+        cohorts = []
+        for key, runs in groups.items():
+            chunks = [runs] if size is None else [runs[i:i + size] for i in range(0, len(runs), size)]
+            for index, chunk in enumerate(chunks):
+                cohorts.append(Cohort(key if len(chunks) == 1 else f"{key}-{index}", chunk))
+        return cohorts
+
+    @property
+    def axis_names(self) -> list[str]:
+        return list(self.runs[0].cell) if self.runs else []
+
+
+def build_axes(study: StudyFile) -> list[Axis]:
+    """The grid's axes: grid fields, zipped groups and presets; an axis given twice is an error."""
+    if study.grid is not None and not study.grid:
+        raise ConfigError("grid: is empty; give at least one field with a list of values, or leave grid out")
+    axes: list[Axis] = []
+    for key, values in (study.grid or {}).items():
+        require(isinstance(values, list) and len(values) > 0, f"grid.{key}", f"needs a non-empty list of values; got {values!r}")
+        axes.append(Axis(key, [(value, {key: value}) for value in values]))
+    for index, group in enumerate(study.zip):
+        require(len(group) > 0, f"zip[{index}]", "is empty")
+        lengths = {key: len(values) if isinstance(values, list) else -1 for key, values in group.items()}
+        require(all(n > 0 for n in lengths.values()), f"zip[{index}]", f"needs non-empty lists; got {group}")
+        require(len(set(lengths.values())) == 1, f"zip[{index}]", f"lists differ in length: {lengths}")
+        count = next(iter(lengths.values()))
+        variants = [({k: group[k][i] for k in group}, {k: group[k][i] for k in group}) for i in range(count)]
+        axes.append(Axis("+".join(group), [(_label(label), overrides) for label, overrides in variants]))
+    for name in study.presets:
+        axes.append(Axis(name, [(label, dict(overrides)) for label, overrides in PRESETS[name]]))
+    seen: dict[str, str] = {}
+    for axis in axes:
+        for key in sorted(axis.fields):
+            require(key not in SEED_FIELDS, f"{axis.name}", f"sets {key}, which `seeds` controls; vary seeds with `seeds`")
+            require(key not in seen, f"{axis.name}", f"varies {key!r}, which axis {seen.get(key)!r} already varies")
+            seen[key] = axis.name
+    return axes
+
+
+def _label(values: dict[str, Any]) -> str:
+    return ", ".join(f"{v}" for v in values.values())
+
+
+def expand(study: StudyFile) -> list[Run]:
+    """Every (cell, seed) of the study as a validated :class:`Run`, in a stable order."""
+    axes = build_axes(study)
+    try:
+        base = to_dict(from_dict(RunSpec, study.base, "base"))
+    except ConfigError as error:
+        raise ConfigError(str(error)) from None
+    runs, seen = [], {}
+    combos = itertools.product(*[axis.variants for axis in axes]) if axes else [()]
+    for combo in combos:
+        for seed in study.seeds:
+            data = copy.deepcopy(base)
+            cell = {}
+            for axis, (label, overrides) in zip(axes, combo):
+                cell[axis.name] = label
+                for key, value in overrides.items():
+                    set_path(data, key.split("."), copy.deepcopy(value), f"{axis.name}")
+            data["student"]["seed"] = seed
+            data["data_seed"] = seed
+            where = ", ".join(f"{k}={v}" for k, v in cell.items()) or "base"
+            try:
+                spec = from_dict(RunSpec, data)
+            except ConfigError as error:
+                raise ConfigError(f"{error} (in the run {where}, seed {seed})") from None
+            run = Run(spec, cell, seed)
+            if run.run_id in seen:
+                raise ConfigError(f"grid: the runs {seen[run.run_id]} and {where} resolve to the same configuration")
+            seen[run.run_id] = where
+            runs.append(run)
+    return runs
+
+
+def load_study(path: str | Path, output: str | Path | None = None) -> Study:
+    """Read, validate and expand a study file. Nothing runs here."""
+    data = load_yaml(path)
+    study_file = from_dict(StudyFile, data)
+    runs = expand(study_file)
+    folder = Path(output or study_file.output or Path("studies") / study_file.name)
+    return Study(study_file, Path(path).read_text(), folder, runs)

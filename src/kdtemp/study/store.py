@@ -1,0 +1,142 @@
+"""The results store: one SQLite file per study, written only by the driver.
+
+One row per run: its cell (axis values), seed, resolved configuration, status (pending, running,
+done, failed with the error), final and best-epoch top-1/top-5, the per-epoch curve and timings.
+Every write is one transaction, so a driver killed at any moment leaves the file consistent and
+loses nothing already recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    cohort_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    cell TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    epochs INTEGER NOT NULL,
+    epochs_done INTEGER NOT NULL DEFAULT 0,
+    final_top1 REAL, final_top5 REAL, best_top1 REAL, best_top5 REAL, best_epoch INTEGER,
+    curve TEXT NOT NULL DEFAULT '[]',
+    temperature_trace TEXT NOT NULL DEFAULT '[]',
+    teacher TEXT,
+    seconds REAL NOT NULL DEFAULT 0,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS teachers (teacher_id TEXT PRIMARY KEY, config TEXT NOT NULL, diagnostics TEXT NOT NULL);
+"""
+
+STATUSES = ("pending", "running", "done", "failed")
+RESULT_COLUMNS = ("status", "error", "epochs_done", "final_top1", "final_top5", "best_top1", "best_top5",
+                  "best_epoch", "seconds")
+
+
+class Store:
+    """Access to ``<study>/study.sqlite``."""
+
+    def __init__(self, path: str | Path, readonly: bool = False) -> None:
+        self.path = Path(path)
+        if readonly:
+            if not self.path.is_file():
+                raise FileNotFoundError(f"no study store at {self.path}")
+            self.connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.connection = sqlite3.connect(self.path, timeout=30)
+            self.connection.execute("PRAGMA journal_mode=WAL")
+            self.connection.executescript(SCHEMA)
+        self.connection.row_factory = sqlite3.Row
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.connection:
+            self.connection.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    def meta(self, key: str, default: Any = None) -> Any:
+        row = self.connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row["value"]) if row else default
+
+    def register(self, rows: Iterable[dict]) -> int:
+        """Add runs that are not in the store yet (as pending); return how many were new."""
+        now, added = time.time(), 0
+        with self.connection:
+            for row in rows:
+                cursor = self.connection.execute(
+                    "INSERT OR IGNORE INTO runs (run_id, cohort_id, position, label, cell, seed, config, status, epochs, updated)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                    (row["run_id"], row["cohort_id"], row["position"], row["label"], json.dumps(row["cell"]),
+                     row["seed"], json.dumps(row["config"]), row["epochs"], now))
+                added += cursor.rowcount
+                self.connection.execute("UPDATE runs SET cohort_id = ?, position = ? WHERE run_id = ?",
+                                        (row["cohort_id"], row["position"], row["run_id"]))
+        return added
+
+    def mark_running(self, run_ids: list[str]) -> None:
+        with self.connection:
+            self.connection.executemany(
+                "UPDATE runs SET status = 'running', updated = ? WHERE run_id = ? AND status IN ('pending', 'running')",
+                [(time.time(), r) for r in run_ids])
+
+    def record(self, result: dict) -> None:
+        """Write one run's result (a ``RunResult`` as a dict, plus the teacher's metrics)."""
+        values = [result.get(c) for c in RESULT_COLUMNS]
+        with self.connection:
+            self.connection.execute(
+                f"UPDATE runs SET {', '.join(f'{c} = ?' for c in RESULT_COLUMNS)}, curve = ?, temperature_trace = ?,"
+                " teacher = ?, updated = ? WHERE run_id = ?",
+                (*values, json.dumps(result.get("curve", [])), json.dumps(result.get("temperature_trace", [])),
+                 json.dumps(result.get("teacher")), time.time(), result["run_id"]))
+
+    def record_failure(self, run_ids: list[str], error: str) -> None:
+        with self.connection:
+            self.connection.executemany("UPDATE runs SET status = 'failed', error = ?, updated = ? WHERE run_id = ?",
+                                        [(error, time.time(), r) for r in run_ids])
+
+    def record_teacher(self, teacher_id: str, config: dict, diagnostics: dict) -> None:
+        with self.connection:
+            self.connection.execute("INSERT OR REPLACE INTO teachers VALUES (?, ?, ?)",
+                                    (teacher_id, json.dumps(config), json.dumps(diagnostics)))
+
+    def teachers(self) -> list[dict]:
+        rows = self.connection.execute("SELECT * FROM teachers ORDER BY teacher_id").fetchall()
+        return [{"teacher_id": r["teacher_id"], "config": json.loads(r["config"]), "diagnostics": json.loads(r["diagnostics"])}
+                for r in rows]
+
+    def runs(self, run_ids: Iterable[str] | None = None) -> list[dict]:
+        """Every run (or those named), decoded, in the study's order."""
+        rows = self.connection.execute("SELECT * FROM runs ORDER BY cohort_id, position").fetchall()
+        wanted = set(run_ids) if run_ids is not None else None
+        return [_decode(r) for r in rows if wanted is None or r["run_id"] in wanted]
+
+    def counts(self, run_ids: Iterable[str] | None = None) -> dict[str, int]:
+        counts = {s: 0 for s in STATUSES}
+        for run in self.runs(run_ids):
+            counts[run["status"]] += 1
+        return counts
+
+
+def _decode(row: sqlite3.Row) -> dict:
+    run = dict(row)
+    for key in ("cell", "config", "curve", "temperature_trace", "teacher"):
+        run[key] = json.loads(run[key]) if run[key] is not None else None
+    return run
