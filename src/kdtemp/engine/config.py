@@ -126,14 +126,29 @@ class MemberConfig:
 
 
 @dataclass
-class CohortConfig:
-    """A cohort: what members share (data, augmentation, teacher, batch size, data seed) and the members."""
+class SharedConfig:
+    """What every member of a cohort shares: data, augmentation, teacher, batch size, data seed."""
 
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     teacher: ModelConfig | None = None
     batch_size: int = 64
     data_seed: int = 0
+
+    def key(self) -> dict[str, Any]:
+        """The cohort key. Where the cache lives and whether the data may be downloaded do not
+        change results, so they are not part of it."""
+        data = {k: v for k, v in to_dict(self.data).items() if k not in ("cache_dir", "download")}
+        return {
+            "data": data, "augment": to_dict(self.augment),
+            "teacher": to_dict(self.teacher), "batch_size": self.batch_size, "data_seed": self.data_seed,
+        }
+
+
+@dataclass
+class CohortConfig(SharedConfig):
+    """A cohort: the shared part and the members."""
+
     members: list[MemberConfig] = field(default_factory=list)
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
@@ -148,15 +163,6 @@ class CohortConfig:
         needs_teacher = [m for m in self.members if m.objective is not None and m.weights().kd_weight > 0]
         if needs_teacher and self.teacher is None:
             raise ConfigError(f"{prefix}teacher: member {needs_teacher[0].label()!r} distills, so a teacher is needed")
-
-    def key(self) -> dict[str, Any]:
-        """What every member must share (the cohort key). Where the cache lives and whether the
-        data may be downloaded do not change results, so they are not part of it."""
-        data = {k: v for k, v in to_dict(self.data).items() if k not in ("cache_dir", "download")}
-        return {
-            "data": data, "augment": to_dict(self.augment),
-            "teacher": to_dict(self.teacher), "batch_size": self.batch_size, "data_seed": self.data_seed,
-        }
 
 
 def run_id(cohort: CohortConfig, member: MemberConfig) -> str:

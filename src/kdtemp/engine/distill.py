@@ -8,22 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..config import from_dict, require, set_path, to_dict
-from ..data import AugmentConfig, DataConfig
-from ..models import ModelConfig
-from .config import CohortConfig, MemberConfig
+from .config import CohortConfig, MemberConfig, SharedConfig
 
 
 @dataclass
-class DistillConfig:
+class DistillConfig(SharedConfig):
     """One cohort: the shared part, a base ``student`` (a member), optional ``members`` (each a
     mapping of dotted overrides on the base) and optional ``temperatures`` (one member per T
     for each variant)."""
 
-    data: DataConfig = field(default_factory=DataConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    teacher: ModelConfig = field(default_factory=lambda: ModelConfig(init="checkpoint"))
-    batch_size: int = 64
-    data_seed: int = 0
     student: MemberConfig = field(default_factory=MemberConfig)
     members: list[dict[str, Any]] = field(default_factory=list)
     temperatures: list[float] = field(default_factory=list)

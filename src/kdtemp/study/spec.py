@@ -29,30 +29,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..config import ConfigError, from_dict, load_yaml, require, set_path, to_dict
-from ..data import AugmentConfig, DataConfig
 from ..engine import CohortConfig, MemberConfig, run_id
-from ..models import ModelConfig
+from ..engine.config import SharedConfig
 from .presets import PRESETS
 
 SEED_FIELDS = ("student.seed", "data_seed")
 
 
 @dataclass
-class RunSpec:
+class RunSpec(SharedConfig):
     """The resolved configuration of one run: the cohort-shared part and the student."""
 
-    data: DataConfig = field(default_factory=DataConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    teacher: ModelConfig | None = None
-    batch_size: int = 64
-    data_seed: int = 0
     student: MemberConfig = field(default_factory=MemberConfig)
 
     def validate(self, path: str = "") -> None:
-        prefix = f"{path}." if path else ""
-        require(self.batch_size >= 1, f"{prefix}batch_size", f"must be >= 1; got {self.batch_size}")
-        if self.student.objective is not None and self.student.weights().kd_weight > 0:
-            require(self.teacher is not None, f"{prefix}teacher", "the student distills, so a teacher is needed")
+        self.cohort_config().validate(path)
 
     def cohort_config(self) -> CohortConfig:
         return CohortConfig(data=self.data, augment=self.augment, teacher=self.teacher,
@@ -64,7 +55,7 @@ class RunSpec:
 
     @property
     def cohort_key(self) -> str:
-        return hashlib.sha1(json.dumps(self.cohort_config().key(), sort_keys=True).encode()).hexdigest()[:12]
+        return hashlib.sha1(json.dumps(self.key(), sort_keys=True).encode()).hexdigest()[:12]
 
 
 @dataclass
