@@ -98,3 +98,32 @@ def test_member_variant_errors_name_the_member(tmp_path, capsys):
 def test_missing_config_file(capsys):
     assert main(["teacher", "/no/such/config.yaml"]) == 2
     assert "config file '/no/such/config.yaml' does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["cifar10_teacher.yaml", "cifar10_distill.yaml", "pets_teacher.yaml",
+                                  "pets_baseline_study.yaml", "digits_study.yaml"])
+def test_examples_are_valid_once_their_paths_exist(tmp_path, name):
+    from pathlib import Path
+
+    from kdtemp.config import from_dict, load_yaml
+    from kdtemp.engine import DistillConfig, TeacherConfig
+    from kdtemp.study import StudyFile, expand
+
+    data = load_yaml(Path(__file__).parents[1] / "examples" / name)
+    torch.save({}, tmp_path / "teacher.pt")
+
+    def localise(config):
+        if config.get("data", {}).get("root"):
+            config["data"]["root"] = str(tmp_path)
+        if config.get("teacher", {}).get("weights"):
+            config["teacher"]["weights"] = str(tmp_path / "teacher.pt")
+
+    if "base" in data:
+        localise(data["base"])
+        assert len(expand(from_dict(StudyFile, data))) >= 18
+    elif "model" in data:
+        localise(data)
+        from_dict(TeacherConfig, data)
+    else:
+        localise(data)
+        assert len(from_dict(DistillConfig, data).cohort().members) == 18
