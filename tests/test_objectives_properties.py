@@ -6,11 +6,23 @@ import torch
 from kdtemp.objectives import OBJECTIVES, create_objective, entropy_weights, kd_loss, dkd_parts
 
 ALL = sorted(OBJECTIVES)
+PARAMS = {"ls_global": {"coefficient": 0.3}}  # set by the engine in training
 # Objectives whose value is a KL divergence (so exactly zero when student equals teacher).
 KL_BASED = ["kd", "dkd", "ea_kd", "ea_dkd", "ctkd", "ls_kd", "ls_dkd", "mlkd", "rld"]
 # Reduced with batchmean (or a batch-size-free statistic): unchanged when the batch is duplicated.
-BATCH_INVARIANT = [name for name in ALL if name != "mlkd"]
+BATCH_INVARIANT = [name for name in ALL if name not in ("mlkd", "shuffled_tail")]  # shuffled: fresh per sample
 ENTROPY_WEIGHTED = {"ea_kd", "ea_dkd"}
+
+
+def create(name):
+    """The objective, reseeding the global RNG before each call (shuffled_tail draws from it)."""
+    objective = create_objective(name, **PARAMS.get(name, {}))
+
+    def call(*args):
+        torch.manual_seed(0)
+        return objective(*args)
+
+    return call
 
 
 def sample(batch=6, classes=5, scale=3.0, dtype=torch.float64, seed=0):
@@ -24,7 +36,7 @@ def sample(batch=6, classes=5, scale=3.0, dtype=torch.float64, seed=0):
 @pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("temperature", [0.5, 1.0, 4.0])
 def test_non_negative(name, temperature):
-    objective = create_objective(name)
+    objective = create(name)
     for seed in range(5):
         student, teacher, target = sample(seed=seed)
         assert objective(student, teacher, target, temperature).item() >= 0.0
@@ -36,7 +48,7 @@ def test_zero_when_student_equals_teacher(name, temperature):
     _, teacher, target = sample()
     if name == "rld":
         target = teacher.argmax(dim=1)  # SCD compares p_y(s) with p_m(t): equal only when y = m
-    value = create_objective(name)(teacher.clone(), teacher, target, temperature)
+    value = create(name)(teacher.clone(), teacher, target, temperature)
     assert abs(value.item()) < 1e-12
 
 
@@ -57,7 +69,7 @@ def test_unchanged_when_a_constant_is_added_to_each_row(name):
     g = torch.Generator().manual_seed(7)
     shift_s = torch.randn(student.shape[0], 1, generator=g, dtype=student.dtype) * 5
     shift_t = torch.randn(teacher.shape[0], 1, generator=g, dtype=teacher.dtype) * 5
-    objective = create_objective(name)
+    objective = create(name)
     base = objective(student, teacher, target, 3.0)
     shifted = objective(student + shift_s, teacher + shift_t, target, 3.0)
     assert shifted.item() == pytest.approx(base.item(), rel=1e-9, abs=1e-12)
@@ -66,7 +78,7 @@ def test_unchanged_when_a_constant_is_added_to_each_row(name):
 @pytest.mark.parametrize("name", BATCH_INVARIANT)
 def test_unchanged_when_the_batch_is_duplicated(name):
     student, teacher, target = sample()
-    objective = create_objective(name)
+    objective = create(name)
     base = objective(student, teacher, target, 3.0)
     doubled = objective(torch.cat([student, student]), torch.cat([teacher, teacher]), torch.cat([target, target]), 3.0)
     assert doubled.item() == pytest.approx(base.item(), rel=1e-6)
@@ -84,7 +96,7 @@ def test_mlkd_batch_and_class_levels_scale_with_duplication_as_defined():
 @pytest.mark.parametrize("name", ALL)
 def test_gradcheck_float64(name):
     student, teacher, target = sample(batch=3, classes=4, scale=1.5)
-    objective = create_objective(name)
+    objective = create(name)
     if name in ENTROPY_WEIGHTED:
         # The weights are detached by design, so finite differences (which see them move) would
         # disagree; check the weighted loss with the weights held at their value instead.
@@ -108,7 +120,7 @@ def test_gradcheck_float64(name):
 def test_finite_values_and_gradients_at_extremes(name, temperature, scale):
     student, teacher, target = sample(batch=8, classes=10, scale=scale, dtype=torch.float32)
     student.requires_grad_()
-    value = create_objective(name)(student, teacher, target, temperature)
+    value = create(name)(student, teacher, target, temperature)
     value.backward()
     assert torch.isfinite(value)
     assert torch.isfinite(student.grad).all()
@@ -118,7 +130,7 @@ def test_finite_values_and_gradients_at_extremes(name, temperature, scale):
 def test_bf16_inputs_are_upcast(name):
     student, teacher, target = sample(batch=8, classes=10, dtype=torch.float32)
     s16, t16 = student.bfloat16().requires_grad_(), teacher.bfloat16()
-    objective = create_objective(name)
+    objective = create(name)
     value = objective(s16, t16, target, 4.0)
     value.backward()
     assert value.dtype == torch.float32

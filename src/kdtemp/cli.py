@@ -3,6 +3,7 @@
     kdtemp teacher CONFIG [field.path=value ...]   prepare a teacher
     kdtemp distill CONFIG [field.path=value ...]   distill a cohort of students
     kdtemp study plan|run|resume|status|export FILE a grid of runs from one study file
+    kdtemp report STUDY                            tables, figures and an HTML page from a study
     kdtemp demo [--output DIR]                     the embedded default (digits)
 
 Configuration errors stop with one line naming the field, before any work.
@@ -121,6 +122,14 @@ def cmd_study(args) -> int:
     return 0 if counts["failed"] == 0 else 1
 
 
+def cmd_report(args) -> int:
+    from .report import build_report
+
+    report = build_report(args.study, args.output)
+    print(f"report: {report.html} ({len(report.files)} files in {report.folder})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kdtemp", description="Knowledge distillation with a measured temperature.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -142,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", help="export to this file instead of standard output")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=cmd_study)
+    p = sub.add_parser("report", help="tables, figures and an HTML page from a study's store")
+    p.add_argument("study", help="study folder, its study.sqlite, or the study file")
+    p.add_argument("--output", help="report folder (default: <study>/report)")
+    p.set_defaults(handler=cmd_report)
     p = sub.add_parser("demo", help="the embedded default: digits teacher + temperature cohort")
     p.add_argument("--output", default="runs/demo")
     p.add_argument("--epochs", type=int, default=8, help="distillation epochs")

@@ -45,6 +45,7 @@ class RunResult:
     curve: list[dict] = field(default_factory=list)
     temperature_trace: list[float] = field(default_factory=list)
     teacher: dict | None = None
+    derived: dict = field(default_factory=dict)
 
     @classmethod
     def from_member(cls, member: Member, teacher: dict | None = None) -> "RunResult":
@@ -57,7 +58,7 @@ class RunResult:
             final_top1=last["top1"] if last else None, final_top5=last["top5"] if last else None,
             best_top1=best["top1"] if best else None, best_top5=best["top5"] if best else None,
             best_epoch=best["epoch"] if best else None, seconds=state.seconds, curve=list(curve),
-            temperature_trace=list(state.temperature_trace), teacher=teacher,
+            temperature_trace=list(state.temperature_trace), teacher=teacher, derived=dict(state.derived),
         )
 
 
@@ -116,6 +117,16 @@ def run_cohort(
             if checkpoint is not None:
                 member.restore(checkpoint)
         members.append(member)
+
+    smoothed = [m for m in members if m.active and m.needs_global_smoothing()]
+    if smoothed:
+        from ..signals import global_smoothing_coefficient
+        from .diagnose import split_logits
+
+        train_logits = split_logits(teacher, train, config.data.resolution, config.augment.random_resized_crop,
+                                    config.eval_batch_size, config.precision)
+        for member in smoothed:
+            member.set_global_smoothing(global_smoothing_coefficient(train_logits, member.config.temperature))
 
     teacher_metrics = None
     if teacher is not None:

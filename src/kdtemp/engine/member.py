@@ -75,6 +75,7 @@ class MemberState:
     error: str | None = None
     seconds: float = 0.0
     temperature_trace: list[float] = field(default_factory=list)
+    derived: dict = field(default_factory=dict)
 
 
 class Member:
@@ -104,6 +105,14 @@ class Member:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, half_cosine(config.epochs * steps_per_epoch))
         self._loss_sum = torch.zeros((), device=device)
         self._started = 0.0
+
+    def needs_global_smoothing(self) -> bool:
+        return self.config.objective == "ls_global" and self.config.objective_params.get("coefficient") is None
+
+    def set_global_smoothing(self, coefficient: float) -> None:
+        """Bind the ``ls_global`` coefficient (computed from the teacher on the training set)."""
+        self.objective = create_objective("ls_global", **{**self.config.objective_params, "coefficient": coefficient})
+        self.state.derived["ls_global_coefficient"] = coefficient
 
     def _policy(self):
         if self.config.temperature_policy == "dts":

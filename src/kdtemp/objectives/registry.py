@@ -104,6 +104,27 @@ def _mlkd(s: Tensor, t: Tensor, y: Tensor, T: Any, relative_temperatures: tuple 
     return mlkd_loss(s, t, tuple(T * r for r in relative_temperatures))
 
 
+def _ls_instance(s: Tensor, t: Tensor, y: Tensor, T: Any) -> Tensor:
+    from ..signals import distill_to_targets, instance_label_smoothing
+
+    return distill_to_targets(s, instance_label_smoothing(t, T), T)
+
+
+def _ls_global(s: Tensor, t: Tensor, y: Tensor, T: Any, coefficient: float | None = None) -> Tensor:
+    from ..signals import distill_to_targets, global_label_smoothing
+
+    if coefficient is None:
+        raise ValueError("ls_global needs its coefficient (the engine computes it from the teacher on the "
+                         "un-augmented training set; see kdtemp.signals.global_smoothing_coefficient)")
+    return distill_to_targets(s, global_label_smoothing(t, coefficient), T)
+
+
+def _shuffled_tail(s: Tensor, t: Tensor, y: Tensor, T: Any, keep_top: int = 1) -> Tensor:
+    from ..signals import distill_to_targets, shuffled_tail
+
+    return distill_to_targets(s, shuffled_tail(t, T, keep_top), T)
+
+
 @dataclass(frozen=True)
 class ObjectiveSpec:
     """A registered objective: its loss, default hyper-parameters and official preset."""
@@ -168,6 +189,15 @@ OBJECTIVES: dict[str, ObjectiveSpec] = {
                       Preset(1.0, 1.0, 20, 4.0), uses_label=True),
         ObjectiveSpec("dist", "DIST: inter- and intra-class Pearson correlation", _dist,
                       Preset(1.0, 2.0, 0, 4.0), uses_label=False),
+        # Teacher-signal ablations (the study's Fig. 5): KD toward a modified teacher distribution.
+        ObjectiveSpec("ls_instance", "KD toward per-instance entropy-matched label smoothing of the teacher's argmax",
+                      _ls_instance, PROTOCOL, uses_label=False),
+        ObjectiveSpec("ls_global", "KD toward one entropy-matched label smoothing for the whole training set",
+                      _ls_global, PROTOCOL, uses_label=False,
+                      notes="coefficient: computed by the engine from the teacher on the un-augmented training set."),
+        ObjectiveSpec("shuffled_tail", "KD toward the teacher with its bottom C - k probabilities randomly permuted",
+                      _shuffled_tail, PROTOCOL, uses_label=False,
+                      notes="Draws from the global RNG, which the engine keeps per member."),
     )
 }
 

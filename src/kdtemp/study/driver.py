@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -15,12 +16,22 @@ from typing import Any
 
 from ..config import to_dict
 from ..data import default_cache_dir
+from ..engine.diagnose import DEFAULT_TEMPERATURES
 from .executors import Task, make_executor
 from .spec import ExecutorConfig, Study
 from .store import Store
 
 NOMINAL_TRAIN_SIZES = {"digits": (1347, 10), "cifar10": (50000, 10), "cifar100": (50000, 100), "mnist": (60000, 10),
                        "pets": (3680, 37), "cars": (8144, 196), "tiny_imagenet": (100000, 200)}
+
+
+def teacher_id(spec) -> str | None:
+    """Identity of a (teacher, dataset) pair, for its diagnostics; None without a teacher."""
+    if spec.teacher is None:
+        return None
+    key = spec.key()
+    identity = {"teacher": key["teacher"], "data": key["data"], "crop": spec.augment.random_resized_crop}
+    return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def store_path(study: Study) -> Path:
@@ -50,15 +61,21 @@ def run_study(study: Study, executor: ExecutorConfig | None = None, progress: bo
         register(study, store)
         status = {r["run_id"]: r["status"] for r in store.runs()}
         finished = {"done", "failed"} if not retry_failed else {"done"}
+        diagnosed = {t["teacher_id"] for t in store.teachers()}
+        temperatures = sorted({r.spec.student.temperature for r in study.runs} | set(DEFAULT_TEMPERATURES))
         tasks = []
         for cohort in study.cohorts:
             todo = [r for r in cohort.runs if status[r.run_id] not in finished]
-            if not todo:
+            teacher = teacher_id(cohort.runs[0].spec)
+            if not todo and (teacher is None or teacher in diagnosed):
                 continue
             config = dataclasses.replace(cohort.config(), members=[r.spec.student for r in todo])
             plain = to_dict(config)
             plain["data"]["cache_dir"] = plain["data"]["cache_dir"] or str(default_cache_dir())
-            tasks.append(Task(cohort.cohort_id, plain, str(runs_dir), [r.run_id for r in todo]))
+            diagnose = teacher is not None and teacher not in diagnosed
+            diagnosed.add(teacher)
+            tasks.append(Task(cohort.cohort_id, plain, str(runs_dir), [r.run_id for r in todo], teacher, diagnose,
+                              temperatures))
         if progress:
             print(f"study {study.file.name}: {len(study.runs)} runs in {len(study.cohorts)} cohorts; "
                   f"{sum(len(t.run_ids) for t in tasks)} to train in {len(tasks)} cohorts ({executor.kind} executor)")
@@ -68,8 +85,11 @@ def run_study(study: Study, executor: ExecutorConfig | None = None, progress: bo
             if error is not None:
                 store.record_failure(task.run_ids, f"cohort {task.cohort_id} failed: {error}")
             else:
-                for result in results:
+                for result in results["results"]:
                     store.record(result)
+                if results["teacher"] is not None:
+                    store.record_teacher(task.teacher_id, {"teacher": task.cohort["teacher"], "data": task.cohort["data"]},
+                                         results["teacher"])
             if progress:
                 counts = store.counts(r.run_id for r in study.runs)
                 print(f"  cohort {task.cohort_id} finished: {counts['done']} done, {counts['failed']} failed, "

@@ -30,20 +30,29 @@ class Task:
     cohort: dict[str, Any]
     runs_dir: str
     run_ids: list[str]
+    teacher_id: str | None = None
+    diagnose: bool = False
+    temperatures: list[float] | None = None
 
 
 def train_cohort(cohort: dict[str, Any], runs_dir: str, device: str, threads: int | None,
-                 progress: bool = False) -> list[dict]:
-    """Train one cohort (in whatever process runs this) and return its results as plain dicts."""
+                 progress: bool = False, diagnose: bool = False, temperatures: list[float] | None = None) -> dict:
+    """Train one cohort (in whatever process runs this); return its results as plain dicts and,
+    when ``diagnose`` is set, the teacher's diagnostics on the un-augmented training split."""
     import torch
 
     from ..config import from_dict
     from ..engine import CohortConfig, run_cohort
+    from ..engine.diagnose import DEFAULT_TEMPERATURES, diagnose_teacher
 
     if threads:
         torch.set_num_threads(threads)
     config = from_dict(CohortConfig, {**cohort, "device": device})
-    return [result.__dict__ for result in run_cohort(config, output=runs_dir, progress=progress)]
+    results = [result.__dict__ for result in run_cohort(config, output=runs_dir, progress=progress)]
+    diagnostics = None
+    if diagnose and config.teacher is not None:
+        diagnostics = diagnose_teacher(config, temperatures or DEFAULT_TEMPERATURES, device=device, precision=config.precision)
+    return {"results": results, "teacher": diagnostics}
 
 
 def _describe(error: BaseException) -> str:
@@ -55,10 +64,11 @@ class InlineExecutor:
     def __init__(self, config: ExecutorConfig, progress: bool = True) -> None:
         self.config, self.progress = config, progress
 
-    def execute(self, tasks: list[Task]) -> Iterator[tuple[Task, list[dict] | None, str | None]]:
+    def execute(self, tasks: list[Task]) -> Iterator[tuple[Task, dict | None, str | None]]:
         for task in tasks:
             try:
-                yield task, train_cohort(task.cohort, task.runs_dir, self.config.device, self.config.threads, self.progress), None
+                yield task, train_cohort(task.cohort, task.runs_dir, self.config.device, self.config.threads,
+                                         self.progress, task.diagnose, task.temperatures), None
             except Exception as error:  # a broken cohort is recorded; the study goes on
                 yield task, None, _describe(error)
 
@@ -80,7 +90,7 @@ class LocalExecutor:
             self.slots = [device] * workers
             self.threads = config.threads or max(1, (os.cpu_count() or 1) // workers)
 
-    def execute(self, tasks: list[Task]) -> Iterator[tuple[Task, list[dict] | None, str | None]]:
+    def execute(self, tasks: list[Task]) -> Iterator[tuple[Task, dict | None, str | None]]:
         import multiprocessing
 
         pending, free, running = list(tasks), list(self.slots), {}
@@ -88,7 +98,8 @@ class LocalExecutor:
             while pending or running:
                 while pending and free:
                     task, slot = pending.pop(0), free.pop(0)
-                    future = pool.submit(train_cohort, task.cohort, task.runs_dir, slot, self.threads)
+                    future = pool.submit(train_cohort, task.cohort, task.runs_dir, slot, self.threads, False,
+                                         task.diagnose, task.temperatures)
                     running[future] = (task, slot)
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -108,7 +119,7 @@ class RayExecutor:
             raise ConfigError("executor.kind: 'ray' needs Ray; install it with: pip install 'kdtemp[ray]'") from None
         self.ray, self.config = ray, config
 
-    def execute(self, tasks: list[Task]) -> Iterator[tuple[Task, list[dict] | None, str | None]]:
+    def execute(self, tasks: list[Task]) -> Iterator[tuple[Task, dict | None, str | None]]:
         ray = self.ray
         started_here = not ray.is_initialized()
         if started_here:
@@ -122,7 +133,8 @@ class RayExecutor:
             options = {"num_gpus": 1, "num_cpus": threads} if has_gpu else {"num_cpus": threads}
             remote = ray.remote(**options)(train_cohort)
             device = "cuda" if has_gpu else "cpu"
-            futures = {remote.remote(t.cohort, t.runs_dir, device, threads): t for t in tasks}
+            futures = {remote.remote(t.cohort, t.runs_dir, device, threads, False, t.diagnose, t.temperatures): t
+                       for t in tasks}
             while futures:
                 done, _ = ray.wait(list(futures), num_returns=1)
                 for reference in done:

@@ -1,0 +1,105 @@
+"""``kdtemp report``: the study's tables and figures, from the store alone.
+
+Writes into ``<study>/report/``: ``heatmap.{png,svg}`` and ``heatmap_final.md`` / ``heatmap_best.md``
+(rows a setting, columns T, mean over seeds, the best per row marked), ``heatmap.csv`` (long form
+with std and n), ``curves.{png,svg}`` (accuracy vs T with the seed spread; shorter runs in grey),
+``methods.{png,svg}`` (the method comparison, when objectives vary), ``profiles.{png,svg}`` and
+``teachers.md`` (teachers' sorted softmax per T and relative entropies), ``signals.{png,svg}``
+(the teacher-signal ablation, when present), ``runs.csv`` and one self-contained ``index.html``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..study.driver import export
+from ..study.store import Store
+from . import figures
+from .html import image_tag, page, rows_html, table_html
+from .tables import METRICS, aggregate, heatmap_csv, heatmap_markdown, records, teachers_markdown, teachers_rows
+
+
+@dataclass
+class Report:
+    """Where a report's files are."""
+
+    folder: Path
+    html: Path
+    files: list[Path] = field(default_factory=list)
+
+
+def resolve_store(target: str | Path) -> Path:
+    """A study folder (holding ``study.sqlite``), the store itself, or a study file."""
+    path = Path(target)
+    if path.is_dir():
+        path = path / "study.sqlite"
+    elif path.suffix in (".yaml", ".yml"):
+        from ..study import load_study, store_path
+
+        path = store_path(load_study(path))
+    if not path.is_file():
+        from ..config import ConfigError
+
+        raise ConfigError(f"study: no store at {path}; run the study first")
+    return path
+
+
+def build_report(target: str | Path, output: str | Path | None = None) -> Report:
+    """Build every table and figure of the study at ``target`` from its store."""
+    store_file = resolve_store(target)
+    folder = Path(output) if output else store_file.parent / "report"
+    folder.mkdir(parents=True, exist_ok=True)
+    with Store(store_file, readonly=True) as store:
+        runs, teachers = store.runs(), store.teachers()
+        name = store.meta("name", store_file.parent.name)
+        (folder / "runs.csv").write_text(export(None, store, "csv"))
+    items = records(runs)
+    tables = {metric: aggregate(items, metric) for metric in METRICS}
+    files = [folder / "runs.csv"]
+    sections: list[tuple[str, str]] = []
+
+    def add_figure(figure, stem: str, title: str, note: str = "") -> None:
+        paths = figures.save(figure, folder, stem)
+        files.extend(paths.values())
+        sections.append((title, image_tag(paths["png"], stem, title) + (f"<p class='note'>{note}</p>" if note else "")))
+
+    (folder / "heatmap.csv").write_text(heatmap_csv(tables))
+    files.append(folder / "heatmap.csv")
+    for metric, label in METRICS.items():
+        path = folder / f"heatmap_{metric.split('_')[0]}.md"
+        path.write_text(heatmap_markdown(tables[metric], label))
+        files.append(path)
+    if tables["final_top1"]:
+        add_figure(figures.heatmap(tables["final_top1"], "final top-1 (%), mean over seeds"), "heatmap",
+                   "Accuracy heatmap", "Rows: settings; columns: temperature; the best of each row is boxed.")
+        sections.append(("Tables", table_html(tables["final_top1"], "final top-1 (%), mean over seeds; best per row highlighted")
+                         + table_html(tables["best_top1"], "best-epoch top-1 (%), mean over seeds")))
+        add_figure(figures.curves(items, "final_top1", "final top-1 (%)"), "curves", "Accuracy vs temperature")
+    methods = figures.method_objectives(items)
+    if methods:
+        add_figure(figures.by_objective(items, "final_top1", "final top-1 (%)", methods, "KD approaches"),
+                   "methods", "Method comparison")
+    signals = figures.signal_objectives(items)
+    if signals:
+        add_figure(figures.by_objective(items, "final_top1", "final top-1 (%)", signals, "teacher signal"),
+                   "signals", "Teacher-signal ablation")
+    if teachers:
+        rows = teachers_rows(teachers)
+        (folder / "teachers.md").write_text(teachers_markdown(rows))
+        files.append(folder / "teachers.md")
+        add_figure(figures.profiles(teachers), "profiles", "Teacher softmax profiles")
+        sections.append(("Teachers", rows_html(rows, ["teacher", "dataset", "top1", "H(p)", "H(p_bar)"])))
+    counts = {s: sum(1 for r in runs if r["status"] == s) for s in ("done", "failed", "pending", "running")}
+    summary = f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + f". Store: {store_file}"
+    failed = [r for r in runs if r["status"] == "failed"]
+    if failed:
+        sections.append(("Failed runs", rows_html([{"run": r["run_id"], "label": r["label"], "error": r["error"]} for r in failed],
+                                                  ["run", "label", "error"])))
+    html_path = folder / "index.html"
+    html_path.write_text(page(f"kdtemp report: {name}", sections, summary))
+    files.append(html_path)
+    return Report(folder, html_path, files)
+
+
+__all__ = ["Report", "build_report", "resolve_store"]

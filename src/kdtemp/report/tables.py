@@ -1,0 +1,176 @@
+"""Report tables, computed from the store alone.
+
+Runs are grouped into *settings*: the configuration fields that vary across the study, except the
+temperature and the seeds. Every cell of a table is the mean (with std and count) over seeds of the
+runs of one setting at one temperature.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any, Iterable
+
+IGNORED = {"student.seed", "data_seed", "student.temperature", "data.cache_dir", "data.download"}
+FRIENDLY = {
+    "student.objective": "objective", "student.optimizer.name": "optimizer", "student.optimizer.lr": "lr",
+    "student.optimizer.weight_decay": "wd", "batch_size": "batch", "student.epochs": "epochs",
+    "teacher.weights": "teacher", "teacher.name": "teacher model", "teacher.init": "teacher init",
+    "student.model.name": "student", "student.model.init": "init", "student.model.weights": "student weights",
+    "data.dataset": "dataset", "data.root": "data", "student.temperature_policy": "policy",
+    "student.loss_preset": "preset", "student.objective_params.keep_top": "k",
+}
+SIGNALS = ("ls_instance", "ls_global", "shuffled_tail")
+METRICS = {"final_top1": "final top-1 (%)", "best_top1": "best-epoch top-1 (%)"}
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings -> ``{"a.b.c": value}`` (lists kept as values)."""
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: data}
+
+
+def _show(key: str, value: Any) -> str:
+    if key.endswith(".weights") and isinstance(value, str):
+        path = PurePath(value)
+        return path.parent.name if path.name == "teacher.pt" else path.stem
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+@dataclass
+class Record:
+    """One run, as the report sees it."""
+
+    run_id: str
+    status: str
+    temperature: float
+    seed: int
+    setting: dict[str, str]
+    objective: str | None
+    epochs: int
+    final_top1: float | None
+    best_top1: float | None
+    curve: list[dict] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return setting_label(self.setting)
+
+    def without(self, key: str) -> str:
+        return setting_label({k: v for k, v in self.setting.items() if k != key})
+
+
+def setting_label(setting: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in setting.items()) or "all runs"
+
+
+def records(runs: list[dict]) -> list[Record]:
+    """Records of the store's runs, with the varying fields of their configurations as settings."""
+    flat = [flatten(run["config"]) for run in runs]
+    keys = sorted({k for f in flat for k in f} - IGNORED)
+    varying = [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
+    out = []
+    for run, config in zip(runs, flat):
+        setting = {FRIENDLY.get(k, k.split(".")[-1]): _show(k, config.get(k)) for k in varying}
+        out.append(Record(run["run_id"], run["status"], float(config["student.temperature"]), run["seed"], setting,
+                          config.get("student.objective"), int(config["student.epochs"]),
+                          run["final_top1"], run["best_top1"], run["curve"] or []))
+    return out
+
+
+@dataclass
+class Cell:
+    mean: float
+    std: float
+    n: int
+
+
+def aggregate(items: Iterable[Record], metric: str, key=lambda r: r.label) -> dict[str, dict[float, Cell]]:
+    """``{setting: {T: Cell}}`` over finished runs: mean and sample std over seeds."""
+    groups: dict[str, dict[float, list[float]]] = {}
+    for record in items:
+        value = getattr(record, metric)
+        if record.status != "done" or value is None:
+            continue
+        groups.setdefault(key(record), {}).setdefault(record.temperature, []).append(value)
+    return {
+        row: {t: Cell(statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0, len(v))
+              for t, v in sorted(cells.items())}
+        for row, cells in groups.items()
+    }
+
+
+def best_temperatures(row: dict[float, Cell], tolerance: float = 1e-9) -> set[float]:
+    """The temperatures whose mean is the row's best (ties all count)."""
+    top = max(cell.mean for cell in row.values())
+    return {t for t, cell in row.items() if cell.mean >= top - tolerance}
+
+
+def temperatures_of(table: dict[str, dict[float, Cell]]) -> list[float]:
+    return sorted({t for row in table.values() for t in row})
+
+
+def heatmap_markdown(table: dict[str, dict[float, Cell]], title: str) -> str:
+    """Rows a setting, columns T, the mean over seeds; the best of each row in bold."""
+    temps = temperatures_of(table)
+    lines = [f"**{title}** (mean over seeds; best per row in bold)", "",
+             "| setting | " + " | ".join(f"T={t:g}" for t in temps) + " |",
+             "|---|" + "---:|" * len(temps)]
+    for row, cells in table.items():
+        best = best_temperatures(cells)
+        values = []
+        for t in temps:
+            if t not in cells:
+                values.append("")
+                continue
+            text = f"{cells[t].mean:.2f}"
+            values.append(f"**{text}**" if t in best else text)
+        lines.append(f"| {row} | " + " | ".join(values) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def heatmap_csv(tables: dict[str, dict[str, dict[float, Cell]]]) -> str:
+    """Long form: metric, setting, T, mean, std, n, best (1 for the best of its row)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["metric", "setting", "temperature", "mean", "std", "n", "best"])
+    for metric, table in tables.items():
+        for row, cells in table.items():
+            best = best_temperatures(cells)
+            for t, cell in cells.items():
+                writer.writerow([metric, row, f"{t:g}", repr(cell.mean), repr(cell.std), cell.n, int(t in best)])
+    return buffer.getvalue()
+
+
+def teachers_rows(teachers: list[dict]) -> list[dict[str, Any]]:
+    rows = []
+    for teacher in teachers:
+        config, diagnostics = teacher["config"], teacher["diagnostics"]
+        source = config["teacher"].get("weights") or config["teacher"].get("init")
+        rows.append({"teacher": f"{config['teacher']['name']} ({_show('teacher.weights', source)})",
+                     "dataset": config["data"]["dataset"], "top1": diagnostics["top1"],
+                     "H(p)": diagnostics["relative_entropy"], "H(p_bar)": diagnostics["relative_entropy_without_top"],
+                     "teacher_id": teacher["teacher_id"]})
+    return rows
+
+
+def teachers_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["**Teachers** (relative entropies on the un-augmented training set at T = 1; accuracy on the same split)", "",
+             "| teacher | dataset | train top-1 | H(p) | H(p_bar) |", "|---|---|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['teacher']} | {r['dataset']} | {r['top1']:.2f} | {r['H(p)']:.3f} | {r['H(p_bar)']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def is_finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
