@@ -4,6 +4,8 @@
     kdtemp distill CONFIG [field.path=value ...]   distill a cohort of students
     kdtemp study plan|run|resume|status|export FILE a grid of runs from one study file
     kdtemp report STUDY                            tables, figures and an HTML page from a study
+    kdtemp diagnose TEACHER.pt                     teacher entropies and softmax profiles
+    kdtemp advise [--optimizer ...] [--store ...]  a recommended temperature range
     kdtemp demo [--output DIR]                     the embedded default (digits)
 
 Configuration errors stop with one line naming the field, before any work.
@@ -67,24 +69,33 @@ def cmd_distill(args) -> int:
 
 def cmd_demo(args) -> int:
     from . import demo
-    from .engine import DistillConfig, TeacherConfig, prepare_teacher, run_cohort
+    from .engine import TeacherConfig, prepare_teacher
+    from .report import build_report
+    from .report.tables import aggregate, records
+    from .study import Store, load_study, run_study, store_path
 
     output = Path(args.output)
     teacher = from_dict(TeacherConfig, demo.teacher_config(output, args.teacher_epochs))
     _save_resolved(teacher, output / "teacher", "config.yaml")
-    print(f"[1/2] preparing a {teacher.model.name} teacher on digits ({teacher.epochs} epochs)")
+    print(f"[1/3] preparing a {teacher.model.name} teacher on digits ({teacher.epochs} epochs)")
     path, result = prepare_teacher(teacher, progress=not args.quiet)
     print(f"      teacher top-1 {result.final_top1:.2f}% -> {path}")
-    distill = from_dict(DistillConfig, demo.distill_config(output, path, args.epochs))
-    _save_resolved(distill, output / "distill", "config.yaml")
-    cohort = distill.cohort()
-    print(f"[2/2] distilling a cohort of {len(cohort.members)} resnet20 students, T in {demo.STUDY_TEMPERATURES}")
-    results = run_cohort(cohort, output=output / "distill" / "runs", progress=not args.quiet)
-    print(format_results(results))
-    finished = [r for r in results if r.status == "done"]
-    if finished:
-        best = max(finished, key=lambda r: r.final_top1)
-        print(f"best final top-1: {best.final_top1:.2f}% ({best.label}); results in {output}")
+    study_path = output / "study.yaml"
+    study_path.parent.mkdir(parents=True, exist_ok=True)
+    study_path.write_text(yaml.safe_dump(demo.study_file(output, path, args.epochs, tuple(range(args.seeds))), sort_keys=False))
+    study = load_study(study_path)
+    print(f"[2/3] temperature study {study_path}: {len(study.runs)} resnet20 students, T in {demo.STUDY_TEMPERATURES}, "
+          f"{args.seeds} seeds, {len(study.cohorts)} cohorts")
+    run_study(study, progress=not args.quiet)
+    with Store(store_path(study), readonly=True) as store:
+        table = aggregate(records(store.runs()), "final_top1", key=lambda r: "kd")["kd"]
+    print("      final top-1 (%) per temperature, mean +- std over seeds:")
+    for t, cell in table.items():
+        print(f"        T={t:>4g}: {cell.mean:6.2f} +- {cell.std:.2f}")
+    best = max(table, key=lambda t: table[t].mean)
+    print(f"      best: T={best:g} ({table[best].mean:.2f}%)")
+    report = build_report(study.output)
+    print(f"[3/3] report: {report.html}")
     return 0
 
 
@@ -130,6 +141,63 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _teacher_shared(path: str, overrides: Sequence[str], model: str | None):
+    """The shared config (data + teacher) of a teacher checkpoint, from its kdtemp metadata and overrides."""
+    import torch
+
+    from .engine.config import SharedConfig
+
+    if not Path(path).is_file():
+        raise ConfigError(f"teacher: {path!r} does not exist")
+    meta = torch.load(path, map_location="cpu", weights_only=False).get("kdtemp", {})
+    name = model or meta.get("model")
+    if not name:
+        raise ConfigError("model: the checkpoint has no kdtemp metadata; give --model NAME and data.* overrides")
+    data = apply_overrides({"data": meta.get("dataset", {"dataset": "digits"})}, list(overrides))["data"]
+    return from_dict(SharedConfig, {"data": data, "teacher": {"name": name, "init": "checkpoint", "weights": path}}), meta
+
+
+def cmd_diagnose(args) -> int:
+    import json
+
+    from .engine.diagnose import diagnose_teacher
+
+    shared, meta = _teacher_shared(args.teacher, args.overrides, args.model)
+    result = diagnose_teacher(shared, args.temperatures, args.top_k, split=args.split, device=args.device)
+    print(f"teacher {shared.teacher.name} on {shared.data.dataset} ({args.split}, {result['samples']} images, no augmentation)")
+    print(f"  top-1 {result['top1']:.2f}%   relative H(p) {result['relative_entropy']:.4f}   "
+          f"relative H(p_bar) {result['relative_entropy_without_top']:.4f}")
+    print("  average sorted softmax (top 5 of the top-k profile):")
+    for t, profile in result["profiles"].items():
+        print(f"    T={t:>4}: " + "  ".join(f"{p:.4f}" for p in profile[:5]))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"teacher": args.teacher, "origin": meta.get("origin"), **result}, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_advise(args) -> int:
+    from .advise import Setup, advise
+
+    setup = Setup(teacher_origin=args.teacher_origin, finetune_epochs=args.finetune_epochs, optimizer=args.optimizer,
+                  epochs=args.epochs, batch_size=args.batch_size, granularity=args.granularity,
+                  class_overlap={"yes": True, "no": False}.get(args.overlap))
+    if args.teacher:
+        from .engine.diagnose import diagnose_teacher
+
+        shared, meta = _teacher_shared(args.teacher, args.overrides, None)
+        diagnostics = diagnose_teacher(shared, [1.0], device=args.device)
+        setup.teacher_entropy = diagnostics["relative_entropy"]
+        setup.teacher_tail_entropy = diagnostics["relative_entropy_without_top"]
+        origin = meta.get("origin") or {}
+        if setup.teacher_origin is None and origin.get("kind"):
+            setup.teacher_origin = "scratch" if origin["kind"] == "scratch" else "pretrained"
+        if setup.finetune_epochs is None and origin.get("kind") == "finetuned":
+            setup.finetune_epochs = origin.get("epochs")
+    print(advise(setup, args.store).text())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kdtemp", description="Knowledge distillation with a measured temperature.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -155,9 +223,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study", help="study folder, its study.sqlite, or the study file")
     p.add_argument("--output", help="report folder (default: <study>/report)")
     p.set_defaults(handler=cmd_report)
-    p = sub.add_parser("demo", help="the embedded default: digits teacher + temperature cohort")
+    p = sub.add_parser("diagnose", help="a teacher's relative entropies and sorted softmax profiles")
+    p.add_argument("teacher", help="teacher checkpoint (kdtemp's teacher.pt, or any with --model)")
+    p.add_argument("overrides", nargs="*", help="data overrides, e.g. data.root=/data/cifar10")
+    p.add_argument("--model", help="model name when the checkpoint has no kdtemp metadata")
+    p.add_argument("--temperatures", type=float, nargs="+", default=[1, 2, 3, 4, 5, 7, 10, 20, 40])
+    p.add_argument("--top-k", type=int, default=20)
+    p.add_argument("--split", choices=["train", "test"], default="train")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", help="write every value to this JSON file")
+    p.set_defaults(handler=cmd_diagnose)
+    p = sub.add_parser("advise", help="a recommended temperature range for a setup, with reasons")
+    p.add_argument("--teacher-origin", choices=["pretrained", "scratch"])
+    p.add_argument("--finetune-epochs", type=int, help="epochs the teacher was fine-tuned on the target")
+    p.add_argument("--optimizer", choices=["adamw", "sgd"])
+    p.add_argument("--epochs", type=int, help="planned distillation epochs")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--granularity", choices=["fine", "coarse"])
+    p.add_argument("--overlap", choices=["yes", "no", "unknown"], default="unknown",
+                   help="do the target's classes exist in the teacher's pretraining data?")
+    p.add_argument("--teacher", help="a teacher checkpoint: its entropies and recorded origin inform the advice")
+    p.add_argument("overrides", nargs="*", help="data overrides for --teacher")
+    p.add_argument("--store", nargs="*", default=[], help="study folders whose results to draw on")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(handler=cmd_advise)
+    p = sub.add_parser("demo", help="the embedded default: digits teacher, temperature study, report")
     p.add_argument("--output", default="runs/demo")
-    p.add_argument("--epochs", type=int, default=8, help="distillation epochs")
+    p.add_argument("--epochs", type=int, default=5, help="distillation epochs")
+    p.add_argument("--seeds", type=int, default=2, help="seeds per temperature")
     p.add_argument("--teacher-epochs", type=int, default=12)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=cmd_demo)
@@ -165,7 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    overrides = [e for e in extra if "=" in e and not e.startswith("-")]
+    if len(overrides) != len(extra) or (overrides and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(e for e in extra if e not in overrides or not hasattr(args, 'overrides'))}")
+    if overrides:
+        args.overrides = list(args.overrides) + overrides  # field=value given after options
     try:
         return args.handler(args)
     except ConfigError as error:

@@ -1,7 +1,7 @@
-"""The embedded default job behind ``make run``: digits, a small teacher, a temperature cohort.
+"""The embedded default job behind ``make run``: digits, a small teacher, a temperature study.
 
 The configs are plain data, written next to the results so the demo can be re-run or edited
-with ``kdtemp teacher`` / ``kdtemp distill``.
+with ``kdtemp teacher`` / ``kdtemp study``.
 """
 
 from __future__ import annotations
@@ -30,17 +30,22 @@ def teacher_config(output: Path, epochs: int = 12) -> dict:
     }
 
 
-def distill_config(output: Path, teacher_path: Path, epochs: int = 8) -> dict:
-    """A cohort of resnet20 students, one per study temperature, KD only (the study protocol)."""
+def study_file(output: Path, teacher_path: Path, epochs: int = 6, seeds: tuple[int, ...] = (0, 1)) -> dict:
+    """A temperature study of resnet20 students (KD only, the study protocol), one cohort per seed."""
     return {
-        **_SHARED,
-        "teacher": {"name": "resnet32", "init": "checkpoint", "weights": str(teacher_path)},
-        "student": {
-            "model": {"name": "resnet20", "init": "random"},
-            "objective": "kd",
-            "optimizer": {"name": "adamw", "lr": 5e-3, "weight_decay": 0.05},
-            "epochs": epochs,
+        "name": "digits-temperature",
+        "base": {
+            **{k: v for k, v in _SHARED.items() if k != "device"},
+            "teacher": {"name": "resnet32", "init": "checkpoint", "weights": str(teacher_path)},
+            "student": {
+                "model": {"name": "resnet20", "init": "random"},
+                "objective": "kd",
+                "optimizer": {"name": "adamw", "lr": 5e-3, "weight_decay": 0.05},
+                "epochs": epochs,
+            },
         },
-        "temperatures": STUDY_TEMPERATURES,
-        "output": str(output / "distill"),
+        "presets": ["temperatures"],
+        "seeds": list(seeds),
+        "executor": {"kind": "inline"},
+        "output": str(output / "study"),
     }

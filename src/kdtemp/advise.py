@@ -1,0 +1,180 @@
+"""Temperature advice: a recommended range for a described setup, with the reasons.
+
+The rules encode the findings of Frank & Davis, "A Unified Revisit of Temperature in
+Classification-Based Knowledge Distillation" (numbers refer to its findings):
+
+1. Shared fixed-T KD remains the objective to use.
+2. AdamW is much more robust to T than SGD.
+3. With SGD, small T wins for short training and larger T for long training; a larger batch
+   moves the cross-over later.
+4. Large T (10 to 40) works best with long training when the teacher was generally pretrained
+   and only briefly fine-tuned on a target whose classes overlap the pretraining classes.
+5. Longer teacher fine-tuning lowers H(p) toward 0 and raises H(p_bar) toward 1; small T catches
+   up. Teachers trained from scratch often prefer T = 1.
+7. Fine-grained targets that overlap the pretraining classes prefer larger T than coarse ones;
+   fine-grained targets without overlap show the opposite trend.
+
+Past results in a study store take precedence: the best temperature of the closest matching
+setting is reported and the range widened to include it.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+# Thresholds (study scale: Pets 20-400 fine-tuning epochs, 64-1024 distillation epochs at batch 64).
+BRIEF_FINETUNE = 50
+LONG_FINETUNE = 200
+SHORT_TRAINING = 128
+LONG_TRAINING = 256
+SATURATED_TAIL = 0.96
+RICH_TAIL = 0.94
+
+
+@dataclass
+class Setup:
+    """What is known about a planned distillation (``None``: unknown)."""
+
+    teacher_origin: Literal["pretrained", "scratch"] | None = None
+    finetune_epochs: int | None = None
+    optimizer: Literal["adamw", "sgd"] | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    granularity: Literal["fine", "coarse"] | None = None
+    class_overlap: bool | None = None
+    teacher_entropy: float | None = None
+    teacher_tail_entropy: float | None = None
+
+
+@dataclass
+class Advice:
+    """A recommended temperature range, a single suggestion, and why."""
+
+    low: float
+    high: float
+    suggested: float
+    reasons: list[str] = field(default_factory=list)
+    evidence: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        lines = [f"recommended temperature: {self.suggested:g} (range {self.low:g} to {self.high:g})", "because:"]
+        lines += [f"  - {r}" for r in self.reasons]
+        if self.evidence:
+            lines.append("your past results:")
+            lines += [f"  - {e}" for e in self.evidence]
+        return "\n".join(lines)
+
+
+def _scaled(epochs: int, batch_size: int | None) -> float:
+    """Training length in baseline units: a batch of 256 needs about 4x the epochs of 64 to match."""
+    return epochs * 64 / (batch_size or 64)
+
+
+def advise(setup: Setup, stores: list[str | Path] | None = None) -> Advice:
+    """Recommend a temperature range for ``setup``, drawing on past results in ``stores``."""
+    small: list[str] = []
+    large: list[str] = []
+    notes: list[str] = []
+    cap = 4.0
+
+    if setup.teacher_origin == "scratch":
+        small.append("the teacher was trained from scratch: such teachers learned little inter-class structure and "
+                     "often prefer T = 1 (finding 5)")
+        cap = 2.0
+    elif setup.teacher_origin == "pretrained" and setup.finetune_epochs is not None:
+        if setup.finetune_epochs >= LONG_FINETUNE:
+            small.append(f"the teacher was fine-tuned for {setup.finetune_epochs} epochs: long fine-tuning drives its "
+                         "outputs toward one-hot with a uniform tail, and small T catches up with large T (finding 5)")
+        elif setup.finetune_epochs <= BRIEF_FINETUNE:
+            large.append(f"the teacher is generally pretrained and only briefly fine-tuned ({setup.finetune_epochs} "
+                         "epochs), so it keeps rich inter-class relations (finding 4)")
+    elif setup.teacher_origin == "pretrained":
+        large.append("the teacher is generally pretrained (its fine-tuning length is unknown; brief fine-tuning "
+                     "favours large T, finding 4)")
+
+    if setup.teacher_tail_entropy is not None:
+        if setup.teacher_tail_entropy >= SATURATED_TAIL:
+            small.append(f"the teacher's relative H(p_bar) is {setup.teacher_tail_entropy:.3f}: its non-top classes are "
+                         "nearly uniform, like label smoothing, which prefers T = 1 (findings 5 and 6)")
+        elif setup.teacher_tail_entropy <= RICH_TAIL:
+            large.append(f"the teacher's relative H(p_bar) is {setup.teacher_tail_entropy:.3f}: its non-top classes "
+                         "carry structure that a larger T exposes (finding 6)")
+
+    if setup.class_overlap is False:
+        small.append("the target's classes do not overlap the pretraining classes: fine-grained targets without "
+                     "overlap (Cars, finer-grained birds) prefer smaller T (finding 7)")
+        cap = min(cap, 3.0)
+
+    if setup.optimizer == "sgd" and setup.epochs is not None:
+        length = _scaled(setup.epochs, setup.batch_size)
+        batch = f" at batch {setup.batch_size}" if setup.batch_size and setup.batch_size != 64 else ""
+        if length < SHORT_TRAINING:
+            small.append(f"SGD with short training ({setup.epochs} epochs{batch}): small T wins before the cross-over "
+                         "(finding 3)")
+            cap = min(cap, 3.0)
+        elif length >= LONG_TRAINING:
+            large.append(f"SGD with long training ({setup.epochs} epochs{batch}): larger T overtakes after the "
+                         "cross-over (finding 3)")
+    elif setup.optimizer == "adamw":
+        notes.append("AdamW is robust to T, so a value inside the range is rarely far from the best (finding 2)")
+
+    long_training = setup.epochs is not None and _scaled(setup.epochs, setup.batch_size) >= LONG_TRAINING
+    if setup.epochs is not None and not long_training and not small:
+        notes.append(f"{setup.epochs} epochs is short for the largest temperatures, which need long training (finding 4)")
+
+    if small:
+        low, high = 1.0, cap
+        suggested = 1.0 if setup.teacher_origin == "scratch" or len(small) > 1 else 2.0
+        reasons = small + [f"pointing the other way: {r}" for r in large]
+    elif large and long_training and setup.class_overlap is not False:
+        if setup.granularity == "coarse":
+            low, high, suggested = 5.0, 20.0, 10.0
+            notes.append("coarse-grained classes plateau at a smaller T than fine-grained ones (finding 7)")
+        else:
+            low, high, suggested = 10.0, 40.0, 20.0 if setup.granularity == "fine" else 10.0
+            if setup.granularity == "fine":
+                notes.append("fine-grained classes that overlap the pretraining classes prefer larger T (finding 7)")
+        reasons = large + [f"long training ({setup.epochs} epochs) lets large T pay off (finding 4)"]
+    else:
+        low, high, suggested = 3.0, 10.0, 4.0
+        reasons = large or ["no strong signal either way: the study's accuracy rises from T = 1 to about T = 4-10 "
+                            "in most settings before it plateaus"]
+    advice = Advice(low, high, suggested, reasons + notes)
+    for store in stores or []:
+        _add_evidence(advice, setup, Path(store))
+    return advice
+
+
+def _add_evidence(advice: Advice, setup: Setup, target: Path) -> None:
+    """Best temperatures of the closest matching settings in a study store."""
+    from .report import resolve_store
+    from .report.tables import aggregate, best_temperatures, records
+    from .study.store import Store
+
+    with Store(resolve_store(target), readonly=True) as store:
+        runs = [r for r in store.runs() if r["status"] == "done"]
+        name = store.meta("name", target.name)
+    if setup.optimizer:
+        runs = [r for r in runs if r["config"]["student"]["optimizer"]["name"] == setup.optimizer]
+    runs = [r for r in runs if r["config"]["student"]["objective"] == "kd"]
+    if setup.epochs is not None and runs:
+        closest = min({r["config"]["student"]["epochs"] for r in runs}, key=lambda e: abs(e - setup.epochs))
+        runs = [r for r in runs if r["config"]["student"]["epochs"] == closest]
+    table = aggregate(records(runs), "final_top1")
+    bests = []
+    for row, cells in table.items():
+        if len(cells) < 2:
+            continue
+        best = max(best_temperatures(cells))
+        bests.append(best)
+        cell = cells[best]
+        advice.evidence.append(f"{name}: {row}: best T = {best:g} (mean top-1 {cell.mean:.2f}% over {cell.n} seed"
+                               f"{'s' if cell.n != 1 else ''}; tried T = {', '.join(f'{t:g}' for t in cells)})")
+    if bests:
+        measured = statistics.median(bests)
+        advice.suggested = measured
+        advice.low, advice.high = min(advice.low, min(bests)), max(advice.high, max(bests))
+        advice.reasons.insert(0, f"your own matching runs favour T = {measured:g}, which takes precedence over the rules")
