@@ -131,3 +131,21 @@ def test_member_init_is_seeded_and_independent_of_the_global_rng(tmp_path):
     torch.manual_seed(999)
     (b,) = run_cohort(cohort([member(epochs=1)]), output=tmp_path / "b", progress=False)
     assert a.curve == b.curve
+
+
+def test_sparse_checkpoints_resume_to_the_same_results(tmp_path):
+    members = [member(name="a", epochs=3), member(name="b", temperature=2.0, epochs=3, seed=1)]
+    reference = run_cohort(cohort(members), output=tmp_path / "reference", progress=False)
+
+    def crash(epoch, step):
+        if epoch == 3 and step == 1:
+            raise Interrupt()
+
+    sparse = cohort(members, checkpoint_every=2)
+    with pytest.raises(Interrupt):
+        run_cohort(sparse, output=tmp_path / "sparse", progress=False, step_callback=crash)
+    saved = RunFolder(tmp_path / "sparse", reference[0].run_id).load_checkpoint()
+    assert saved["state"]["epochs_done"] == 2  # epoch 2 was checkpointed, epoch 1 was not needed
+    resumed = run_cohort(sparse, output=tmp_path / "sparse", progress=False)
+    for a, b in zip(reference, resumed):
+        assert_same_run(a, b, final_weights(tmp_path / "reference", a), final_weights(tmp_path / "sparse", b))

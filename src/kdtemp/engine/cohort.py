@@ -85,7 +85,8 @@ def run_cohort(
     """Train every member of ``config``; return one :class:`RunResult` per member, in order.
 
     ``output``: folder for the per-run folders (``<output>/<run_id>/``); with it, finished members
-    are skipped and unfinished ones resume from their last checkpoint. ``step_callback(epoch,
+    are skipped and unfinished ones resume from their last checkpoint (written every
+    ``config.checkpoint_every`` epochs). ``step_callback(epoch,
     step)`` is called after every batch (used to inject faults in tests).
     """
     device = resolve_device(config.device)
@@ -172,7 +173,8 @@ def _finish_epoch(active, epoch, test_images, test_labels, config, autocast, cha
         member.end_epoch(epoch, evaluation, train_loss)
         if output is not None:
             folder = RunFolder(output, member.run_id)
-            if member.state.status != "failed":
+            due = epoch % config.checkpoint_every == 0 or member.state.status == "done"
+            if due and member.state.status != "failed":
                 folder.save_checkpoint(member.checkpoint())
             result = RunResult.from_member(member, teacher_metrics)
             folder.write_metrics({**result.__dict__, "finished_at": time.time()})

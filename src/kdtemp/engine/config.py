@@ -147,17 +147,23 @@ class SharedConfig:
 
 @dataclass
 class CohortConfig(SharedConfig):
-    """A cohort: the shared part and the members."""
+    """A cohort: the shared part and the members.
+
+    ``checkpoint_every``: members are checkpointed every that many epochs (and at their last);
+    a restart after a crash redoes at most ``checkpoint_every - 1`` epochs, with the same result.
+    """
 
     members: list[MemberConfig] = field(default_factory=list)
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     eval_batch_size: int = 512
+    checkpoint_every: int = 1
 
     def validate(self, path: str = "") -> None:
         prefix = f"{path}." if path else ""
         require(self.batch_size >= 1, f"{prefix}batch_size", f"must be >= 1; got {self.batch_size}")
         require(self.eval_batch_size >= 1, f"{prefix}eval_batch_size", f"must be >= 1; got {self.eval_batch_size}")
+        require(self.checkpoint_every >= 1, f"{prefix}checkpoint_every", f"must be >= 1; got {self.checkpoint_every}")
         require(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
                 f"{prefix}device", f"must be auto, cpu or cuda[:N]; got {self.device!r}")
         needs_teacher = [m for m in self.members if m.objective is not None and m.weights().kd_weight > 0]

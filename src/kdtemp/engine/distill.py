@@ -22,6 +22,7 @@ class DistillConfig(SharedConfig):
     temperatures: list[float] = field(default_factory=list)
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+    checkpoint_every: int = 1
     output: str = "runs/distill"
 
     def validate(self, path: str = "") -> None:
@@ -47,7 +48,7 @@ class DistillConfig(SharedConfig):
     def cohort(self) -> CohortConfig:
         config = CohortConfig(data=self.data, augment=self.augment, teacher=self.teacher, batch_size=self.batch_size,
                               data_seed=self.data_seed, members=self.member_configs(), device=self.device,
-                              precision=self.precision)
+                              precision=self.precision, checkpoint_every=self.checkpoint_every)
         config.validate()
         return config
 

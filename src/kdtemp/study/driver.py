@@ -72,6 +72,7 @@ def run_study(study: Study, executor: ExecutorConfig | None = None, progress: bo
             config = dataclasses.replace(cohort.config(), members=[r.spec.student for r in todo])
             plain = to_dict(config)
             plain["data"]["cache_dir"] = plain["data"]["cache_dir"] or str(default_cache_dir())
+            plain["checkpoint_every"] = executor.checkpoint_every
             diagnose = teacher is not None and teacher not in diagnosed
             diagnosed.add(teacher)
             tasks.append(Task(cohort.cohort_id, plain, str(runs_dir), [r.run_id for r in todo], teacher, diagnose,

@@ -68,8 +68,10 @@ class ExecutorConfig:
     threads: int | None = None
     ray_address: str | None = None
     device: str = "auto"
+    checkpoint_every: int = 1
 
     def validate(self, path: str = "executor") -> None:
+        require(self.checkpoint_every >= 1, f"{path}.checkpoint_every", f"must be >= 1; got {self.checkpoint_every}")
         require(self.workers is None or self.workers >= 1, f"{path}.workers", f"must be >= 1; got {self.workers}")
         require(self.threads is None or self.threads >= 1, f"{path}.threads", f"must be >= 1; got {self.threads}")
 
