@@ -24,8 +24,8 @@ from .config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 
 
 def _load(cls, path: str, overrides: Sequence[str]):
-    data = apply_overrides(load_yaml(path), list(overrides))
-    return from_dict(cls, data), data
+    """Read a YAML config, apply dotted overrides, validate it as ``cls``."""
+    return from_dict(cls, apply_overrides(load_yaml(path), list(overrides)))
 
 
 def _save_resolved(config, folder: Path, name: str) -> Path:
@@ -35,7 +35,7 @@ def _save_resolved(config, folder: Path, name: str) -> Path:
     return path
 
 
-def format_results(results, temperatures: bool = True) -> str:
+def format_results(results) -> str:
     """A plain-text table of run results."""
     lines = [f"{'run':<34} {'status':<7} {'final top1':>10} {'best top1':>10} {'best ep':>8}"]
     for r in results:
@@ -50,7 +50,7 @@ def format_results(results, temperatures: bool = True) -> str:
 def cmd_teacher(args) -> int:
     from .engine import TeacherConfig, prepare_teacher
 
-    config, _ = _load(TeacherConfig, args.config, args.overrides)
+    config = _load(TeacherConfig, args.config, args.overrides)
     _save_resolved(config, Path(config.output), "config.yaml")
     path, result = prepare_teacher(config, progress=not args.quiet)
     print(f"teacher {config.model.name}: top-1 {result.final_top1:.2f}% after {config.epochs} epochs -> {path}")
@@ -60,7 +60,7 @@ def cmd_teacher(args) -> int:
 def cmd_distill(args) -> int:
     from .engine import DistillConfig, run_cohort
 
-    config, _ = _load(DistillConfig, args.config, args.overrides)
+    config = _load(DistillConfig, args.config, args.overrides)
     _save_resolved(config, Path(config.output), "config.yaml")
     results = run_cohort(config.cohort(), output=Path(config.output) / "runs", progress=not args.quiet)
     print(format_results(results))

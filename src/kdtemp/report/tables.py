@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -170,7 +169,3 @@ def teachers_markdown(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         lines.append(f"| {r['teacher']} | {r['dataset']} | {r['top1']:.2f} | {r['H(p)']:.3f} | {r['H(p_bar)']:.3f} |")
     return "\n".join(lines) + "\n"
-
-
-def is_finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)
