@@ -88,12 +88,12 @@ def mix_batch(images: Tensor, labels: Tensor, num_classes: int, generator: torch
     box_ratio = 1.0 - ((bottom - top) * (right - left)).double() / (height * width)
     weight = torch.where(cutmix, box_ratio, ratio).float().to(device)
 
-    rows = torch.arange(height).view(1, height, 1)
-    cols = torch.arange(width).view(1, 1, width)
-    box = ((rows >= top.view(-1, 1, 1)) & (rows < bottom.view(-1, 1, 1))
-           & (cols >= left.view(-1, 1, 1)) & (cols < right.view(-1, 1, 1)))
-    box = (box & cutmix.view(-1, 1, 1)).unsqueeze(1).to(device)
-    partner, cutmix_d = partner.to(device), cutmix.to(device).view(-1, 1, 1, 1)
+    # Only the B box coordinates cross to the device; the [B, 1, H, W] mask is built there.
+    top, bottom, left, right, cutmix_d = (v.to(device).view(-1, 1, 1) for v in (top, bottom, left, right, cutmix))
+    rows = torch.arange(height, device=device).view(1, height, 1)
+    cols = torch.arange(width, device=device).view(1, 1, width)
+    box = ((rows >= top) & (rows < bottom) & (cols >= left) & (cols < right) & cutmix_d).unsqueeze(1)
+    partner, cutmix_d = partner.to(device), cutmix_d.view(-1, 1, 1, 1)
     other = images[partner]
     blend = weight.view(-1, 1, 1, 1)
     mixed = torch.where(cutmix_d, torch.where(box, other, images), blend * images + (1 - blend) * other)
