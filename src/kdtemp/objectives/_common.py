@@ -93,6 +93,12 @@ def kl_from_log_probs(log_p: Tensor, log_q: Tensor, weight: Tensor | None = None
     return terms.sum(dim=-1)
 
 
+def safe_sqrt(x: Tensor) -> Tensor:
+    """``sqrt(x)`` for ``x >= 0`` whose gradient at ``x = 0`` is 0 rather than NaN (or inf)."""
+    positive = x > 0
+    return torch.where(positive, torch.where(positive, x, torch.ones_like(x)).sqrt(), torch.zeros_like(x))
+
+
 def reduce(per_sample: Tensor, reduction: str) -> Tensor:
     """Apply ``"batchmean"`` (mean over samples), ``"sum"`` or ``"none"``."""
     if reduction == "batchmean":

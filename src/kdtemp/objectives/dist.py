@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from ._common import Temperature, check_logits, check_temperature, scaled_log_softmax
-
-
-def _safe_norm(x: Tensor, dim: int) -> Tensor:
-    """L2 norm along ``dim`` whose gradient at the zero vector is zero rather than NaN."""
-    squared = x.square().sum(dim=dim)
-    positive = squared > 0
-    return torch.where(positive, torch.where(positive, squared, torch.ones_like(squared)).sqrt(), 0.0)
+from ._common import Temperature, check_logits, check_temperature, safe_sqrt, scaled_log_softmax
 
 
 def pearson_correlation(a: Tensor, b: Tensor, dim: int, eps: float = 1e-8) -> Tensor:
     """``<a - mean a, b - mean b> / (||a - mean a|| * ||b - mean b|| + eps)`` along ``dim``."""
     a = a - a.mean(dim=dim, keepdim=True)
     b = b - b.mean(dim=dim, keepdim=True)
-    return (a * b).sum(dim=dim) / (_safe_norm(a, dim) * _safe_norm(b, dim) + eps)
+    return (a * b).sum(dim=dim) / (safe_sqrt(a.square().sum(dim=dim)) * safe_sqrt(b.square().sum(dim=dim)) + eps)
 
 
 def dist_loss(

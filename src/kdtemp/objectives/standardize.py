@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from ._common import upcast
+from ._common import safe_sqrt, upcast
 
 
 def standardize_logits(logits: Tensor, eps: float = 1e-7) -> Tensor:
@@ -19,6 +18,4 @@ def standardize_logits(logits: Tensor, eps: float = 1e-7) -> Tensor:
     z = upcast(logits)
     centred = z - z.mean(dim=-1, keepdim=True)
     variance = centred.square().sum(dim=-1, keepdim=True) / (z.shape[-1] - 1)
-    positive = variance > 0
-    std = torch.where(positive, torch.where(positive, variance, torch.ones_like(variance)).sqrt(), 0.0)
-    return centred / (std + eps)
+    return centred / (safe_sqrt(variance) + eps)
