@@ -175,11 +175,11 @@ class Member:
             self.scheduler.step()
             self._loss_sum += loss.detach()
             if self.config.temperature_policy == "dts":
-                with torch.no_grad():
-                    student_ce = soft_cross_entropy(logits, soft_labels)
-                    teacher_ce = soft_cross_entropy(teacher_logits, soft_labels)
+                with torch.no_grad():  # DTS needs the gap on the host: one sync for both values
+                    student_ce, teacher_ce = torch.stack([soft_cross_entropy(logits, soft_labels),
+                                                          soft_cross_entropy(teacher_logits, soft_labels)]).tolist()
                 self.state.temperature_trace.append(self.policy.value)
-                self.policy.update(float(student_ce), float(teacher_ce), epoch, self.config.epochs)
+                self.policy.update(student_ce, teacher_ce, epoch, self.config.epochs)
             elif self.learnable is not None:
                 self._temperatures.append(temperature.detach())
 
