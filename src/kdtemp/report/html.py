@@ -6,7 +6,7 @@ import base64
 import html
 from pathlib import Path
 
-from .tables import Cell, best_temperatures, temperatures_of
+from .tables import Cell, row_cells, temperatures_of
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1100px; color: #222; }
@@ -37,15 +37,9 @@ def table_html(table: dict[str, dict[float, Cell]], caption: str) -> str:
     head = "".join(f"<th>T={t:g}</th>" for t in temps)
     body = []
     for row, cells in table.items():
-        best = best_temperatures(cells)
-        tds = []
-        for t in temps:
-            if t not in cells:
-                tds.append("<td></td>")
-                continue
-            cell = cells[t]
-            title = f"mean {cell.mean:.3f}, std {cell.std:.3f}, n={cell.n}"
-            tds.append(f'<td class="{"best" if t in best else ""}" title="{title}">{cell.mean:.2f}</td>')
+        tds = ["<td></td>" if cell is None else
+               f'<td class="{"best" if best else ""}" title="mean {cell.mean:.3f}, std {cell.std:.3f}, n={cell.n}">'
+               f"{cell.mean:.2f}</td>" for cell, best in row_cells(cells, temps)]
         body.append(f"<tr><td>{html.escape(row)}</td>{''.join(tds)}</tr>")
     return (f'<table><caption class="note">{html.escape(caption)}</caption><tr><th>setting</th>{head}</tr>'
             + "".join(body) + "</table>")

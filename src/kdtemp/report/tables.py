@@ -119,6 +119,13 @@ def temperatures_of(table: dict[str, dict[float, Cell]]) -> list[float]:
     return sorted({t for row in table.values() for t in row})
 
 
+def row_cells(cells: dict[float, Cell], temperatures: list[float]) -> list[tuple[Cell | None, bool]]:
+    """One row of a heatmap table in column order: each column's cell (None where that T is
+    missing) and whether it is the best of the row. Every renderer of the table uses this."""
+    best = best_temperatures(cells)
+    return [(cells.get(t), t in best) for t in temperatures]
+
+
 def heatmap_markdown(table: dict[str, dict[float, Cell]], title: str) -> str:
     """Rows a setting, columns T, the mean over seeds; the best of each row in bold."""
     temps = temperatures_of(table)
@@ -126,14 +133,8 @@ def heatmap_markdown(table: dict[str, dict[float, Cell]], title: str) -> str:
              "| setting | " + " | ".join(f"T={t:g}" for t in temps) + " |",
              "|---|" + "---:|" * len(temps)]
     for row, cells in table.items():
-        best = best_temperatures(cells)
-        values = []
-        for t in temps:
-            if t not in cells:
-                values.append("")
-                continue
-            text = f"{cells[t].mean:.2f}"
-            values.append(f"**{text}**" if t in best else text)
+        values = ["" if cell is None else f"**{cell.mean:.2f}**" if best else f"{cell.mean:.2f}"
+                  for cell, best in row_cells(cells, temps)]
         lines.append(f"| {row} | " + " | ".join(values) + " |")
     return "\n".join(lines) + "\n"
 
