@@ -11,7 +11,7 @@ import math
 import torch
 from torch import Tensor
 
-from .objectives._common import scaled_log_softmax, upcast
+from .objectives._common import entropy_from_log_probs, scaled_log_softmax, upcast
 
 
 def smoothing_entropy(alpha: Tensor, num_classes: int) -> Tensor:
@@ -49,8 +49,7 @@ def instance_label_smoothing(teacher: Tensor, temperature: float) -> Tensor:
 
     ``q_i = (1 - a_i) * onehot(argmax t_i) + a_i / C`` with ``H(q_i) = H(p(t_i, T))``.
     """
-    log_p = scaled_log_softmax(teacher, temperature).to(torch.float64)
-    entropy = -(log_p.exp() * log_p).sum(dim=1)
+    entropy = entropy_from_log_probs(scaled_log_softmax(teacher, temperature).to(torch.float64))
     alpha = smoothing_for_entropy(entropy, teacher.shape[1])
     return smoothed_targets(teacher.argmax(dim=1), alpha, teacher.shape[1])
 

@@ -3,7 +3,12 @@
 Conventions (hold in every objective of this package):
 
 * logits are ``[B, C]``; they are upcast to float32 (float64 stays float64)
-  before any softmax, so bf16/fp16 autocast outputs are safe;
+  before any softmax, so bf16/fp16 autocast outputs are safe; the gradient that flows back
+  to a half-precision input saturates at that dtype's largest finite value instead of
+  overflowing to ``inf`` (see :func:`upcast`);
+* a class whose logit is ``-inf`` (a masked class) has probability exactly 0; a
+  probability of 0 contributes exactly 0 to a KL divergence or an entropy (``0 log 0 = 0``),
+  never NaN;
 * log-probabilities always come from ``log_softmax`` / ``logsumexp``, never
   from ``log(softmax)``;
 * KL divergences use the *batchmean* reduction: sum over classes, mean over
@@ -20,10 +25,32 @@ from torch import Tensor
 Temperature = Union[float, Tensor]
 
 
+class _SaturatingUpcast(torch.autograd.Function):
+    """float32 forward; backward casts the gradient back to the input's dtype, clamped to its
+    finite range (a float16 input cannot hold gradients above 65504)."""
+
+    @staticmethod
+    def forward(ctx, logits: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.dtype = logits.dtype
+        return logits.float()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        limit = torch.finfo(ctx.dtype).max
+        return grad.nan_to_num(nan=0.0, posinf=limit, neginf=-limit).clamp(-limit, limit).to(ctx.dtype)
+
+
 def upcast(logits: Tensor) -> Tensor:
-    """Return ``logits`` as float32, or unchanged when already float32/float64."""
+    """Return ``logits`` as float32, or unchanged when already float32/float64.
+
+    The gradient back to a float16/bfloat16 input saturates at the dtype's largest finite
+    value: objectives whose gradient is legitimately large (logit standardization of a
+    constant row, DIST's correlation of a uniform row: about ``1 / eps``) stay finite.
+    """
     if logits.dtype in (torch.float32, torch.float64):
         return logits
+    if logits.requires_grad:
+        return _SaturatingUpcast.apply(logits)
     return logits.float()
 
 
@@ -84,13 +111,22 @@ def kl_from_log_probs(log_p: Tensor, log_q: Tensor, weight: Tensor | None = None
     """Per-sample ``sum_c P_c (log P_c - log Q_c)``, shape ``[B]``.
 
     ``weight`` (same shape, 0/1) restricts the sum to a subset of classes; the
-    probabilities outside it are taken as zero.
+    probabilities outside it are taken as zero. A class with ``P_c = 0`` (``log P_c = -inf``,
+    e.g. a masked teacher class) contributes exactly 0, whatever ``Q_c``.
     """
     p = log_p.exp()
-    terms = p * (log_p - log_q)
+    present = p > 0
+    difference = torch.where(present, log_p, torch.zeros_like(log_p)) - torch.where(present, log_q, torch.zeros_like(log_q))
+    terms = torch.where(present, p * difference, torch.zeros_like(p))
     if weight is not None:
         terms = terms * weight
     return terms.sum(dim=-1)
+
+
+def entropy_from_log_probs(log_p: Tensor) -> Tensor:
+    """Per-sample ``-sum_c P_c log P_c`` with ``0 log 0 = 0``, shape ``[B]``."""
+    p = log_p.exp()
+    return -torch.where(p > 0, p * torch.where(p > 0, log_p, torch.zeros_like(log_p)), torch.zeros_like(p)).sum(dim=-1)
 
 
 def safe_sqrt(x: Tensor) -> Tensor:

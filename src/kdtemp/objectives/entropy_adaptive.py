@@ -7,13 +7,12 @@ import math
 import torch
 from torch import Tensor
 
-from ._common import Temperature, check_logits, check_temperature, scaled_log_softmax
+from ._common import Temperature, check_logits, check_temperature, entropy_from_log_probs, scaled_log_softmax
 
 
 def entropy(logits: Tensor, temperature: Temperature = 1.0) -> Tensor:
-    """Per-sample entropy (nats) of ``softmax(z / T)``, shape ``[B]``."""
-    log_p = scaled_log_softmax(logits, temperature)
-    return -(log_p.exp() * log_p).sum(dim=-1)
+    """Per-sample entropy (nats) of ``softmax(z / T)``, shape ``[B]`` (masked classes count 0)."""
+    return entropy_from_log_probs(scaled_log_softmax(logits, temperature))
 
 
 def entropy_weights(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from ._common import safe_sqrt, upcast
@@ -12,10 +13,19 @@ def standardize_logits(logits: Tensor, eps: float = 1e-7) -> Tensor:
 
     Apply it to both student and teacher logits, then run the host objective (``kd_loss`` or
     ``dkd_loss``) on the result at a base temperature (default 2; ``T^2`` still applies).
-    A constant row maps to zeros with a zero (not NaN) gradient.
     Official preset (authors): KD weight 9, CE weight 0.1, base temperature 2.
+
+    A constant row maps to zeros. Its gradient is the authors' formula's: ``(I - 1/C) g / eps``
+    (``1e7`` times the upstream gradient at the default ``eps``), which lets a student whose
+    logits start constant (a zero-initialised head) learn; it stays finite for float16 inputs
+    (saturated at 65504). Masked classes (``-inf`` logits) are left out of the mean and std
+    and stay ``-inf``.
     """
     z = upcast(logits)
-    centred = z - z.mean(dim=-1, keepdim=True)
-    variance = centred.square().sum(dim=-1, keepdim=True) / (z.shape[-1] - 1)
-    return centred / (safe_sqrt(variance) + eps)
+    finite = torch.isfinite(z)
+    count = finite.sum(dim=-1, keepdim=True)
+    safe = torch.where(finite, z, torch.zeros_like(z))
+    mean = safe.sum(dim=-1, keepdim=True) / count.clamp_min(1)
+    centred = torch.where(finite, safe - mean, torch.zeros_like(z))
+    variance = centred.square().sum(dim=-1, keepdim=True) / (count - 1).clamp_min(1)
+    return torch.where(finite, centred / (safe_sqrt(variance) + eps), z)
