@@ -8,6 +8,7 @@ the dotted path of the field, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -142,6 +143,57 @@ def to_dict(instance: Any) -> Any:
     return instance
 
 
+class StudyYamlLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that reads floats the way people write them and rejects duplicate keys.
+
+    YAML 1.1 (PyYAML's default) reads ``1e-3`` as a string; here every decimal number with an
+    exponent is a float, as in YAML 1.2 and JSON. A key given twice in one mapping is an error
+    naming its line (PyYAML would silently keep the last value).
+    """
+
+    def construct_mapping(self, node, deep=False):  # type: ignore[override]
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:
+                    continue  # an unhashable key: PyYAML reports it below
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} appears twice in one mapping (first on line {first})",
+                        key_node.start_mark)
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+StudyYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def _yaml_error(error: yaml.YAMLError, where: str) -> ConfigError:
+    """One line for a YAML error: where, line and column (1-based), and the problem."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    if mark is not None:
+        return ConfigError(f"{where} line {mark.line + 1}, column {mark.column + 1}: {problem}")
+    return ConfigError(f"{where}: {problem}")
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """``text`` parsed with :class:`StudyYamlLoader`; errors become one ``ConfigError`` line."""
+    try:
+        return yaml.load(text, Loader=StudyYamlLoader)
+    except yaml.YAMLError as error:
+        raise _yaml_error(error, where) from None
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``"distill.epochs=64"`` -> ``(["distill", "epochs"], 64)``; the value is read as YAML."""
     if "=" not in text:
@@ -150,7 +202,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     keys = key.strip().split(".")
     if not all(keys):
         raise ConfigError(f"override {text!r} has an empty field name")
-    return keys, yaml.safe_load(raw) if raw.strip() else None
+    return keys, parse_yaml(raw, f"override {text!r}") if raw.strip() else None
 
 
 def set_path(data: dict[str, Any], keys: list[str], value: Any, label: str | None = None) -> None:
@@ -178,11 +230,19 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping; a missing file or non-mapping content is a ``ConfigError``."""
+    """Read a YAML mapping; a missing, binary or malformed file or non-mapping content is a
+    ``ConfigError`` (with the line and column of a syntax error)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
+    raw = path.read_bytes()
+    try:
+        if b"\x00" in raw:
+            raise UnicodeDecodeError("utf-8", raw, raw.index(b"\x00"), raw.index(b"\x00") + 1, "NUL byte")
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {str(path)!r} is not a UTF-8 text file (is it a binary file?)") from None
+    data = parse_yaml(text, f"config file {str(path)!r}") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping at the top level")
     return data
