@@ -45,14 +45,39 @@ class AugmentConfig:
         require(0 <= self.randaugment_magnitude <= 30, f"{path}.randaugment_magnitude",
                 f"must be in [0, 30] (torchvision's scale); got {self.randaugment_magnitude}")
 
+    def unused_fields(self) -> set[str]:
+        """Parameters of augmentations that are switched off (they cannot change a run)."""
+        unused = set()
+        if not self.random_resized_crop:
+            unused.add("crop_scale_min")
+        if self.randaugment_ops == 0:
+            unused.add("randaugment_magnitude")
+        return unused
+
 
 @dataclass
 class Batch:
-    """One training batch: normalised float images, soft (mixed) labels and dominant labels."""
+    """One training batch: float images on the 0..1 pixel scale (augmented and mixed, not yet
+    normalised: each model normalises them its own way, see :meth:`normalized`), soft (mixed)
+    labels and dominant labels."""
 
     images: Tensor
     soft_labels: Tensor
     dominant_labels: Tensor
+    channels_last: bool = False
+
+    def __post_init__(self) -> None:
+        self._normalized: dict = {}
+
+    def normalized(self, normalization) -> Tensor:
+        """The images normalised with ``(mean, std)``, computed once per distinct normalisation.
+
+        Normalising after mixing equals mixing normalised images (both are affine and the
+        mixing weights of a pixel sum to 1)."""
+        key = (tuple(normalization[0]), tuple(normalization[1]))
+        if key not in self._normalized:
+            self._normalized[key] = normalize_float(self.images, key, self.channels_last)
+        return self._normalized[key]
 
 
 def stream_seed(data_seed: int, epoch: int) -> int:
@@ -60,12 +85,18 @@ def stream_seed(data_seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([data_seed, epoch]).generate_state(2, dtype=np.uint64)[0] >> np.uint64(1))
 
 
-def normalize(images: Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD, channels_last: bool = False) -> Tensor:
-    """uint8 ``[B, 3, H, W]`` -> float32 normalised with ImageNet mean/std."""
-    m = torch.tensor(mean, device=images.device).view(1, 3, 1, 1)
-    s = torch.tensor(std, device=images.device).view(1, 3, 1, 1)
-    out = (images.float() / 255.0 - m) / s
+def normalize_float(images: Tensor, normalization, channels_last: bool = False) -> Tensor:
+    """Float images on the 0..1 scale ``[B, 3, H, W]`` -> ``(x - mean) / std`` per channel."""
+    mean, std = normalization
+    m = torch.tensor(mean, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    out = (images - m) / s
     return out.contiguous(memory_format=torch.channels_last) if channels_last else out
+
+
+def normalize(images: Tensor, normalization=(IMAGENET_MEAN, IMAGENET_STD), channels_last: bool = False) -> Tensor:
+    """uint8 ``[B, 3, H, W]`` -> float32 normalised with ``normalization = (mean, std)``."""
+    return normalize_float(images.float() / 255.0, normalization, channels_last)
 
 
 def mix_batch(images: Tensor, labels: Tensor, num_classes: int, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
@@ -156,15 +187,13 @@ class TrainStream:
             images = F.resize(images, [self.resolution, self.resolution], antialias=True)
         if self.augment.horizontal_flip:
             images = torch.where(flips.to(device).view(-1, 1, 1, 1), images.flip(-1), images)
-        images = normalize(images)
+        images = images.float() / 255.0
         if self.augment.mix:
             images, soft, dominant = mix_batch(images, labels, self.split.num_classes, torch.Generator().manual_seed(mix_seed))
         else:
             soft = torch.nn.functional.one_hot(labels, self.split.num_classes).float()
             dominant = labels
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        return Batch(images, soft, dominant)
+        return Batch(images, soft, dominant, self.channels_last)
 
 
 def eval_images(images: Tensor, resolution: int, center_crop: bool) -> Tensor:

@@ -101,7 +101,7 @@ def run_cohort(
     if config.teacher is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # a randomly initialised teacher is the same in every run
-            teacher = create_model(config.teacher, train.num_classes).to(device).eval()
+            teacher = create_model(config.teacher, train.num_classes, allow_new_head=False).to(device).eval()
         if channels_last:
             teacher = teacher.to(memory_format=torch.channels_last)
         for parameter in teacher.parameters():
@@ -127,11 +127,12 @@ def run_cohort(
         train_logits = split_logits(teacher, train, config.data.resolution, config.augment.random_resized_crop,
                                     config.eval_batch_size, config.precision)
         for member in smoothed:
-            member.set_global_smoothing(global_smoothing_coefficient(train_logits, member.config.temperature))
+            member.set_global_smoothing(global_smoothing_coefficient(train_logits, member.config.effective_temperature))
 
     teacher_metrics = None
     if teacher is not None:
-        teacher_metrics = {k: float(v) for k, v in accuracy(predict(teacher, test_images, config.eval_batch_size, autocast, channels_last), test.labels).items()}
+        scores = accuracy(predict(teacher, test_images, config.eval_batch_size, autocast, channels_last), test.labels)
+        teacher_metrics = {**{k: float(v) for k, v in scores.items()}, "normalization": _plain(teacher.kdtemp_normalization)}
 
     last_epoch = max((m.config.epochs for m in members), default=0)
     first_epoch = min((m.state.epochs_done + 1 for m in members if m.active), default=last_epoch + 1)
@@ -147,9 +148,9 @@ def run_cohort(
             teacher_logits = None
             if teacher is not None:
                 with torch.no_grad(), autocast():
-                    teacher_logits = teacher(batch.images).float()
+                    teacher_logits = teacher(batch.normalized(teacher.kdtemp_normalization)).float()
             for member in active:
-                member.train_step(batch.images, batch.soft_labels, batch.dominant_labels, teacher_logits, epoch, autocast)
+                member.train_step(batch.normalized(member.normalization), batch.soft_labels, batch.dominant_labels, teacher_logits, epoch, autocast)
             if bar is not None:
                 bar.update(1)
             if step_callback is not None:
@@ -179,6 +180,10 @@ def _finish_epoch(active, epoch, test_images, test_labels, config, autocast, cha
             result = RunResult.from_member(member, teacher_metrics)
             folder.write_metrics({**result.__dict__, "finished_at": time.time()})
             folder.append_event({"epoch": epoch, "status": member.state.status, "time": time.time()})
+
+
+def _plain(normalization) -> dict[str, list[float]]:
+    return {"mean": list(normalization[0]), "std": list(normalization[1])}
 
 
 def _progress_bar(enabled: bool, total: int, members: int):

@@ -45,6 +45,6 @@ def diagnose_teacher(shared: SharedConfig, temperatures: Iterable[float] = DEFAU
     data = shared.data.load(split).to(target)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        teacher = create_model(shared.teacher, data.num_classes).to(target).eval()
+        teacher = create_model(shared.teacher, data.num_classes, allow_new_head=False).to(target).eval()
     logits = split_logits(teacher, data, shared.data.resolution, shared.augment.random_resized_crop, precision=precision)
     return {"split": split, **summarize(logits, data.labels, temperatures, top_k)}

@@ -8,16 +8,25 @@ import torch
 from torch import Tensor, nn
 
 from ..data import normalize
+from ..models import IMAGENET_NORMALIZATION
+
+
+def normalization_of(model: nn.Module):
+    """The ``(mean, std)`` a model's weights expect (attached by ``create_model``; ImageNet's
+    for a model kdtemp did not create)."""
+    return getattr(model, "kdtemp_normalization", IMAGENET_NORMALIZATION)
 
 
 @torch.no_grad()
 def predict(model: nn.Module, images: Tensor, batch_size: int, autocast: Any, channels_last: bool = False) -> Tensor:
-    """Logits (float32) of ``model`` in eval mode for uint8 ``images``, batch by batch."""
+    """Logits (float32) of ``model`` in eval mode for uint8 ``images``, batch by batch, each
+    batch normalised the way the model's weights expect."""
     was_training = model.training
     model.eval()
     outputs = []
+    normalization = normalization_of(model)
     for start in range(0, images.shape[0], batch_size):
-        x = normalize(images[start:start + batch_size], channels_last=channels_last)
+        x = normalize(images[start:start + batch_size], normalization, channels_last=channels_last)
         with autocast():
             outputs.append(model(x).float())
     model.train(was_training)

@@ -91,13 +91,15 @@ class Member:
         torch.manual_seed(config.seed)
         try:
             self.student = create_model(config.model, num_classes).to(device)
+            self.normalization = self.student.kdtemp_normalization
             if channels_last:
                 self.student = self.student.to(memory_format=torch.channels_last)
             self.learnable = LearnableTemperature().to(device) if config.temperature_policy == "ctkd" else None
             self.rng_state = torch.random.get_rng_state()
         finally:
             torch.random.set_rng_state(generator_state)
-        self.objective = create_objective(config.objective, **config.objective_params) if config.objective else None
+        self.objective = create_objective(config.objective, **config.objective_params) if config.distills else None
+        self.state.derived["normalization"] = {"mean": list(self.normalization[0]), "std": list(self.normalization[1])}
         self.policy = self._policy()
         extra = list(self.learnable.parameters()) if self.learnable is not None else []
         self.parameters = list(self.student.parameters()) + extra
@@ -118,7 +120,7 @@ class Member:
         if self.config.temperature_policy == "dts":
             d = self.config.dts
             return DynamicTemperature(d.initial, d.minimum, d.maximum, d.momentum)
-        return FixedTemperature(self.config.temperature)
+        return FixedTemperature(self.config.effective_temperature)
 
     @property
     def active(self) -> bool:
@@ -190,7 +192,7 @@ class Member:
             return sum(recent) / len(recent)
         if self.learnable is not None and self._temperatures:
             return float(torch.stack(self._temperatures).mean())
-        return float(self.config.temperature)
+        return float(self.config.effective_temperature)
 
     def end_epoch(self, epoch: int, evaluation: dict[str, float], train_loss: float) -> None:
         """Record the epoch; a non-finite training loss marks the member failed."""
@@ -212,6 +214,8 @@ class Member:
     def checkpoint(self) -> dict:
         """Everything needed to continue this member exactly where it stands."""
         return {
+            "kdtemp": {"kind": "run", "model": self.config.model.name, "run_id": self.run_id,
+                       "normalization": self.state.derived["normalization"]},
             "model": self.student.state_dict(),
             "learnable": self.learnable.state_dict() if self.learnable is not None else None,
             "optimizer": self.optimizer.state_dict(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,10 @@ def atomic_save(obj: Any, path: Path) -> None:
     temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
     torch.save(obj, temporary)
     os.replace(temporary, path)
+
+
+class CheckpointError(ValueError):
+    """A run's checkpoint cannot be read (damaged, or not written by kdtemp)."""
 
 
 class RunFolder:
@@ -64,6 +69,16 @@ class RunFolder:
         atomic_save(checkpoint, self.checkpoint_path)
 
     def load_checkpoint(self) -> dict | None:
+        """The run's checkpoint (read with ``weights_only=True``: never runs code), or None."""
         if not self.checkpoint_path.is_file():
             return None
-        return torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+        try:
+            return torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as error:
+            if "weights only" in str(error).lower():
+                raise CheckpointError(f"checkpoint {self.checkpoint_path} holds Python objects that kdtemp never loads "
+                                      "(it was not written by kdtemp)") from None
+            raise CheckpointError(f"checkpoint {self.checkpoint_path} is not readable ({error})") from None
+        except (RuntimeError, EOFError, OSError, ValueError) as error:
+            first = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+            raise CheckpointError(f"checkpoint {self.checkpoint_path} is not readable ({first})") from None

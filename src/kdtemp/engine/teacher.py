@@ -73,7 +73,7 @@ def prepare_teacher(config: TeacherConfig, progress: bool = True) -> tuple[Path,
         "kdtemp": {
             "kind": "teacher", "model": config.model.name, "dataset": to_dict(config.data),
             "epochs": config.epochs, "origin": config.origin(), "top1": result.final_top1,
-            "run_id": result.run_id,
+            "run_id": result.run_id, "normalization": result.derived["normalization"],
         },
         "model": checkpoint["model"],
     }, path)

@@ -5,9 +5,21 @@ Initialisation (``ModelConfig.init``):
 * ``random``: fresh weights;
 * ``pretrained``: timm's pretrained weights (downloaded by timm), or a local weights file given in
   ``weights`` (a timm/torchvision state dict, possibly wrapped as ``{"state_dict": ...}`` with a
-  ``module.`` prefix); the classifier is replaced when its size differs;
-* ``checkpoint``: a kdtemp checkpoint (a trained teacher or student) from ``weights``; its
-  classifier is kept when the class count matches, else replaced.
+  ``module.`` prefix). This is the one mode that may **replace the classifier** (fine-tuning
+  general weights on a target): a classifier of another class count is left at a fresh
+  initialisation. A teacher never gets a new classifier (it would be a random-head teacher);
+* ``checkpoint``: a trained model for *this* data (a kdtemp ``teacher.pt`` or run checkpoint,
+  or any state dict) from ``weights``; every tensor must fit, the classifier included, so a
+  checkpoint of another class count is an error, never a silently replaced head.
+
+Weights files are data, not code: they are read with ``torch.load(..., weights_only=True)``.
+
+Input normalisation (``mean``/``std``) is a property of the weights: each model sees its input
+normalised the way its weights expect. Unless the config gives ``mean`` and ``std``, it is the
+normalisation a kdtemp checkpoint recorded, else timm's ``pretrained_cfg`` (ViT-S augreg:
+0.5/0.5; MobileViTv2: 0/1), else ImageNet's mean/std for the CIFAR ResNets (what the widely
+used CIFAR-10 checkpoints expect; the classic CIFAR KD recipe's CIFAR statistics can be given
+explicitly).
 
 Together these express the study's student initialisations (random, target-trained, IN1K
 pretrained, pretrained then fine-tuned) and teacher originations (scratch, fine-tuned).
@@ -15,9 +27,10 @@ pretrained, pretrained then fine-tuned) and teacher originations (scratch, fine-
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -26,27 +39,62 @@ from ..config import ConfigError, require
 from .cifar_resnet import CIFAR_MODELS, CifarResNet
 
 InitMode = Literal["random", "pretrained", "checkpoint"]
+Normalization = tuple[tuple[float, float, float], tuple[float, float, float]]
+
+IMAGENET_NORMALIZATION: Normalization = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+class WeightsError(ValueError):
+    """A weights file cannot be read safely or does not fit its model."""
 
 
 @dataclass
 class ModelConfig:
-    """A model by name (timm or a CIFAR ResNet) and how it is initialised."""
+    """A model by name (timm or a CIFAR ResNet), how it is initialised, and its input
+    normalisation (``mean``/``std``: ``null`` takes the weights' own, see the module docstring)."""
 
     name: str = "resnet20"
     init: InitMode = "random"
     weights: str | None = None
     drop_path_rate: float = 0.0
+    mean: list[float] | None = None
+    std: list[float] | None = None
 
     def validate(self, path: str = "model") -> None:
         require(model_exists(self.name), f"{path}.name",
                 f"unknown model {self.name!r}; allowed: a timm model name or one of {', '.join(CIFAR_MODELS)}")
         if self.init == "checkpoint":
             require(bool(self.weights), f"{path}.weights", "init 'checkpoint' needs a weights path")
+        if self.init == "random":
+            require(not self.weights, f"{path}.weights",
+                    f"{self.weights!r} is given but init is 'random'; set init: checkpoint (or pretrained) to use it")
         if self.weights:
             require(Path(self.weights).expanduser().is_file(), f"{path}.weights", f"{self.weights!r} does not exist")
         if self.init == "pretrained" and not self.weights and self.name in CIFAR_MODELS:
             raise ConfigError(f"{path}.init: {self.name!r} has no published pretrained weights; give {path}.weights")
         require(0.0 <= self.drop_path_rate < 1.0, f"{path}.drop_path_rate", f"must be in [0, 1); got {self.drop_path_rate}")
+        require(not (self.drop_path_rate and self.name in CIFAR_MODELS), f"{path}.drop_path_rate",
+                f"{self.name!r} has no stochastic depth; got {self.drop_path_rate}")
+        require((self.mean is None) == (self.std is None), f"{path}.mean",
+                "give both mean and std, or neither (then the weights' own normalisation is used)")
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            if values is not None:
+                require(len(values) == 3, f"{path}.{name}", f"needs 3 values (R, G, B); got {values}")
+                low = 0.0 if name == "mean" else 1e-6
+                require(all(low <= v <= 1.0 for v in values), f"{path}.{name}",
+                        f"values are on the 0..1 pixel scale ({'0' if name == 'mean' else '> 0'} to 1); got {values}")
+
+    def unused_fields(self) -> set[str]:
+        """Fields that cannot change the model (none today: unused ones are rejected)."""
+        return set()
+
+    @property
+    def normalization(self) -> Normalization | None:
+        """The explicitly configured normalisation, if any."""
+        if self.mean is None or self.std is None:
+            return None
+        return tuple(float(v) for v in self.mean), tuple(float(v) for v in self.std)  # type: ignore[return-value]
 
 
 def model_exists(name: str) -> bool:
@@ -58,12 +106,65 @@ def model_exists(name: str) -> bool:
     return timm.is_model(name)
 
 
+def hub_pretrained_cfg(name: str) -> Any:
+    """timm's pretrained config of ``name`` (no download), or None for the CIFAR ResNets."""
+    if name in CIFAR_MODELS:
+        return None
+    from timm.models import get_pretrained_cfg
+
+    return get_pretrained_cfg(name)
+
+
 def _strip(state: dict) -> dict:
     if "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+
+
+def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(state dict, kdtemp metadata)`` of a weights file, read without running code in it.
+
+    Accepts a plain state dict, ``{"state_dict": ...}`` / ``{"model": ...}`` wrappers (with
+    ``module.`` prefixes) and kdtemp's own checkpoints. Anything else, including a file that
+    holds Python objects other than tensors and plain data, is a :class:`WeightsError`.
+    """
+    path = Path(path).expanduser()
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "global" in str(error).lower():
+            raise WeightsError(f"{str(path)!r} holds Python objects, not just tensors ({_unsupported_global(str(error))});"
+                               " kdtemp loads weights with weights_only=True and never runs code from a file: re-save "
+                               "the model's state_dict()") from None
+        raise WeightsError(f"{str(path)!r} is not a PyTorch weights file ({_unpickler_problem(str(error))})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError) as error:
+        first = str(error).strip().splitlines()[0][:160] if str(error).strip() else ""
+        raise WeightsError(f"{str(path)!r} is not a PyTorch weights file ({type(error).__name__}"
+                           f"{': ' + first if first and not isinstance(error, (KeyError, IndexError)) else ''})") from None
+    if not isinstance(loaded, dict):
+        raise WeightsError(f"{str(path)!r} holds a {type(loaded).__name__}, not a state dict")
+    meta = loaded.get("kdtemp") if isinstance(loaded.get("kdtemp"), dict) else {}
+    state = _strip(loaded)
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise WeightsError(f"{str(path)!r} holds no tensors (not a state dict of model weights)")
+    return tensors, meta
+
+
+def _unsupported_global(message: str) -> str:
+    for line in message.splitlines():
+        if "global" in line.lower():
+            return line.strip().rstrip(".")[:160]
+    return "a pickled Python object"
+
+
+def _unpickler_problem(message: str) -> str:
+    """The line of torch's long weights-only message that says what is wrong."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    detail = [line for line in lines if not line.startswith(("Weights only load failed", "Please file", "Check the"))]
+    return (detail[-1] if detail else lines[0] if lines else "unreadable")[:160]
 
 
 def classifier_keys(model: nn.Module) -> list[str]:
@@ -75,28 +176,76 @@ def classifier_keys(model: nn.Module) -> list[str]:
     return [k for k in model.state_dict() if k == prefix or k.startswith(prefix + ".")]
 
 
-def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> list[str]:
-    """Load a state dict from ``path`` into ``model``; return the keys of a replaced classifier.
+def fit_state(model: nn.Module, state: dict[str, torch.Tensor], source: str, allow_new_head: bool) -> list[str]:
+    """Check that ``state`` fits ``model``; return the classifier keys that will be left fresh.
 
-    With ``strict`` every key must match, except that a classifier whose shape differs from the
-    model's (another class count) is left at its fresh initialisation.
+    Every key and shape must match, except that with ``allow_new_head`` a classifier of another
+    class count is replaced (fine-tuning). Raises :class:`WeightsError` naming what does not fit.
     """
-    state = _strip(torch.load(Path(path).expanduser(), map_location="cpu", weights_only=False))
-    if "kdtemp" in state and "model" in state:
-        state = state["model"]
     own = model.state_dict()
-    replaced = [k for k in classifier_keys(model) if k in state and state[k].shape != own[k].shape]
-    for key in replaced:
-        state.pop(key)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if k not in replaced]
-    if strict and (missing or unexpected):
-        raise ValueError(f"weights {str(path)!r} do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    head = classifier_keys(model)
+    replaced = [k for k in head if k in state and state[k].shape != own[k].shape]
+    if replaced and not allow_new_head:
+        key = next(k for k in replaced if k.endswith("weight")) if any(k.endswith("weight") for k in replaced) else replaced[0]
+        raise WeightsError(f"{source}: its classifier has {state[key].shape[0]} classes but the data has "
+                           f"{own[key].shape[0]}; allowed: weights trained on these {own[key].shape[0]} classes")
+    # BatchNorm's step counters (absent from older checkpoints) do not change the model's outputs.
+    missing = [k for k in own if k not in state and k not in replaced and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    wrong = [k for k in own if k in state and k not in replaced and state[k].shape != own[k].shape]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:3]}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:3]}")
+        if wrong:
+            parts.append(f"shape of {wrong[0]} is {tuple(state[wrong[0]].shape)}, the model needs {tuple(own[wrong[0]].shape)}")
+        raise WeightsError(f"{source} does not fit the model ({'; '.join(parts)})")
     return replaced
 
 
-def create_model(config: ModelConfig, num_classes: int) -> nn.Module:
-    """Create and initialise the model described by ``config`` with ``num_classes`` outputs."""
+def load_weights(model: nn.Module, path: str | Path, strict: bool = True, allow_new_head: bool = True) -> list[str]:
+    """Load a weights file into ``model``; return the keys of a replaced classifier.
+
+    With ``strict`` every key must match (see :func:`fit_state`); ``allow_new_head`` lets a
+    classifier of another class count stay at its fresh initialisation.
+    """
+    state, _ = read_weights(path)
+    if strict:
+        replaced = fit_state(model, state, repr(str(path)), allow_new_head)
+    else:
+        own = model.state_dict()
+        replaced = [k for k in classifier_keys(model) if k in state and state[k].shape != own[k].shape]
+    state = {k: v for k, v in state.items() if k not in replaced}
+    model.load_state_dict(state, strict=False)
+    return replaced
+
+
+def resolve_normalization(config: ModelConfig, model: nn.Module | None, meta: dict[str, Any] | None) -> Normalization:
+    """The input normalisation a model's weights expect (see the module docstring)."""
+    if config.normalization is not None:
+        return config.normalization
+    recorded = (meta or {}).get("normalization")
+    if recorded:
+        return tuple(recorded["mean"]), tuple(recorded["std"])  # type: ignore[return-value]
+    cfg = getattr(model, "pretrained_cfg", None) if model is not None else hub_pretrained_cfg(config.name)
+    if cfg is not None:
+        get = cfg.get if isinstance(cfg, dict) else lambda key: getattr(cfg, key, None)
+        if get("mean") is not None and get("std") is not None:
+            return tuple(float(v) for v in get("mean")), tuple(float(v) for v in get("std"))  # type: ignore[return-value]
+    return IMAGENET_NORMALIZATION
+
+
+def create_model(config: ModelConfig, num_classes: int, allow_new_head: bool | None = None) -> nn.Module:
+    """Create and initialise the model described by ``config`` with ``num_classes`` outputs.
+
+    ``allow_new_head`` (default: only for ``init: pretrained``) lets pretrained weights of another
+    class count get a fresh classifier; pass ``False`` for teachers. The model's input
+    normalisation is attached as ``model.kdtemp_normalization`` (``(mean, std)``).
+    """
+    allow = config.init == "pretrained" if allow_new_head is None else allow_new_head
+    meta: dict[str, Any] = {}
     if config.name in CIFAR_MODELS:
         model = CIFAR_MODELS[config.name](num_classes=num_classes)
     else:
@@ -106,10 +255,27 @@ def create_model(config: ModelConfig, num_classes: int) -> nn.Module:
         if config.drop_path_rate:
             kwargs["drop_path_rate"] = config.drop_path_rate
         use_hub = config.init == "pretrained" and not config.weights
-        model = timm.create_model(config.name, pretrained=use_hub, **kwargs)
+        if use_hub and not allow:
+            hub_classes = getattr(hub_pretrained_cfg(config.name), "num_classes", None)
+            if hub_classes is not None and hub_classes != num_classes:
+                raise WeightsError(f"timm's pretrained {config.name!r} has {hub_classes} classes, the data has "
+                                   f"{num_classes}; a teacher must fit the data (fine-tune it first)")
+        try:
+            model = timm.create_model(config.name, pretrained=use_hub, **kwargs)
+        except (OSError, RuntimeError) as error:
+            if not use_hub:
+                raise
+            raise WeightsError(f"could not download timm's pretrained weights for {config.name!r} "
+                               f"({str(error).strip().splitlines()[0][:200]}); download them where there is "
+                               "internet, or give a local weights file") from None
     if config.weights and config.init in ("pretrained", "checkpoint"):
-        load_weights(model, config.weights)
+        state, meta = read_weights(config.weights)
+        replaced = fit_state(model, state, repr(config.weights), allow)
+        model.load_state_dict({k: v for k, v in state.items() if k not in replaced}, strict=False)
+    model.kdtemp_normalization = resolve_normalization(config, model, meta)
     return model
 
 
-__all__ = ["CIFAR_MODELS", "CifarResNet", "ModelConfig", "classifier_keys", "create_model", "load_weights", "model_exists"]
+__all__ = ["CIFAR_MODELS", "CifarResNet", "IMAGENET_NORMALIZATION", "ModelConfig", "Normalization", "WeightsError",
+           "classifier_keys", "create_model", "fit_state", "load_weights", "model_exists", "read_weights",
+           "resolve_normalization"]
