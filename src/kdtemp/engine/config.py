@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -11,7 +12,23 @@ from ..config import ConfigError, require, to_dict
 from ..data import AugmentConfig, DataConfig
 from ..models import ModelConfig
 from ..objectives import OBJECTIVES, get_spec
-from ..objectives.registry import PROTOCOL, Preset
+from ..objectives.registry import PROTOCOL, TEMPERATURE_RANGE, Preset, check_parameters
+
+DEFAULT_TEMPERATURE = 4.0
+"""The temperature of a run that names none (and whose objective's official preset names none)."""
+
+SEED_RANGE = (0, 2**32 - 1)
+
+
+def require_seed(value: int, path: str) -> None:
+    """Seeds are integers in ``[0, 2**32 - 1]`` (what every RNG kdtemp seeds accepts)."""
+    require(SEED_RANGE[0] <= value <= SEED_RANGE[1], path, f"must be in [0, 2**32 - 1]; got {value}")
+
+
+def require_temperature(value: float, path: str) -> None:
+    low, high = TEMPERATURE_RANGE
+    require(low <= value <= high, path,
+            f"must be in [{low:g}, {high:g}] (the range every objective is tested finite in); got {value}")
 
 
 @dataclass
@@ -46,7 +63,9 @@ class DTSConfig:
     momentum: float = 0.9
 
     def validate(self, path: str = "dts") -> None:
-        require(0 < self.minimum <= self.maximum, f"{path}", f"needs 0 < minimum <= maximum; got {self.minimum}, {self.maximum}")
+        for name in ("initial", "minimum", "maximum"):
+            require_temperature(getattr(self, name), f"{path}.{name}")
+        require(self.minimum <= self.maximum, f"{path}", f"needs minimum <= maximum; got {self.minimum}, {self.maximum}")
         require(self.minimum <= self.initial <= self.maximum, f"{path}.initial",
                 f"must lie in [{self.minimum}, {self.maximum}]; got {self.initial}")
         require(0 <= self.momentum < 1, f"{path}.momentum", f"must be in [0, 1); got {self.momentum}")
@@ -60,13 +79,17 @@ class MemberConfig:
     ``w_ce * CE(s, y_soft) + w_kd * warmup(epoch) * objective(s, t, y_dominant, T)``; ``loss_preset``
     picks the weights (``protocol``: CE 0, KD 1; ``official``: the objective's authors'), and
     ``ce_weight`` / ``kd_weight`` / ``warmup_epochs`` override single values.
+
+    ``temperature: null`` (the default) means the official preset's temperature under
+    ``loss_preset: official`` (e.g. 2 for ``ls_kd``), else 4. A temperature given explicitly
+    always wins. DTS and CTKD set the temperature themselves and ignore this field.
     """
 
     name: str | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
     objective: str | None = "kd"
     objective_params: dict[str, Any] = field(default_factory=dict)
-    temperature: float = 4.0
+    temperature: float | None = None
     temperature_policy: Literal["fixed", "dts", "ctkd"] = "fixed"
     dts: DTSConfig = field(default_factory=DTSConfig)
     ctkd_ramp_epochs: int = 10
@@ -81,24 +104,33 @@ class MemberConfig:
 
     def validate(self, path: str = "member") -> None:
         require(self.epochs >= 1, f"{path}.epochs", f"must be >= 1; got {self.epochs}")
-        require(self.temperature > 0, f"{path}.temperature", f"must be > 0; got {self.temperature}")
+        if self.temperature is not None:
+            require_temperature(self.temperature, f"{path}.temperature")
         require(0 <= self.label_smoothing < 1, f"{path}.label_smoothing", f"must be in [0, 1); got {self.label_smoothing}")
         require(self.ctkd_ramp_epochs >= 1, f"{path}.ctkd_ramp_epochs", f"must be >= 1; got {self.ctkd_ramp_epochs}")
+        require_seed(self.seed, f"{path}.seed")
+        for name in ("ce_weight", "kd_weight", "warmup_epochs"):
+            value = getattr(self, name)
+            require(value is None or 0 <= value < float("inf"), f"{path}.{name}", f"must be >= 0 and finite; got {value}")
         if self.objective is not None:
             require(self.objective in OBJECTIVES, f"{path}.objective",
                     f"unknown objective {self.objective!r}; allowed: {', '.join(sorted(OBJECTIVES))}")
-            allowed = get_spec(self.objective).defaults
-            for key in self.objective_params:
-                require(key in allowed, f"{path}.objective_params.{key}",
-                        f"not a parameter of {self.objective!r}; allowed: {', '.join(allowed) or 'none'}")
+            try:
+                self.objective_params = {k: v for k, v in check_parameters(self.objective, self.objective_params).items()
+                                         if k in self.objective_params}
+            except ValueError as error:
+                raise ConfigError(f"{path}.objective_params.{error}") from None
             if get_spec(self.objective).temperature_policy == "ctkd":
                 require(self.temperature_policy == "ctkd", f"{path}.temperature_policy",
                         "objective 'ctkd' needs temperature_policy: ctkd")
         else:
             require(self.temperature_policy == "fixed", f"{path}.temperature_policy", "needs an objective")
-        for name in ("ce_weight", "kd_weight", "warmup_epochs"):
-            value = getattr(self, name)
-            require(value is None or value >= 0, f"{path}.{name}", f"must be >= 0; got {value}")
+            require(not self.objective_params, f"{path}.objective_params", "needs an objective")
+            require(not self.kd_weight, f"{path}.kd_weight", f"needs an objective; got {self.kd_weight}")
+        weights = self.weights()
+        require(weights.ce_weight > 0 or weights.kd_weight > 0, f"{path}.kd_weight",
+                f"the CE weight ({weights.ce_weight:g}) and the KD weight ({weights.kd_weight:g}) are both 0, "
+                "so nothing would be learned; set one of them > 0")
 
     def weights(self) -> Preset:
         """The resolved loss weighting (preset, then single-value overrides)."""
@@ -115,14 +147,88 @@ class MemberConfig:
             temperature=base.temperature,
         )
 
+    @property
+    def uses_temperature(self) -> bool:
+        """Whether ``temperature`` affects the run (not for CE-only runs, DTS or CTKD)."""
+        return self.distills and self.temperature_policy == "fixed"
+
+    @property
+    def distills(self) -> bool:
+        """Whether the run has a distillation term (an objective with a KD weight > 0)."""
+        return self.objective is not None and self.weights().kd_weight > 0
+
+    @property
+    def effective_temperature(self) -> float:
+        """The fixed temperature the run uses: the explicit one, else the official preset's
+        temperature under ``loss_preset: official``, else 4."""
+        if self.temperature is not None:
+            return self.temperature
+        if self.objective is not None and self.loss_preset == "official":
+            preset_temperature = get_spec(self.objective).official.temperature
+            if preset_temperature is not None:
+                return preset_temperature
+        return DEFAULT_TEMPERATURE
+
+    def resolved(self) -> "MemberConfig":
+        """A copy with the temperature filled in (what is recorded with the run); ``null`` where
+        the run uses no fixed temperature (DTS, CTKD, cross-entropy only)."""
+        return dataclasses.replace(self, temperature=self.effective_temperature if self.uses_temperature else None)
+
+    def unused_fields(self) -> set[str]:
+        """Dotted fields (relative to the member) that cannot affect this run's result."""
+        unused = {"name", "loss_preset", "ce_weight", "kd_weight", "warmup_epochs"}  # replaced by the resolved weights
+        weights = self.weights()
+        if not self.distills:
+            unused |= {"objective", "objective_params", "temperature", "temperature_policy", "dts", "ctkd_ramp_epochs"}
+        else:
+            if self.temperature_policy != "fixed":
+                unused.add("temperature")
+            if self.temperature_policy != "dts":
+                unused.add("dts")
+            if self.temperature_policy != "ctkd":
+                unused.add("ctkd_ramp_epochs")
+        if weights.ce_weight == 0:
+            unused.add("label_smoothing")
+        if self.optimizer.name == "adamw":
+            unused |= {"optimizer.momentum", "optimizer.nesterov"}
+        unused |= {f"model.{name}" for name in self.model.unused_fields()}
+        return unused
+
+    def identity(self) -> dict[str, Any]:
+        """What determines this run's result: the resolved configuration without unused fields.
+
+        Two members with the same identity train the same run (their labels may differ)."""
+        data = to_dict(self.resolved())
+        weights = self.weights()
+        data["weights"] = {"ce": weights.ce_weight, "kd": weights.kd_weight, "warmup": weights.warmup_epochs}
+        if self.distills:
+            data["objective_params"] = check_parameters(self.objective, self.objective_params)
+        else:
+            data["weights"].pop("warmup")
+        return _without(data, self.unused_fields())
+
     def label(self) -> str:
         """A short human-readable label (the ``name`` when given)."""
         if self.name:
             return self.name
         if self.objective is None:
             return f"ce-{self.optimizer.name}"
-        policy = "" if self.temperature_policy == "fixed" else f"-{self.temperature_policy}"
-        return f"{self.objective}{policy}-T{self.temperature:g}-{self.optimizer.name}"
+        if self.temperature_policy == "dts":
+            return f"{self.objective}-dts[{self.dts.minimum:g},{self.dts.maximum:g}]-{self.optimizer.name}"
+        if self.temperature_policy == "ctkd":
+            return f"{self.objective}-learned-T-{self.optimizer.name}"
+        return f"{self.objective}-T{self.effective_temperature:g}-{self.optimizer.name}"
+
+
+def _without(data: dict[str, Any], fields: set[str]) -> dict[str, Any]:
+    """``data`` (nested mappings) without the dotted ``fields``."""
+    result = {}
+    for key, value in data.items():
+        if key in fields:
+            continue
+        inner = {f[len(key) + 1:] for f in fields if f.startswith(key + ".")}
+        result[key] = _without(value, inner) if inner and isinstance(value, dict) else value
+    return result
 
 
 @dataclass
@@ -136,13 +242,21 @@ class SharedConfig:
     data_seed: int = 0
 
     def key(self) -> dict[str, Any]:
-        """The cohort key. Where the cache lives and whether the data may be downloaded do not
-        change results, so they are not part of it."""
+        """The cohort key: what members must share. Fields that do not change results (where the
+        cache lives, whether the data may be downloaded, parameters of augmentations that are
+        off, the weights path of a randomly initialised teacher) are not part of it."""
         data = {k: v for k, v in to_dict(self.data).items() if k not in ("cache_dir", "download")}
+        teacher = None
+        if self.teacher is not None:
+            teacher = _without(to_dict(self.teacher), self.teacher.unused_fields() | {"drop_path_rate"})
         return {
-            "data": data, "augment": to_dict(self.augment),
-            "teacher": to_dict(self.teacher), "batch_size": self.batch_size, "data_seed": self.data_seed,
+            "data": data, "augment": _without(to_dict(self.augment), self.augment.unused_fields()),
+            "teacher": teacher, "batch_size": self.batch_size, "data_seed": self.data_seed,
         }
+
+    def validate_shared(self, prefix: str) -> None:
+        require(self.batch_size >= 1, f"{prefix}batch_size", f"must be >= 1; got {self.batch_size}")
+        require_seed(self.data_seed, f"{prefix}data_seed")
 
 
 @dataclass
@@ -161,17 +275,29 @@ class CohortConfig(SharedConfig):
 
     def validate(self, path: str = "") -> None:
         prefix = f"{path}." if path else ""
-        require(self.batch_size >= 1, f"{prefix}batch_size", f"must be >= 1; got {self.batch_size}")
+        self.validate_shared(prefix)
         require(self.eval_batch_size >= 1, f"{prefix}eval_batch_size", f"must be >= 1; got {self.eval_batch_size}")
         require(self.checkpoint_every >= 1, f"{prefix}checkpoint_every", f"must be >= 1; got {self.checkpoint_every}")
-        require(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
-                f"{prefix}device", f"must be auto, cpu or cuda[:N]; got {self.device!r}")
-        needs_teacher = [m for m in self.members if m.objective is not None and m.weights().kd_weight > 0]
+        require_device(self.device, f"{prefix}device")
+        seen: dict[str, MemberConfig] = {}
+        for index, member in enumerate(self.members):
+            other = seen.setdefault(run_id(self, member), member)
+            if other is not member:
+                raise ConfigError(f"{prefix}members[{index}]: {member.label()!r} trains the same run as {other.label()!r} "
+                                  "(they differ only in fields that run does not use)")
+        needs_teacher = [m for m in self.members if m.distills]
         if needs_teacher and self.teacher is None:
             raise ConfigError(f"{prefix}teacher: member {needs_teacher[0].label()!r} distills, so a teacher is needed")
 
 
-def run_id(cohort: CohortConfig, member: MemberConfig) -> str:
-    """Identifier of one run: a hash of its resolved configuration (cohort key + member)."""
-    text = json.dumps({"cohort": cohort.key(), "member": to_dict(member)}, sort_keys=True, default=str)
+def require_device(device: str, path: str) -> None:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+    valid = device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())
+    require(valid, path, f"must be auto, cpu, cuda or cuda:N; got {device!r}")
+
+
+def run_id(cohort: SharedConfig, member: MemberConfig) -> str:
+    """Identifier of one run: a hash of what determines its result (the cohort key and the
+    member's identity), so fields a run does not use never make two ids for one run."""
+    text = json.dumps({"cohort": cohort.key(), "member": member.identity()}, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:12]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..config import from_dict, require, set_path, to_dict
-from .config import CohortConfig, MemberConfig, SharedConfig
+from .config import CohortConfig, MemberConfig, SharedConfig, require_temperature
 
 
 @dataclass
@@ -27,7 +27,7 @@ class DistillConfig(SharedConfig):
 
     def validate(self, path: str = "") -> None:
         for index, value in enumerate(self.temperatures):
-            require(value > 0, f"temperatures[{index}]", f"must be > 0; got {value}")
+            require_temperature(value, f"temperatures[{index}]")
         self.cohort()
 
     def member_configs(self) -> list[MemberConfig]:
@@ -42,7 +42,7 @@ class DistillConfig(SharedConfig):
             for temperature in self.temperatures or [None]:
                 if temperature is not None:
                     data = {**data, "temperature": temperature}
-                result.append(from_dict(MemberConfig, data, path))
+                result.append(from_dict(MemberConfig, data, path).resolved())
         return result
 
     def cohort(self) -> CohortConfig:

@@ -202,6 +202,87 @@ OBJECTIVES: dict[str, ObjectiveSpec] = {
 }
 
 
+TEMPERATURE_RANGE = (0.1, 100.0)
+"""Temperatures kdtemp accepts: the range in which every objective is tested finite."""
+
+
+@dataclass(frozen=True)
+class ParameterRule:
+    """What values an objective hyper-parameter takes: a kind and an allowed range."""
+
+    kind: str  # "number", "integer" or "numbers" (a non-empty list of numbers)
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    optional: bool = False
+
+    def allowed(self) -> str:
+        noun = {"number": "a number", "integer": "an integer", "numbers": "a non-empty list of numbers"}[self.kind]
+        bounds = []
+        if self.low is not None:
+            bounds.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+        if self.high is not None:
+            bounds.append(f"<= {self.high:g}")
+        text = noun + (f" {' and '.join(bounds)}" if bounds else "")
+        return text + (" or null" if self.optional else "")
+
+    def check(self, value: Any) -> Any:
+        """``value`` normalised (ints to floats for numbers, lists to tuples); ``ValueError`` if not allowed."""
+        if value is None and self.optional:
+            return None
+        if self.kind == "numbers":
+            if not isinstance(value, (list, tuple)) or not value:
+                raise ValueError(f"must be {self.allowed()}; got {value!r}")
+            return tuple(self._scalar("number", v) for v in value)
+        return self._scalar(self.kind, value)
+
+    def _scalar(self, kind: str, value: Any) -> Any:
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not numeric or (kind == "integer" and not isinstance(value, int)):
+            raise ValueError(f"must be {self.allowed()}; got {value!r}")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"must be {self.allowed()}; got {value!r}")
+        below = self.low is not None and (value <= self.low if self.low_open else value < self.low)
+        above = self.high is not None and value > self.high
+        if below or above:
+            raise ValueError(f"must be {self.allowed()}; got {value!r}")
+        return value if kind == "integer" else float(value)
+
+
+_T_LOW, _T_HIGH = TEMPERATURE_RANGE
+PARAMETER_RULES: dict[str, ParameterRule] = {
+    "alpha": ParameterRule("number", 0.0),
+    "beta": ParameterRule("number", 0.0),
+    "gamma": ParameterRule("number", 0.0),
+    "ea_temperature": ParameterRule("number", _T_LOW, _T_HIGH),
+    "alpha_temperature": ParameterRule("number", _T_LOW, _T_HIGH, optional=True),
+    "entropy_bound": ParameterRule("number", 0.0, low_open=True, optional=True),
+    "eps": ParameterRule("number", 0.0, 1.0, low_open=True),
+    "coefficient": ParameterRule("number", 0.0, 1.0, optional=True),
+    "keep_top": ParameterRule("integer", 0),
+    "relative_temperatures": ParameterRule("numbers", 0.0, low_open=True),
+}
+"""The allowed values of every registered objective's hyper-parameters, by name."""
+
+
+def check_parameters(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` of objective ``name`` checked and merged over its defaults.
+
+    Raises ``ValueError("<param>: must be ...; got ...")`` for an unknown name, a wrong type
+    or a value out of range (e.g. DKD ``beta: -8``).
+    """
+    spec = get_spec(name)
+    merged = dict(spec.defaults)
+    for key, value in params.items():
+        if key not in spec.defaults:
+            raise ValueError(f"{key}: not a parameter of {name!r}; allowed: {', '.join(spec.defaults) or 'none'}")
+        try:
+            merged[key] = PARAMETER_RULES[key].check(value)
+        except ValueError as error:
+            raise ValueError(f"{key}: {error}") from None
+    return merged
+
+
 def get_spec(name: str) -> ObjectiveSpec:
     """The registered spec called ``name``; ``ValueError`` naming the allowed ones otherwise."""
     try:

@@ -28,12 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import re
+
 from ..config import ConfigError, from_dict, load_yaml, require, set_path, to_dict
 from ..engine import CohortConfig, MemberConfig, run_id
-from ..engine.config import SharedConfig
+from ..engine.config import SharedConfig, require_device, require_seed
 from .presets import PRESETS
 
 SEED_FIELDS = ("student.seed", "data_seed")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 @dataclass
@@ -51,7 +54,15 @@ class RunSpec(SharedConfig):
 
     @property
     def run_id(self) -> str:
-        return run_id(self.cohort_config(), self.student)
+        return run_id(self, self.student)
+
+    def unused_fields(self) -> set[str]:
+        """Dotted fields of the run that cannot affect its result."""
+        unused = {"data.cache_dir", "data.download"} | {f"augment.{f}" for f in self.augment.unused_fields()}
+        unused |= {f"student.{f}" for f in self.student.unused_fields()}
+        if self.teacher is not None:
+            unused |= {f"teacher.{f}" for f in self.teacher.unused_fields()}
+        return unused
 
     @property
     def cohort_key(self) -> str:
@@ -71,6 +82,7 @@ class ExecutorConfig:
     checkpoint_every: int = 1
 
     def validate(self, path: str = "executor") -> None:
+        require_device(self.device, f"{path}.device")
         require(self.checkpoint_every >= 1, f"{path}.checkpoint_every", f"must be >= 1; got {self.checkpoint_every}")
         require(self.workers is None or self.workers >= 1, f"{path}.workers", f"must be >= 1; got {self.workers}")
         require(self.threads is None or self.threads >= 1, f"{path}.threads", f"must be >= 1; got {self.threads}")
@@ -91,13 +103,22 @@ class StudyFile:
     output: str | None = None
 
     def validate(self, path: str = "") -> None:
-        require(bool(self.name.strip()), "name", "must not be empty")
+        require(bool(NAME_PATTERN.match(self.name)) and ".." not in self.name, "name",
+                f"{self.name!r} is not allowed; a study name is 1-100 letters, digits, '.', '_' or '-', starting "
+                "with a letter or digit (it names the study's folder; use `output` to choose where it goes)")
         require(len(self.seeds) >= 1, "seeds", "give at least one seed")
+        for index, seed in enumerate(self.seeds):
+            require_seed(seed, f"seeds[{index}]")
         require(len(set(self.seeds)) == len(self.seeds), "seeds", f"has a seed twice: {self.seeds}")
         require(self.max_cohort_size is None or self.max_cohort_size >= 1, "max_cohort_size",
                 f"must be >= 1; got {self.max_cohort_size}")
         for name in self.presets:
             require(name in PRESETS, f"presets", f"unknown preset {name!r}; allowed: {', '.join(PRESETS)}")
+        require(len(set(self.presets)) == len(self.presets), "presets", f"names a preset twice: {self.presets}")
+        student = self.base.get("student") if isinstance(self.base.get("student"), dict) else {}
+        for field_path, present in (("base.data_seed", "data_seed" in self.base), ("base.student.seed", "seed" in student)):
+            require(not present, field_path, "is set by `seeds` for every run; remove it from base and list the "
+                                             "seeds you want in `seeds`")
 
 
 @dataclass
@@ -140,12 +161,14 @@ class Cohort:
 
 @dataclass
 class Study:
-    """A validated study: its file, output folder, runs and cohorts."""
+    """A validated study: its file, output folder, runs and cohorts, and notes on how its axes
+    apply (cells that collapse into one run because an axis does not apply to them)."""
 
     file: StudyFile
     source: str
     output: Path
     runs: list[Run]
+    notes: list[str] = field(default_factory=list)
 
     @property
     def cohorts(self) -> list[Cohort]:
@@ -196,35 +219,76 @@ def _label(values: dict[str, Any]) -> str:
     return ", ".join(f"{v}" for v in values.values())
 
 
-def expand(study: StudyFile) -> list[Run]:
-    """Every (cell, seed) of the study as a validated :class:`Run`, in a stable order."""
+def _covered(field_path: str, unused: set[str]) -> bool:
+    """Whether ``field_path`` lies in (or is) one of the ``unused`` fields."""
+    return any(field_path == u or field_path.startswith(u + ".") for u in unused)
+
+
+def expand(study: StudyFile, notes: list[str] | None = None) -> list[Run]:
+    """Every (cell, seed) of the study as a validated :class:`Run`, in a stable order.
+
+    Cells that differ only on an axis whose fields a run does not use (a temperature axis for
+    DTS or CTKD, DTS bounds for a fixed temperature) are one run: it is kept once, its cell
+    shows ``None`` for that axis, and a line is added to ``notes``. An axis that applies to no
+    run at all, and two cells that set the same used values, are errors.
+    """
     axes = build_axes(study)
     try:
-        base = to_dict(from_dict(RunSpec, study.base, "base"))
-    except ConfigError as error:
-        raise ConfigError(str(error)) from None
-    runs, seen = [], {}
+        from_dict(RunSpec, study.base, "base")
+    except ConfigError as error:  # a base field in error that an axis sets is checked per run instead
+        where = str(error).split(":", 1)[0].removeprefix("base.")
+        varied = {f for axis in axes for f in axis.fields}
+        if not any(where == f or where.startswith(f + ".") or f.startswith(where + ".") for f in varied):
+            raise ConfigError(str(error)) from None
+    runs: list[Run] = []
+    seen: dict[str, Run] = {}
+    collapsed: dict[tuple[str, str, str], set[str]] = {}
+    dropped: dict[tuple[str, str, str], int] = {}
     combos = itertools.product(*[axis.variants for axis in axes]) if axes else [()]
     for combo in combos:
         for seed in study.seeds:
-            data = copy.deepcopy(base)
-            cell = {}
+            data = copy.deepcopy(study.base)
+            cell, overrides_of = {}, {}
             for axis, (label, overrides) in zip(axes, combo):
                 cell[axis.name] = label
+                overrides_of[axis.name] = set(overrides)
                 for key, value in overrides.items():
                     set_path(data, key.split("."), copy.deepcopy(value), f"{axis.name}")
-            data["student"]["seed"] = seed
+            set_path(data, ["student", "seed"], seed)
             data["data_seed"] = seed
             where = ", ".join(f"{k}={v}" for k, v in cell.items()) or "base"
             try:
                 spec = from_dict(RunSpec, data)
             except ConfigError as error:
                 raise ConfigError(f"{error} (in the run {where}, seed {seed})") from None
+            spec.student = spec.student.resolved()
             run = Run(spec, cell, seed)
-            if run.run_id in seen:
-                raise ConfigError(f"grid: the runs {seen[run.run_id]} and {where} resolve to the same configuration")
-            seen[run.run_id] = where
-            runs.append(run)
+            other = seen.get(run.run_id)
+            if other is None:
+                seen[run.run_id] = run
+                runs.append(run)
+                continue
+            unused = spec.unused_fields()
+            differing = [axis for axis in axes if cell[axis.name] != other.cell[axis.name]]
+            inapplicable = [axis for axis in differing if all(_covered(f, unused) for f in axis.fields)]
+            if not differing or len(inapplicable) < len(differing):
+                where_other = ", ".join(f"{k}={v}" for k, v in other.cell.items()) or "base"
+                raise ConfigError(f"grid: the runs {where_other} and {where} (seed {seed}) resolve to the same "
+                                  "configuration")
+            for axis in inapplicable:
+                other.cell[axis.name] = None
+                key = (axis.name, spec.student.label(), ", ".join(sorted(axis.fields)))
+                collapsed.setdefault(key, set()).add(other.run_id)
+                dropped[key] = dropped.get(key, 0) + 1
+    for axis in axes:
+        if len(axis.variants) > 1 and all(run.cell[axis.name] is None for run in runs):
+            fields = ", ".join(sorted(axis.fields))
+            raise ConfigError(f"{axis.name}: applies to no run of this study (no run uses {fields}); remove the axis")
+    if notes is not None:
+        for (axis_name, label, fields), kept in collapsed.items():
+            notes.append(f"axis {axis_name!r} does not apply to {label} (it does not use {fields}): its "
+                         f"{len(kept) + dropped[(axis_name, label, fields)]} cells train {len(kept)} runs, shown "
+                         "without that axis")
     return runs
 
 
@@ -232,6 +296,7 @@ def load_study(path: str | Path, output: str | Path | None = None) -> Study:
     """Read, validate and expand a study file. Nothing runs here."""
     data = load_yaml(path)
     study_file = from_dict(StudyFile, data)
-    runs = expand(study_file)
+    notes: list[str] = []
+    runs = expand(study_file, notes)
     folder = Path(output or study_file.output or Path("studies") / study_file.name)
-    return Study(study_file, Path(path).read_text(), folder, runs)
+    return Study(study_file, Path(path).read_text(), folder, runs, notes)
