@@ -49,8 +49,11 @@ def format_results(results) -> str:
 
 def cmd_teacher(args) -> int:
     from .engine import TeacherConfig, prepare_teacher
+    from .engine.preflight import preflight
 
     config = _load(TeacherConfig, args.config, args.overrides)
+    cohort = config.cohort()
+    preflight([(cohort, cohort.members)], device=config.device, member_field="")
     _save_resolved(config, Path(config.output), "config.yaml")
     path, result = prepare_teacher(config, progress=not args.quiet)
     print(f"teacher {config.model.name}: top-1 {result.final_top1:.2f}% after {config.epochs} epochs -> {path}")
@@ -60,9 +63,13 @@ def cmd_teacher(args) -> int:
 def cmd_distill(args) -> int:
     from .engine import DistillConfig, run_cohort
 
+    from .engine.preflight import preflight
+
     config = _load(DistillConfig, args.config, args.overrides)
+    cohort = config.cohort()
+    preflight([(cohort, cohort.members)], device=config.device)
     _save_resolved(config, Path(config.output), "config.yaml")
-    results = run_cohort(config.cohort(), output=Path(config.output) / "runs", progress=not args.quiet)
+    results = run_cohort(cohort, output=Path(config.output) / "runs", progress=not args.quiet)
     print(format_results(results))
     return 0 if all(r.status == "done" for r in results) else 1
 
@@ -130,6 +137,15 @@ def cmd_study(args) -> int:
         executor = from_dict(ExecutorConfig, {**to_dict(executor), **changes}, "executor")
     counts = run_study(study, executor, progress=not args.quiet, retry_failed=args.retry_failed)
     print(f"study {study.file.name}: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + f"; store {store_path(study)}")
+    if counts["failed"]:
+        with Store(store_path(study), readonly=True) as store:
+            failed = [r for r in store.runs(r.run_id for r in study.runs) if r["status"] == "failed"]
+        reasons: dict[str, list[str]] = {}
+        for run in failed:
+            reasons.setdefault(run["error"] or "no reason recorded", []).append(run["label"])
+        for reason, labels in reasons.items():
+            shown = ", ".join(labels[:3]) + (f" and {len(labels) - 3} more" if len(labels) > 3 else "")
+            print(f"failed ({len(labels)}): {shown}: {reason}", file=sys.stderr)
     return 0 if counts["failed"] == 0 else 1
 
 
@@ -143,18 +159,25 @@ def cmd_report(args) -> int:
 
 def _teacher_shared(path: str, overrides: Sequence[str], model: str | None):
     """The shared config (data + teacher) of a teacher checkpoint, from its kdtemp metadata and overrides."""
-    import torch
-
     from .engine.config import SharedConfig
+    from .engine.preflight import preflight
+    from .models import WeightsError, read_weights
 
     if not Path(path).is_file():
         raise ConfigError(f"teacher: {path!r} does not exist")
-    meta = torch.load(path, map_location="cpu", weights_only=False).get("kdtemp", {})
+    try:
+        _, meta = read_weights(path)
+    except WeightsError as error:
+        raise ConfigError(f"teacher: {error}") from None
     name = model or meta.get("model")
     if not name:
-        raise ConfigError("model: the checkpoint has no kdtemp metadata; give --model NAME and data.* overrides")
+        raise ConfigError(f"--model: {path!r} has no kdtemp metadata; give --model NAME (and data.* overrides for its data)")
     data = apply_overrides({"data": meta.get("dataset", {"dataset": "digits"})}, list(overrides))["data"]
-    return from_dict(SharedConfig, {"data": data, "teacher": {"name": name, "init": "checkpoint", "weights": path}}), meta
+    # No training here: the batch size only has to fit the data.
+    shared = from_dict(SharedConfig, {"data": data, "teacher": {"name": name, "init": "checkpoint", "weights": path},
+                                      "batch_size": 1})
+    preflight([(shared, [])])
+    return shared, meta
 
 
 def cmd_diagnose(args) -> int:
@@ -185,7 +208,7 @@ def cmd_advise(args) -> int:
     if args.teacher:
         from .engine.diagnose import diagnose_teacher
 
-        shared, meta = _teacher_shared(args.teacher, args.overrides, None)
+        shared, meta = _teacher_shared(args.teacher, args.overrides, args.model)
         diagnostics = diagnose_teacher(shared, [1.0], device=args.device)
         setup.teacher_entropy = diagnostics["relative_entropy"]
         setup.teacher_tail_entropy = diagnostics["relative_entropy_without_top"]
@@ -243,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlap", choices=["yes", "no", "unknown"], default="unknown",
                    help="do the target's classes exist in the teacher's pretraining data?")
     p.add_argument("--teacher", help="a teacher checkpoint: its entropies and recorded origin inform the advice")
+    p.add_argument("--model", help="the teacher's model name when its checkpoint has no kdtemp metadata")
     p.add_argument("overrides", nargs="*", help="data overrides for --teacher")
     p.add_argument("--store", nargs="*", default=[], help="study folders whose results to draw on")
     p.add_argument("--device", default="auto")

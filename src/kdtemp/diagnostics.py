@@ -56,16 +56,18 @@ def sorted_profiles(logits: Tensor, temperatures: Iterable[float], top_k: int | 
     return {float(t): sorted_profile(logits, t, top_k) for t in temperatures}
 
 
-def teacher_entropies(logits: Tensor, temperature: float = 1.0) -> dict[str, float]:
+def teacher_entropies(logits: Tensor, temperature: float = 1.0) -> dict[str, float | None]:
     """Dataset means of relative ``H(p)`` and ``H(p_bar)`` for teacher ``logits`` at ``temperature``.
 
     ``p_bar`` is the softmax of the logits without each row's top class, which equals ``p``
-    without its argmax renormalised, computed exactly even where ``p`` underflows.
+    without its argmax renormalised, computed exactly even where ``p`` underflows. With two
+    classes ``p_bar`` has a single class and no relative entropy: it is ``None``.
     """
     logits = logits.double()
     probs = scaled_log_softmax(logits, temperature).exp()
-    tail = scaled_log_softmax(_drop_top(logits), temperature).exp()
-    return {
-        "relative_entropy": float(relative_entropy(probs).mean()),
-        "relative_entropy_without_top": float((_entropy(tail) / math.log(logits.shape[-1] - 1)).mean()),
-    }
+    classes = logits.shape[-1]
+    without_top = None
+    if classes >= 3:
+        tail = scaled_log_softmax(_drop_top(logits), temperature).exp()
+        without_top = float((_entropy(tail) / math.log(classes - 1)).mean())
+    return {"relative_entropy": float(relative_entropy(probs).mean()), "relative_entropy_without_top": without_top}

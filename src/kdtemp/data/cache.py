@@ -51,17 +51,21 @@ def select_subset(
     per_class: int | None,
     class_subset: Sequence[str] | None,
     seed: int = 0,
+    split: str = "train",
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Indices (in the dataset's own order) of ``per_class`` samples of each kept class, and
     their remapped labels.
 
     ``class_subset`` keeps those classes (by name, in that order; labels become 0..K-1).
     The samples of a class are drawn with a fixed seed, so subsets are stable across runs.
+    Errors name the field: an unknown class name, or a class with fewer than ``per_class``
+    images in ``split``.
     """
     if class_subset:
         unknown = [c for c in class_subset if c not in classes]
         if unknown:
-            raise ConfigError(f"data.classes: {unknown[0]!r} is not a class of this dataset; e.g. {classes[:5]}")
+            shown = ", ".join(repr(c) for c in classes[:8]) + (", ..." if len(classes) > 8 else "")
+            raise ConfigError(f"data.classes: {unknown[0]!r} is not a class of this dataset; its classes are {shown}")
         kept = [classes.index(c) for c in class_subset]
     else:
         kept = list(range(len(classes)))
@@ -74,7 +78,8 @@ def select_subset(
         if per_class is not None:
             if len(members) < per_class:
                 raise ConfigError(
-                    f"data: class {classes[old_label]!r} has {len(members)} images; {per_class} per class requested"
+                    f"data.{split}_per_class: {per_class} requested, but class {classes[old_label]!r} has only "
+                    f"{len(members)} {split} images; allowed: at most {_smallest(labels, kept, classes)}"
                 )
             members = rng.permutation(members)[:per_class]
         chosen.append(members)
@@ -82,6 +87,12 @@ def select_subset(
     remap = np.full(len(classes), -1, dtype=np.int64)
     remap[kept] = np.arange(len(kept))
     return order, remap[labels[order]], [classes[i] for i in kept]
+
+
+def _smallest(labels: np.ndarray, kept: list[int], classes: list[str]) -> str:
+    counts = {i: int(np.count_nonzero(labels == i)) for i in kept}
+    smallest = min(counts, key=counts.get)
+    return f"{counts[smallest]} (class {classes[smallest]!r} is the smallest)"
 
 
 def _to_uint8_chw(image, size: int | None) -> np.ndarray:
@@ -129,6 +140,98 @@ def cache_key(spec: dict) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
+@dataclass
+class SplitIndex:
+    """What preflight needs to know of a split without decoding it: the kept class names,
+    images per kept class, and the stored image size (``None`` when not known)."""
+
+    classes: list[str]
+    counts: list[int]
+    image_size: tuple[int, int] | None
+
+    def __len__(self) -> int:
+        return sum(self.counts)
+
+
+def _split_spec(dataset: str, split: str, root: str | None, image_size: int | None, per_class: int | None,
+                classes: Sequence[str] | None) -> dict:
+    resolved_root = str(Path(root).expanduser().resolve()) if root else None
+    return dict(dataset=dataset, split=split, root=resolved_root, image_size=image_size,
+                per_class=per_class, classes=list(classes) if classes else None)
+
+
+def cache_path(spec: dict, cache_dir: str | Path | None) -> Path:
+    directory = Path(cache_dir) if cache_dir else default_cache_dir()
+    return directory / f"{spec['dataset']}-{spec['split']}-{cache_key(spec)}.pt"
+
+
+def index_split(
+    dataset: str,
+    split: str,
+    root: str | None = None,
+    image_size: int | None = None,
+    per_class: int | None = None,
+    classes: Sequence[str] | None = None,
+    download: bool = False,
+    cache_dir: str | Path | None = None,
+) -> SplitIndex:
+    """The :class:`SplitIndex` of a split: from the cache's index file when the split is cached,
+    else from the dataset's listing (no image is decoded; a few headers are read for the size).
+    Raises ``ConfigError`` for everything :func:`load_split` would fail on later."""
+    if dataset not in READERS:
+        raise ConfigError(f"data.dataset: unknown dataset {dataset!r}; allowed: {', '.join(READERS)}")
+    spec = _split_spec(dataset, split, root, image_size, per_class, classes)
+    sidecar = cache_path(spec, cache_dir).with_suffix(".json")
+    if sidecar.is_file():
+        try:
+            stored = json.loads(sidecar.read_text())
+            size = tuple(stored["image_size"]) if stored.get("image_size") else None
+            return SplitIndex(list(stored["classes"]), [int(c) for c in stored["counts"]], size)
+        except (ValueError, KeyError, TypeError):
+            pass  # an unreadable index is rebuilt from the listing
+    raw = READERS[dataset](root, split, download)
+    order, labels, names = select_subset(np.asarray(raw.labels), raw.classes, per_class, classes, split=split)
+    counts = np.bincount(labels, minlength=len(names)).tolist()
+    return SplitIndex(names, counts, image_size_of(raw, order, image_size))
+
+
+def image_size_of(raw: RawSplit, order: np.ndarray, size: int | None, samples: int = 16) -> tuple[int, int] | None:
+    """The size images will be stored at: ``(size, size)`` when given, the array's size, else the
+    common size of a few images spread over the split (read from their headers). Images of
+    different sizes without ``size`` are a ``ConfigError`` naming ``data.image_size``."""
+    if size is not None:
+        return (size, size)
+    if isinstance(raw.images, np.ndarray):
+        return tuple(raw.images.shape[1:3])
+    if len(order) == 0:
+        return None
+    picks = np.unique(np.linspace(0, len(order) - 1, min(samples, len(order))).astype(int))
+    sizes = {_header_size(raw.images[order[i]]) for i in picks}
+    sizes.discard(None)
+    if len(sizes) > 1:
+        shown = sorted(f"{w}x{h}" for w, h in sizes)[:3]
+        raise ConfigError(f"data.image_size: this dataset's images differ in size ({', '.join(shown)}, ...); set "
+                          "data.image_size to store them at one size")
+    if not sizes:
+        return None
+    width, height = sizes.pop()
+    return (height, width)
+
+
+def _header_size(item) -> tuple[int, int] | None:
+    """(width, height) of an image from its header (a path), or of a decoded item."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        if isinstance(item, (str, Path)):
+            with Image.open(item) as handle:
+                return handle.size
+        image = item() if callable(item) else item
+        return image.size if hasattr(image, "size") and not isinstance(image, np.ndarray) else image.shape[1::-1]
+    except (OSError, UnidentifiedImageError) as error:
+        raise ConfigError(f"data.root: {item} is not an image kdtemp can read ({error})") from None
+
+
 def load_split(
     dataset: str,
     split: str,
@@ -143,26 +246,29 @@ def load_split(
     """Load ``split`` of ``dataset`` as an :class:`ImageSplit`, from the cache when present.
 
     The first load decodes the images (resized to ``image_size`` when given) and writes
-    ``<cache_dir>/<dataset>-<split>-<hash>.pt`` atomically; later loads read that file.
+    ``<cache_dir>/<dataset>-<split>-<hash>.pt`` atomically, with a small ``.json`` index beside
+    it (classes, counts, size) that preflight reads; later loads read that file.
     """
     if dataset not in READERS:
         raise ConfigError(f"data.dataset: unknown dataset {dataset!r}; allowed: {', '.join(READERS)}")
     if split not in ("train", "test"):
         raise ConfigError(f"split must be 'train' or 'test'; got {split!r}")
-    resolved_root = str(Path(root).expanduser().resolve()) if root else None
-    spec = dict(dataset=dataset, split=split, root=resolved_root, image_size=image_size,
-                per_class=per_class, classes=list(classes) if classes else None)
-    directory = Path(cache_dir) if cache_dir else default_cache_dir()
-    path = directory / f"{dataset}-{split}-{cache_key(spec)}.pt"
+    spec = _split_spec(dataset, split, root, image_size, per_class, classes)
+    path = cache_path(spec, cache_dir)
     if path.is_file():
         stored = torch.load(path, map_location="cpu", weights_only=True)
         return ImageSplit(stored["images"], stored["labels"], list(stored["classes"]))
     raw = READERS[dataset](root, split, download)
-    order, labels, names = select_subset(np.asarray(raw.labels), raw.classes, per_class, classes)
+    order, labels, names = select_subset(np.asarray(raw.labels), raw.classes, per_class, classes, split=split)
     images = decode(raw, order, image_size, progress)
     result = ImageSplit(images, torch.from_numpy(labels), names)
-    directory.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(f".tmp{os.getpid()}")
     torch.save({"images": result.images, "labels": result.labels, "classes": names, "spec": spec}, temporary)
     os.replace(temporary, path)
+    index = {"classes": names, "counts": np.bincount(labels, minlength=len(names)).tolist(),
+             "image_size": list(images.shape[2:4])}
+    sidecar_temporary = path.with_suffix(f".jsontmp{os.getpid()}")
+    sidecar_temporary.write_text(json.dumps(index))
+    os.replace(sidecar_temporary, path.with_suffix(".json"))
     return result

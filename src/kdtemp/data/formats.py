@@ -9,6 +9,7 @@ clear error naming ``data.root``.
 from __future__ import annotations
 
 import gzip
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -30,10 +31,8 @@ class RawSplit:
 
 
 def _missing(name: str, root: str | None, detail: str) -> ConfigError:
-    return ConfigError(
-        f"data.root: {name} not found at {root!r} ({detail}); point data.root at the dataset "
-        f"or set data.download: true"
-    )
+    fix = "point data.root at the dataset" + (" or set data.download: true" if name != "folder" else "")
+    return ConfigError(f"data.root: {name} not found at {root!r} ({detail}); {fix}")
 
 
 def _require_root(name: str, root: str | None) -> Path:
@@ -65,17 +64,60 @@ CIFAR_LAYOUTS = {
 }
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Reads CIFAR's python pickle batches and nothing else: the only globals it resolves are
+    the ones numpy needs to rebuild an array, so a planted payload cannot run."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    }
+
+    def find_class(self, module: str, name: str):  # type: ignore[override]
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it refers to {module}.{name}, which a CIFAR batch never does")
+        return super().find_class(module, name)
+
+
+def read_cifar_pickle(path: Path) -> dict:
+    """One CIFAR batch or meta file, read safely (see :class:`_CifarUnpickler`)."""
+    try:
+        with open(path, "rb") as handle:
+            content = _CifarUnpickler(handle, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as error:
+        raise ConfigError(f"data.root: {path} is not a CIFAR python batch file ({error})") from None
+    if not isinstance(content, dict):
+        raise ConfigError(f"data.root: {path} is not a CIFAR python batch file (it holds a {type(content).__name__})")
+    data = content.get(b"data")
+    if data is not None and (not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2
+                             or data.shape[1] != 3072):
+        raise ConfigError(f"data.root: {path} is not a CIFAR python batch file (its data is not uint8 rows of 3072 bytes)")
+    return content
+
+
+def download_or_fail(action: Callable[[], object], what: str, field: str = "data.download"):
+    """Run a download and return what it returns; a network failure (offline, dead URL) becomes one line."""
+    try:
+        return action()
+    except ConfigError:
+        raise
+    except Exception as error:  # urllib, http and torchvision raise many kinds; all mean the same here
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"{field}: could not download {what} ({type(error).__name__}: {reason}); download it "
+                          "where there is internet and point data.root at it") from None
+
+
 def _read_cifar(name: str, root: str | None, split: str, download: bool) -> RawSplit:
     """CIFAR in the official python pickle format: ``data`` rows of 3072 bytes (R, G, B planes)."""
-    import pickle
-
     folder, train_files, test_files, label_key, meta_file, names_key, tv_class = CIFAR_LAYOUTS[name]
     base = _require_root(name, root)
     directory = base / folder if (base / folder).is_dir() or not (base / meta_file).is_file() else base
     if not (directory / meta_file).is_file() and download:
         import torchvision
 
-        getattr(torchvision.datasets, tv_class)(str(base), train=split == "train", download=True)
+        download_or_fail(lambda: getattr(torchvision.datasets, tv_class)(str(base), train=split == "train", download=True),
+                         name)
         directory = base / folder
     files = [directory / f for f in (train_files if split == "train" else test_files)]
     missing = [f.name for f in files + [directory / meta_file] if not f.is_file()]
@@ -83,12 +125,15 @@ def _read_cifar(name: str, root: str | None, split: str, download: bool) -> RawS
         raise _missing(name, root, f"missing {', '.join(missing)} in {directory}")
     images, labels = [], []
     for path in files:
-        with open(path, "rb") as handle:
-            batch = pickle.load(handle, encoding="bytes")
-        images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-        labels.extend(batch[label_key])
-    with open(directory / meta_file, "rb") as handle:
-        classes = [c.decode() for c in pickle.load(handle, encoding="bytes")[names_key]]
+        batch = read_cifar_pickle(path)
+        if b"data" not in batch or label_key not in batch:
+            raise ConfigError(f"data.root: {path} is not a CIFAR python batch file (no {b'data'!r} / {label_key!r})")
+        images.append(batch[b"data"].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+        labels.extend(int(v) for v in batch[label_key])
+    meta = read_cifar_pickle(directory / meta_file)
+    if names_key not in meta:
+        raise ConfigError(f"data.root: {directory / meta_file} has no {names_key!r}")
+    classes = [c.decode() if isinstance(c, bytes) else str(c) for c in meta[names_key]]
     return RawSplit(np.concatenate(images), np.asarray(labels, dtype=np.int64), classes)
 
 
@@ -130,7 +175,7 @@ def read_mnist(root: str | None, split: str, download: bool) -> RawSplit:
     if (images is None or labels is None) and download:
         import torchvision
 
-        torchvision.datasets.MNIST(str(base), train=split == "train", download=True)
+        download_or_fail(lambda: torchvision.datasets.MNIST(str(base), train=split == "train", download=True), "mnist")
         images, labels = find("images-idx3-ubyte"), find("labels-idx1-ubyte")
     if images is None or labels is None:
         raise _missing("mnist", root, f"no {stem}-images-idx3-ubyte / {stem}-labels-idx1-ubyte")
@@ -169,8 +214,12 @@ def read_pets(root: str | None, split: str, download: bool) -> RawSplit:
     import torchvision
 
     base = _require_root("pets", root)
+    def build():
+        return torchvision.datasets.OxfordIIITPet(str(base), split="trainval" if split == "train" else "test",
+                                                  download=download)
+
     try:
-        dataset = torchvision.datasets.OxfordIIITPet(str(base), split="trainval" if split == "train" else "test", download=download)
+        dataset = download_or_fail(build, "pets") if download else build()
     except RuntimeError as error:
         raise _missing("pets", root, str(error)) from None
     items, labels = _torchvision_items(dataset)
@@ -182,8 +231,12 @@ def read_cars(root: str | None, split: str, download: bool) -> RawSplit:
     import torchvision
 
     base = _require_root("cars", root)
+    def build():
+        return torchvision.datasets.StanfordCars(str(base), split="train" if split == "train" else "test",
+                                                 download=download)
+
     try:
-        dataset = torchvision.datasets.StanfordCars(str(base), split="train" if split == "train" else "test", download=download)
+        dataset = download_or_fail(build, "cars") if download else build()
     except (RuntimeError, FileNotFoundError) as error:
         raise _missing("cars", root, str(error)) from None
     items, labels = _torchvision_items(dataset)
@@ -199,7 +252,8 @@ def read_tiny_imagenet(root: str | None, split: str, download: bool) -> RawSplit
     if not (base / "train").is_dir() and download:
         from torchvision.datasets.utils import download_and_extract_archive
 
-        download_and_extract_archive(TINY_IMAGENET_URL, str(base.parent))
+        download_or_fail(lambda: download_and_extract_archive(TINY_IMAGENET_URL, str(base.parent)),
+                         f"tiny_imagenet from {TINY_IMAGENET_URL}")
     if not (base / "train").is_dir() and not (base / "val").is_dir():
         raise _missing("tiny_imagenet", root, "no train/ or val/ folder")
     wnids_file = base / "wnids.txt"
@@ -239,9 +293,25 @@ def read_folder(root: str | None, split: str, download: bool) -> RawSplit:
     if split == "test" and not folder.is_dir() and (base / "val").is_dir():
         folder = base / "val"
     if not folder.is_dir():
-        raise _missing("folder", root, f"no {split}/ folder of class folders")
-    dataset = ImageFolder(str(folder))
+        raise _missing("folder", root, f"no {split}/ folder of class folders{_folder_hint(base, split)}")
+    try:
+        dataset = ImageFolder(str(folder))
+    except (FileNotFoundError, RuntimeError) as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else "no images"
+        raise _missing("folder", root, f"{folder} has no class folders with images: {detail}") from None
     return RawSplit([p for p, _ in dataset.samples], np.asarray(dataset.targets, dtype=np.int64), list(dataset.classes))
+
+
+def _folder_hint(base: Path, split: str) -> str:
+    """Where the split folder is when ``data.root`` is one level too high or too low."""
+    if not base.is_dir():
+        return ""
+    below = sorted(p for p in base.iterdir() if (p / split).is_dir())
+    if below:
+        return f"; did you mean data.root: {str(below[0])!r}?"
+    if base.name in ("train", "test", "val") and (base.parent / split).is_dir():
+        return f"; did you mean data.root: {str(base.parent)!r}?"
+    return ""
 
 
 READERS: dict[str, Callable[[str | None, str, bool], RawSplit]] = {

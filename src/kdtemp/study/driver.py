@@ -17,13 +17,10 @@ from typing import Any
 from ..config import to_dict
 from ..data import default_cache_dir
 from ..engine.diagnose import DEFAULT_TEMPERATURES
+from ..engine.preflight import Preflight, preflight
 from .executors import Task, make_executor
 from .spec import ExecutorConfig, Study
 from .store import Store
-
-NOMINAL_TRAIN_SIZES = {"digits": (1347, 10), "cifar10": (50000, 10), "cifar100": (50000, 100), "mnist": (60000, 10),
-                       "pets": (3680, 37), "cars": (8144, 196), "tiny_imagenet": (100000, 200)}
-
 
 def teacher_id(spec) -> str | None:
     """Identity of a (teacher, dataset) pair, for its diagnostics; None without a teacher."""
@@ -52,17 +49,30 @@ def register(study: Study, store: Store) -> None:
     store.register(rows)
 
 
+def check_study(study: Study, executor: ExecutorConfig | None = None, download: bool = True) -> Preflight:
+    """Preflight of every cohort of ``study`` (see :mod:`kdtemp.engine.preflight`); nothing is written."""
+    executor = executor or study.file.executor
+    remote = executor.kind == "ray" and bool(executor.ray_address)
+    cohorts = [(cohort.config(), [run.spec.student for run in cohort.runs]) for cohort in study.cohorts]
+    return preflight(cohorts, device="auto" if remote else executor.device, download=download)
+
+
 def run_study(study: Study, executor: ExecutorConfig | None = None, progress: bool = True,
               retry_failed: bool = False) -> dict[str, int]:
-    """Train every unfinished run of ``study``; return the final status counts of its runs."""
+    """Train every unfinished run of ``study``; return the final status counts of its runs.
+
+    Preflight runs first: a mistake in the data or a weights file stops the study before its
+    store is written."""
     executor = executor or study.file.executor
+    check_study(study, executor)
     runs_dir = study.output / "runs"
     with Store(store_path(study)) as store:
         register(study, store)
         status = {r["run_id"]: r["status"] for r in store.runs()}
         finished = {"done", "failed"} if not retry_failed else {"done"}
         diagnosed = {t["teacher_id"] for t in store.teachers()}
-        temperatures = sorted({r.spec.student.temperature for r in study.runs} | set(DEFAULT_TEMPERATURES))
+        temperatures = sorted({r.spec.student.temperature for r in study.runs if r.spec.student.temperature is not None}
+                              | set(DEFAULT_TEMPERATURES))
         tasks = []
         for cohort in study.cohorts:
             todo = [r for r in cohort.runs if status[r.run_id] not in finished]
@@ -127,34 +137,33 @@ def export(study: Study | None, store: Store, fmt: str) -> str:
     return buffer.getvalue()
 
 
-def train_size(spec) -> tuple[int | None, str]:
-    """Approximate number of training images of a run's data (for the cost estimate)."""
-    data = spec.data
-    if data.dataset == "folder" and data.root:
-        root = Path(data.root) / "train"
-        classes = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
-        total = sum(1 for c in classes for _ in c.iterdir())
-        count = len(data.classes or classes) or 1
-        per_class = total / max(len(classes), 1)
-    elif data.dataset in NOMINAL_TRAIN_SIZES:
-        total, classes = NOMINAL_TRAIN_SIZES[data.dataset]
-        count, per_class = len(data.classes or []) or classes, total / classes
-    else:
-        return None, "unknown"
-    if data.train_per_class:
-        per_class = min(per_class, data.train_per_class)
-    return int(per_class * count), "approx"
-
-
 def plan(study: Study) -> str:
-    """The runs, the cohorts and an estimate of the cost, as text."""
-    lines = [f"study {study.file.name}: {len(study.runs)} runs ({len(study.runs) // len(study.file.seeds)} cells x "
-             f"{len(study.file.seeds)} seeds) in {len(study.cohorts)} cohorts; output {study.output}"]
+    """The runs, the cohorts, what preflight found and an estimate of the cost, as text.
+
+    Runs preflight (without downloading): a mistake stops ``plan`` as it would stop ``run``."""
+    checked = check_study(study, download=False)
+    lines = [f"study {study.file.name}: {len(study.runs)} runs in {len(study.cohorts)} cohorts "
+             f"({len(study.file.seeds)} seeds); output {study.output}"]
     lines.append(f"axes: {', '.join(study.axis_names) or '(none)'}")
+    lines += [f"note: {note}" for note in study.notes]
+    described = set()
+    for cohort in study.cohorts:
+        data = cohort.runs[0].spec.data
+        key = json.dumps(to_dict(data), sort_keys=True)
+        if key in described:
+            continue
+        described.add(key)
+        try:
+            lines.append(f"data: {checked.facts(data).describe()}")
+        except KeyError:
+            lines.append(f"data: {data.dataset} at {data.root!r} is downloaded when the study runs")
     teacher_images = solo_teacher_images = student_images = 0
     for cohort in study.cohorts:
         spec = cohort.runs[0].spec
-        size, _ = train_size(spec)
+        try:
+            size = checked.facts(spec.data).train // spec.batch_size * spec.batch_size
+        except KeyError:
+            size = None
         epochs = [r.spec.student.epochs for r in cohort.runs]
         teacher = spec.teacher.name if spec.teacher else "none"
         lines.append(f"  cohort {cohort.cohort_id}: {len(cohort.runs)} runs, {spec.data.dataset}, teacher {teacher}, "
@@ -167,6 +176,7 @@ def plan(study: Study) -> str:
         lines.append(f"cost: ~{student_images:,} student image-steps (forward+backward) and ~{teacher_images:,} teacher "
                      f"forward passes; separate runs would need ~{solo_teacher_images:,} teacher passes "
                      f"({1 - teacher_images / solo_teacher_images:.0%} saved by cohorts)")
+    lines.append("preflight: data, weights and devices checked; nothing is wrong that can be found before training")
     if store_path(study).is_file():
         with Store(store_path(study), readonly=True) as store:
             counts = store.counts(r.run_id for r in study.runs)

@@ -51,7 +51,8 @@ class Store:
         if readonly:
             if not self.path.is_file():
                 raise FileNotFoundError(f"no study store at {self.path}")
-            self.connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+            # as_uri() percent-encodes the path, so '#', '?' or '%' in a folder name stay part of it
+            self.connection = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.connection = sqlite3.connect(self.path, timeout=30)
