@@ -16,8 +16,9 @@ from pathlib import Path
 from ..study.driver import export
 from ..study.store import Store
 from . import figures
-from .html import image_tag, page, rows_html, table_html
-from .tables import METRICS, aggregate, heatmap_csv, heatmap_markdown, records, teachers_markdown, teachers_rows
+from .html import image_tag, page, points_html, rows_html, table_html
+from .tables import (METRICS, aggregate, aggregate_points, heatmap_csv, heatmap_markdown, points_markdown, records,
+                     teachers_markdown, teachers_rows)
 
 
 @dataclass
@@ -56,6 +57,7 @@ def build_report(target: str | Path, output: str | Path | None = None) -> Report
         (folder / "runs.csv").write_text(export(None, store, "csv"))
     items = records(runs)
     tables = {metric: aggregate(items, metric) for metric in METRICS}
+    points = {metric: aggregate_points(items, metric) for metric in METRICS}
     files = [folder / "runs.csv"]
     sections: list[tuple[str, str]] = []
 
@@ -64,18 +66,24 @@ def build_report(target: str | Path, output: str | Path | None = None) -> Report
         files.extend(paths.values())
         sections.append((title, image_tag(paths["png"], stem, title) + (f"<p class='note'>{note}</p>" if note else "")))
 
-    (folder / "heatmap.csv").write_text(heatmap_csv(tables))
+    (folder / "heatmap.csv").write_text(heatmap_csv(tables, points))
     files.append(folder / "heatmap.csv")
     for metric, label in METRICS.items():
         path = folder / f"heatmap_{metric.split('_')[0]}.md"
-        path.write_text(heatmap_markdown(tables[metric], label))
+        text = heatmap_markdown(tables[metric], label) if tables[metric] else ""
+        path.write_text(text + ("\n" if text and points[metric] else "") + points_markdown(points[metric], label))
         files.append(path)
     if tables["final_top1"]:
         add_figure(figures.heatmap(tables["final_top1"], "final top-1 (%), mean over seeds"), "heatmap",
                    "Accuracy heatmap", "Rows: settings; columns: temperature; the best of each row is boxed.")
         sections.append(("Tables", table_html(tables["final_top1"], "final top-1 (%), mean over seeds; best per row highlighted")
                          + table_html(tables["best_top1"], "best-epoch top-1 (%), mean over seeds")))
-        add_figure(figures.curves(items, "final_top1", "final top-1 (%)"), "curves", "Accuracy vs temperature")
+        add_figure(figures.curves(items, "final_top1", "final top-1 (%)"), "curves", "Accuracy vs temperature",
+                   "Methods that set their own temperature (DTS, CTKD) are dashed horizontal lines: one value each, "
+                   "not a point at any T." if points["final_top1"] else "")
+    if points["final_top1"]:
+        sections.append(("Methods without a fixed temperature",
+                         points_html(points["final_top1"], "final top-1 (%), mean +- std over seeds")))
     methods = figures.method_objectives(items)
     if methods:
         add_figure(figures.by_objective(items, "final_top1", "final top-1 (%)", methods, "KD approaches"),

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from .tables import SIGNALS, Cell, Record, aggregate, best_temperatures, temperatures_of  # noqa: E402
+from .tables import SIGNALS, Cell, Record, aggregate, aggregate_points, best_temperatures, temperatures_of  # noqa: E402
 
 plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False, "figure.dpi": 110})
 HEATMAP_CMAP = "viridis"
@@ -35,6 +35,16 @@ def _temperature_axis(axis, temps: list[float]) -> None:
     axis.set_xticklabels([f"{t:g}" for t in temps])
     axis.minorticks_off()
     axis.set_xlabel("temperature T")
+
+
+def _own_temperature_lines(axis, points: dict[str, Cell], first_colour: int) -> None:
+    """Methods that set their own temperature (DTS, CTKD): a dashed horizontal line at their mean
+    with a +-1 std band across the whole T axis, never a point at some T."""
+    for index, (row, cell) in enumerate(points.items()):
+        colour = plt.cm.tab10((first_colour + index) % 10)
+        axis.axhline(cell.mean, color=colour, linestyle="--", linewidth=1.4, label=f"{row} (own T)")
+        if cell.std:
+            axis.axhspan(cell.mean - cell.std, cell.mean + cell.std, color=colour, alpha=0.10, linewidth=0)
 
 
 def heatmap(table: dict[str, dict[float, Cell]], title: str) -> Figure:
@@ -82,6 +92,7 @@ def curves(records: list[Record], metric: str, ylabel: str) -> Figure:
         std = np.array([c.std for c in cells.values()])
         axis.plot(t, mean, marker="o", color=colour, label=row + (f" ({epochs[-1]} ep)" if varies else ""), linewidth=1.6)
         axis.fill_between(t, mean - std, mean + std, color=colour, alpha=0.18, linewidth=0)
+    _own_temperature_lines(axis, aggregate_points(longest, metric, key), len(table))
     if varies:
         right = axis.twinx()
         right.spines["right"].set_visible(True)
@@ -115,6 +126,8 @@ def by_objective(records: list[Record], metric: str, ylabel: str, objectives: li
     for index, (row, cells) in enumerate(table.items()):
         style = dict(linewidth=2.4, color="black") if is_kd[row] else dict(linewidth=1.3, color=plt.cm.tab10(index % 10))
         axis.plot(list(cells), [c.mean for c in cells.values()], marker="o", label=row, **style)
+    _own_temperature_lines(axis, aggregate_points(chosen, metric, key=lambda r: r.without("epochs") if varies else r.label),
+                           len(table))
     _temperature_axis(axis, temperatures_of(table) or [1.0])
     axis.set_ylabel(ylabel)
     axis.set_title(title + (f" ({chosen[0].epochs} epochs)" if varies else ""))

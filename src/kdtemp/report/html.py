@@ -45,6 +45,14 @@ def table_html(table: dict[str, dict[float, Cell]], caption: str) -> str:
             + "".join(body) + "</table>")
 
 
+def points_html(points: dict[str, Cell], caption: str) -> str:
+    """Runs without a fixed temperature: one row per setting with mean, std and seeds."""
+    body = "".join(f"<tr><td>{html.escape(row)}</td><td>{cell.mean:.2f}</td><td>{cell.std:.2f}</td><td>{cell.n}</td></tr>"
+                   for row, cell in points.items())
+    return (f'<table><caption class="note">{html.escape(caption)}</caption>'
+            f"<tr><th>setting</th><th>mean</th><th>std</th><th>seeds</th></tr>{body}</table>")
+
+
 def rows_html(rows: list[dict], columns: list[str]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = []
@@ -52,7 +60,10 @@ def rows_html(rows: list[dict], columns: list[str]) -> str:
         cells = []
         for c in columns:
             value = row.get(c)
-            cells.append(f"<td>{value:.3f}</td>" if isinstance(value, float) else f"<td>{html.escape(str(value))}</td>")
+            if value is None:
+                cells.append("<td>n/a</td>")
+            else:
+                cells.append(f"<td>{value:.3f}</td>" if isinstance(value, float) else f"<td>{html.escape(str(value))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 

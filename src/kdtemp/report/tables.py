@@ -2,13 +2,15 @@
 
 Runs are grouped into *settings*: the configuration fields that vary across the study, except the
 temperature and the seeds. Every cell of a table is the mean (with std and count) over seeds of the
-runs of one setting at one temperature.
+runs of one setting at one temperature. Runs that set their own temperature (DTS, CTKD) have no T
+column: they are *methods without a fixed temperature*, one value per setting (:func:`aggregate_points`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -52,7 +54,7 @@ class Record:
 
     run_id: str
     status: str
-    temperature: float
+    temperature: float | None  # None: the run set its own temperature (DTS, CTKD)
     seed: int
     setting: dict[str, str]
     objective: str | None
@@ -81,7 +83,10 @@ def records(runs: list[dict]) -> list[Record]:
     out = []
     for run, config in zip(runs, flat):
         setting = {FRIENDLY.get(k, k.split(".")[-1]): _show(k, config.get(k)) for k in varying}
-        out.append(Record(run["run_id"], run["status"], float(config["student.temperature"]), run["seed"], setting,
+        temperature = config.get("student.temperature")
+        uses_own = config.get("student.temperature_policy", "fixed") != "fixed"
+        out.append(Record(run["run_id"], run["status"], None if temperature is None or uses_own else float(temperature),
+                          run["seed"], setting,
                           config.get("student.objective"), int(config["student.epochs"]),
                           run["final_top1"], run["best_top1"], run["curve"] or []))
     return out
@@ -94,19 +99,38 @@ class Cell:
     n: int
 
 
+def _cell(values: list[float]) -> Cell:
+    return Cell(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0, len(values))
+
+
 def aggregate(items: Iterable[Record], metric: str, key=lambda r: r.label) -> dict[str, dict[float, Cell]]:
-    """``{setting: {T: Cell}}`` over finished runs: mean and sample std over seeds."""
+    """``{setting: {T: Cell}}`` over finished fixed-temperature runs: mean and sample std over seeds."""
     groups: dict[str, dict[float, list[float]]] = {}
     for record in items:
         value = getattr(record, metric)
-        if record.status != "done" or value is None:
+        if record.status != "done" or value is None or record.temperature is None:
             continue
         groups.setdefault(key(record), {}).setdefault(record.temperature, []).append(value)
-    return {
-        row: {t: Cell(statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0, len(v))
-              for t, v in sorted(cells.items())}
-        for row, cells in groups.items()
-    }
+    return {row: {t: _cell(v) for t, v in sorted(cells.items())} for row, cells in groups.items()}
+
+
+def aggregate_points(items: Iterable[Record], metric: str, key=lambda r: r.label) -> dict[str, Cell]:
+    """``{setting: Cell}`` over finished runs that set their own temperature (DTS, CTKD)."""
+    groups: dict[str, list[float]] = {}
+    for record in items:
+        value = getattr(record, metric)
+        if record.status == "done" and value is not None and record.temperature is None:
+            groups.setdefault(key(record), []).append(value)
+    return {row: _cell(values) for row, values in groups.items()}
+
+
+def markdown_text(value: Any) -> str:
+    """``value`` as literal Markdown table text: every character Markdown or HTML would interpret
+    (emphasis, code, links, tags, entities, the cell separator) is escaped; an underscore inside
+    a word (``ls_kd``), which CommonMark never reads as emphasis, is kept as it is."""
+    text = str(value).replace("\n", " ").replace("\r", " ").replace("&", "&amp;")
+    text = re.sub(r"([\\`*\[\]|<>~!])", r"\\\1", text)
+    return re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", text)
 
 
 def best_temperatures(row: dict[float, Cell], tolerance: float = 1e-9) -> set[float]:
@@ -135,12 +159,25 @@ def heatmap_markdown(table: dict[str, dict[float, Cell]], title: str) -> str:
     for row, cells in table.items():
         values = ["" if cell is None else f"**{cell.mean:.2f}**" if best else f"{cell.mean:.2f}"
                   for cell, best in row_cells(cells, temps)]
-        lines.append(f"| {row} | " + " | ".join(values) + " |")
+        lines.append(f"| {markdown_text(row)} | " + " | ".join(values) + " |")
     return "\n".join(lines) + "\n"
 
 
-def heatmap_csv(tables: dict[str, dict[str, dict[float, Cell]]]) -> str:
-    """Long form: metric, setting, T, mean, std, n, best (1 for the best of its row)."""
+def points_markdown(points: dict[str, Cell], title: str) -> str:
+    """The runs that set their own temperature (DTS, CTKD): one row each, mean +- std over seeds."""
+    if not points:
+        return ""
+    lines = [f"**{title}, methods without a fixed temperature** (mean +- std over seeds)", "",
+             "| setting | mean | std | seeds |", "|---|---:|---:|---:|"]
+    for row, cell in points.items():
+        lines.append(f"| {markdown_text(row)} | {cell.mean:.2f} | {cell.std:.2f} | {cell.n} |")
+    return "\n".join(lines) + "\n"
+
+
+def heatmap_csv(tables: dict[str, dict[str, dict[float, Cell]]],
+                points: dict[str, dict[str, Cell]] | None = None) -> str:
+    """Long form: metric, setting, T, mean, std, n, best (1 for the best of its row). Runs without
+    a fixed temperature have an empty T and best."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["metric", "setting", "temperature", "mean", "std", "n", "best"])
@@ -149,6 +186,8 @@ def heatmap_csv(tables: dict[str, dict[str, dict[float, Cell]]]) -> str:
             best = best_temperatures(cells)
             for t, cell in cells.items():
                 writer.writerow([metric, row, f"{t:g}", repr(cell.mean), repr(cell.std), cell.n, int(t in best)])
+        for row, cell in (points or {}).get(metric, {}).items():
+            writer.writerow([metric, row, "", repr(cell.mean), repr(cell.std), cell.n, ""])
     return buffer.getvalue()
 
 
@@ -168,5 +207,7 @@ def teachers_markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["**Teachers** (relative entropies on the un-augmented training set at T = 1; accuracy on the same split)", "",
              "| teacher | dataset | train top-1 | H(p) | H(p_bar) |", "|---|---|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['teacher']} | {r['dataset']} | {r['top1']:.2f} | {r['H(p)']:.3f} | {r['H(p_bar)']:.3f} |")
+        tail = "n/a (2 classes)" if r["H(p_bar)"] is None else f"{r['H(p_bar)']:.3f}"
+        lines.append(f"| {markdown_text(r['teacher'])} | {markdown_text(r['dataset'])} | {r['top1']:.2f} | "
+                     f"{r['H(p)']:.3f} | {tail} |")
     return "\n".join(lines) + "\n"
