@@ -153,7 +153,7 @@ def test_image_folder_and_subset_builder(tmp_path):
     # the class list's order remaps labels (owl 0, cat 1); samples keep the dataset's order (cat first)
     assert subset.classes == ["owl", "cat"] and subset.labels.tolist() == [1, 1, 0, 0]
     assert subset.images[0].float().mean() < 5 and subset.images[3].float().mean() >= 80  # cat 0..4, owl 80..84
-    with pytest.raises(ConfigError, match="has 5 images; 6 per class requested"):
+    with pytest.raises(ConfigError, match="data.train_per_class: 6 requested, but class .cat. has only 5 train images"):
         load_split("folder", "train", root=str(tmp_path), per_class=6)
     with pytest.raises(ConfigError, match="data.classes: 'bat' is not a class"):
         load_split("folder", "test", root=str(tmp_path), classes=["bat"])

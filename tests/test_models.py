@@ -89,7 +89,7 @@ def test_timm_model_by_name_and_local_pretrained_weights(tmp_path):
 
 def test_load_weights_rejects_a_mismatching_backbone(tmp_path):
     torch.save(create_model(ModelConfig("resnet32"), 10).state_dict(), tmp_path / "r32.pt")
-    with pytest.raises(ValueError, match="do not fit the model"):
+    with pytest.raises(ValueError, match="does not fit the model"):
         load_weights(create_model(ModelConfig("resnet20"), 10), tmp_path / "r32.pt")
 
 

@@ -142,7 +142,7 @@ INVALID = [
     ({"grid": {"student.temperature": [1, 2]}}, "temperatures: varies 'student.temperature', which axis 'student.temperature' already varies"),
     ({"presets": ["temperatures"], "zip": [{"student.temperature": [1, 2], "student.epochs": [1, 2]}]},
      "varies 'student.temperature'"),
-    ({"presets": [], "zip": [], "grid": {"student.temperature": [1, -2]}}, "student.temperature: must be > 0; got -2.0"),
+    ({"presets": [], "zip": [], "grid": {"student.temperature": [1, -2]}}, "student.temperature: must be in [0.1, 100] (the range every objective is tested finite in); got -2.0"),
     ({"base": {**BASE, "batch_size": 0}}, "base.batch_size: must be >= 1; got 0"),
     ({"presets": ["temperatures", "warp_speed"]}, "presets: unknown preset 'warp_speed'"),
     ({"grid": {"student.seed": [1, 2]}}, "sets student.seed, which `seeds` controls"),
@@ -168,7 +168,8 @@ def test_plan_status_and_export_from_the_cli(tmp_path, capsys):
     out = ["--output", str(tmp_path / "out")]
     assert main(["study", "plan", path, *out]) == 0
     text = capsys.readouterr().out
-    assert "2 runs (2 cells x 1 seeds) in 1 cohorts" in text
+    assert "2 runs in 1 cohorts (1 seeds)" in text
+    assert "data: digits: 10 classes, 160 train / 100 test images, stored at 8x8" in text
     assert "~320 student image-steps" in text and "~160 teacher forward passes" in text and "(50% saved by cohorts)" in text
     assert main(["study", "status", path, *out]) == 0
     assert "not started" in capsys.readouterr().out
