@@ -377,9 +377,11 @@ def test_a_planted_resume_checkpoint_never_runs(tmp_path, marker):
     folder = RunFolder(tmp_path, run_id_of(config))
     folder.path.mkdir(parents=True)
     plant(folder.checkpoint_path, {"w": torch.zeros(1)}, marker)
-    with pytest.raises(ValueError, match="checkpoint.pt") as raised:
-        run_cohort(config, output=tmp_path, progress=False)
-    assert "holds Python objects" in str(raised.value)
+    (result,) = run_cohort(config, output=tmp_path, progress=False)
+    # the planted file is moved aside unread, and only this run starts again from scratch
+    assert result.status == "done" and result.epochs_done == 1
+    assert "holds Python objects" in result.warnings[0] and "started again from scratch" in result.warnings[0]
+    assert len([p for p in folder.path.glob("checkpoint.pt.damaged-*") if p.suffix != ".why"]) == 1
 
 
 def run_id_of(config: CohortConfig) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -14,6 +15,7 @@ import torch
 from torch import Tensor
 
 from ..config import ConfigError
+from ..files import IntegrityError, atomic_write_text, load_verified, quarantine, remove_stale_temporaries, save_verified, warn
 from .formats import READERS, RawSplit
 
 CACHE_VERSION = 1
@@ -255,20 +257,23 @@ def load_split(
         raise ConfigError(f"split must be 'train' or 'test'; got {split!r}")
     spec = _split_spec(dataset, split, root, image_size, per_class, classes)
     path = cache_path(spec, cache_dir)
+    remove_stale_temporaries(path.parent)
     if path.is_file():
-        stored = torch.load(path, map_location="cpu", weights_only=True)
-        return ImageSplit(stored["images"], stored["labels"], list(stored["classes"]))
+        try:
+            stored = load_verified(path)
+            split_data = ImageSplit(stored["images"], stored["labels"], list(stored["classes"]))
+            if split_data.images.dtype != torch.uint8 or len(split_data.images) != len(split_data.labels):
+                raise IntegrityError(f"{path} does not hold a cached split")
+            return split_data
+        except (IntegrityError, pickle.UnpicklingError, KeyError, TypeError) as error:
+            moved = quarantine(path, str(error))
+            warn(f"the dataset cache {path.name} was damaged ({error}); moved to {moved.name} and rebuilt")
     raw = READERS[dataset](root, split, download)
     order, labels, names = select_subset(np.asarray(raw.labels), raw.classes, per_class, classes, split=split)
     images = decode(raw, order, image_size, progress)
     result = ImageSplit(images, torch.from_numpy(labels), names)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"images": result.images, "labels": result.labels, "classes": names, "spec": spec}, temporary)
-    os.replace(temporary, path)
+    save_verified({"images": result.images, "labels": result.labels, "classes": names, "spec": spec}, path)
     index = {"classes": names, "counts": np.bincount(labels, minlength=len(names)).tolist(),
              "image_size": list(images.shape[2:4])}
-    sidecar_temporary = path.with_suffix(f".jsontmp{os.getpid()}")
-    sidecar_temporary.write_text(json.dumps(index))
-    os.replace(sidecar_temporary, path.with_suffix(".json"))
+    atomic_write_text(path.with_suffix(".json"), json.dumps(index))
     return result

@@ -24,7 +24,7 @@ from ..models import create_model
 from .config import CohortConfig, run_id
 from .evaluate import accuracy, predict
 from .member import Member
-from .storage import RunFolder
+from .storage import CheckpointError, RunFolder
 
 
 @dataclass
@@ -46,6 +46,7 @@ class RunResult:
     temperature_trace: list[float] = field(default_factory=list)
     teacher: dict | None = None
     derived: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def from_member(cls, member: Member, teacher: dict | None = None) -> "RunResult":
@@ -59,6 +60,7 @@ class RunResult:
             best_top1=best["top1"] if best else None, best_top5=best["top5"] if best else None,
             best_epoch=best["epoch"] if best else None, seconds=state.seconds, curve=list(curve),
             temperature_trace=list(state.temperature_trace), teacher=teacher, derived=dict(state.derived),
+            warnings=list(member.warnings),
         )
 
 
@@ -66,6 +68,13 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def device_label(device: torch.device) -> str:
+    """``cpu``, or ``cuda (<GPU name>)``: what a run records about where it ran."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
 
 
 def autocast_for(device: torch.device, precision: str) -> Callable[[], contextlib.AbstractContextManager]:
@@ -111,10 +120,16 @@ def run_cohort(
     for member_config in config.members:
         identifier = run_id(config, member_config)
         member = Member(member_config, identifier, train.num_classes, stream.batches_per_epoch, device, channels_last)
+        member.record_environment(torch.get_num_threads(), device_label(device))
         if output is not None:
             folder = RunFolder(output, identifier)
             folder.write_config({**config.key(), "member": to_dict(member_config), "run_id": identifier})
-            checkpoint = folder.load_checkpoint()
+            try:
+                checkpoint = folder.load_checkpoint()
+            except CheckpointError as error:  # only this run starts again; its cohort goes on
+                moved = folder.discard_checkpoint(str(error))
+                member.note(f"{error}; moved aside as {moved.name}, and the run started again from scratch")
+                checkpoint = None
             if checkpoint is not None:
                 member.restore(checkpoint)
         members.append(member)
@@ -133,6 +148,13 @@ def run_cohort(
     if teacher is not None:
         scores = accuracy(predict(teacher, test_images, config.eval_batch_size, autocast, channels_last), test.labels)
         teacher_metrics = {**{k: float(v) for k, v in scores.items()}, "normalization": _plain(teacher.kdtemp_normalization)}
+
+    if output is not None:  # the run folders agree with the checkpoints before training goes on
+        for member in members:
+            folder = RunFolder(output, member.run_id)
+            folder.reconcile(member.state.epochs_done, member.state.curve, member.state.status)
+            if member.state.epochs_done:
+                folder.write_metrics({**RunResult.from_member(member, teacher_metrics).__dict__, "finished_at": time.time()})
 
     last_epoch = max((m.config.epochs for m in members), default=0)
     first_epoch = min((m.state.epochs_done + 1 for m in members if m.active), default=last_epoch + 1)

@@ -107,6 +107,17 @@ class Member:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, half_cosine(config.epochs * steps_per_epoch))
         self._loss_sum = torch.zeros((), device=device)
         self._started = 0.0
+        self.warnings: list[str] = []
+
+    def note(self, message: str) -> None:
+        """Something the user should know about this run (printed by the driver, kept in its result)."""
+        self.warnings.append(message)
+
+    def record_environment(self, threads: int, device: str) -> None:
+        """Record the CPU thread count and device the run trains with. CPU kernels reduce in a
+        thread-dependent order, so a run resumed with other ones can differ slightly from an
+        uninterrupted run: :meth:`restore` says so."""
+        self.state.derived["threads"], self.state.derived["device"] = threads, device
 
     def needs_global_smoothing(self) -> bool:
         return self.config.objective == "ls_global" and self.config.objective_params.get("coefficient") is None
@@ -236,4 +247,15 @@ class Member:
         self.rng_state = checkpoint["rng_state"]
         if checkpoint.get("cuda_rng_state") is not None:
             self.cuda_rng_state = checkpoint["cuda_rng_state"]
+        threads, device = self.state.derived.get("threads"), self.state.derived.get("device")
         self.state = MemberState(**checkpoint["state"])
+        before = (self.state.derived.get("threads"), self.state.derived.get("device"))
+        if before != (threads, device) and self.state.epochs_done and self.active:
+            self.note(f"resumed after epoch {self.state.epochs_done} with {threads} CPU threads on {device}; epochs up "
+                      f"to {self.state.epochs_done} ran with {before[0]} on {before[1]}, and kernels that reduce in a "
+                      "thread-dependent order make the rest of its curve differ slightly from an uninterrupted run")
+            self.state.derived.setdefault("environment_changes", []).append(
+                {"after_epoch": self.state.epochs_done, "from": {"threads": before[0], "device": before[1]},
+                 "to": {"threads": threads, "device": device}})
+        if threads is not None:
+            self.state.derived["threads"], self.state.derived["device"] = threads, device

@@ -1,31 +1,29 @@
-"""Per-run folders: resolved config, metrics and checkpoint, always written atomically."""
+"""Per-run folders: resolved config, metrics, checkpoint and event log, always written atomically.
+
+The checkpoint is the source of truth for where a run stands. On every (re)start the engine
+brings the other files in line with it (:meth:`RunFolder.reconcile`): an epoch that a kill left
+out of ``events.jsonl`` is restored from the checkpoint's curve, an epoch the checkpoint does not
+have is dropped, so no epoch appears twice or goes missing, and ``metrics.json`` is rewritten.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import pickle
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
+from ..files import (IntegrityError, atomic_write_text, load_verified, quarantine, remove_stale_temporaries,
+                     save_verified)
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+__all__ = ["CheckpointError", "RunFolder", "atomic_save", "atomic_write_text"]
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, temporary)
-    os.replace(temporary, path)
+    """``torch.save`` through a temporary file and a rename, with a checksum verified on load."""
+    save_verified(obj, Path(path))
 
 
 class CheckpointError(ValueError):
@@ -46,39 +44,82 @@ class RunFolder:
     def metrics_path(self) -> Path:
         return self.path / "metrics.json"
 
+    @property
+    def events_path(self) -> Path:
+        return self.path / "events.jsonl"
+
     def write_config(self, resolved: dict) -> None:
+        remove_stale_temporaries(self.path)
         atomic_write_text(self.path / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
 
     def write_metrics(self, metrics: dict) -> None:
         atomic_write_text(self.metrics_path, json.dumps(metrics, indent=1))
 
     def read_metrics(self) -> dict | None:
-        return json.loads(self.metrics_path.read_text()) if self.metrics_path.is_file() else None
+        try:
+            return json.loads(self.metrics_path.read_text()) if self.metrics_path.is_file() else None
+        except ValueError:
+            return None
 
     def append_event(self, event: dict) -> None:
         """Append one line to ``events.jsonl`` (a record of each finished epoch, in order)."""
         self.path.mkdir(parents=True, exist_ok=True)
-        with open(self.path / "events.jsonl", "a") as handle:
+        with open(self.events_path, "a") as handle:
             handle.write(json.dumps(event) + "\n")
 
     def read_events(self) -> list[dict]:
-        path = self.path / "events.jsonl"
-        return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+        """The event log; a line cut short by a kill is skipped."""
+        if not self.events_path.is_file():
+            return []
+        events = []
+        for line in self.events_path.read_text().splitlines():
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                continue
+        return events
+
+    def reconcile(self, epochs_done: int, curve: list[dict], status: str) -> None:
+        """Make ``events.jsonl`` hold exactly one line per epoch the checkpoint has (``curve``),
+        in order: lines a kill left out come back from the curve, lines past the checkpoint go."""
+        kept: dict[int, dict] = {}
+        for event in self.read_events():
+            epoch = event.get("epoch")
+            if isinstance(epoch, int) and epoch <= epochs_done and epoch not in kept:
+                kept[epoch] = event
+        for record in curve:
+            epoch = record["epoch"]
+            if epoch not in kept and epoch <= epochs_done:
+                kept[epoch] = {"epoch": epoch, "status": "running", "time": None, "restored_from": "checkpoint"}
+        if epochs_done and status in ("done", "failed") and epochs_done in kept:
+            kept[epochs_done] = {**kept[epochs_done], "status": status}
+        lines = "".join(json.dumps(kept[e]) + "\n" for e in sorted(kept))
+        current = self.events_path.read_text() if self.events_path.is_file() else ""
+        if lines != current:
+            atomic_write_text(self.events_path, lines)
 
     def save_checkpoint(self, checkpoint: dict) -> None:
         atomic_save(checkpoint, self.checkpoint_path)
 
     def load_checkpoint(self) -> dict | None:
-        """The run's checkpoint (read with ``weights_only=True``: never runs code), or None."""
+        """The run's checkpoint (verified against its checksum; read with ``weights_only=True``,
+        so it never runs code), or None. A damaged one is a :class:`CheckpointError`."""
         if not self.checkpoint_path.is_file():
             return None
         try:
-            return torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as error:
-            if "weights only" in str(error).lower():
-                raise CheckpointError(f"checkpoint {self.checkpoint_path} holds Python objects that kdtemp never loads "
-                                      "(it was not written by kdtemp)") from None
-            raise CheckpointError(f"checkpoint {self.checkpoint_path} is not readable ({error})") from None
-        except (RuntimeError, EOFError, OSError, ValueError) as error:
-            first = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
-            raise CheckpointError(f"checkpoint {self.checkpoint_path} is not readable ({first})") from None
+            loaded = load_verified(self.checkpoint_path)
+        except pickle.UnpicklingError:
+            raise CheckpointError(f"checkpoint {self.checkpoint_path} holds Python objects that kdtemp never loads "
+                                  "(it was not written by kdtemp)") from None
+        except IntegrityError as error:
+            raise CheckpointError(f"checkpoint {error}") from None
+        if not isinstance(loaded, dict) or "state" not in loaded or "model" not in loaded:
+            raise CheckpointError(f"checkpoint {self.checkpoint_path} is not a kdtemp run checkpoint")
+        return loaded
+
+    def discard_checkpoint(self, reason: str) -> Path:
+        """Move a damaged checkpoint aside and empty the event log: the run starts again from scratch."""
+        moved = quarantine(self.checkpoint_path, reason)
+        if self.events_path.is_file():
+            quarantine(self.events_path, reason)
+        return moved

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from ..config import ConfigError, require
+from ..files import IntegrityError, load_verified
 from .cifar_resnet import CIFAR_MODELS, CifarResNet
 
 InitMode = Literal["random", "pretrained", "checkpoint"]
@@ -132,17 +133,15 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     """
     path = Path(path).expanduser()
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        loaded = load_verified(path)
     except pickle.UnpicklingError as error:
-        if "global" in str(error).lower():
-            raise WeightsError(f"{str(path)!r} holds Python objects, not just tensors ({_unsupported_global(str(error))});"
-                               " kdtemp loads weights with weights_only=True and never runs code from a file: re-save "
-                               "the model's state_dict()") from None
-        raise WeightsError(f"{str(path)!r} is not a PyTorch weights file ({_unpickler_problem(str(error))})") from None
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError) as error:
-        first = str(error).strip().splitlines()[0][:160] if str(error).strip() else ""
-        raise WeightsError(f"{str(path)!r} is not a PyTorch weights file ({type(error).__name__}"
-                           f"{': ' + first if first and not isinstance(error, (KeyError, IndexError)) else ''})") from None
+        raise WeightsError(f"{str(path)!r} holds Python objects, not just tensors ({_unsupported_global(str(error))});"
+                           " kdtemp loads weights with weights_only=True and never runs code from a file: re-save "
+                           "the model's state_dict()") from None
+    except IntegrityError as error:
+        detail = str(error).split(" is damaged or not a PyTorch file ", 1)[-1].split(" is damaged: ", 1)[-1]
+        kind = "is damaged" if "checksum" in str(error) else "is not a PyTorch weights file (or is damaged)"
+        raise WeightsError(f"{str(path)!r} {kind}: {detail.strip('()')}") from None
     if not isinstance(loaded, dict):
         raise WeightsError(f"{str(path)!r} holds a {type(loaded).__name__}, not a state dict")
     meta = loaded.get("kdtemp") if isinstance(loaded.get("kdtemp"), dict) else {}
@@ -160,11 +159,7 @@ def _unsupported_global(message: str) -> str:
     return "a pickled Python object"
 
 
-def _unpickler_problem(message: str) -> str:
-    """The line of torch's long weights-only message that says what is wrong."""
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    detail = [line for line in lines if not line.startswith(("Weights only load failed", "Please file", "Check the"))]
-    return (detail[-1] if detail else lines[0] if lines else "unreadable")[:160]
+
 
 
 def classifier_keys(model: nn.Module) -> list[str]:
