@@ -2,7 +2,7 @@
 
     kdtemp teacher CONFIG [field.path=value ...]   prepare a teacher
     kdtemp distill CONFIG [field.path=value ...]   distill a cohort of students
-    kdtemp study plan|run|resume|status|export FILE a grid of runs from one study file
+    kdtemp study plan|run|resume|status|export|rebuild FILE   a grid of runs from one study file
     kdtemp report STUDY                            tables, figures and an HTML page from a study
     kdtemp diagnose TEACHER.pt                     teacher entropies and softmax profiles
     kdtemp advise [--optimizer ...] [--store ...]  a recommended temperature range
@@ -107,9 +107,15 @@ def cmd_demo(args) -> int:
 
 
 def cmd_study(args) -> int:
-    from .study import ExecutorConfig, Store, export, load_study, plan, run_study, status, store_path
+    from .study import ExecutorConfig, Store, export, load_study, plan, rebuild, run_study, status, store_path
 
     study = load_study(args.file, output=args.output)
+    if args.action == "rebuild":
+        moved, counts = rebuild(study)
+        kept = f"; the old store is kept as {moved}" if moved else ""
+        print(f"study {study.file.name}: store rebuilt from the run folders: "
+              + ", ".join(f"{n} {s}" for s, n in counts.items()) + kept)
+        return 0
     if args.action == "plan":
         print(plan(study))
         return 0
@@ -231,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         p.set_defaults(handler=handler)
     p = sub.add_parser("study", help="plan, run, resume or export a study file")
-    p.add_argument("action", choices=["plan", "run", "resume", "status", "export"])
+    p.add_argument("action", choices=["plan", "run", "resume", "status", "export", "rebuild"],
+                   help="rebuild: a new store from the run folders, when study.sqlite is damaged")
     p.add_argument("file", help="study YAML file")
     p.add_argument("--output", help="study folder (default: the file's output, else studies/<name>)")
     p.add_argument("--executor", choices=["inline", "local", "ray"], help="override the file's executor")
@@ -294,6 +301,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"kdtemp: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("kdtemp: interrupted; finished work is kept, and running the command again continues the rest",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

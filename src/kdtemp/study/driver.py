@@ -11,6 +11,8 @@ import dataclasses
 import hashlib
 import io
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,9 @@ from ..config import to_dict
 from ..data import default_cache_dir
 from ..engine.diagnose import DEFAULT_TEMPERATURES
 from ..engine.preflight import Preflight, preflight
+from ..files import warn
 from .executors import Task, make_executor
+from .lock import StudyLock, describe, live_holder
 from .spec import ExecutorConfig, Study
 from .store import Store
 
@@ -66,7 +70,7 @@ def run_study(study: Study, executor: ExecutorConfig | None = None, progress: bo
     executor = executor or study.file.executor
     check_study(study, executor)
     runs_dir = study.output / "runs"
-    with Store(store_path(study)) as store:
+    with StudyLock(study.output), Store(store_path(study)) as store:
         register(study, store)
         status = {r["run_id"]: r["status"] for r in store.runs()}
         finished = {"done", "failed"} if not retry_failed else {"done"}
@@ -92,19 +96,26 @@ def run_study(study: Study, executor: ExecutorConfig | None = None, progress: bo
                   f"{sum(len(t.run_ids) for t in tasks)} to train in {len(tasks)} cohorts ({executor.kind} executor)")
         for task in tasks:
             store.mark_running(task.run_ids)
-        for task, results, error in make_executor(executor, progress).execute(tasks):
-            if error is not None:
-                store.record_failure(task.run_ids, f"cohort {task.cohort_id} failed: {error}")
-            else:
-                for result in results["results"]:
-                    store.record(result)
-                if results["teacher"] is not None:
-                    store.record_teacher(task.teacher_id, {"teacher": task.cohort["teacher"], "data": task.cohort["data"]},
-                                         results["teacher"])
-            if progress:
-                counts = store.counts(r.run_id for r in study.runs)
-                print(f"  cohort {task.cohort_id} finished: {counts['done']} done, {counts['failed']} failed, "
-                      f"{counts['pending'] + counts['running']} to go")
+        unfinished = {task.cohort_id: task for task in tasks}
+        try:
+            for task, results, error in make_executor(executor, progress).execute(tasks):
+                unfinished.pop(task.cohort_id, None)
+                if error is not None:
+                    store.record_failure(task.run_ids, f"cohort {task.cohort_id} failed: {error}")
+                else:
+                    for result in results["results"]:
+                        store.record(result)
+                        for message in result.get("warnings") or []:
+                            warn(f"run {result['run_id']} ({result['label']}): {message}")
+                    if results["teacher"] is not None:
+                        store.record_teacher(task.teacher_id, {"teacher": task.cohort["teacher"],
+                                                               "data": task.cohort["data"]}, results["teacher"])
+                if progress:
+                    counts = store.counts(r.run_id for r in study.runs)
+                    print(f"  cohort {task.cohort_id} finished: {counts['done']} done, {counts['failed']} failed, "
+                          f"{counts['pending'] + counts['running']} to go")
+        finally:  # an executor that could not start, or a driver stopped by an exception: nothing stays "running"
+            store.mark_pending([run_id for task in unfinished.values() for run_id in task.run_ids])
         return store.counts(r.run_id for r in study.runs)
 
 
@@ -191,17 +202,52 @@ def plan(study: Study) -> str:
 
 
 def status(study: Study) -> str:
-    """Progress of a study from its store."""
+    """Progress of a study from its store. Runs marked running while no driver holds the study
+    are shown as interrupted: a driver that died cannot finish them, ``resume`` will."""
     if not store_path(study).is_file():
         return f"study {study.file.name}: not started ({len(study.runs)} runs planned)"
+    holder = live_holder(study.output)
     with Store(store_path(study), readonly=True) as store:
         runs = store.runs(r.run_id for r in study.runs)
         counts = store.counts(r.run_id for r in study.runs)
-        lines = [f"study {study.file.name}: {len(study.runs)} runs: " + ", ".join(f"{counts[s]} {s}" for s in counts)]
-        missing = len(study.runs) - len(runs)
-        if missing:
-            lines.append(f"  {missing} runs of the file are not registered yet (run the study to add them)")
-        for run in runs:
-            if run["status"] == "failed":
-                lines.append(f"  failed {run['run_id']} ({run['label']}): {run['error']}")
-        return "\n".join(lines)
+    if holder is None and counts["running"]:
+        counts["interrupted"] = counts.pop("running")
+    lines = [f"study {study.file.name}: {len(study.runs)} runs: " + ", ".join(f"{counts[s]} {s}" for s in counts)]
+    if holder is not None:
+        lines.append(f"  a driver is running it now ({describe(holder)})")
+    elif counts.get("interrupted"):
+        lines.append(f"  {counts['interrupted']} runs were interrupted: no driver is running the study; "
+                     "`kdtemp study resume` continues them from their checkpoints")
+    missing = len(study.runs) - len(runs)
+    if missing:
+        lines.append(f"  {missing} runs of the file are not registered yet (run the study to add them)")
+    for run in runs:
+        if run["status"] == "failed":
+            lines.append(f"  failed {run['run_id']} ({run['label']}): {run['error']}")
+    return "\n".join(lines)
+
+
+def rebuild(study: Study) -> tuple[Path | None, dict[str, int]]:
+    """A new store for ``study`` from its run folders (each run's ``metrics.json``); a damaged
+    store is kept aside. Teacher diagnostics are recomputed by the next ``run``.
+
+    Returns where the old store went (None when there was none) and the rebuilt status counts."""
+    from ..engine.storage import RunFolder
+
+    path = store_path(study)
+    with StudyLock(study.output):
+        moved = None
+        if path.exists():
+            moved = path.with_name(f"{path.name}.damaged-{int(time.time())}")
+            os.replace(path, moved)
+            for suffix in ("-wal", "-shm"):
+                side = path.with_name(path.name + suffix)
+                if side.exists():
+                    os.replace(side, moved.with_name(moved.name + suffix))
+        with Store(path) as store:
+            register(study, store)
+            for run in study.runs:
+                metrics = RunFolder(study.output / "runs", run.run_id).read_metrics()
+                if metrics and metrics.get("status") in ("done", "failed") and metrics.get("run_id") == run.run_id:
+                    store.record(metrics)
+            return moved, store.counts(r.run_id for r in study.runs)

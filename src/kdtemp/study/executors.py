@@ -1,8 +1,11 @@
 """Executors: where cohorts run. The same study runs unchanged on each.
 
 * ``inline``: one cohort after another in this process (tests, laptops);
-* ``local``: a pool of worker processes; with GPUs, one cohort per GPU at a time; without, CPU
-  processes sharing the cores (``threads`` each);
+* ``local``: one worker process per cohort, ``workers`` at a time; with GPUs, one cohort per GPU
+  at a time; without, CPU processes sharing the cores (``threads`` each). A worker cannot outlive
+  its driver (on Linux the kernel kills it when the driver dies; everywhere it checks its parent
+  every second), and a worker that dies fails no other cohort: its cohort is started again from
+  its checkpoints, up to ``executor.retries`` times, then its runs fail with the reason;
 * ``ray``: each cohort is a Ray task asking for one GPU (or CPUs when the cluster has none), so a
   study spreads over a cluster. Needs ``pip install kdtemp[ray]`` and a shared filesystem for the
   study's output folder.
@@ -13,12 +16,16 @@ Workers return results; only the driver writes the store.
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import threading
 import traceback
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Iterator
 
 from ..config import ConfigError
+from ..files import warn
 from .spec import ExecutorConfig
 
 
@@ -73,8 +80,50 @@ class InlineExecutor:
                 yield task, None, _describe(error)
 
 
+def _die_with(parent: int) -> None:
+    """Make this worker end when its driver ends, however the driver ends."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the driver died before the line above took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            threading.Event().wait(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="kdtemp-parent-watch", daemon=True).start()
+
+
+def _worker(connection, parent: int, arguments: tuple) -> None:
+    """Entry point of a local worker process: train one cohort, send back the result or the error."""
+    _die_with(parent)
+    try:
+        message = ("ok", train_cohort(*arguments))
+    except BaseException as error:  # sent to the driver, which records it
+        message = ("error", _describe(error))
+    try:
+        connection.send(message)
+    finally:
+        connection.close()
+
+
+@dataclass
+class _Running:
+    task: Task
+    slot: str
+    process: Any
+    connection: Any
+
+
 class LocalExecutor:
-    """A process pool; each slot is a device (``cuda:i``) or a CPU process."""
+    """One worker process per cohort on a slot: a device (``cuda:i``) or a CPU process."""
 
     def __init__(self, config: ExecutorConfig) -> None:
         import torch
@@ -92,21 +141,55 @@ class LocalExecutor:
 
     def execute(self, tasks: list[Task]) -> Iterator[tuple[Task, dict | None, str | None]]:
         import multiprocessing
+        from multiprocessing.connection import wait
 
-        pending, free, running = list(tasks), list(self.slots), {}
-        with ProcessPoolExecutor(max_workers=len(self.slots), mp_context=multiprocessing.get_context("spawn")) as pool:
+        context = multiprocessing.get_context("spawn")
+        pending, free = deque(tasks), list(self.slots)
+        running: list[_Running] = []
+        deaths: dict[str, int] = {}
+        try:
             while pending or running:
                 while pending and free:
-                    task, slot = pending.pop(0), free.pop(0)
-                    future = pool.submit(train_cohort, task.cohort, task.runs_dir, slot, self.threads, False,
-                                         task.diagnose, task.temperatures)
-                    running[future] = (task, slot)
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    task, slot = running.pop(future)
-                    free.append(slot)
-                    error = future.exception()
-                    yield task, (None if error else future.result()), (_describe(error) if error else None)
+                    task, slot = pending.popleft(), free.pop(0)
+                    receiver, sender = context.Pipe(duplex=False)
+                    arguments = (task.cohort, task.runs_dir, slot, self.threads, False, task.diagnose, task.temperatures)
+                    process = context.Process(target=_worker, args=(sender, os.getpid(), arguments),
+                                              name=f"kdtemp-cohort-{task.cohort_id}", daemon=False)
+                    process.start()
+                    sender.close()
+                    running.append(_Running(task, slot, process, receiver))
+                ready = wait([r.connection for r in running] + [r.process.sentinel for r in running])
+                for entry in [r for r in running if r.connection in ready or r.process.sentinel in ready]:
+                    message = None
+                    try:
+                        if entry.connection.poll():
+                            message = entry.connection.recv()
+                    except Exception:  # a worker killed while sending: treated as a death below
+                        message = None
+                    if message is None and entry.process.is_alive():
+                        continue  # the pipe closed early; the process sentinel will tell
+                    entry.process.join()
+                    entry.connection.close()
+                    running.remove(entry)
+                    free.append(entry.slot)
+                    if message is not None:
+                        kind, payload = message
+                        yield entry.task, (payload if kind == "ok" else None), (payload if kind == "error" else None)
+                        continue
+                    code = entry.process.exitcode
+                    cause = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                    deaths[entry.task.cohort_id] = deaths.get(entry.task.cohort_id, 0) + 1
+                    if deaths[entry.task.cohort_id] <= self.config.retries:
+                        warn(f"the worker of cohort {entry.task.cohort_id} died ({cause}); starting it again from its "
+                             f"checkpoints (attempt {deaths[entry.task.cohort_id] + 1} of {self.config.retries + 1})")
+                        pending.appendleft(entry.task)
+                    else:
+                        yield entry.task, None, (f"its worker process died {deaths[entry.task.cohort_id]} times "
+                                                 f"(last: {cause})")
+        finally:
+            for entry in running:  # the driver is leaving: its workers go with it
+                entry.process.kill()
+                entry.process.join()
 
 
 class RayExecutor:
@@ -124,9 +207,17 @@ class RayExecutor:
         started_here = not ray.is_initialized()
         if started_here:
             kwargs: dict[str, Any] = {"address": self.config.ray_address} if self.config.ray_address else {}
-            if not self.config.ray_address and self.config.workers:
-                kwargs["num_cpus"] = self.config.workers * (self.config.threads or 1)
-            ray.init(include_dashboard=False, log_to_driver=False, **kwargs)
+            if not self.config.ray_address:
+                # A local instance started here serves this driver alone: it advertises localhost.
+                kwargs["_node_ip_address"] = "127.0.0.1"
+                if self.config.workers:
+                    kwargs["num_cpus"] = self.config.workers * (self.config.threads or 1)
+            try:
+                ray.init(include_dashboard=False, log_to_driver=False, **kwargs)
+            except Exception as error:  # Ray raises many kinds (connection, timeout, runtime)
+                where = self.config.ray_address or "a local instance"
+                raise ConfigError(f"executor.ray_address: could not start or join Ray at {where} "
+                                  f"({type(error).__name__}: {str(error).strip().splitlines()[0][:200]})") from None
         try:
             has_gpu = ray.cluster_resources().get("GPU", 0) > 0 and self.config.device != "cpu"
             threads = self.config.threads or 1

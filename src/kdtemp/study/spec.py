@@ -72,7 +72,9 @@ class RunSpec(SharedConfig):
 @dataclass
 class ExecutorConfig:
     """Where cohorts run: ``inline`` (this process), ``local`` (a pool over GPUs or CPU
-    processes) or ``ray`` (a cluster; each cohort is a task asking for a GPU when there is one)."""
+    processes) or ``ray`` (a cluster; each cohort is a task asking for a GPU when there is one).
+    ``retries``: how often a cohort whose worker process died is started again from its
+    checkpoints before its runs fail (local executor)."""
 
     kind: Literal["inline", "local", "ray"] = "inline"
     workers: int | None = None
@@ -80,9 +82,11 @@ class ExecutorConfig:
     ray_address: str | None = None
     device: str = "auto"
     checkpoint_every: int = 1
+    retries: int = 2
 
     def validate(self, path: str = "executor") -> None:
         require_device(self.device, f"{path}.device")
+        require(0 <= self.retries <= 100, f"{path}.retries", f"must be in [0, 100]; got {self.retries}")
         require(self.checkpoint_every >= 1, f"{path}.checkpoint_every", f"must be >= 1; got {self.checkpoint_every}")
         require(self.workers is None or self.workers >= 1, f"{path}.workers", f"must be >= 1; got {self.workers}")
         require(self.threads is None or self.threads >= 1, f"{path}.threads", f"must be >= 1; got {self.threads}")

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..config import ConfigError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
@@ -39,26 +41,44 @@ CREATE TABLE IF NOT EXISTS teachers (teacher_id TEXT PRIMARY KEY, config TEXT NO
 """
 
 STATUSES = ("pending", "running", "done", "failed")
+
+
+def damaged(path: Path, detail: str) -> StoreDamaged:
+    return StoreDamaged(f"study store {path} is damaged ({detail.splitlines()[0][:120]}); the run folders hold every "
+                        "result: rebuild it with `kdtemp study rebuild STUDY_FILE` (the damaged file is kept aside)")
 RESULT_COLUMNS = ("status", "error", "epochs_done", "final_top1", "final_top5", "best_top1", "best_top5",
                   "best_epoch", "seconds")
 
 
+class StoreDamaged(ConfigError):
+    """The study's SQLite file is unreadable; the run folders hold what is needed to rebuild it."""
+
+
 class Store:
-    """Access to ``<study>/study.sqlite``."""
+    """Access to ``<study>/study.sqlite``. A damaged file is a :class:`StoreDamaged` error (one line
+    saying how to rebuild it), never a traceback."""
 
     def __init__(self, path: str | Path, readonly: bool = False) -> None:
         self.path = Path(path)
-        if readonly:
-            if not self.path.is_file():
-                raise FileNotFoundError(f"no study store at {self.path}")
-            # as_uri() percent-encodes the path, so '#', '?' or '%' in a folder name stay part of it
-            self.connection = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.connection = sqlite3.connect(self.path, timeout=30)
-            self.connection.execute("PRAGMA journal_mode=WAL")
-            self.connection.executescript(SCHEMA)
-        self.connection.row_factory = sqlite3.Row
+        try:
+            if readonly:
+                if not self.path.is_file():
+                    raise FileNotFoundError(f"no study store at {self.path}")
+                # as_uri() percent-encodes the path, so '#', '?' or '%' in a folder name stay part of it
+                self.connection = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.connection = sqlite3.connect(self.path, timeout=30)
+                self.connection.execute("PRAGMA journal_mode=WAL")
+                self.connection.executescript(SCHEMA)
+            self.connection.row_factory = sqlite3.Row
+            problem = self.connection.execute("PRAGMA quick_check").fetchone()[0]
+            tables = {r[0] for r in self.connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as error:
+            raise damaged(self.path, str(error)) from None
+        if problem != "ok" or not {"runs", "meta", "teachers"} <= tables:
+            self.connection.close()
+            raise damaged(self.path, problem if problem != "ok" else "tables are missing")
 
     def close(self) -> None:
         self.connection.close()
@@ -91,6 +111,13 @@ class Store:
                 self.connection.execute("UPDATE runs SET cohort_id = ?, position = ? WHERE run_id = ?",
                                         (row["cohort_id"], row["position"], row["run_id"]))
         return added
+
+    def mark_pending(self, run_ids: list[str]) -> None:
+        """Runs that were handed out but did not finish (the driver stopped): back to pending."""
+        with self.connection:
+            self.connection.executemany(
+                "UPDATE runs SET status = 'pending', updated = ? WHERE run_id = ? AND status = 'running'",
+                [(time.time(), r) for r in run_ids])
 
     def mark_running(self, run_ids: list[str]) -> None:
         with self.connection:
