@@ -65,6 +65,7 @@ class Batch:
     soft_labels: Tensor
     dominant_labels: Tensor
     channels_last: bool = False
+    constants: dict | None = None  # (mean, std) tensors on the device, shared by a stream's batches
 
     def __post_init__(self) -> None:
         self._normalized: dict = {}
@@ -76,7 +77,13 @@ class Batch:
         mixing weights of a pixel sum to 1)."""
         key = (tuple(normalization[0]), tuple(normalization[1]))
         if key not in self._normalized:
-            self._normalized[key] = normalize_float(self.images, key, self.channels_last)
+            constants = self.constants if self.constants is not None else {}
+            if key not in constants:  # made once per stream: no host-to-device copy per batch
+                constants[key] = tuple(torch.tensor(v, device=self.images.device, dtype=self.images.dtype).view(1, 3, 1, 1)
+                                       for v in key)
+            mean, std = constants[key]
+            out = (self.images - mean) / std
+            self._normalized[key] = out.contiguous(memory_format=torch.channels_last) if self.channels_last else out
         return self._normalized[key]
 
 
@@ -148,6 +155,7 @@ class TrainStream:
             raise ValueError(f"batch_size {batch_size} exceeds the {len(split)} training images")
         self.split, self.batch_size, self.augment = split, batch_size, augment
         self.resolution, self.data_seed, self.channels_last = resolution, data_seed, channels_last
+        self._constants: dict = {}
         ops = []
         if augment.random_resized_crop:
             ops.append(v2.RandomResizedCrop(resolution, scale=(augment.crop_scale_min, 1.0), antialias=True))
@@ -193,7 +201,7 @@ class TrainStream:
         else:
             soft = torch.nn.functional.one_hot(labels, self.split.num_classes).float()
             dominant = labels
-        return Batch(images, soft, dominant, self.channels_last)
+        return Batch(images, soft, dominant, self.channels_last, self._constants)
 
 
 def eval_images(images: Tensor, resolution: int, center_crop: bool) -> Tensor:
