@@ -147,3 +147,17 @@ def test_ctkd_temperature_stays_in_open_interval():
         kd_loss(student, teacher, module()).backward()
         optimizer.step()
         assert 1.0 < module.value < 21.0
+
+
+def test_dts_on_device_tensors_follows_the_same_rule_as_floats():
+    """The engine passes the batch's CEs as tensors so the gap never leaves the device; the
+    tensor path must give the float path's trajectory (gaps around the guard and the cap included)."""
+    gaps = [0.2, 1.0, 1.5, 2.0, 2.5, 0.0, 4.0, 1.000001, 0.999]
+    floats, tensors = DynamicTemperature.cross_family(), DynamicTemperature.cross_family()
+    for step, gap in enumerate(gaps):
+        epoch = 1 + step // 3
+        expected = floats.update(gap + 0.1, 0.1, epoch, 3)
+        got = tensors.update(torch.tensor(gap + 0.1, dtype=torch.float64), torch.tensor(0.1, dtype=torch.float64), epoch, 3)
+        assert isinstance(got, torch.Tensor) and got.dtype == torch.float64
+        assert float(got) == pytest.approx(expected, abs=1e-12)
+    assert tensors.state_dict() == {"value": pytest.approx(floats.value, abs=1e-12)}

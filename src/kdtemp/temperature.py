@@ -89,14 +89,29 @@ class DynamicTemperature:
         schedule = 0.5 * (1.0 + math.cos(math.pi * progress))
         return min(max(self.initial * schedule * self.scaling(gap), self.minimum), self.maximum)
 
-    def update(self, student_ce: float, teacher_ce: float, epoch: int, total_epochs: int) -> float:
-        """Move ``value`` toward the target for this batch's CE gap; return the new value."""
+    def update(self, student_ce, teacher_ce, epoch: int, total_epochs: int):
+        """Move ``value`` toward the target for this batch's CE gap; return the new value.
+
+        With float cross-entropies ``value`` is a float. With tensors (the engine passes the
+        batch's detached CEs on the training device) the same rule runs as tensor operations
+        and ``value`` stays a 0-dim float64 tensor on that device: no host synchronisation per
+        step; the engine reads the trace once per epoch.
+        """
+        if isinstance(student_ce, torch.Tensor) or isinstance(teacher_ce, torch.Tensor):
+            gap = (torch.as_tensor(student_ce) - torch.as_tensor(teacher_ce)).double()
+            schedule = 0.5 * (1.0 + math.cos(math.pi * epoch / total_epochs))
+            ratio = gap / (gap - 1.0)  # inf at g == 1, which the cap turns into 1.35 as documented
+            a = torch.where(gap >= 1.0, ratio, torch.ones_like(gap))
+            a = torch.where(a > 2.0, torch.full_like(a, 1.35), a)
+            target = (self.initial * schedule * a).clamp(self.minimum, self.maximum)
+            self.value = self.momentum * self.value + (1.0 - self.momentum) * target
+            return self.value
         gap = float(student_ce) - float(teacher_ce)
         self.value = self.momentum * self.value + (1.0 - self.momentum) * self.target(gap, epoch, total_epochs)
         return self.value
 
     def state_dict(self) -> dict:
-        return {"value": self.value}
+        return {"value": float(self.value)}
 
     def load_state_dict(self, state: dict) -> None:
         self.value = float(state["value"])

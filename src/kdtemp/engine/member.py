@@ -188,18 +188,20 @@ class Member:
             self.scheduler.step()
             self._loss_sum += loss.detach()
             if self.config.temperature_policy == "dts":
-                with torch.no_grad():  # DTS needs the gap on the host: one sync for both values
-                    student_ce, teacher_ce = torch.stack([soft_cross_entropy(logits, soft_labels),
-                                                          soft_cross_entropy(teacher_logits, soft_labels)]).tolist()
-                self.state.temperature_trace.append(self.policy.value)
-                self.policy.update(student_ce, teacher_ce, epoch, self.config.epochs)
+                with torch.no_grad():  # the gap stays on the device: no host sync in the step
+                    self._temperatures.append(torch.as_tensor(temperature, dtype=torch.float64, device=logits.device))
+                    self.policy.update(soft_cross_entropy(logits, soft_labels),
+                                       soft_cross_entropy(teacher_logits, soft_labels), epoch, self.config.epochs)
             elif self.learnable is not None:
                 self._temperatures.append(temperature.detach())
 
     def epoch_temperature(self) -> float:
-        """Mean temperature used over the epoch."""
-        if self.config.temperature_policy == "dts":
-            recent = self.state.temperature_trace[-self.steps_per_epoch:]
+        """Mean temperature used over the epoch. DTS's per-step values (kept on the device during
+        the epoch) join ``state.temperature_trace`` here, in one read."""
+        if self.config.temperature_policy == "dts" and self._temperatures:
+            recent = torch.stack(self._temperatures).tolist()
+            self._temperatures = []
+            self.state.temperature_trace.extend(recent)
             return sum(recent) / len(recent)
         if self.learnable is not None and self._temperatures:
             return float(torch.stack(self._temperatures).mean())

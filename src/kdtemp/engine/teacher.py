@@ -16,6 +16,7 @@ from ..data import AugmentConfig, DataConfig
 from ..models import ModelConfig
 from .cohort import RunResult, run_cohort
 from .config import CohortConfig, MemberConfig, OptimizerConfig
+from ..files import remove_stale_temporaries
 from .storage import RunFolder, atomic_save
 
 
@@ -63,6 +64,7 @@ def prepare_teacher(config: TeacherConfig, progress: bool = True) -> tuple[Path,
     Re-running with the same output resumes an interrupted preparation.
     """
     output = Path(config.output)
+    remove_stale_temporaries(output)
     cohort = config.cohort()
     (result,) = run_cohort(cohort, output=output / "runs", progress=progress)
     if result.status != "done":

@@ -18,13 +18,18 @@ from typing import Any, Callable, Mapping
 
 from torch import Tensor
 
+from .ats import ats_loss
 from .dist import dist_loss
 from .dkd import dkd_loss, dkd_parts
+from .dtkd import dtkd_loss
+from .energy import energy_kd_loss
 from .entropy_adaptive import entropy_weights
 from .kd import kd_loss
 from .mlkd import mlkd_loss
+from .normkd import normkd_dkd_loss, normkd_loss
 from .rld import rld_loss
 from .standardize import standardize_logits
+from .ttm import ttm_loss
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,8 @@ PROTOCOL = Preset(ce_weight=0.0, kd_weight=1.0, warmup_epochs=0, temperature=Non
 """The study protocol: teacher matching only."""
 
 MLKD_RELATIVE_TEMPERATURES = (1.0, 0.75, 1.25, 0.5, 1.5)
+ENERGY_RELATIVE_TEMPERATURES = (0.5, 1.0, 1.5)
+"""Energy KD's (low, middle, high) temperatures relative to the run's T: the authors' (2, 4, 6) at T = 4."""
 
 
 def _kd(s: Tensor, t: Tensor, y: Tensor, T: Any) -> Tensor:
@@ -102,6 +109,49 @@ def _rld(
 
 def _mlkd(s: Tensor, t: Tensor, y: Tensor, T: Any, relative_temperatures: tuple = MLKD_RELATIVE_TEMPERATURES) -> Tensor:
     return mlkd_loss(s, t, tuple(T * r for r in relative_temperatures))
+
+
+def _ttm(s: Tensor, t: Tensor, y: Tensor, T: Any) -> Tensor:
+    return ttm_loss(s, t, T)
+
+
+def _wttm(s: Tensor, t: Tensor, y: Tensor, T: Any) -> Tensor:
+    return ttm_loss(s, t, T, weighted=True)
+
+
+def _normkd(s: Tensor, t: Tensor, y: Tensor, T: Any) -> Tensor:
+    return normkd_loss(s, t, T)
+
+
+def _normkd_dkd(s: Tensor, t: Tensor, y: Tensor, T: Any, alpha: float = 1.0, beta: float = 8.0) -> Tensor:
+    return normkd_dkd_loss(s, t, y, T, alpha=alpha, beta=beta)
+
+
+def _ats(s: Tensor, t: Tensor, y: Tensor, T: Any, target_ratio: float = 2.0) -> Tensor:
+    return ats_loss(s, t, y, T, target_ratio=target_ratio)
+
+
+def _dtkd(s: Tensor, t: Tensor, y: Tensor, T: Any, alpha: float = 3.0, beta: float = 1.0) -> Tensor:
+    # The authors' KD term: warmup * (alpha * DTKD + beta * KD(T)) + CE, with alpha 3 and beta 1.
+    return alpha * dtkd_loss(s, t, T) + beta * kd_loss(s, t, T)
+
+
+def _energy_kd(
+    s: Tensor,
+    t: Tensor,
+    y: Tensor,
+    T: Any,
+    low: float | None = None,
+    high: float | None = None,
+    low_rate: float = 0.2,
+    high_rate: float = 0.2,
+) -> Tensor:
+    # low_rate and high_rate are read by whoever computes the thresholds, not here.
+    if low is None or high is None:
+        raise ValueError("energy_kd needs its energy thresholds low and high (computed from one teacher pass over "
+                         "the un-augmented training split with low_rate and high_rate; see "
+                         "kdtemp.objectives.energy_scores and energy_thresholds)")
+    return energy_kd_loss(s, t, low, high, tuple(T * r for r in ENERGY_RELATIVE_TEMPERATURES))
 
 
 def _ls_instance(s: Tensor, t: Tensor, y: Tensor, T: Any) -> Tensor:
@@ -189,6 +239,31 @@ OBJECTIVES: dict[str, ObjectiveSpec] = {
                       Preset(1.0, 1.0, 20, 4.0), uses_label=True),
         ObjectiveSpec("dist", "DIST: inter- and intra-class Pearson correlation", _dist,
                       Preset(1.0, 2.0, 0, 4.0), uses_label=False),
+        # The other temperature methods of the literature: T is the study's temperature axis.
+        ObjectiveSpec("ttm", "transformed teacher matching: KL(p(t,T) || p(s,1)), no T^2", _ttm,
+                      Preset(1.0, 45.0, 0, 10.0), uses_label=False,
+                      notes="T softens the teacher only (gamma = 1/T). Preset: the authors' CIFAR example "
+                            "(gamma 0.1, CE 1, KD 45)."),
+        ObjectiveSpec("wttm", "weighted TTM: TTM times U_i = sum_c p(t_i,1)_c^(1/T)", _wttm,
+                      Preset(1.0, 45.0, 0, 10.0), uses_label=False,
+                      notes="U_i lies in [1, C^(1-1/T)], so the loss scale grows with C. Preset: TTM's."),
+        ObjectiveSpec("normkd", "NormKD: per-sample temperatures T * std(logits), T_t^2 KL", _normkd,
+                      Preset(0.1, 0.9, 0, 2.0), uses_label=False,
+                      notes="T multiplies each model's unbiased logit std; the student's std is not detached."),
+        ObjectiveSpec("normkd_dkd", "NormKD + DKD: T_t^2 (alpha TCKD + beta NCKD) on normalised logits", _normkd_dkd,
+                      Preset(1.0, 1.0, 20, 2.0), uses_label=True,
+                      notes="alpha + beta = 9 in the authors' configs (1, 8 by default; per pair otherwise)."),
+        ObjectiveSpec("ats", "asymmetric temperature scaling: teacher at target_ratio * T on y, T elsewhere", _ats,
+                      Preset(0.5, 0.5, 0, 2.0), uses_label=True,
+                      notes="Student at T = 1, no T^2; KL form (the authors' code returns soft CE: same gradient)."),
+        ObjectiveSpec("dtkd", "dynamic temperature KD: alpha DTKD(T) + beta KD(T)", _dtkd,
+                      Preset(1.0, 1.0, 20, 4.0), uses_label=False,
+                      notes="T is the reference temperature; the authors' total is warmup(e, 20) (3 DTKD + 1 KD) + 1 CE. "
+                            "Samples with a non-positive maximum logit use T for both models (dtkd_parts counts them)."),
+        ObjectiveSpec("energy_kd", "energy KD: temperature (T/2, T, 3T/2) by the teacher's energy", _energy_kd,
+                      Preset(0.1, 0.9, 0, 4.0), uses_label=False,
+                      notes="low, high: dataset-level energy thresholds, computed from one teacher pass over the "
+                            "un-augmented training split; confident (low-energy) samples get T/2, as in the code."),
         # Teacher-signal ablations (the study's Fig. 5): KD toward a modified teacher distribution.
         ObjectiveSpec("ls_instance", "KD toward per-instance entropy-matched label smoothing of the teacher's argmax",
                       _ls_instance, PROTOCOL, uses_label=False),
@@ -261,6 +336,11 @@ PARAMETER_RULES: dict[str, ParameterRule] = {
     "coefficient": ParameterRule("number", 0.0, 1.0, optional=True),
     "keep_top": ParameterRule("integer", 0),
     "relative_temperatures": ParameterRule("numbers", 0.0, low_open=True),
+    "target_ratio": ParameterRule("number", 0.0, low_open=True),
+    "low": ParameterRule("number", optional=True),
+    "high": ParameterRule("number", optional=True),
+    "low_rate": ParameterRule("number", 0.0, 0.5),
+    "high_rate": ParameterRule("number", 0.0, 0.5),
 }
 """The allowed values of every registered objective's hyper-parameters, by name."""
 
