@@ -33,10 +33,14 @@ def require_temperature(value: float, path: str) -> None:
 
 @dataclass
 class OptimizerConfig:
-    """AdamW, or SGD with momentum; half-cosine decay over the run; per-tensor gradient clipping.
+    """AdamW, or SGD with momentum; a learning-rate schedule; per-tensor gradient clipping.
 
-    Weight decay applies to weight matrices and kernels (ndim >= 2) and to CTKD's temperature
-    parameter, not to biases and normalisation parameters.
+    ``schedule``: ``cosine`` (the study's half-period cosine decay over the run, per step) or
+    ``step`` (the classic CIFAR KD recipe: the rate is multiplied by ``gamma`` at each epoch in
+    ``milestones``, e.g. 150, 180 and 210 of 240). ``lr_warmup_epochs``: a linear warm-up of the
+    rate from 0 over that many epochs (per step) before the schedule. Weight decay applies to
+    weight matrices and kernels (ndim >= 2) and to CTKD's temperature parameter, not to biases
+    and normalisation parameters.
     """
 
     name: Literal["adamw", "sgd"] = "adamw"
@@ -45,12 +49,24 @@ class OptimizerConfig:
     momentum: float = 0.9
     nesterov: bool = False
     clip_norm: float | None = 1.0
+    schedule: Literal["cosine", "step"] = "cosine"
+    milestones: list[int] = field(default_factory=lambda: [150, 180, 210])
+    gamma: float = 0.1
+    lr_warmup_epochs: int = 0
 
     def validate(self, path: str = "optimizer") -> None:
         require(self.lr > 0, f"{path}.lr", f"must be > 0; got {self.lr}")
         require(self.weight_decay >= 0, f"{path}.weight_decay", f"must be >= 0; got {self.weight_decay}")
         require(0 <= self.momentum < 1, f"{path}.momentum", f"must be in [0, 1); got {self.momentum}")
         require(self.clip_norm is None or self.clip_norm > 0, f"{path}.clip_norm", f"must be > 0 or null; got {self.clip_norm}")
+        require(0 < self.gamma <= 1, f"{path}.gamma", f"must be in (0, 1]; got {self.gamma}")
+        require(self.lr_warmup_epochs >= 0, f"{path}.lr_warmup_epochs", f"must be >= 0; got {self.lr_warmup_epochs}")
+        require(all(m >= 1 for m in self.milestones) and self.milestones == sorted(set(self.milestones)),
+                f"{path}.milestones", f"must be increasing epochs >= 1; got {self.milestones}")
+
+    def unused_fields(self) -> set[str]:
+        unused = {"momentum", "nesterov"} if self.name == "adamw" else set()
+        return unused | ({"milestones", "gamma"} if self.schedule == "cosine" else set())
 
 
 @dataclass
@@ -112,6 +128,9 @@ class MemberConfig:
         for name in ("ce_weight", "kd_weight", "warmup_epochs"):
             value = getattr(self, name)
             require(value is None or 0 <= value < float("inf"), f"{path}.{name}", f"must be >= 0 and finite; got {value}")
+        require(self.optimizer.lr_warmup_epochs < self.epochs or self.optimizer.lr_warmup_epochs == 0,
+                f"{path}.optimizer.lr_warmup_epochs", f"must be shorter than the run ({self.epochs} epochs); "
+                f"got {self.optimizer.lr_warmup_epochs}")
         if self.objective is not None:
             require(self.objective in OBJECTIVES, f"{path}.objective",
                     f"unknown objective {self.objective!r}; allowed: {', '.join(sorted(OBJECTIVES))}")
@@ -189,8 +208,7 @@ class MemberConfig:
                 unused.add("ctkd_ramp_epochs")
         if weights.ce_weight == 0:
             unused.add("label_smoothing")
-        if self.optimizer.name == "adamw":
-            unused |= {"optimizer.momentum", "optimizer.nesterov"}
+        unused |= {f"optimizer.{name}" for name in self.optimizer.unused_fields()}
         unused |= {f"model.{name}" for name in self.model.unused_fields()}
         return unused
 

@@ -54,6 +54,30 @@ def half_cosine(total_steps: int):
     return lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
 
 
+def lr_multiplier(config: OptimizerConfig, epochs: int, steps_per_epoch: int):
+    """The learning-rate multiplier of 0-based optimizer step ``step``.
+
+    A linear warm-up ``(step + 1) / warmup_steps`` over ``lr_warmup_epochs``, then either the
+    half-cosine over the remaining steps, or ``gamma ** k`` where ``k`` counts the milestones
+    already reached: at 0-based epoch ``e = step // steps_per_epoch`` every milestone ``m <= e``
+    has applied (so with milestones 150, 180, 210 the rate drops at the start of epoch 151,
+    181 and 211, 1-based, as ``MultiStepLR`` stepped once per epoch does).
+    """
+    warmup = config.lr_warmup_epochs * steps_per_epoch
+    total = epochs * steps_per_epoch
+    cosine = half_cosine(max(total - warmup, 1))
+
+    def multiplier(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if config.schedule == "step":
+            epoch = step // steps_per_epoch
+            return config.gamma ** sum(1 for m in config.milestones if m <= epoch)
+        return cosine(step - warmup)
+
+    return multiplier
+
+
 @dataclass
 class EpochRecord:
     epoch: int
@@ -104,7 +128,8 @@ class Member:
         extra = list(self.learnable.parameters()) if self.learnable is not None else []
         self.parameters = list(self.student.parameters()) + extra
         self.optimizer = build_optimizer(config.optimizer, self.student, extra)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, half_cosine(config.epochs * steps_per_epoch))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_multiplier(config.optimizer, config.epochs, steps_per_epoch))
         self._loss_sum = torch.zeros((), device=device)
         self._started = 0.0
         self.warnings: list[str] = []
