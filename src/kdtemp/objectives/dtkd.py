@@ -8,7 +8,9 @@ from torch import Tensor
 from ._common import Temperature, check_logits, check_temperature, kl_from_log_probs, upcast
 
 
-def dtkd_temperatures(student: Tensor, teacher: Tensor, temperature: Temperature = 4.0) -> tuple[Tensor, Tensor, Tensor]:
+def dtkd_temperatures(
+    student: Tensor, teacher: Tensor, temperature: Temperature = 4.0
+) -> tuple[Tensor, Tensor, Tensor]:
     """Per-sample ``(T_t, T_s, guarded)``, each ``[B]``.
 
     With ``x_i = max_c t_ic`` and ``y_i = max_c s_ic`` (**not** detached: gradient flows into
@@ -45,9 +47,20 @@ def dtkd_parts(student: Tensor, teacher: Tensor, temperature: Temperature = 4.0)
     check_logits(student, teacher)
     check_temperature(temperature)
     t_temperature, s_temperature, guarded = dtkd_temperatures(student, teacher, temperature)
-    log_p = torch.log_softmax(upcast(teacher) / t_temperature.unsqueeze(-1), dim=-1)
-    log_q = torch.log_softmax(upcast(student) / s_temperature.unsqueeze(-1), dim=-1)
+    log_p = torch.log_softmax(_divide(upcast(teacher), t_temperature), dim=-1)
+    log_q = torch.log_softmax(_divide(upcast(student), s_temperature), dim=-1)
     return kl_from_log_probs(log_p, log_q) * t_temperature * s_temperature, guarded
+
+
+def _divide(z: Tensor, per_row: Tensor) -> Tensor:
+    """``z / T_i`` row by row, a masked (``-inf``) logit staying ``-inf``.
+
+    ``T_i`` carries the student's gradient, so ``-inf / T_i`` would send ``0 * inf = NaN``
+    back to it; the masked entries are divided as zeros and put back afterwards.
+    """
+    finite = torch.isfinite(z)
+    scaled = torch.where(finite, z, torch.zeros_like(z)) / per_row.unsqueeze(-1)
+    return torch.where(finite, scaled, z)
 
 
 def dtkd_loss(student: Tensor, teacher: Tensor, temperature: Temperature = 4.0) -> Tensor:

@@ -258,8 +258,9 @@ OBJECTIVES: dict[str, ObjectiveSpec] = {
                       notes="Student at T = 1, no T^2; KL form (the authors' code returns soft CE: same gradient)."),
         ObjectiveSpec("dtkd", "dynamic temperature KD: alpha DTKD(T) + beta KD(T)", _dtkd,
                       Preset(1.0, 1.0, 20, 4.0), uses_label=False,
-                      notes="T is the reference temperature; the authors' total is warmup(e, 20) (3 DTKD + 1 KD) + 1 CE. "
-                            "Samples with a non-positive maximum logit use T for both models (dtkd_parts counts them)."),
+                      notes="T is the reference temperature; the authors' total is "
+                            "warmup(e, 20) (3 DTKD + 1 KD) + 1 CE. Samples with a non-positive maximum logit "
+                            "use T for both models (dtkd_parts counts them)."),
         ObjectiveSpec("energy_kd", "energy KD: temperature (T/2, T, 3T/2) by the teacher's energy", _energy_kd,
                       Preset(0.1, 0.9, 0, 4.0), uses_label=False,
                       notes="low, high: dataset-level energy thresholds, computed from one teacher pass over the "
