@@ -64,6 +64,16 @@ class RunResult:
         )
 
 
+@dataclass
+class TeacherDiagnosis:
+    """A request for the teacher's diagnostics (entropies, sorted profiles at ``temperatures``,
+    accuracy) on the un-augmented training split; :func:`run_cohort` fills ``result``."""
+
+    temperatures: tuple[float, ...]
+    top_k: int = 20
+    result: dict | None = None
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -90,13 +100,16 @@ def run_cohort(
     output: str | Path | None = None,
     progress: bool = True,
     step_callback: Callable[[int, int], None] | None = None,
+    diagnosis: "TeacherDiagnosis | None" = None,
 ) -> list[RunResult]:
     """Train every member of ``config``; return one :class:`RunResult` per member, in order.
 
     ``output``: folder for the per-run folders (``<output>/<run_id>/``); with it, finished members
     are skipped and unfinished ones resume from their last checkpoint (written every
     ``config.checkpoint_every`` epochs). ``step_callback(epoch,
-    step)`` is called after every batch (used to inject faults in tests).
+    step)`` is called after every batch (used to inject faults in tests). ``diagnosis``: the
+    teacher's diagnostics on the un-augmented training split are computed from the same teacher
+    pass the members use and left in ``diagnosis.result``.
     """
     device = resolve_device(config.device)
     channels_last = device.type == "cuda"
@@ -134,15 +147,20 @@ def run_cohort(
                 member.restore(checkpoint)
         members.append(member)
 
-    smoothed = [m for m in members if m.active and m.needs_global_smoothing()]
-    if smoothed:
-        from ..signals import global_smoothing_coefficient
-        from .diagnose import split_logits
+    # One teacher pass over the un-augmented training split, shared by everything that needs it:
+    # the members' dataset-level constants (ls_global's coefficient, Energy KD's thresholds) and
+    # the teacher diagnostics a study records.
+    needing = [m for m in members if m.active and m.needs_training_logits()]
+    if teacher is not None and (needing or diagnosis is not None):
+        from .diagnose import split_logits, summarize
 
         train_logits = split_logits(teacher, train, config.data.resolution, config.augment.random_resized_crop,
                                     config.eval_batch_size, config.precision)
-        for member in smoothed:
-            member.set_global_smoothing(global_smoothing_coefficient(train_logits, member.config.effective_temperature))
+        for member in needing:
+            member.bind_training_logits(train_logits)
+        if diagnosis is not None:
+            diagnosis.result = {"split": "train", **summarize(train_logits, train.labels, diagnosis.temperatures,
+                                                              diagnosis.top_k)}
 
     teacher_metrics = None
     if teacher is not None:

@@ -144,11 +144,18 @@ class Member:
         uninterrupted run: :meth:`restore` says so."""
         self.state.derived["threads"], self.state.derived["device"] = threads, device
 
-    def needs_global_smoothing(self) -> bool:
-        return self.config.objective == "ls_global" and self.config.objective_params.get("coefficient") is None
+    def needs_training_logits(self) -> bool:
+        """Whether the objective needs a constant computed from the teacher's logits on the
+        un-augmented training split (``ls_global``'s coefficient)."""
+        return (self.objective is not None and self.config.objective == "ls_global"
+                and self.config.objective_params.get("coefficient") is None)
 
-    def set_global_smoothing(self, coefficient: float) -> None:
-        """Bind the ``ls_global`` coefficient (computed from the teacher on the training set)."""
+    def bind_training_logits(self, logits: Tensor) -> None:
+        """Compute and bind those constants from the teacher's training-split ``logits``; they are
+        recorded in the run's ``derived`` values."""
+        from ..signals import global_smoothing_coefficient
+
+        coefficient = global_smoothing_coefficient(logits, self.config.effective_temperature)
         self.objective = create_objective("ls_global", **{**self.config.objective_params, "coefficient": coefficient})
         self.state.derived["ls_global_coefficient"] = coefficient
 

@@ -49,17 +49,15 @@ def train_cohort(cohort: dict[str, Any], runs_dir: str, device: str, threads: in
     import torch
 
     from ..config import from_dict
-    from ..engine import CohortConfig, run_cohort
-    from ..engine.diagnose import DEFAULT_TEMPERATURES, diagnose_teacher
+    from ..engine import CohortConfig, TeacherDiagnosis, run_cohort
+    from ..engine.diagnose import DEFAULT_TEMPERATURES
 
     if threads:
         torch.set_num_threads(threads)
     config = from_dict(CohortConfig, {**cohort, "device": device})
-    results = [result.__dict__ for result in run_cohort(config, output=runs_dir, progress=progress)]
-    diagnostics = None
-    if diagnose and config.teacher is not None:
-        diagnostics = diagnose_teacher(config, temperatures or DEFAULT_TEMPERATURES, device=device, precision=config.precision)
-    return {"results": results, "teacher": diagnostics}
+    diagnosis = TeacherDiagnosis(tuple(temperatures or DEFAULT_TEMPERATURES)) if diagnose and config.teacher else None
+    results = [result.__dict__ for result in run_cohort(config, output=runs_dir, progress=progress, diagnosis=diagnosis)]
+    return {"results": results, "teacher": diagnosis.result if diagnosis is not None else None}
 
 
 def _describe(error: BaseException) -> str:
