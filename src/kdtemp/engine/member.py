@@ -145,19 +145,25 @@ class Member:
         self.state.derived["threads"], self.state.derived["device"] = threads, device
 
     def needs_training_logits(self) -> bool:
-        """Whether the objective needs a constant computed from the teacher's logits on the
-        un-augmented training split (``ls_global``'s coefficient)."""
-        return (self.objective is not None and self.config.objective == "ls_global"
-                and self.config.objective_params.get("coefficient") is None)
+        """Whether the objective still needs parameters computed from the teacher's logits on the
+        un-augmented training split (``ls_global``'s coefficient, Energy KD's thresholds): those
+        its spec computes and that are still null."""
+        if self.objective is None or self.objective.spec.dataset_constants is None:
+            return False
+        params = {**self.objective.spec.defaults, **self.objective.params}
+        return any(value is None for value in params.values())
 
     def bind_training_logits(self, logits: Tensor) -> None:
-        """Compute and bind those constants from the teacher's training-split ``logits``; they are
-        recorded in the run's ``derived`` values."""
-        from ..signals import global_smoothing_coefficient
+        """Compute those parameters from the teacher's training-split ``logits`` and bind them;
+        they are recorded with the run (``derived.dataset_constants``)."""
+        spec = self.objective.spec
+        params = {**spec.defaults, **self.config.objective_params}
+        constants = spec.dataset_constants(logits, self.config.effective_temperature, **params)
+        self.state.derived["dataset_constants"] = constants
+        self._bind(constants)
 
-        coefficient = global_smoothing_coefficient(logits, self.config.effective_temperature)
-        self.objective = create_objective("ls_global", **{**self.config.objective_params, "coefficient": coefficient})
-        self.state.derived["ls_global_coefficient"] = coefficient
+    def _bind(self, constants: dict[str, Any]) -> None:
+        self.objective = create_objective(self.config.objective, **{**self.config.objective_params, **constants})
 
     def _policy(self):
         if self.config.temperature_policy == "dts":
@@ -176,6 +182,7 @@ class Member:
         self.state.status = "running"
         self._loss_sum.zero_()
         self._temperatures: list[float] = []
+        self._monitored: dict[str, Tensor] = {}
         self._started = time.perf_counter()
         if self.learnable is not None:
             self.learnable.set_lambda(curriculum_lambda(epoch, self.config.ctkd_ramp_epochs))
@@ -212,6 +219,9 @@ class Member:
             if self.objective is not None and self.weights.kd_weight:
                 kd = self.objective(logits, teacher_logits, dominant, temperature)
                 loss = loss + self.weights.kd_weight * self.weights.warmup(epoch) * kd
+                if self.objective.spec.monitor is not None:  # summed on the device, read once per epoch
+                    for name, value in self.objective.spec.monitor(logits, teacher_logits, dominant, temperature).items():
+                        self._monitored[name] = self._monitored.get(name, 0) + value
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.config.optimizer.clip_norm is not None:
@@ -246,6 +256,8 @@ class Member:
             self.state.status = "failed"
             self.state.error = f"training loss became non-finite ({train_loss}) in epoch {epoch}"
             return
+        for name, value in self._monitored.items():  # e.g. DTKD's guarded samples, one count per epoch
+            self.state.derived.setdefault(name, []).append(int(value))
         record = EpochRecord(epoch, train_loss, evaluation["top1"], evaluation["top5"], evaluation["loss"],
                              self.epoch_temperature(), self.optimizer.param_groups[0]["lr"])
         self.state.curve.append(record.__dict__)
@@ -283,6 +295,8 @@ class Member:
             self.cuda_rng_state = checkpoint["cuda_rng_state"]
         threads, device = self.state.derived.get("threads"), self.state.derived.get("device")
         self.state = MemberState(**checkpoint["state"])
+        if self.state.derived.get("dataset_constants"):  # the same teacher and data give the same values
+            self._bind(self.state.derived["dataset_constants"])
         before = (self.state.derived.get("threads"), self.state.derived.get("device"))
         if before != (threads, device) and self.state.epochs_done and self.active:
             self.note(f"resumed after epoch {self.state.epochs_done} with {threads} CPU threads on {device}; epochs up "

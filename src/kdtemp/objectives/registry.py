@@ -16,6 +16,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+import torch
 from torch import Tensor
 
 from .ats import ats_loss
@@ -154,6 +155,26 @@ def _energy_kd(
     return energy_kd_loss(s, t, low, high, tuple(T * r for r in ENERGY_RELATIVE_TEMPERATURES))
 
 
+def _dtkd_monitor(s: Tensor, t: Tensor, y: Tensor, T: Any, **params: Any) -> dict[str, Tensor]:
+    from .dtkd import dtkd_temperatures
+
+    with torch.no_grad():
+        return {"dtkd_guarded_samples": dtkd_temperatures(s, t, T)[2].sum()}
+
+
+def _energy_constants(teacher: Tensor, T: Any, low_rate: float = 0.2, high_rate: float = 0.2, **params: Any) -> dict:
+    from .energy import energy_scores, energy_thresholds
+
+    low, high = energy_thresholds(energy_scores(teacher), low_rate, high_rate)
+    return {"low": low, "high": high}
+
+
+def _ls_global_constants(teacher: Tensor, T: Any, **params: Any) -> dict:
+    from ..signals import global_smoothing_coefficient
+
+    return {"coefficient": global_smoothing_coefficient(teacher, T)}
+
+
 def _ls_instance(s: Tensor, t: Tensor, y: Tensor, T: Any) -> Tensor:
     from ..signals import distill_to_targets, instance_label_smoothing
 
@@ -177,7 +198,14 @@ def _shuffled_tail(s: Tensor, t: Tensor, y: Tensor, T: Any, keep_top: int = 1) -
 
 @dataclass(frozen=True)
 class ObjectiveSpec:
-    """A registered objective: its loss, default hyper-parameters and official preset."""
+    """A registered objective: its loss, default hyper-parameters and official preset.
+
+    ``monitor(s, t, y, T)``: counts worth logging per step, as 0-dim tensors (DTKD's samples that
+    fell back to the reference temperature); the engine sums them per epoch on the device.
+    ``dataset_constants(teacher_logits, T, **params)``: parameters computed once from the
+    teacher's logits on the un-augmented training split (``ls_global``'s coefficient, Energy KD's
+    thresholds), needed while the parameters it returns are null.
+    """
 
     name: str
     summary: str
@@ -186,6 +214,8 @@ class ObjectiveSpec:
     uses_label: bool
     temperature_policy: str = "fixed"
     notes: str = ""
+    monitor: Callable[..., dict[str, Tensor]] | None = None
+    dataset_constants: Callable[..., dict[str, Any]] | None = None
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -257,19 +287,19 @@ OBJECTIVES: dict[str, ObjectiveSpec] = {
                       Preset(0.5, 0.5, 0, 2.0), uses_label=True,
                       notes="Student at T = 1, no T^2; KL form (the authors' code returns soft CE: same gradient)."),
         ObjectiveSpec("dtkd", "dynamic temperature KD: alpha DTKD(T) + beta KD(T)", _dtkd,
-                      Preset(1.0, 1.0, 20, 4.0), uses_label=False,
+                      Preset(1.0, 1.0, 20, 4.0), uses_label=False, monitor=_dtkd_monitor,
                       notes="T is the reference temperature; the authors' total is "
                             "warmup(e, 20) (3 DTKD + 1 KD) + 1 CE. Samples with a non-positive maximum logit "
                             "use T for both models (dtkd_parts counts them)."),
         ObjectiveSpec("energy_kd", "energy KD: temperature (T/2, T, 3T/2) by the teacher's energy", _energy_kd,
-                      Preset(0.1, 0.9, 0, 4.0), uses_label=False,
+                      Preset(0.1, 0.9, 0, 4.0), uses_label=False, dataset_constants=_energy_constants,
                       notes="low, high: dataset-level energy thresholds, computed from one teacher pass over the "
                             "un-augmented training split; confident (low-energy) samples get T/2, as in the code."),
         # Teacher-signal ablations (the study's Fig. 5): KD toward a modified teacher distribution.
         ObjectiveSpec("ls_instance", "KD toward per-instance entropy-matched label smoothing of the teacher's argmax",
                       _ls_instance, PROTOCOL, uses_label=False),
         ObjectiveSpec("ls_global", "KD toward one entropy-matched label smoothing for the whole training set",
-                      _ls_global, PROTOCOL, uses_label=False,
+                      _ls_global, PROTOCOL, uses_label=False, dataset_constants=_ls_global_constants,
                       notes="coefficient: computed by the engine from the teacher on the un-augmented training set."),
         ObjectiveSpec("shuffled_tail", "KD toward the teacher with its bottom C - k probabilities randomly permuted",
                       _shuffled_tail, PROTOCOL, uses_label=False,

@@ -17,8 +17,8 @@ from ..study.driver import export
 from ..study.store import Store
 from . import figures
 from .html import image_tag, page, points_html, rows_html, table_html
-from .tables import (METRICS, aggregate, aggregate_points, heatmap_csv, heatmap_markdown, points_markdown, records,
-                     teachers_markdown, teachers_rows)
+from .tables import (METRICS, aggregate, aggregate_points, heatmap_csv, heatmap_markdown, method_rows, methods_markdown,
+                     points_markdown, records, teachers_markdown, teachers_rows)
 
 
 @dataclass
@@ -88,6 +88,13 @@ def build_report(target: str | Path, output: str | Path | None = None) -> Report
     if methods:
         add_figure(figures.by_objective(items, "final_top1", "final top-1 (%)", methods, "KD approaches"),
                    "methods", "Method comparison")
+        rows = method_rows([r for r in items if r.objective in methods], "final_top1")
+        (folder / "methods.md").write_text(methods_markdown(rows, "final top-1 (%)"))
+        files.append(folder / "methods.md")
+        sections.append(("Methods at their best temperature", rows_html(
+            [{**r, "gain over best KD": "" if r["gain"] is None else f"{r['gain']:+.2f}",
+              "KD std": "" if r["kd_std"] is None else f"{r['kd_std']:.2f}"} for r in rows],
+            ["context", "method", "T", "mean", "std", "n", "gain over best KD", "KD std"])))
     signals = figures.signal_objectives(items)
     if signals:
         add_figure(figures.by_objective(items, "final_top1", "final top-1 (%)", signals, "teacher signal"),

@@ -191,6 +191,61 @@ def heatmap_csv(tables: dict[str, dict[str, dict[float, Cell]]],
     return buffer.getvalue()
 
 
+METHOD_KEYS = ("objective", "policy", "preset", "initial", "minimum", "maximum", "k")
+"""Setting fields that name a method (an objective and how its temperature is set); the others
+(student, epochs, dataset, ...) are the context a method is compared in."""
+
+
+def method_rows(items: list[Record], metric: str) -> list[dict[str, Any]]:
+    """Each method at its best: per context (the setting without the method's own fields), every
+    method's best mean over T (or its single value when it sets its own temperature), with std
+    and seeds, and the gain over the best fixed-temperature KD of the same context."""
+    def split(record: Record) -> tuple[str, str]:
+        method = {k: v for k, v in record.setting.items() if k in METHOD_KEYS}
+        context = {k: v for k, v in record.setting.items() if k not in METHOD_KEYS}
+        return setting_label(context), setting_label(method)
+
+    with_t = aggregate(items, metric, key=lambda r: "\x00".join(split(r)))
+    without_t = aggregate_points(items, metric, key=lambda r: "\x00".join(split(r)))
+    kd_keys = {"\x00".join(split(r)) for r in items if r.objective == "kd" and r.temperature is not None}
+    best_kd: dict[str, tuple[float, Cell]] = {}
+    for key in kd_keys & set(with_t):
+        context = key.split("\x00")[0]
+        t, cell = max(with_t[key].items(), key=lambda item: item[1].mean)
+        if context not in best_kd or cell.mean > best_kd[context][1].mean:
+            best_kd[context] = (t, cell)
+    rows = []
+    for key, cells in with_t.items():
+        t, cell = max(cells.items(), key=lambda item: item[1].mean)
+        rows.append((key, f"{t:g}", cell))
+    rows += [(key, "own", cell) for key, cell in without_t.items()]
+    out = []
+    for key, temperature, cell in rows:
+        context, method = key.split("\x00")
+        baseline = best_kd.get(context)
+        out.append({"context": context, "method": method, "T": temperature, "mean": cell.mean, "std": cell.std,
+                    "n": cell.n, "gain": None if baseline is None else cell.mean - baseline[1].mean,
+                    "kd_std": None if baseline is None else baseline[1].std,
+                    "kd_T": None if baseline is None else f"{baseline[0]:g}"})
+    return sorted(out, key=lambda r: (r["context"], -(r["mean"])))
+
+
+def methods_markdown(rows: list[dict[str, Any]], title: str) -> str:
+    """The method table: best T, mean +- std over seeds, gain over the best fixed-T KD."""
+    if not rows:
+        return ""
+    lines = [f"**{title}: each method at its best temperature** (mean +- std over seeds; gain over the best "
+             "fixed-T KD of the same setting, whose seed std is given for scale; the best T is chosen on the "
+             "test set, as in the papers)", "",
+             "| setting | method | best T | mean | std | seeds | gain over best KD (KD std) |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        gain = "" if r["gain"] is None else f"{r['gain']:+.2f} ({r['kd_std']:.2f}, KD at T={r['kd_T']})"
+        lines.append(f"| {markdown_text(r['context'])} | {markdown_text(r['method'])} | {r['T']} | {r['mean']:.2f} | "
+                     f"{r['std']:.2f} | {r['n']} | {gain} |")
+    return "\n".join(lines) + "\n"
+
+
 def teachers_rows(teachers: list[dict]) -> list[dict[str, Any]]:
     rows = []
     for teacher in teachers:

@@ -35,6 +35,18 @@ PRESETS: dict[str, list[Variant]] = {
     "batch_sizes": [(str(b), {"batch_size": b}) for b in (64, 256)],
     "epochs_pets": [(str(e), {"student.epochs": e}) for e in (64, 128, 256, 512, 1024)],
     "epochs_cifar100": [(str(e), {"student.epochs": e}) for e in (32, 64, 128, 256, 512)],
+    # Every temperature method of the literature on the user's pair, each with its authors' official
+    # loss weighting; crossed with a temperature axis, each method's own temperature is swept
+    # (the teacher's T for TTM/WTTM, the std multiplier for NormKD, the base T for ATS, the
+    # reference T for DTKD, the middle T for Energy KD); CTKD and DTS set their own and are
+    # trained once per seed (see docs/studies.md, "Run identity").
+    "temperature_methods": [
+        (name, {"student.objective": name, "student.loss_preset": "official", "student.temperature_policy": "fixed"})
+        for name in ("kd", "ttm", "wttm", "normkd", "ats", "dtkd", "energy_kd", "ls_kd")
+    ] + [
+        ("ctkd", {"student.objective": "ctkd", "student.loss_preset": "official", "student.temperature_policy": "ctkd"}),
+        ("dts", {"student.objective": "kd", "student.loss_preset": "official", "student.temperature_policy": "dts"}),
+    ],
     # DTS experiments: fixed-T KD against DTS with the paper's two ranges.
     "dts": [
         ("fixed", {"student.temperature_policy": "fixed"}),
