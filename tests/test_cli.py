@@ -109,7 +109,9 @@ def test_examples_are_valid_once_their_paths_exist(tmp_path, name):
     from kdtemp.engine import DistillConfig, TeacherConfig
     from kdtemp.study import StudyFile, expand
 
-    data = load_yaml(Path(__file__).parents[1] / "examples" / name)
+    from kdtemp.paths import examples
+
+    data = load_yaml(examples()[name.removesuffix(".yaml")])
     torch.save({}, tmp_path / "teacher.pt")
 
     def localise(config):

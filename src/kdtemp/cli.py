@@ -6,6 +6,7 @@
     kdtemp report STUDY                            tables, figures and an HTML page from a study
     kdtemp diagnose TEACHER.pt                     teacher entropies and softmax profiles
     kdtemp advise [--optimizer ...] [--store ...]  a recommended temperature range
+    kdtemp examples [copy NAME [FOLDER]]           the example files shipped with kdtemp
     kdtemp demo [--output DIR]                     the embedded default (digits)
 
 Configuration errors stop with one line naming the field, before any work.
@@ -23,9 +24,13 @@ import yaml
 from .config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 
 
-def _load(cls, path: str, overrides: Sequence[str]):
-    """Read a YAML config, apply dotted overrides, validate it as ``cls``."""
-    return from_dict(cls, apply_overrides(load_yaml(path), list(overrides)))
+def _load(cls, path: str, overrides: Sequence[str], kind: str):
+    """Read a YAML config (a file, or a packaged example by name), resolve its relative paths
+    against its folder, apply dotted overrides, validate it as ``cls``."""
+    from .paths import load_config
+
+    data, _ = load_config(path, kind)
+    return from_dict(cls, apply_overrides(data, list(overrides)))
 
 
 def _save_resolved(config, folder: Path, name: str) -> Path:
@@ -51,7 +56,7 @@ def cmd_teacher(args) -> int:
     from .engine import TeacherConfig, prepare_teacher
     from .engine.preflight import preflight
 
-    config = _load(TeacherConfig, args.config, args.overrides)
+    config = _load(TeacherConfig, args.config, args.overrides, "teacher")
     cohort = config.cohort()
     preflight([(cohort, cohort.members)], device=config.device, member_field="")
     _save_resolved(config, Path(config.output), "config.yaml")
@@ -65,7 +70,7 @@ def cmd_distill(args) -> int:
 
     from .engine.preflight import preflight
 
-    config = _load(DistillConfig, args.config, args.overrides)
+    config = _load(DistillConfig, args.config, args.overrides, "distill")
     cohort = config.cohort()
     preflight([(cohort, cohort.members)], device=config.device)
     _save_resolved(config, Path(config.output), "config.yaml")
@@ -109,7 +114,7 @@ def cmd_demo(args) -> int:
 def cmd_study(args) -> int:
     from .study import ExecutorConfig, Store, export, load_study, plan, rebuild, run_study, status, store_path
 
-    study = load_study(args.file, output=args.output)
+    study = load_study(args.file, output=args.output, overrides=args.overrides)
     if args.action == "rebuild":
         moved, counts = rebuild(study)
         kept = f"; the old store is kept as {moved}" if moved else ""
@@ -153,6 +158,33 @@ def cmd_study(args) -> int:
             shown = ", ".join(labels[:3]) + (f" and {len(labels) - 3} more" if len(labels) > 3 else "")
             print(f"failed ({len(labels)}): {shown}: {reason}", file=sys.stderr)
     return 0 if counts["failed"] == 0 else 1
+
+
+def cmd_examples(args) -> int:
+    import shutil
+
+    from .paths import examples, example_summary, locate
+
+    shipped = examples()
+    if args.action == "list":
+        width = max(len(name) for name in shipped)
+        for name, path in shipped.items():
+            print(f"{name:<{width}}  {example_summary(path)}")
+        print("(use one by name, e.g. `kdtemp teacher digits_teacher` then `kdtemp study plan digits_study`, or copy "
+              "it to edit: `kdtemp examples copy NAME [FOLDER]`)")
+        return 0
+    if not args.name:
+        raise ConfigError("examples copy: name an example; `kdtemp examples` lists them")
+    source, _ = locate(args.name)
+    if source.parent != shipped[next(iter(shipped))].parent:
+        raise ConfigError(f"examples copy: {args.name!r} is not a packaged example; allowed: {', '.join(shipped)}")
+    target = Path(args.folder) / source.name
+    if target.exists():
+        raise ConfigError(f"examples copy: {target} exists already; remove it or copy to another folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    print(f"wrote {target}")
+    return 0
 
 
 def cmd_report(args) -> int:
@@ -228,7 +260,10 @@ def cmd_advise(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="kdtemp", description="Knowledge distillation with a measured temperature.")
+    parser.add_argument("--version", action="version", version=f"kdtemp {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, handler, text in (("teacher", cmd_teacher, "prepare a teacher"), ("distill", cmd_distill, "distill a cohort")):
         p = sub.add_parser(name, help=text)
@@ -240,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["plan", "run", "resume", "status", "export", "rebuild"],
                    help="rebuild: a new store from the run folders, when study.sqlite is damaged")
     p.add_argument("file", help="study YAML file")
+    p.add_argument("overrides", nargs="*", help="dotted overrides of the study file, e.g. base.student.epochs=2 seeds=[0]")
     p.add_argument("--output", help="study folder (default: the file's output, else studies/<name>)")
     p.add_argument("--executor", choices=["inline", "local", "ray"], help="override the file's executor")
     p.add_argument("--workers", type=int, help="parallel cohorts for local/ray")
@@ -249,6 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", help="export to this file instead of standard output")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=cmd_study)
+    p = sub.add_parser("examples", help="the example study, teacher and distill files shipped with kdtemp")
+    p.add_argument("action", nargs="?", choices=["list", "copy"], default="list")
+    p.add_argument("name", nargs="?", help="example to copy")
+    p.add_argument("folder", nargs="?", default=".", help="where to copy it (default: here)")
+    p.set_defaults(handler=cmd_examples)
     p = sub.add_parser("report", help="tables, figures and an HTML page from a study's store")
     p.add_argument("study", help="study folder, its study.sqlite, or the study file")
     p.add_argument("--output", help="report folder (default: <study>/report)")

@@ -6,6 +6,7 @@ with ``kdtemp teacher`` / ``kdtemp study``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 STUDY_TEMPERATURES = [1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0, 20.0, 40.0]
@@ -31,7 +32,11 @@ def teacher_config(output: Path, epochs: int = 12) -> dict:
 
 
 def study_file(output: Path, teacher_path: Path, epochs: int = 6, seeds: tuple[int, ...] = (0, 1)) -> dict:
-    """A temperature study of resnet20 students (KD only, the study protocol), one cohort per seed."""
+    """A temperature study of resnet20 students (KD only, the study protocol), one cohort per seed.
+
+    It is written to ``output/study.yaml`` with paths relative to that folder (where relative
+    paths in a study file resolve), so the demo folder can be moved and run from anywhere."""
+    teacher_path = Path(os.path.relpath(Path(teacher_path).resolve(), Path(output).resolve()))
     return {
         "name": "digits-temperature",
         "base": {
@@ -47,5 +52,5 @@ def study_file(output: Path, teacher_path: Path, epochs: int = 6, seeds: tuple[i
         "presets": ["temperatures"],
         "seeds": list(seeds),
         "executor": {"kind": "inline"},
-        "output": str(output / "study"),
+        "output": "study",
     }

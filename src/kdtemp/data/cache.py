@@ -124,7 +124,9 @@ def decode(raw: RawSplit, order: np.ndarray, size: int | None, progress: bool = 
     if isinstance(raw.images, np.ndarray) and (size is None or raw.images.shape[1:3] == (size, size)):
         return torch.from_numpy(np.ascontiguousarray(raw.images[order].transpose(0, 3, 1, 2)))
     items = range(len(order))
-    if progress:
+    from ..progress import is_terminal
+
+    if progress and is_terminal():  # a log file gets no per-image lines
         from tqdm import tqdm
 
         items = tqdm(items, desc="decoding", unit="img", leave=False)

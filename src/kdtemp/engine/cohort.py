@@ -229,6 +229,6 @@ def _plain(normalization) -> dict[str, list[float]]:
 def _progress_bar(enabled: bool, total: int, members: int):
     if not enabled or total == 0:
         return None
-    from tqdm import tqdm
+    from ..progress import progress_bar
 
-    return tqdm(total=total, desc=f"cohort of {members}", unit="batch", dynamic_ncols=True)
+    return progress_bar(total, f"cohort of {members}", "batches")

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import re
 
-from ..config import ConfigError, from_dict, load_yaml, require, set_path, to_dict
+from ..config import ConfigError, apply_overrides, from_dict, parse_override, require, set_path, to_dict
 from ..engine import CohortConfig, MemberConfig, run_id
 from ..engine.config import SharedConfig, require_device, require_seed
 from .presets import PRESETS
@@ -296,11 +296,24 @@ def expand(study: StudyFile, notes: list[str] | None = None) -> list[Run]:
     return runs
 
 
-def load_study(path: str | Path, output: str | Path | None = None) -> Study:
-    """Read, validate and expand a study file. Nothing runs here."""
-    data = load_yaml(path)
+def load_study(path: str | Path, output: str | Path | None = None, overrides: list[str] | None = None) -> Study:
+    """Read, validate and expand a study file, with dotted ``overrides`` (``base.student.epochs=2``,
+    ``seeds=[0]``) applied on top. Nothing runs here."""
+    from ..paths import load_config
+
+    data, path = load_config(path, "study")  # relative paths resolve against the file's folder
+    for text in overrides or []:  # a grid's fields are dotted keys: grid.student.temperature=[2] sets one
+        keys, value = parse_override(text)
+        if keys[0] == "grid" and len(keys) > 1:
+            grid = data.get("grid") if isinstance(data.get("grid"), dict) else {}
+            data["grid"] = {**grid, ".".join(keys[1:]): value}
+        else:
+            data = apply_overrides(data, [text])
     study_file = from_dict(StudyFile, data)
     notes: list[str] = []
     runs = expand(study_file, notes)
     folder = Path(output or study_file.output or Path("studies") / study_file.name)
-    return Study(study_file, Path(path).read_text(), folder, runs, notes)
+    source = Path(path).read_text()
+    if overrides:
+        source += "\n# command-line overrides: " + " ".join(overrides) + "\n"
+    return Study(study_file, source, folder, runs, notes)

@@ -1,0 +1,109 @@
+"""Where the paths in a config file point, and the example files shipped with kdtemp.
+
+A relative path written in a study, distill or teacher file resolves against that file's folder,
+so a study runs the same from any working directory. The packaged examples are templates: their
+relative paths resolve against the current directory (where a user keeps their data and runs).
+Paths given as command-line overrides resolve against the current directory, as shells do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError
+
+EXAMPLES = Path(__file__).parent / "examples"
+
+RUN_PATHS = ("data.root", "data.cache_dir", "teacher.weights", "student.model.weights")
+PATH_FIELDS = {
+    "study": RUN_PATHS,
+    "distill": RUN_PATHS + ("output",),
+    "teacher": ("data.root", "data.cache_dir", "model.weights", "output"),
+}
+
+
+def examples() -> dict[str, Path]:
+    """The example files shipped with kdtemp, by name (file name without ``.yaml``)."""
+    return {path.stem: path for path in sorted(EXAMPLES.glob("*.yaml"))}
+
+
+def example_summary(path: Path) -> str:
+    """The first comment line of an example."""
+    for line in path.read_text().splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
+
+
+def locate(argument: str) -> tuple[Path, Path]:
+    """``(config file, folder its relative paths resolve against)`` for a command-line argument:
+    an existing file (its own folder), else the name of a packaged example (the current folder)."""
+    path = Path(argument).expanduser()
+    if path.is_file():
+        return path, path.resolve().parent
+    name = path.name[:-5] if path.name.endswith((".yaml", ".yml")) else path.name
+    shipped = examples()
+    if path.parent == Path(".") and name in shipped:
+        return shipped[name], Path.cwd()
+    if path.exists():
+        return path, Path.cwd()  # a folder or the like: load_yaml says what is wrong
+    raise ConfigError(f"config file {argument!r} does not exist (nor is it a packaged example; "
+                      f"`kdtemp examples` lists them: {', '.join(shipped)})")
+
+
+def _absolute(value: Any, base: Path) -> Any:
+    if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+        return str((base / value).resolve())
+    if isinstance(value, str):
+        return str(Path(value).expanduser())
+    return value
+
+
+def _resolve_field(node: dict, dotted: str, base: Path) -> None:
+    keys = dotted.split(".")
+    for key in keys[:-1]:
+        node = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            return
+    if keys[-1] in node:
+        node[keys[-1]] = _absolute(node[keys[-1]], base)
+
+
+def resolve_paths(data: dict, base: Path, kind: str) -> dict:
+    """``data`` (a parsed config file of ``kind`` study, distill or teacher) with every relative
+    path made absolute against ``base``, in place; returns it."""
+    if not isinstance(data, dict):
+        return data
+    fields = PATH_FIELDS[kind]
+    if kind == "study":
+        if isinstance(data.get("base"), dict):
+            for field in fields:
+                _resolve_field(data["base"], field, base)
+        if isinstance(data.get("grid"), dict):
+            for key, values in data["grid"].items():
+                if key in fields and isinstance(values, list):
+                    data["grid"][key] = [_absolute(v, base) for v in values]
+        for group in data.get("zip") or []:
+            if isinstance(group, dict):
+                for key, values in group.items():
+                    if key in fields and isinstance(values, list):
+                        group[key] = [_absolute(v, base) for v in values]
+        if "output" in data:
+            data["output"] = _absolute(data["output"], base)
+        return data
+    for field in fields:
+        _resolve_field(data, field, base)
+    for member in data.get("members") or []:  # distill variants: overrides relative to the student
+        if isinstance(member, dict) and "model.weights" in member:
+            member["model.weights"] = _absolute(member["model.weights"], base)
+    return data
+
+
+def load_config(argument: str | Path, kind: str) -> tuple[dict, Path]:
+    """A config file (or packaged example) as plain data with its relative paths resolved,
+    and the file it came from."""
+    from .config import load_yaml
+
+    path, base = locate(str(argument))
+    return resolve_paths(load_yaml(path), base, kind), path
