@@ -15,11 +15,11 @@ from .config import ConfigError
 
 EXAMPLES = Path(__file__).parent / "examples"
 
-RUN_PATHS = ("data.root", "data.cache_dir", "teacher.weights", "student.model.weights")
+RUN_PATHS = ("data.root", "data.cache_dir", "data.split_file", "teacher.weights", "student.model.weights")
 PATH_FIELDS = {
     "study": RUN_PATHS,
     "distill": RUN_PATHS + ("output",),
-    "teacher": ("data.root", "data.cache_dir", "model.weights", "output"),
+    "teacher": ("data.root", "data.cache_dir", "data.split_file", "model.weights", "output"),
 }
 
 

@@ -22,6 +22,9 @@ class DataConfig:
     crop); ``None`` keeps the native size of fixed-size datasets. ``resolution``: the model's
     input size. ``train_per_class`` / ``test_per_class`` / ``classes``: the subset builder
     (N train and M test images per class, an optional class list by name).
+    ``test_fraction`` / ``split_file`` / ``split_seed``: a ``folder`` dataset that is one pool of
+    class folders (not split into ``train/`` and ``test/``) is split per class by a seeded
+    fraction, or by a file listing each image's split (see ``formats.read_folder``).
     """
 
     dataset: str = "digits"
@@ -33,6 +36,9 @@ class DataConfig:
     test_per_class: int | None = None
     classes: list[str] | None = None
     cache_dir: str | None = None
+    test_fraction: float | None = None
+    split_file: str | None = None
+    split_seed: int = 0
 
     def validate(self, path: str = "data") -> None:
         require(self.dataset in READERS, f"{path}.dataset",
@@ -50,6 +56,17 @@ class DataConfig:
         for name in ("train_per_class", "test_per_class"):
             value = getattr(self, name)
             require(value is None or value >= 1, f"{path}.{name}", f"must be >= 1; got {value}")
+        if self.test_fraction is not None or self.split_file is not None:
+            require(self.dataset == "folder", f"{path}.test_fraction" if self.test_fraction is not None else
+                    f"{path}.split_file", f"splits a folder pool; dataset {self.dataset!r} has its own split")
+            require(self.test_fraction is None or self.split_file is None, f"{path}.split_file",
+                    "give test_fraction or split_file, not both")
+        if self.test_fraction is not None:
+            require(0 < self.test_fraction < 1, f"{path}.test_fraction", f"must be in (0, 1); got {self.test_fraction}")
+        if self.split_file is not None:
+            require(Path(self.split_file).expanduser().is_file(), f"{path}.split_file",
+                    f"{self.split_file!r} does not exist")
+        require(0 <= self.split_seed <= 2**32 - 1, f"{path}.split_seed", f"must be in [0, 2**32 - 1]; got {self.split_seed}")
         if self.classes is not None:
             require(len(self.classes) >= 2, f"{path}.classes",
                     f"needs at least 2 class names (or null for every class); got {self.classes}")
@@ -64,7 +81,14 @@ class DataConfig:
             self.dataset, split, root=self.root, image_size=self.image_size,
             per_class=self.train_per_class if split == "train" else self.test_per_class,
             classes=self.classes, download=self.download if download is None else download, cache_dir=self.cache_dir,
+            options=self.reader_options(),
         )
+
+    def reader_options(self) -> dict:
+        """Options only the ``folder`` reader takes (how a single pool is split); empty otherwise."""
+        if self.test_fraction is None and self.split_file is None:
+            return {}
+        return {"test_fraction": self.test_fraction, "split_file": self.split_file, "split_seed": self.split_seed}
 
     def load(self, split: str, progress: bool = False) -> ImageSplit:
         """The split as uint8 tensors (decoded once, then read from the cache)."""
@@ -72,7 +96,16 @@ class DataConfig:
             self.dataset, split, root=self.root, image_size=self.image_size,
             per_class=self.train_per_class if split == "train" else self.test_per_class,
             classes=self.classes, download=self.download, cache_dir=self.cache_dir, progress=progress,
+            options=self.reader_options(),
         )
+
+    def unused_fields(self) -> set[str]:
+        """Fields that cannot change the data a run sees: where the cache lives, whether the data
+        may be downloaded, and the pool-split fields of a dataset that is not split from a pool."""
+        unused = {"cache_dir", "download"}
+        if not self.reader_options():
+            unused |= {"test_fraction", "split_file", "split_seed"}
+        return unused
 
 
 __all__ = [

@@ -158,10 +158,13 @@ class SplitIndex:
 
 
 def _split_spec(dataset: str, split: str, root: str | None, image_size: int | None, per_class: int | None,
-                classes: Sequence[str] | None) -> dict:
+                classes: Sequence[str] | None, options: dict | None = None) -> dict:
     resolved_root = str(Path(root).expanduser().resolve()) if root else None
-    return dict(dataset=dataset, split=split, root=resolved_root, image_size=image_size,
+    spec = dict(dataset=dataset, split=split, root=resolved_root, image_size=image_size,
                 per_class=per_class, classes=list(classes) if classes else None)
+    if options:  # reader options (a folder pool's split) are part of what a cached split is
+        spec["options"] = dict(sorted(options.items()))
+    return spec
 
 
 def cache_path(spec: dict, cache_dir: str | Path | None) -> Path:
@@ -178,13 +181,14 @@ def index_split(
     classes: Sequence[str] | None = None,
     download: bool = False,
     cache_dir: str | Path | None = None,
+    options: dict | None = None,
 ) -> SplitIndex:
     """The :class:`SplitIndex` of a split: from the cache's index file when the split is cached,
     else from the dataset's listing (no image is decoded; a few headers are read for the size).
     Raises ``ConfigError`` for everything :func:`load_split` would fail on later."""
     if dataset not in READERS:
         raise ConfigError(f"data.dataset: unknown dataset {dataset!r}; allowed: {', '.join(READERS)}")
-    spec = _split_spec(dataset, split, root, image_size, per_class, classes)
+    spec = _split_spec(dataset, split, root, image_size, per_class, classes, options)
     sidecar = cache_path(spec, cache_dir).with_suffix(".json")
     if sidecar.is_file():
         try:
@@ -193,7 +197,7 @@ def index_split(
             return SplitIndex(list(stored["classes"]), [int(c) for c in stored["counts"]], size)
         except (ValueError, KeyError, TypeError):
             pass  # an unreadable index is rebuilt from the listing
-    raw = READERS[dataset](root, split, download)
+    raw = READERS[dataset](root, split, download, **(options or {}))
     order, labels, names = select_subset(np.asarray(raw.labels), raw.classes, per_class, classes, split=split)
     counts = np.bincount(labels, minlength=len(names)).tolist()
     return SplitIndex(names, counts, image_size_of(raw, order, image_size))
@@ -246,6 +250,7 @@ def load_split(
     download: bool = False,
     cache_dir: str | Path | None = None,
     progress: bool = False,
+    options: dict | None = None,
 ) -> ImageSplit:
     """Load ``split`` of ``dataset`` as an :class:`ImageSplit`, from the cache when present.
 
@@ -257,7 +262,7 @@ def load_split(
         raise ConfigError(f"data.dataset: unknown dataset {dataset!r}; allowed: {', '.join(READERS)}")
     if split not in ("train", "test"):
         raise ConfigError(f"split must be 'train' or 'test'; got {split!r}")
-    spec = _split_spec(dataset, split, root, image_size, per_class, classes)
+    spec = _split_spec(dataset, split, root, image_size, per_class, classes, options)
     path = cache_path(spec, cache_dir)
     remove_stale_temporaries(path.parent)
     if path.is_file():
@@ -270,7 +275,7 @@ def load_split(
         except (IntegrityError, pickle.UnpicklingError, KeyError, TypeError) as error:
             moved = quarantine(path, str(error))
             warn(f"the dataset cache {path.name} was damaged ({error}); moved to {moved.name} and rebuilt")
-    raw = READERS[dataset](root, split, download)
+    raw = READERS[dataset](root, split, download, **(options or {}))
     order, labels, names = select_subset(np.asarray(raw.labels), raw.classes, per_class, classes, split=split)
     images = decode(raw, order, image_size, progress)
     result = ImageSplit(images, torch.from_numpy(labels), names)

@@ -283,12 +283,26 @@ def _tiny_imagenet_names(base: Path, wnids: list[str]) -> list[str]:
     return [lookup.get(w, w).split(",")[0].strip() for w in wnids]
 
 
-def read_folder(root: str | None, split: str, download: bool) -> RawSplit:
-    """Any class-folder tree (ImageFolder): ``root/<split>/<class>/<image>``, with ``test`` falling
-    back to ``val``. The CIFAR-10 JPEG copy is one such tree."""
+def read_folder(root: str | None, split: str, download: bool, test_fraction: float | None = None,
+                split_file: str | None = None, split_seed: int = 0) -> RawSplit:
+    """Any class-folder tree (ImageFolder). Three layouts:
+
+    * ``root/<split>/<class>/<image>`` (``test`` falls back to ``val``): already split. The
+      CIFAR-10 JPEG copy is one such tree;
+    * one pool ``root/<class>/<image>`` with ``test_fraction``: each class is split on its own,
+      its images sorted by path and shuffled with ``split_seed``, the first
+      ``round(test_fraction * n)`` (at least 1, at most n - 1) going to test;
+    * one pool with a split file: ``split_file`` lists ``<path> <train|test|1|0>`` per line
+      (``1`` means train, paths relative to ``root``); a CUB-200-2011 folder (``images/``,
+      ``images.txt``, ``train_test_split.txt``) is read as such without naming one.
+    Class names are the class folders' names, sorted, identical in both splits.
+    """
     from torchvision.datasets import ImageFolder
 
     base = _require_root("folder", root)
+    pooled = test_fraction is not None or split_file is not None or _is_cub(base)
+    if pooled:
+        return _read_pool(base, split, test_fraction, split_file, split_seed)
     folder = base / split
     if split == "test" and not folder.is_dir() and (base / "val").is_dir():
         folder = base / "val"
@@ -302,10 +316,77 @@ def read_folder(root: str | None, split: str, download: bool) -> RawSplit:
     return RawSplit([p for p, _ in dataset.samples], np.asarray(dataset.targets, dtype=np.int64), list(dataset.classes))
 
 
+def _is_cub(base: Path) -> bool:
+    return (base / "images.txt").is_file() and (base / "train_test_split.txt").is_file() and (base / "images").is_dir()
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+def _read_pool(base: Path, split: str, test_fraction: float | None, split_file: str | None, seed: int) -> RawSplit:
+    """A single pool of class folders, split by a seeded per-class fraction or by a split file."""
+    if split_file is not None or test_fraction is None:
+        entries = _split_entries(base, split_file)
+        wanted = [(path, name) for path, name, is_train in entries if is_train == (split == "train")]
+        classes = sorted({name for _, name, _ in entries})
+    else:
+        pool = base / "images" if (base / "images").is_dir() and not any(
+            p.suffix.lower() in IMAGE_SUFFIXES for p in base.glob("*/*")) else base
+        classes = sorted(p.name for p in pool.iterdir() if p.is_dir() and not p.name.startswith("."))
+        wanted = []
+        rng = np.random.default_rng(seed)
+        for name in classes:
+            files = sorted(p for p in (pool / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if len(files) < 2:
+                raise ConfigError(f"data.test_fraction: class {name!r} has {len(files)} image(s) in {pool}; a "
+                                  "per-class split needs at least 2")
+            test_count = min(max(round(test_fraction * len(files)), 1), len(files) - 1)
+            order = rng.permutation(len(files))
+            chosen = order[:test_count] if split == "test" else order[test_count:]
+            wanted += [(files[i], name) for i in sorted(chosen)]
+    if not classes:
+        raise _missing("folder", str(base), "no class folders in the pool")
+    index = {name: i for i, name in enumerate(classes)}
+    return RawSplit([p for p, _ in wanted], np.asarray([index[n] for _, n in wanted], dtype=np.int64), classes)
+
+
+def _split_entries(base: Path, split_file: str | None) -> list[tuple[Path, str, bool]]:
+    """``(image path, class name, is_train)`` from a split file, or from CUB's two files."""
+    if split_file is None:  # CUB-200-2011
+        paths = dict(line.split(maxsplit=1) for line in (base / "images.txt").read_text().splitlines() if line.strip())
+        flags = dict(line.split()[:2] for line in (base / "train_test_split.txt").read_text().splitlines() if line.strip())
+        rows = [(base / "images" / paths[i].strip(), flags.get(i)) for i in paths]
+        where = base / "train_test_split.txt"
+    else:
+        where = Path(split_file).expanduser()
+        rows = []
+        for number, line in enumerate(where.read_text().splitlines(), start=1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            parts = line.rsplit(maxsplit=1)
+            if len(parts) != 2:
+                raise ConfigError(f"data.split_file: line {number} of {where} must be '<path> <train|test|1|0>'")
+            rows.append((base / parts[0].strip(), parts[1]))
+    entries = []
+    for path, flag in rows:
+        if flag not in ("train", "test", "1", "0"):
+            raise ConfigError(f"data.split_file: {where} marks {path.name} with {flag!r}; allowed: train, test, 1, 0")
+        if not path.is_file():
+            raise ConfigError(f"data.split_file: {where} lists {path}, which does not exist")
+        entries.append((path, path.parent.name, flag in ("train", "1")))
+    if not entries:
+        raise ConfigError(f"data.split_file: {where} lists no images")
+    return entries
+
+
 def _folder_hint(base: Path, split: str) -> str:
-    """Where the split folder is when ``data.root`` is one level too high or too low."""
+    """Where the split folder is when ``data.root`` is one level too high or too low, or how to
+    split a single pool of class folders."""
     if not base.is_dir():
         return ""
+    if any(p.is_dir() and any(c.suffix.lower() in IMAGE_SUFFIXES for c in p.iterdir()) for p in base.iterdir()):
+        return ("; it looks like one pool of class folders: set data.test_fraction (e.g. 0.2) or data.split_file "
+                "to split it")
     below = sorted(p for p in base.iterdir() if (p / split).is_dir())
     if below:
         return f"; did you mean data.root: {str(below[0])!r}?"

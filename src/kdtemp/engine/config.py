@@ -263,7 +263,7 @@ class SharedConfig:
         """The cohort key: what members must share. Fields that do not change results (where the
         cache lives, whether the data may be downloaded, parameters of augmentations that are
         off, the weights path of a randomly initialised teacher) are not part of it."""
-        data = {k: v for k, v in to_dict(self.data).items() if k not in ("cache_dir", "download")}
+        data = _without(to_dict(self.data), self.data.unused_fields())
         teacher = None
         if self.teacher is not None:
             teacher = _without(to_dict(self.teacher), self.teacher.unused_fields() | {"drop_path_rate"})

@@ -58,7 +58,7 @@ class RunSpec(SharedConfig):
 
     def unused_fields(self) -> set[str]:
         """Dotted fields of the run that cannot affect its result."""
-        unused = {"data.cache_dir", "data.download"} | {f"augment.{f}" for f in self.augment.unused_fields()}
+        unused = {f"data.{f}" for f in self.data.unused_fields()} | {f"augment.{f}" for f in self.augment.unused_fields()}
         unused |= {f"student.{f}" for f in self.student.unused_fields()}
         if self.teacher is not None:
             unused |= {f"teacher.{f}" for f in self.teacher.unused_fields()}
