@@ -8,7 +8,7 @@ from pathlib import Path
 from ..config import ConfigError, require
 from .augment import AugmentConfig, Batch, TrainStream, eval_images, mix_batch, normalize, stream_seed
 from .cache import ImageSplit, SplitIndex, default_cache_dir, index_split, load_split, select_subset
-from .formats import READERS, RawSplit
+from .formats import READERS, RawSplit, get_reader
 
 NEEDS_NO_ROOT = {"digits"}
 DOWNLOADABLE = {"cifar10", "cifar100", "mnist", "pets", "cars", "tiny_imagenet"}
@@ -41,11 +41,17 @@ class DataConfig:
     split_seed: int = 0
 
     def validate(self, path: str = "data") -> None:
-        require(self.dataset in READERS, f"{path}.dataset",
-                f"unknown dataset {self.dataset!r}; allowed: {', '.join(READERS)}")
-        require(not self.download or self.dataset in DOWNLOADABLE, f"{path}.download",
+        from ..plugins import is_plugin
+
+        plugin = is_plugin(self.dataset)
+        if plugin:
+            get_reader(self.dataset, f"{path}.dataset")  # imports it now: a broken plug-in stops here
+        else:
+            require(self.dataset in READERS, f"{path}.dataset",
+                    f"unknown dataset {self.dataset!r}; allowed: {', '.join(READERS)} or a plug-in package.module:read")
+        require(not self.download or plugin or self.dataset in DOWNLOADABLE, f"{path}.download",
                 f"dataset {self.dataset!r} cannot be downloaded; allowed for {', '.join(sorted(DOWNLOADABLE))}")
-        if self.dataset not in NEEDS_NO_ROOT:
+        if self.dataset not in NEEDS_NO_ROOT and not plugin:
             require(bool(self.root), f"{path}.root", f"dataset {self.dataset!r} needs a root folder")
             if not self.download:
                 hint = f" (set {path}.download: true to fetch the dataset)" if self.dataset in DOWNLOADABLE else ""

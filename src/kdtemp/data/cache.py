@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..config import ConfigError
 from ..files import IntegrityError, atomic_write_text, load_verified, quarantine, remove_stale_temporaries, save_verified, warn
-from .formats import READERS, RawSplit
+from .formats import READERS, RawSplit, get_reader
 
 CACHE_VERSION = 1
 
@@ -167,6 +167,25 @@ def _split_spec(dataset: str, split: str, root: str | None, image_size: int | No
     return spec
 
 
+def _read(reader, dataset: str, root: str | None, split: str, download: bool, options: dict | None) -> RawSplit:
+    """Call a reader; a plug-in's result is checked to be a split kdtemp can use."""
+    raw = reader(root, split, download, **(options or {}))
+    if dataset in READERS:
+        return raw
+    if not isinstance(raw, RawSplit):
+        images, labels, classes = (getattr(raw, k, None) if not isinstance(raw, dict) else raw.get(k)
+                                   for k in ("images", "labels", "classes"))
+        if images is None or labels is None or classes is None:
+            raise ConfigError(f"data.dataset: the plug-in {dataset!r} returned a {type(raw).__name__}; it must return a "
+                              "kdtemp.data.RawSplit (images, labels, classes)")
+        raw = RawSplit(images, np.asarray(labels), list(classes))
+    labels = np.asarray(raw.labels)
+    if len(labels) != len(raw.images) or (len(labels) and (labels.min() < 0 or labels.max() >= len(raw.classes))):
+        raise ConfigError(f"data.dataset: the plug-in {dataset!r} returned {len(raw.images)} images, {len(labels)} labels "
+                          f"and {len(raw.classes)} classes; every label must index the class list")
+    return RawSplit(raw.images, labels.astype(np.int64), [str(c) for c in raw.classes])
+
+
 def cache_path(spec: dict, cache_dir: str | Path | None) -> Path:
     directory = Path(cache_dir) if cache_dir else default_cache_dir()
     return directory / f"{spec['dataset']}-{spec['split']}-{cache_key(spec)}.pt"
@@ -186,8 +205,7 @@ def index_split(
     """The :class:`SplitIndex` of a split: from the cache's index file when the split is cached,
     else from the dataset's listing (no image is decoded; a few headers are read for the size).
     Raises ``ConfigError`` for everything :func:`load_split` would fail on later."""
-    if dataset not in READERS:
-        raise ConfigError(f"data.dataset: unknown dataset {dataset!r}; allowed: {', '.join(READERS)}")
+    reader = get_reader(dataset)
     spec = _split_spec(dataset, split, root, image_size, per_class, classes, options)
     sidecar = cache_path(spec, cache_dir).with_suffix(".json")
     if sidecar.is_file():
@@ -197,7 +215,7 @@ def index_split(
             return SplitIndex(list(stored["classes"]), [int(c) for c in stored["counts"]], size)
         except (ValueError, KeyError, TypeError):
             pass  # an unreadable index is rebuilt from the listing
-    raw = READERS[dataset](root, split, download, **(options or {}))
+    raw = _read(reader, dataset, root, split, download, options)
     order, labels, names = select_subset(np.asarray(raw.labels), raw.classes, per_class, classes, split=split)
     counts = np.bincount(labels, minlength=len(names)).tolist()
     return SplitIndex(names, counts, image_size_of(raw, order, image_size))
@@ -258,8 +276,7 @@ def load_split(
     ``<cache_dir>/<dataset>-<split>-<hash>.pt`` atomically, with a small ``.json`` index beside
     it (classes, counts, size) that preflight reads; later loads read that file.
     """
-    if dataset not in READERS:
-        raise ConfigError(f"data.dataset: unknown dataset {dataset!r}; allowed: {', '.join(READERS)}")
+    reader = get_reader(dataset)
     if split not in ("train", "test"):
         raise ConfigError(f"split must be 'train' or 'test'; got {split!r}")
     spec = _split_spec(dataset, split, root, image_size, per_class, classes, options)
@@ -275,7 +292,7 @@ def load_split(
         except (IntegrityError, pickle.UnpicklingError, KeyError, TypeError) as error:
             moved = quarantine(path, str(error))
             warn(f"the dataset cache {path.name} was damaged ({error}); moved to {moved.name} and rebuilt")
-    raw = READERS[dataset](root, split, download, **(options or {}))
+    raw = _read(reader, dataset, root, split, download, options)
     order, labels, names = select_subset(np.asarray(raw.labels), raw.classes, per_class, classes, split=split)
     images = decode(raw, order, image_size, progress)
     result = ImageSplit(images, torch.from_numpy(labels), names)

@@ -395,6 +395,18 @@ def _folder_hint(base: Path, split: str) -> str:
     return ""
 
 
+def get_reader(dataset: str, field: str = "data.dataset") -> Callable[..., RawSplit]:
+    """The reader of a dataset name, or of a plug-in ``package.module:read`` (see kdtemp.plugins)."""
+    from ..plugins import is_plugin, load
+
+    if is_plugin(dataset):
+        return load(dataset, field, "dataset")
+    if dataset not in READERS:
+        raise ConfigError(f"{field}: unknown dataset {dataset!r}; allowed: {', '.join(READERS)} or a plug-in "
+                          "package.module:read")
+    return READERS[dataset]
+
+
 READERS: dict[str, Callable[[str | None, str, bool], RawSplit]] = {
     "digits": read_digits,
     "cifar10": read_cifar10,

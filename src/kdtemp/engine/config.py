@@ -11,7 +11,7 @@ from typing import Any, Literal
 from ..config import ConfigError, require, to_dict
 from ..data import AugmentConfig, DataConfig
 from ..models import ModelConfig
-from ..objectives import OBJECTIVES, get_spec
+from ..objectives import get_spec
 from ..objectives.registry import PROTOCOL, TEMPERATURE_RANGE, Preset, check_parameters
 
 DEFAULT_TEMPERATURE = 4.0
@@ -132,8 +132,10 @@ class MemberConfig:
                 f"{path}.optimizer.lr_warmup_epochs", f"must be shorter than the run ({self.epochs} epochs); "
                 f"got {self.optimizer.lr_warmup_epochs}")
         if self.objective is not None:
-            require(self.objective in OBJECTIVES, f"{path}.objective",
-                    f"unknown objective {self.objective!r}; allowed: {', '.join(sorted(OBJECTIVES))}")
+            try:
+                get_spec(self.objective)
+            except ValueError as error:
+                raise ConfigError(f"{path}.objective: {error}") from None
             try:
                 self.objective_params = {k: v for k, v in check_parameters(self.objective, self.objective_params).items()
                                          if k in self.objective_params}

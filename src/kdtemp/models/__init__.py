@@ -62,8 +62,13 @@ class ModelConfig:
     std: list[float] | None = None
 
     def validate(self, path: str = "model") -> None:
+        if ":" in self.name:
+            from ..plugins import load
+
+            load(self.name, f"{path}.name", "model")  # a plug-in that does not import stops here, named
         require(model_exists(self.name), f"{path}.name",
-                f"unknown model {self.name!r}; allowed: a timm model name or one of {', '.join(CIFAR_MODELS)}")
+                f"unknown model {self.name!r}; allowed: a timm model name, one of {', '.join(CIFAR_MODELS)}, or a "
+                "plug-in package.module:make")
         if self.init == "checkpoint":
             require(bool(self.weights), f"{path}.weights", "init 'checkpoint' needs a weights path")
         if self.init == "random":
@@ -71,7 +76,7 @@ class ModelConfig:
                     f"{self.weights!r} is given but init is 'random'; set init: checkpoint (or pretrained) to use it")
         if self.weights:
             require(Path(self.weights).expanduser().is_file(), f"{path}.weights", f"{self.weights!r} does not exist")
-        if self.init == "pretrained" and not self.weights and self.name in CIFAR_MODELS:
+        if self.init == "pretrained" and not self.weights and (self.name in CIFAR_MODELS or ":" in self.name):
             raise ConfigError(f"{path}.init: {self.name!r} has no published pretrained weights; give {path}.weights")
         require(0.0 <= self.drop_path_rate < 1.0, f"{path}.drop_path_rate", f"must be in [0, 1); got {self.drop_path_rate}")
         require(not (self.drop_path_rate and self.name in CIFAR_MODELS), f"{path}.drop_path_rate",
@@ -99,7 +104,12 @@ class ModelConfig:
 
 
 def model_exists(name: str) -> bool:
-    """Whether ``name`` is a CIFAR ResNet or a model timm can create."""
+    """Whether ``name`` is a CIFAR model, a model timm can create, or a plug-in
+    ``package.module:make`` that imports (a failing import is a ``ConfigError`` of its own)."""
+    from ..plugins import is_plugin, load
+
+    if is_plugin(name):
+        return callable(load(name, "model.name", "model"))
     if name in CIFAR_MODELS:
         return True
     import timm
@@ -108,8 +118,8 @@ def model_exists(name: str) -> bool:
 
 
 def hub_pretrained_cfg(name: str) -> Any:
-    """timm's pretrained config of ``name`` (no download), or None for the CIFAR ResNets."""
-    if name in CIFAR_MODELS:
+    """timm's pretrained config of ``name`` (no download), or None for the CIFAR models and plug-ins."""
+    if name in CIFAR_MODELS or ":" in name:
         return None
     from timm.models import get_pretrained_cfg
 
@@ -241,7 +251,13 @@ def create_model(config: ModelConfig, num_classes: int, allow_new_head: bool | N
     """
     allow = config.init == "pretrained" if allow_new_head is None else allow_new_head
     meta: dict[str, Any] = {}
-    if config.name in CIFAR_MODELS:
+    from ..plugins import is_plugin, load
+
+    if is_plugin(config.name):
+        model = load(config.name, "model.name", "model")(num_classes=num_classes)
+        if not isinstance(model, nn.Module):
+            raise WeightsError(f"the plug-in model {config.name!r} returned a {type(model).__name__}, not a torch.nn.Module")
+    elif config.name in CIFAR_MODELS:
         model = CIFAR_MODELS[config.name](num_classes=num_classes)
     else:
         import timm

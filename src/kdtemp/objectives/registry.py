@@ -387,6 +387,9 @@ def check_parameters(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in params.items():
         if key not in spec.defaults:
             raise ValueError(f"{key}: not a parameter of {name!r}; allowed: {', '.join(spec.defaults) or 'none'}")
+        if key not in PARAMETER_RULES or name not in OBJECTIVES:  # a plug-in checks its own parameters
+            merged[key] = value
+            continue
         try:
             merged[key] = PARAMETER_RULES[key].check(value)
         except ValueError as error:
@@ -395,11 +398,32 @@ def check_parameters(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def get_spec(name: str) -> ObjectiveSpec:
-    """The registered spec called ``name``; ``ValueError`` naming the allowed ones otherwise."""
-    try:
+    """The registered spec called ``name``, or a plug-in objective ``package.module:loss`` (see
+    :mod:`kdtemp.plugins`); ``ValueError`` naming the allowed ones otherwise."""
+    if name in OBJECTIVES:
         return OBJECTIVES[name]
-    except KeyError:
-        raise ValueError(f"unknown objective {name!r}; allowed: {', '.join(sorted(OBJECTIVES))}") from None
+    if ":" in name:
+        return _plugin_spec(name)
+    raise ValueError(f"unknown objective {name!r}; allowed: {', '.join(sorted(OBJECTIVES))} or a plug-in "
+                     "package.module:loss")
+
+
+def _plugin_spec(name: str) -> ObjectiveSpec:
+    from ..config import ConfigError
+    from ..plugins import load
+
+    try:
+        loss = load(name, "objective", "objective")
+    except ConfigError as error:
+        raise ValueError(str(error).split(": ", 1)[1]) from None
+    parameters = list(inspect.signature(loss).parameters.values())
+    if len(parameters) < 4 or any(p.default is inspect.Parameter.empty for p in parameters[4:]):
+        raise ValueError(f"the plug-in objective {name!r} must be loss(student, teacher, target, temperature, "
+                         "**params) with a default for every hyper-parameter")
+    official = getattr(loss, "official", None)
+    return ObjectiveSpec(name, (loss.__doc__ or name).strip().splitlines()[0], loss,
+                         official if isinstance(official, Preset) else PROTOCOL, uses_label=True,
+                         notes="a plug-in objective")
 
 
 def create_objective(name: str, **params: Any) -> Objective:
