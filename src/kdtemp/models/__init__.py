@@ -37,7 +37,11 @@ from torch import nn
 
 from ..config import ConfigError, require
 from ..files import IntegrityError, load_verified
-from .cifar_resnet import CIFAR_MODELS, CifarResNet
+from .cifar_resnet import CIFAR_MODELS as CIFAR_RESNETS, CifarResNet
+from .cifar_zoo import KD_ZOO_MODELS
+
+# Models by name beside timm's: the CIFAR ResNets and the classic KD zoo (WRN, VGG, MobileNets, ShuffleNets).
+CIFAR_MODELS = {**CIFAR_RESNETS, **KD_ZOO_MODELS}
 
 InitMode = Literal["random", "pretrained", "checkpoint"]
 Normalization = tuple[tuple[float, float, float], tuple[float, float, float]]
@@ -60,6 +64,7 @@ class ModelConfig:
     drop_path_rate: float = 0.0
     mean: list[float] | None = None
     std: list[float] | None = None
+    prepared: str | None = None  # set by a study: the id of the preparation that writes ``weights``
 
     def validate(self, path: str = "model") -> None:
         if ":" in self.name:
@@ -74,7 +79,7 @@ class ModelConfig:
         if self.init == "random":
             require(not self.weights, f"{path}.weights",
                     f"{self.weights!r} is given but init is 'random'; set init: checkpoint (or pretrained) to use it")
-        if self.weights:
+        if self.weights and not self.prepared:  # a prepared model's file is written by the study's first stage
             require(Path(self.weights).expanduser().is_file(), f"{path}.weights", f"{self.weights!r} does not exist")
         if self.init == "pretrained" and not self.weights and (self.name in CIFAR_MODELS or ":" in self.name):
             raise ConfigError(f"{path}.init: {self.name!r} has no published pretrained weights; give {path}.weights")
@@ -92,8 +97,9 @@ class ModelConfig:
                         f"values are on the 0..1 pixel scale ({'0' if name == 'mean' else '> 0'} to 1); got {values}")
 
     def unused_fields(self) -> set[str]:
-        """Fields that cannot change the model (none today: unused ones are rejected)."""
-        return set()
+        """Fields that do not identify the model (unused ones are rejected): an unset preparation
+        id; for a prepared model, where its file lies (its preparation id says what it is)."""
+        return {"prepared"} if self.prepared is None else {"weights"}
 
     @property
     def normalization(self) -> Normalization | None:
@@ -176,6 +182,8 @@ def classifier_keys(model: nn.Module) -> list[str]:
     """State-dict keys of the model's final classifier."""
     if isinstance(model, CifarResNet):
         prefix = "linear"
+    elif getattr(model, "kdtemp_classifier", None):  # the KD zoo's models and plug-ins name their own
+        prefix = model.kdtemp_classifier
     else:
         prefix = getattr(model, "pretrained_cfg", {}).get("classifier") or getattr(model, "default_cfg", {}).get("classifier", "fc")
     return [k for k in model.state_dict() if k == prefix or k.startswith(prefix + ".")]
