@@ -89,8 +89,14 @@ def resolve_paths(data: dict, base: Path, kind: str) -> dict:
                 for key, values in group.items():
                     if key in fields and isinstance(values, list):
                         group[key] = [_absolute(v, base) for v in values]
-        if "output" in data:
-            data["output"] = _absolute(data["output"], base)
+        for key in ("output", "prepare_output"):
+            if key in data:
+                data[key] = _absolute(data[key], base)
+        for blocks in (data.get("prepare") or {}).values():  # preparation stages are teacher configs
+            for block in blocks if isinstance(blocks, list) else [blocks]:
+                if isinstance(block, dict) and isinstance(block.get("base"), dict):
+                    for field in PATH_FIELDS["teacher"]:
+                        _resolve_field(block["base"], field, base)
         return data
     for field in fields:
         _resolve_field(data, field, base)

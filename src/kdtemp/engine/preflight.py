@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable
 
 import torch
@@ -146,6 +147,8 @@ def check_model(config: ModelConfig, num_classes: int, role: str, field_name: st
             raise ConfigError(f"{field_name}.init: timm's pretrained {config.name!r} has {hub_classes} classes and the "
                               f"data has {num_classes}; a teacher must already fit the data (fine-tune it first with "
                               "`kdtemp teacher`, then use init: checkpoint)")
+    elif config.prepared and not Path(config.weights).expanduser().is_file():
+        pass  # prepared by the study's first stage, whose own preflight checked it
     elif config.weights:
         try:
             _, meta = read_weights(config.weights)

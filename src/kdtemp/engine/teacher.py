@@ -69,14 +69,21 @@ def prepare_teacher(config: TeacherConfig, progress: bool = True) -> tuple[Path,
     (result,) = run_cohort(cohort, output=output / "runs", progress=progress)
     if result.status != "done":
         raise RuntimeError(f"teacher preparation failed: {result.error}")
-    checkpoint = RunFolder(output / "runs", result.run_id).load_checkpoint()
-    path = output / "teacher.pt"
+    return export_teacher(config, result.__dict__, output / "runs"), result
+
+
+def export_teacher(config: TeacherConfig, result: dict, runs_dir: Path) -> Path:
+    """Write ``<config.output>/teacher.pt`` from a finished preparation run: the weights of its
+    checkpoint, with what produced them (model, dataset, epochs, origin, test top-1, run id,
+    input normalisation) beside them. Returns its path."""
+    checkpoint = RunFolder(runs_dir, result["run_id"]).load_checkpoint()
+    path = Path(config.output) / "teacher.pt"
     atomic_save({
         "kdtemp": {
             "kind": "teacher", "model": config.model.name, "dataset": to_dict(config.data),
-            "epochs": config.epochs, "origin": config.origin(), "top1": result.final_top1,
-            "run_id": result.run_id, "normalization": result.derived["normalization"],
+            "epochs": config.epochs, "origin": config.origin(), "top1": result["final_top1"],
+            "run_id": result["run_id"], "normalization": result["derived"]["normalization"],
         },
         "model": checkpoint["model"],
     }, path)
-    return path, result
+    return path

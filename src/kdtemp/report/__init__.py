@@ -53,9 +53,10 @@ def build_report(target: str | Path, output: str | Path | None = None) -> Report
     folder.mkdir(parents=True, exist_ok=True)
     with Store(store_file, readonly=True) as store:
         runs, teachers = store.runs(), store.teachers()
+        prepared = {p["prep_id"]: p["label"] for p in store.preparations()}
         name = store.meta("name", store_file.parent.name)
         (folder / "runs.csv").write_text(export(None, store, "csv"))
-    items = records(runs)
+    items = records(runs, prepared)
     tables = {metric: aggregate(items, metric) for metric in METRICS}
     points = {metric: aggregate_points(items, metric) for metric in METRICS}
     files = [folder / "runs.csv"]

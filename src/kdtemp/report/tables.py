@@ -40,7 +40,7 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _show(key: str, value: Any) -> str:
-    if key.endswith(".weights") and isinstance(value, str):
+    if key.endswith(".weights") and isinstance(value, str) and ("/" in value or value.endswith((".pt", ".pth", ".th"))):
         path = PurePath(value)
         return path.parent.name if path.name == "teacher.pt" else path.stem
     if isinstance(value, float):
@@ -75,9 +75,20 @@ def setting_label(setting: dict[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in setting.items()) or "all runs"
 
 
-def records(runs: list[dict]) -> list[Record]:
-    """Records of the store's runs, with the varying fields of their configurations as settings."""
-    flat = [flatten(run["config"]) for run in runs]
+def records(runs: list[dict], prepared: dict[str, str] | None = None) -> list[Record]:
+    """Records of the store's runs, with the varying fields of their configurations as settings.
+
+    ``prepared``: preparation id -> its label; a model prepared by the study is shown by its
+    label (``resnet32 ft 20 ep``), not by the hash in its weights path."""
+    prepared = prepared or {}
+    flat = []
+    for run in runs:
+        config = flatten(run["config"])
+        for role in ("teacher", "student.model"):  # one readable field instead of path and id
+            prep_id = config.pop(f"{role}.prepared", None)
+            if prep_id:
+                config[f"{role}.weights"] = prepared.get(prep_id, prep_id)
+        flat.append(config)
     keys = sorted({k for f in flat for k in f} - IGNORED)
     varying = [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
     out = []

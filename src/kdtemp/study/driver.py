@@ -6,6 +6,7 @@ from their checkpoints. Runs that failed stay failed unless ``retry_failed`` is 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -16,14 +17,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..config import to_dict
+from ..config import ConfigError, to_dict
 from ..data import default_cache_dir
 from ..engine.diagnose import DEFAULT_TEMPERATURES
 from ..engine.preflight import Preflight, preflight
 from ..files import warn
 from .executors import Task, make_executor
 from .lock import StudyLock, describe, live_holder
+from ..engine.storage import RunFolder
 from .spec import ExecutorConfig, Study
+from .stages import describe as describe_preparation
 from .store import Store
 
 def teacher_id(spec) -> str | None:
@@ -40,7 +43,7 @@ def store_path(study: Study) -> Path:
 
 
 def register(study: Study, store: Store) -> None:
-    """Record the study file and add any run the store does not have yet (as pending)."""
+    """Record the study file and add any run (and preparation) the store does not have yet (as pending)."""
     store.set_meta("name", study.file.name)
     store.set_meta("study_file", study.source)
     store.set_meta("axes", study.axis_names)
@@ -51,14 +54,122 @@ def register(study: Study, store: Store) -> None:
                          "label": run.spec.student.label(), "cell": run.cell, "seed": run.seed,
                          "config": to_dict(run.spec), "epochs": run.spec.student.epochs})
     store.register(rows)
+    store.register_preparations(describe_preparation(p) for p in study.preparations)
+
+
+def _plain_cohort(config, executor: ExecutorConfig) -> dict:
+    plain = to_dict(config)
+    plain["data"]["cache_dir"] = plain["data"]["cache_dir"] or str(default_cache_dir())
+    plain["checkpoint_every"] = executor.checkpoint_every
+    return plain
+
+
+def prepared(preparation) -> bool:
+    """Whether a preparation's ``teacher.pt`` exists and is intact (a damaged one is moved aside)."""
+    from ..files import quarantine
+    from ..models import WeightsError, read_weights
+
+    if not preparation.weights.is_file():
+        return False
+    try:
+        read_weights(preparation.weights)
+        return True
+    except WeightsError as error:
+        moved = quarantine(preparation.weights, str(error))
+        warn(f"{error}; moved aside as {moved.name}, and the model is prepared again")
+        return False
+
+
+def run_preparations(study: Study, store: Store, executor: ExecutorConfig, progress: bool,
+                     retry_failed: bool) -> dict[str, str]:
+    """The study's first stage: prepare every model its runs need that is not prepared yet (the
+    preparations of one cohort share a data stream); return the errors of those that failed."""
+    from ..engine.teacher import export_teacher
+    from .stages import preparation_cohorts
+
+    recorded = {p["prep_id"]: p for p in store.preparations()}
+    failed: dict[str, str] = {}
+    todo = []
+    for preparation in study.preparations:
+        row = recorded.get(preparation.prep_id, {})
+        if prepared(preparation):
+            if row.get("status") != "done":  # prepared by another study, or before a kill
+                metrics = RunFolder(preparation.folder.parent / "runs", preparation.prep_id).read_metrics() or {}
+                store.record_preparation(preparation.prep_id, "done", metrics)
+        elif row.get("status") == "failed" and not retry_failed:
+            failed[preparation.prep_id] = row.get("error") or "failed"
+        else:
+            todo.append(preparation)
+    tasks, by_id = [], {p.prep_id: p for p in todo}
+    for key, group in preparation_cohorts(todo):
+        config = dataclasses.replace(group[0].config.cohort(), members=[p.config.cohort().members[0] for p in group])
+        runs_dir = group[0].folder.parent / "runs"
+        tasks.append(Task(f"prepare-{key}", _plain_cohort(config, executor), str(runs_dir), [p.prep_id for p in group]))
+    if progress and tasks:
+        print(f"stage prepare: {len(todo)} models to prepare in {len(tasks)} cohorts "
+              f"({', '.join(p.label for p in todo[:4])}{', ...' if len(todo) > 4 else ''})")
+    for task in tasks:
+        for prep_id in task.run_ids:
+            store.record_preparation(prep_id, "running")
+    unfinished = {task.cohort_id: task for task in tasks}
+    try:
+        for task, results, error in make_executor(executor, progress).execute(tasks):
+            unfinished.pop(task.cohort_id, None)
+            outcomes = {r["run_id"]: r for r in (results or {}).get("results", [])}
+            for prep_id in task.run_ids:
+                result = outcomes.get(prep_id)
+                if error is None and result is not None and result["status"] == "done":
+                    export_teacher(by_id[prep_id].config, result, Path(task.runs_dir))
+                    store.record_preparation(prep_id, "done", result)
+                else:
+                    reason = error or (result or {}).get("error") or "it did not finish"
+                    failed[prep_id] = reason
+                    store.record_preparation(prep_id, "failed", result, reason)
+            if progress:
+                print(f"  preparation cohort {task.cohort_id} finished")
+    finally:
+        for task in unfinished.values():
+            for prep_id in task.run_ids:
+                store.record_preparation(prep_id, "pending")
+    return failed
+
+
+def _needs(run, prep_ids: set[str]) -> str | None:
+    """The preparation among ``prep_ids`` that ``run`` distils from or starts from, if any."""
+    for model in (run.spec.teacher, run.spec.student.model):
+        if model is not None and model.prepared in prep_ids:
+            return model.prepared
+    return None
 
 
 def check_study(study: Study, executor: ExecutorConfig | None = None, download: bool = True) -> Preflight:
     """Preflight of every cohort of ``study`` (see :mod:`kdtemp.engine.preflight`); nothing is written."""
     executor = executor or study.file.executor
     remote = executor.kind == "ray" and bool(executor.ray_address)
+    device = "auto" if remote else executor.device
+    state = Preflight()
+    for preparation in study.preparations:  # the first stage's cohorts, named by their stage
+        cohort = preparation.config.cohort()
+        preflight([(cohort, cohort.members)], device=device, download=download,
+                  member_field=f"prepare.{preparation.stage}", state=state)
     cohorts = [(cohort.config(), [run.spec.student for run in cohort.runs]) for cohort in study.cohorts]
-    return preflight(cohorts, device="auto" if remote else executor.device, download=download)
+    state = preflight(cohorts, device=device, download=download, state=state)
+    by_id = {p.prep_id: p for p in study.preparations}
+    for run in study.runs:  # a prepared model must have learned the classes the run uses, in the same order
+        for field_name, model in (("teacher", run.spec.teacher), ("student.model", run.spec.student.model)):
+            preparation = by_id.get(model.prepared) if model is not None and model.prepared else None
+            if preparation is None:
+                continue
+            try:
+                learned, used = state.facts(preparation.config.data).classes, state.facts(run.spec.data).classes
+            except KeyError:
+                continue  # a dataset that is downloaded when the study runs
+            if learned != used:
+                raise ConfigError(f"{field_name}: the prepared model {preparation.label} (stage "
+                                  f"{preparation.stage!r}) learns {len(learned)} classes ({', '.join(learned[:3])}, ...) "
+                                  f"but the run's data has {len(used)} ({', '.join(used[:3])}, ...); prepare it on the "
+                                  "run's data")
+    return state
 
 
 def run_study(study: Study, executor: ExecutorConfig | None = None, progress: bool = True,
@@ -72,6 +183,16 @@ def run_study(study: Study, executor: ExecutorConfig | None = None, progress: bo
     runs_dir = study.output / "runs"
     with StudyLock(study.output), Store(store_path(study)) as store:
         register(study, store)
+        failed_preparations = run_preparations(study, store, executor, progress, retry_failed)
+        blocked = set()
+        if failed_preparations:
+            labels = {p.prep_id: p.label for p in study.preparations}
+            for run in study.runs:
+                prep_id = _needs(run, set(failed_preparations))
+                if prep_id is not None:
+                    blocked.add(run.run_id)
+                    store.record_failure([run.run_id], f"its prepared model {labels[prep_id]} failed: "
+                                                       f"{failed_preparations[prep_id]}")
         status = {r["run_id"]: r["status"] for r in store.runs()}
         finished = {"done", "failed"} if not retry_failed else {"done"}
         diagnosed = {t["teacher_id"] for t in store.teachers()}
@@ -79,14 +200,12 @@ def run_study(study: Study, executor: ExecutorConfig | None = None, progress: bo
                               | set(DEFAULT_TEMPERATURES))
         tasks = []
         for cohort in study.cohorts:
-            todo = [r for r in cohort.runs if status[r.run_id] not in finished]
+            todo = [r for r in cohort.runs if status[r.run_id] not in finished and r.run_id not in blocked]
             teacher = teacher_id(cohort.runs[0].spec)
             if not todo and (teacher is None or teacher in diagnosed):
                 continue
             config = dataclasses.replace(cohort.config(), members=[r.spec.student for r in todo])
-            plain = to_dict(config)
-            plain["data"]["cache_dir"] = plain["data"]["cache_dir"] or str(default_cache_dir())
-            plain["checkpoint_every"] = executor.checkpoint_every
+            plain = _plain_cohort(config, executor)
             diagnose = teacher is not None and teacher not in diagnosed
             diagnosed.add(teacher)
             tasks.append(Task(cohort.cohort_id, plain, str(runs_dir), [r.run_id for r in todo], teacher, diagnose,
@@ -157,6 +276,21 @@ def plan(study: Study) -> str:
              f"({len(study.file.seeds)} seeds); output {study.output}"]
     lines.append(f"axes: {', '.join(study.axis_names) or '(none)'}")
     lines += [f"note: {note}" for note in study.notes]
+    if study.preparations:
+        from .stages import preparation_cohorts
+
+        ready = [p for p in study.preparations if p.weights.is_file()]
+        steps = 0
+        for p in study.preparations:
+            if p not in ready:
+                with contextlib.suppress(KeyError):
+                    facts = checked.facts(p.config.data)
+                    steps += facts.train // p.config.batch_size * p.config.batch_size * p.config.epochs
+        lines.append(f"stage prepare: {len(study.preparations)} models in "
+                     f"{len(preparation_cohorts(study.preparations))} cohorts, {len(ready)} prepared already; "
+                     f"~{steps:,} image-steps to go; into {study.preparations[0].folder.parent}")
+        for stage, preparations in study.stages.items():
+            lines.append(f"  {stage}: " + "; ".join(p.label + (" (prepared)" if p in ready else "") for p in preparations))
     described = set()
     for cohort in study.cohorts:
         data = cohort.runs[0].spec.data

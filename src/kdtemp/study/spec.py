@@ -105,6 +105,8 @@ class StudyFile:
     max_cohort_size: int | None = None
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     output: str | None = None
+    prepare: dict[str, Any] = field(default_factory=dict)
+    prepare_output: str | None = None
 
     def validate(self, path: str = "") -> None:
         require(bool(NAME_PATTERN.match(self.name)) and ".." not in self.name, "name",
@@ -173,6 +175,14 @@ class Study:
     output: Path
     runs: list[Run]
     notes: list[str] = field(default_factory=list)
+    stages: dict[str, list] = field(default_factory=dict)  # stage name -> its Preparations
+
+    @property
+    def preparations(self) -> list:
+        """Every distinct preparation of the study's stages, in order."""
+        from .stages import all_preparations
+
+        return all_preparations(self.stages)
 
     @property
     def cohorts(self) -> list[Cohort]:
@@ -194,33 +204,53 @@ class Study:
 
 def build_axes(study: StudyFile) -> list[Axis]:
     """The grid's axes: grid fields, zipped groups and presets; an axis given twice is an error."""
-    if study.grid is not None and not study.grid:
-        raise ConfigError("grid: is empty; give at least one field with a list of values, or leave grid out")
+    return axes_of(study.grid, study.zip, study.presets, "", SEED_FIELDS)
+
+
+def axes_of(grid: dict[str, list] | None, groups: list[dict[str, list]], presets: list[str], prefix: str,
+            seed_fields: tuple[str, ...] = ()) -> list[Axis]:
+    """Axes from a ``grid``, ``zip`` groups and named ``presets`` (field names in errors start
+    with ``prefix``); a field varied twice, or one of ``seed_fields``, is an error."""
+    if grid is not None and not grid:
+        raise ConfigError(f"{prefix}grid: is empty; give at least one field with a list of values, or leave grid out")
     axes: list[Axis] = []
-    for key, values in (study.grid or {}).items():
-        require(isinstance(values, list) and len(values) > 0, f"grid.{key}", f"needs a non-empty list of values; got {values!r}")
-        axes.append(Axis(key, [(value, {key: value}) for value in values]))
-    for index, group in enumerate(study.zip):
-        require(len(group) > 0, f"zip[{index}]", "is empty")
+    for key, values in (grid or {}).items():
+        require(isinstance(values, list) and len(values) > 0, f"{prefix}grid.{key}",
+                f"needs a non-empty list of values; got {values!r}")
+        axes.append(Axis(key, [(_label({key: value}), {key: value}) for value in values]))
+    for index, group in enumerate(groups):
+        require(len(group) > 0, f"{prefix}zip[{index}]", "is empty")
         lengths = {key: len(values) if isinstance(values, list) else -1 for key, values in group.items()}
-        require(all(n > 0 for n in lengths.values()), f"zip[{index}]", f"needs non-empty lists; got {group}")
-        require(len(set(lengths.values())) == 1, f"zip[{index}]", f"lists differ in length: {lengths}")
+        require(all(n > 0 for n in lengths.values()), f"{prefix}zip[{index}]", f"needs non-empty lists; got {group}")
+        require(len(set(lengths.values())) == 1, f"{prefix}zip[{index}]", f"lists differ in length: {lengths}")
         count = next(iter(lengths.values()))
         variants = [({k: group[k][i] for k in group}, {k: group[k][i] for k in group}) for i in range(count)]
         axes.append(Axis("+".join(group), [(_label(label), overrides) for label, overrides in variants]))
-    for name in study.presets:
+    for name in presets:
         axes.append(Axis(name, [(label, dict(overrides)) for label, overrides in PRESETS[name]]))
     seen: dict[str, str] = {}
     for axis in axes:
         for key in sorted(axis.fields):
-            require(key not in SEED_FIELDS, f"{axis.name}", f"sets {key}, which `seeds` controls; vary seeds with `seeds`")
+            require(key not in seed_fields, f"{axis.name}", f"sets {key}, which `seeds` controls; vary seeds with `seeds`")
             require(key not in seen, f"{axis.name}", f"varies {key!r}, which axis {seen.get(key)!r} already varies")
             seen[key] = axis.name
     return axes
 
 
-def _label(values: dict[str, Any]) -> str:
-    return ", ".join(f"{v}" for v in values.values())
+def _label(values: dict[str, Any]) -> Any:
+    """An axis value's label: a scalar stays itself; a mapping shows its values compactly (a
+    reference to a prepared model shows the preparation's name)."""
+    def show(value: Any) -> str:
+        if isinstance(value, dict):
+            if "prepared" in value:
+                return str(value["prepared"])
+            return " ".join(show(v) for v in value.values())
+        return f"{value}"
+
+    if len(values) == 1:
+        (value,) = values.values()
+        return value if not isinstance(value, (dict, list)) else show(value)
+    return ", ".join(show(v) for v in values.values())
 
 
 def _covered(field_path: str, unused: set[str]) -> bool:
@@ -228,17 +258,26 @@ def _covered(field_path: str, unused: set[str]) -> bool:
     return any(field_path == u or field_path.startswith(u + ".") for u in unused)
 
 
-def expand(study: StudyFile, notes: list[str] | None = None) -> list[Run]:
+def expand(study: StudyFile, notes: list[str] | None = None, stages: dict[str, list] | None = None) -> list[Run]:
     """Every (cell, seed) of the study as a validated :class:`Run`, in a stable order.
 
     Cells that differ only on an axis whose fields a run does not use (a temperature axis for
     DTS or CTKD, DTS bounds for a fixed temperature) are one run: it is kept once, its cell
     shows ``None`` for that axis, and a line is added to ``notes``. An axis that applies to no
-    run at all, and two cells that set the same used values, are errors.
+    run at all, and two cells that set the same used values, are errors. ``stages``: the study's
+    preparations, which ``{prepared: stage}`` references resolve to (see :mod:`kdtemp.study.stages`).
     """
+    from .stages import REFERENCE_FIELDS, reference_of, stage_axes
+
+    stages = stages or {}
+    study_base, prepared_axes = stage_axes(study.base, stages)
     axes = build_axes(study)
+    for axis in axes:  # a prepared model named in an axis value becomes its checkpoint
+        axis.variants = [(label, {key: reference_of(value, stages, f"{axis.name}") if key in REFERENCE_FIELDS else value
+                                  for key, value in overrides.items()}) for label, overrides in axis.variants]
+    axes += prepared_axes
     try:
-        from_dict(RunSpec, study.base, "base")
+        from_dict(RunSpec, study_base, "base")
     except ConfigError as error:  # a base field in error that an axis sets is checked per run instead
         where = str(error).split(":", 1)[0].removeprefix("base.")
         varied = {f for axis in axes for f in axis.fields}
@@ -251,7 +290,7 @@ def expand(study: StudyFile, notes: list[str] | None = None) -> list[Run]:
     combos = itertools.product(*[axis.variants for axis in axes]) if axes else [()]
     for combo in combos:
         for seed in study.seeds:
-            data = copy.deepcopy(study.base)
+            data = copy.deepcopy(study_base)
             cell, overrides_of = {}, {}
             for axis, (label, overrides) in zip(axes, combo):
                 cell[axis.name] = label
@@ -311,9 +350,13 @@ def load_study(path: str | Path, output: str | Path | None = None, overrides: li
             data = apply_overrides(data, [text])
     study_file = from_dict(StudyFile, data)
     notes: list[str] = []
-    runs = expand(study_file, notes)
     folder = Path(output or study_file.output or Path("studies") / study_file.name)
+    from .stages import expand_stages
+
+    prepared_root = Path(study_file.prepare_output) if study_file.prepare_output else folder.parent / "prepared"
+    stages = expand_stages(study_file.prepare, study_file.base, prepared_root)
+    runs = expand(study_file, notes, stages)
     source = Path(path).read_text()
     if overrides:
         source += "\n# command-line overrides: " + " ".join(overrides) + "\n"
-    return Study(study_file, source, folder, runs, notes)
+    return Study(study_file, source, folder, runs, notes, stages)

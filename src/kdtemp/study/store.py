@@ -38,6 +38,21 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS teachers (teacher_id TEXT PRIMARY KEY, config TEXT NOT NULL, diagnostics TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS preparations (
+    prep_id TEXT PRIMARY KEY,
+    stage TEXT NOT NULL,
+    label TEXT NOT NULL,
+    config TEXT NOT NULL,
+    weights TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    epochs INTEGER NOT NULL,
+    epochs_done INTEGER NOT NULL DEFAULT 0,
+    final_top1 REAL, final_top5 REAL,
+    curve TEXT NOT NULL DEFAULT '[]',
+    seconds REAL NOT NULL DEFAULT 0,
+    updated REAL NOT NULL
+);
 """
 
 STATUSES = ("pending", "running", "done", "failed")
@@ -144,6 +159,40 @@ class Store:
         with self.connection:
             self.connection.execute("INSERT OR REPLACE INTO teachers VALUES (?, ?, ?)",
                                     (teacher_id, json.dumps(config), json.dumps(diagnostics)))
+
+    def register_preparations(self, rows: Iterable[dict]) -> None:
+        """Add the study's preparations that the store does not have yet (as pending)."""
+        now = time.time()
+        with self.connection:
+            for row in rows:
+                self.connection.execute(
+                    "INSERT OR IGNORE INTO preparations (prep_id, stage, label, config, weights, status, epochs, updated)"
+                    " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+                    (row["prep_id"], row["stage"], row["label"], json.dumps(row["config"]), row["weights"],
+                     row["config"]["epochs"], now))
+                self.connection.execute("UPDATE preparations SET stage = ?, label = ? WHERE prep_id = ?",
+                                        (row["stage"], row["label"], row["prep_id"]))
+
+    def record_preparation(self, prep_id: str, status: str, result: dict | None = None, error: str | None = None) -> None:
+        result = result or {}
+        with self.connection:
+            self.connection.execute(
+                "UPDATE preparations SET status = ?, error = ?, epochs_done = ?, final_top1 = ?, final_top5 = ?,"
+                " curve = ?, seconds = ?, updated = ? WHERE prep_id = ?",
+                (status, error, result.get("epochs_done", 0), result.get("final_top1"), result.get("final_top5"),
+                 json.dumps(result.get("curve", [])), result.get("seconds", 0.0), time.time(), prep_id))
+
+    def preparations(self) -> list[dict]:
+        try:
+            rows = self.connection.execute("SELECT * FROM preparations ORDER BY stage, label").fetchall()
+        except sqlite3.OperationalError:  # a read-only store written before stages existed
+            return []
+        out = []
+        for row in rows:
+            item = dict(row)
+            item["config"], item["curve"] = json.loads(item["config"]), json.loads(item["curve"])
+            out.append(item)
+        return out
 
     def teachers(self) -> list[dict]:
         rows = self.connection.execute("SELECT * FROM teachers ORDER BY teacher_id").fetchall()
