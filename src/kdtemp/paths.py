@@ -70,6 +70,17 @@ def _resolve_field(node: dict, dotted: str, base: Path) -> None:
         node[keys[-1]] = _absolute(node[keys[-1]], base)
 
 
+def _axis_value(key: str, value: Any, fields: tuple[str, ...], base: Path) -> Any:
+    """An axis value for field ``key``: a path itself, or a mapping (``data``, ``teacher``) holding paths."""
+    if key in fields:
+        return _absolute(value, base)
+    if isinstance(value, dict):
+        for field in fields:
+            if field.startswith(key + "."):
+                _resolve_field(value, field[len(key) + 1:], base)
+    return value
+
+
 def resolve_paths(data: dict, base: Path, kind: str) -> dict:
     """``data`` (a parsed config file of ``kind`` study, distill or teacher) with every relative
     path made absolute against ``base``, in place; returns it."""
@@ -80,15 +91,12 @@ def resolve_paths(data: dict, base: Path, kind: str) -> dict:
         if isinstance(data.get("base"), dict):
             for field in fields:
                 _resolve_field(data["base"], field, base)
-        if isinstance(data.get("grid"), dict):
-            for key, values in data["grid"].items():
-                if key in fields and isinstance(values, list):
-                    data["grid"][key] = [_absolute(v, base) for v in values]
-        for group in data.get("zip") or []:
-            if isinstance(group, dict):
-                for key, values in group.items():
-                    if key in fields and isinstance(values, list):
-                        group[key] = [_absolute(v, base) for v in values]
+        axes = [data["grid"]] if isinstance(data.get("grid"), dict) else []
+        axes += [group for group in data.get("zip") or [] if isinstance(group, dict)]
+        for axis in axes:
+            for key, values in axis.items():
+                if isinstance(values, list):
+                    axis[key] = [_axis_value(key, value, fields, base) for value in values]
         for key in ("output", "prepare_output"):
             if key in data:
                 data[key] = _absolute(data[key], base)

@@ -244,6 +244,12 @@ def _label(values: dict[str, Any]) -> Any:
         if isinstance(value, dict):
             if "prepared" in value:
                 return str(value["prepared"])
+            if "dataset" in value:  # a dataset: its name, and its folder for folder datasets
+                root = value.get("root")
+                return f"{value['dataset']} {Path(str(root)).name}" if value["dataset"] == "folder" and root else \
+                    str(value["dataset"])
+            if "name" in value:  # a model: its name and how it starts
+                return " ".join(str(value[k]) for k in ("name", "init") if k in value)
             return " ".join(show(v) for v in value.values())
         return f"{value}"
 
