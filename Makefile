@@ -25,6 +25,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/cohort.py
+	$(PY) bench/augment.py
+	$(PY) bench/gpu.py --steps 20 --warmup 2
 
 clean:
 	rm -rf $(VENV) .pytest_cache

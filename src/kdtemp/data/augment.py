@@ -1,13 +1,15 @@
 """The study's augmentation recipe and the per-epoch training stream.
 
-Per sample: optional inception-style random-resized crop, RandAugment(n, m) (torchvision's, on
-the 0..30 magnitude scale of the RandAugment paper), horizontal flip; then per sample MixUp or
+Per image: optional inception-style random-resized crop, RandAugment(n, m) (torchvision's, on
+the 0..30 magnitude scale of the RandAugment paper), horizontal flip; then per image MixUp or
 CutMix with probability 0.5 each and mixing ratio ~ U(0, 1) (Beta(1, 1)), partner drawn from a
 random permutation of the batch. CutMix's ratio is corrected to the pasted box's area.
 
 Determinism: the batches and augmentations of epoch ``e`` are a function of
-``(data_seed, e)`` and the recipe alone, never of who consumes them. Per-sample transforms run
-under a forked RNG seeded per sample, so the global RNG is left untouched.
+``(data_seed, e)`` and the recipe alone, never of who consumes them. Every per-image random
+parameter (crop box, RandAugment ops and signs, flip) is drawn vectorised from the epoch's CPU
+generator; the pixels are then transformed as one batch on the images' device
+(:mod:`.batched_augment`), with no per-image loop and the global RNG untouched.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from typing import Iterator
 import numpy as np
 import torch
 from torch import Tensor
-from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from ..config import require
+from .batched_augment import (
+    CropBoxes, RandAugmentDraw, draw_crop_boxes, draw_randaugment, rand_augment, random_resized_crop,
+)
 from .cache import ImageSplit
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -30,7 +34,12 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass
 class AugmentConfig:
-    """The augmentation recipe (shared by every member of a cohort)."""
+    """The augmentation recipe (shared by every member of a cohort).
+
+    ``pad_crop``: the classic CIFAR crop: the image is zero-padded by that many pixels on each
+    side and a random window of its own size is cut out (0: off). It is an alternative to the
+    inception-style ``random_resized_crop``.
+    """
 
     random_resized_crop: bool = False
     crop_scale_min: float = 0.08
@@ -38,8 +47,12 @@ class AugmentConfig:
     randaugment_magnitude: int = 14
     horizontal_flip: bool = True
     mix: bool = True
+    pad_crop: int = 0
 
     def validate(self, path: str = "augment") -> None:
+        require(0 <= self.pad_crop <= 64, f"{path}.pad_crop", f"must be in [0, 64] pixels; got {self.pad_crop}")
+        require(not (self.pad_crop and self.random_resized_crop), f"{path}.pad_crop",
+                "is an alternative to random_resized_crop; use one of them")
         require(0 < self.crop_scale_min <= 1, f"{path}.crop_scale_min", f"must be in (0, 1]; got {self.crop_scale_min}")
         require(0 <= self.randaugment_ops <= 14, f"{path}.randaugment_ops", f"must be in [0, 14]; got {self.randaugment_ops}")
         require(0 <= self.randaugment_magnitude <= 30, f"{path}.randaugment_magnitude",
@@ -47,7 +60,7 @@ class AugmentConfig:
 
     def unused_fields(self) -> set[str]:
         """Parameters of augmentations that are switched off (they cannot change a run)."""
-        unused = set()
+        unused = set() if self.pad_crop else {"pad_crop"}
         if not self.random_resized_crop:
             unused.add("crop_scale_min")
         if self.randaugment_ops == 0:
@@ -146,7 +159,7 @@ class TrainStream:
     """The training stream: per epoch, a seeded permutation cut into full batches, augmented.
 
     ``split`` should already live on the training device (uint8): only batch indices and a few
-    random parameters cross from the host.
+    random parameters per image cross from the host.
     """
 
     def __init__(self, split: ImageSplit, batch_size: int, augment: AugmentConfig, resolution: int,
@@ -156,45 +169,55 @@ class TrainStream:
         self.split, self.batch_size, self.augment = split, batch_size, augment
         self.resolution, self.data_seed, self.channels_last = resolution, data_seed, channels_last
         self._constants: dict = {}
-        ops = []
-        if augment.random_resized_crop:
-            ops.append(v2.RandomResizedCrop(resolution, scale=(augment.crop_scale_min, 1.0), antialias=True))
-        if augment.randaugment_ops > 0:
-            ops.append(v2.RandAugment(num_ops=augment.randaugment_ops, magnitude=augment.randaugment_magnitude))
-        self.per_sample = v2.Compose(ops) if ops else None
 
     @property
     def batches_per_epoch(self) -> int:
         return len(self.split) // self.batch_size
 
     def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[Batch]:
-        """The batches of 1-based ``epoch`` (the last partial batch is dropped)."""
+        """The batches of 1-based ``epoch`` (the last partial batch is dropped).
+
+        Every batch draws the same amount from the epoch's generator, skipped or not, so
+        ``start_batch`` resumes mid-epoch on exactly the batches an uninterrupted epoch yields."""
         generator = torch.Generator().manual_seed(stream_seed(self.data_seed, epoch))
         order = torch.randperm(len(self.split), generator=generator)
         for index in range(self.batches_per_epoch):
             chosen = order[index * self.batch_size:(index + 1) * self.batch_size]
-            sample_seeds = torch.randint(0, 2**62, (len(chosen),), generator=generator)
+            crop, randaugment = self._draw(len(chosen), generator)
+            shifts = torch.randint(0, 2 * self.augment.pad_crop + 1, (len(chosen), 2), generator=generator) \
+                if self.augment.pad_crop else None
             flips = torch.rand(len(chosen), generator=generator) < 0.5
             mix_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
             if index < start_batch:
                 continue
-            yield self._make_batch(chosen, sample_seeds, flips, mix_seed)
+            yield self._make_batch(chosen, crop, randaugment, flips, mix_seed, shifts)
 
-    def _make_batch(self, chosen: Tensor, sample_seeds: Tensor, flips: Tensor, mix_seed: int) -> Batch:
+    def _draw(self, batch: int, generator: torch.Generator) -> tuple[CropBoxes | None, RandAugmentDraw | None]:
+        """The per-image crop boxes and RandAugment choices of one batch (CPU; ``None`` when off)."""
+        crop = randaugment = None
+        if self.augment.random_resized_crop:
+            height, width = self.split.images.shape[-2:]
+            crop = draw_crop_boxes(batch, height, width, (self.augment.crop_scale_min, 1.0), generator)
+        if self.augment.randaugment_ops > 0:
+            randaugment = draw_randaugment(batch, self.augment.randaugment_ops, self.augment.randaugment_magnitude,
+                                           generator)
+        return crop, randaugment
+
+    def _make_batch(self, chosen: Tensor, crop: CropBoxes | None, randaugment: RandAugmentDraw | None,
+                    flips: Tensor, mix_seed: int, shifts: Tensor | None = None) -> Batch:
         device = self.split.images.device
-        index = chosen.to(device)
+        index = chosen.to(device, non_blocking=True)  # from pageable memory: safe, and no wait for the device
         images, labels = self.split.images[index], self.split.labels[index]
-        if self.per_sample is not None:
-            transformed = []
-            for image, seed in zip(images, sample_seeds.tolist()):
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(seed)
-                    transformed.append(self.per_sample(image))
-            images = torch.stack(transformed)
+        if crop is not None:
+            images = random_resized_crop(images, crop, self.resolution)
+        if shifts is not None:
+            images = pad_crop(images, shifts.to(device, non_blocking=True), self.augment.pad_crop)
+        if randaugment is not None:
+            images = rand_augment(images, randaugment)
         if images.shape[-1] != self.resolution or images.shape[-2] != self.resolution:
             images = F.resize(images, [self.resolution, self.resolution], antialias=True)
         if self.augment.horizontal_flip:
-            images = torch.where(flips.to(device).view(-1, 1, 1, 1), images.flip(-1), images)
+            images = torch.where(flips.to(device, non_blocking=True).view(-1, 1, 1, 1), images.flip(-1), images)
         images = images.float() / 255.0
         if self.augment.mix:
             images, soft, dominant = mix_batch(images, labels, self.split.num_classes, torch.Generator().manual_seed(mix_seed))
@@ -202,6 +225,20 @@ class TrainStream:
             soft = torch.nn.functional.one_hot(labels, self.split.num_classes).float()
             dominant = labels
         return Batch(images, soft, dominant, self.channels_last, self._constants)
+
+
+def pad_crop(images: Tensor, shifts: Tensor, pad: int) -> Tensor:
+    """The classic CIFAR crop, batched: zero-pad each image by ``pad`` pixels and cut out the
+    window of the original size whose top-left corner is ``shifts[i] = (dy, dx)`` (each in
+    ``[0, 2 * pad]``) in the padded image. One gather for the whole batch, exact (no resampling)."""
+    batch, _, height, width = images.shape
+    padded = torch.nn.functional.pad(images, (pad, pad, pad, pad))
+    rows = (shifts[:, 0].view(-1, 1) + torch.arange(height, device=images.device)).view(batch, 1, height, 1)
+    cols = (shifts[:, 1].view(-1, 1) + torch.arange(width, device=images.device)).view(batch, 1, 1, width)
+    rows = rows.expand(batch, images.shape[1], height, width)
+    cols = cols.expand(batch, images.shape[1], height, width)
+    index = rows * (width + 2 * pad) + cols
+    return padded.flatten(2).gather(2, index.reshape(batch, images.shape[1], -1)).view_as(images)
 
 
 def eval_images(images: Tensor, resolution: int, center_crop: bool) -> Tensor:
