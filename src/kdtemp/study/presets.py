@@ -47,6 +47,15 @@ PRESETS: dict[str, list[Variant]] = {
         ("ctkd", {"student.objective": "ctkd", "student.loss_preset": "official", "student.temperature_policy": "ctkd"}),
         ("dts", {"student.objective": "kd", "student.loss_preset": "official", "student.temperature_policy": "dts"}),
     ],
+    # The DTS paper's comparison: fixed-T KD, DTS with its two ranges, and CTKD.
+    "dts_comparison": [
+        ("kd", {"student.objective": "kd", "student.temperature_policy": "fixed"}),
+        ("dts_same_family", {"student.objective": "kd", "student.temperature_policy": "dts",
+                             "student.dts": {"initial": 8.0, "minimum": 4.0, "maximum": 8.0}}),
+        ("dts_cross_family", {"student.objective": "kd", "student.temperature_policy": "dts",
+                              "student.dts": {"initial": 3.0, "minimum": 1.0, "maximum": 3.0}}),
+        ("ctkd", {"student.objective": "ctkd", "student.temperature_policy": "ctkd"}),
+    ],
     # DTS experiments: fixed-T KD against DTS with the paper's two ranges.
     "dts": [
         ("fixed", {"student.temperature_policy": "fixed"}),

@@ -354,6 +354,14 @@ def load_study(path: str | Path, output: str | Path | None = None, overrides: li
             data["grid"] = {**grid, ".".join(keys[1:]): value}
         else:
             data = apply_overrides(data, [text])
+    from .recipes import apply_recipe
+
+    if isinstance(data.get("base"), dict):  # a named recipe fills what the base does not set
+        data["base"] = apply_recipe(data["base"], "run", "base")
+    for stage, blocks in (data.get("prepare") or {}).items() if isinstance(data.get("prepare"), dict) else []:
+        for block in blocks if isinstance(blocks, list) else [blocks]:
+            if isinstance(block, dict) and isinstance(block.get("base"), dict):
+                block["base"] = apply_recipe(block["base"], "preparation", f"prepare.{stage}.base")
     study_file = from_dict(StudyFile, data)
     notes: list[str] = []
     folder = Path(output or study_file.output or Path("studies") / study_file.name)

@@ -1,0 +1,61 @@
+"""Named training recipes: fragments a study's ``base`` (or a preparation stage's) starts from.
+
+``base: {recipe: classic_cifar, ...}`` fills every field the base does not set from the recipe
+(mappings are merged, the base's own values win). Recipes are plain data, like presets.
+
+``classic_cifar`` is the CIFAR KD recipe of CRD and the code bases that follow it (RepDistiller,
+mdistiller), used by the DTS experiments: SGD, learning rate 0.05 (0.01 for ShuffleNet and
+MobileNet students in those code bases: set it), momentum 0.9, weight decay 5e-4, 240 epochs with
+the rate times 0.1 at epochs 150, 180 and 210, batch 64, random crop of the 4-pixel-padded image
+plus a horizontal flip, no RandAugment and no mixing, inputs normalised with CIFAR-100's mean and
+std. kdtemp differs in one documented way: weight decay applies to weight matrices and kernels
+only, not to biases and normalisation parameters.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from ..config import ConfigError
+
+CIFAR100_MEAN = [0.5071, 0.4865, 0.4409]
+CIFAR100_STD = [0.2673, 0.2564, 0.2762]
+
+_CLASSIC_AUGMENT = {"random_resized_crop": False, "randaugment_ops": 0, "pad_crop": 4, "horizontal_flip": True,
+                    "mix": False}
+_CLASSIC_OPTIMIZER = {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "schedule": "step",
+                      "milestones": [150, 180, 210], "gamma": 0.1, "clip_norm": None}
+_CIFAR_NORMALIZATION = {"mean": CIFAR100_MEAN, "std": CIFAR100_STD}
+
+RECIPES: dict[str, dict[str, dict[str, Any]]] = {
+    "classic_cifar": {
+        # a distillation run (a study's base)
+        "run": {"augment": _CLASSIC_AUGMENT, "batch_size": 64,
+                "student": {"optimizer": _CLASSIC_OPTIMIZER, "epochs": 240, "model": _CIFAR_NORMALIZATION}},
+        # a teacher or student preparation (a stage's base): cross-entropy, no label smoothing
+        "preparation": {"augment": _CLASSIC_AUGMENT, "batch_size": 64, "optimizer": _CLASSIC_OPTIMIZER,
+                        "epochs": 240, "label_smoothing": 0.0, "model": _CIFAR_NORMALIZATION},
+    },
+}
+
+
+def merged(recipe: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    """``recipe`` overlaid with ``own`` (nested mappings merged; ``own`` wins)."""
+    result = copy.deepcopy(recipe)
+    for key, value in own.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merged(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+def apply_recipe(base: dict[str, Any], kind: str, where: str) -> dict[str, Any]:
+    """``base`` with its ``recipe`` key (if any) expanded; ``kind`` is ``run`` or ``preparation``."""
+    if not isinstance(base, dict) or "recipe" not in base:
+        return base
+    name = base["recipe"]
+    if name not in RECIPES:
+        raise ConfigError(f"{where}.recipe: unknown recipe {name!r}; allowed: {', '.join(RECIPES)}")
+    return merged(RECIPES[name][kind], {k: v for k, v in base.items() if k != "recipe"})
