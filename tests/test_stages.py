@@ -125,3 +125,13 @@ def test_killed_in_each_stage_and_resumed_to_the_same_table(study_file, referenc
     for folder in (output / "runs").iterdir():
         epochs = [e["epoch"] for e in RunFolder(output / "runs", folder.name).read_events()]
         assert epochs == list(range(1, EPOCHS + 1))
+
+
+@pytest.mark.parametrize("kind", ["local", "ray"])
+def test_the_two_stage_study_runs_unchanged_on_other_executors(study_file, reference, tmp_path, kind):
+    if kind == "ray":
+        pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'kdtemp[ray]'")
+    output = tmp_path / "study"
+    argv = ["study", "run", study_file, "--output", str(output), "--executor", kind, "--workers", "2", "--quiet"]
+    assert main(argv) == 0
+    assert table(study_file, output) == reference[0]
