@@ -242,13 +242,16 @@ def cmd_advise(args) -> int:
 
     setup = Setup(teacher_origin=args.teacher_origin, finetune_epochs=args.finetune_epochs, optimizer=args.optimizer,
                   epochs=args.epochs, batch_size=args.batch_size, granularity=args.granularity,
-                  class_overlap={"yes": True, "no": False}.get(args.overlap))
+                  class_overlap={"yes": True, "no": False}.get(args.overlap), student_init=args.student_init,
+                  dataset=args.dataset, teacher=args.teacher_name)
     if args.teacher:
         from .engine.diagnose import diagnose_teacher
 
         shared, meta = _teacher_shared(args.teacher, args.overrides, args.model)
         diagnostics = diagnose_teacher(shared, [1.0], device=args.device)
         setup.teacher_entropy = diagnostics["relative_entropy"]
+        setup.dataset = setup.dataset or shared.data.dataset
+        setup.teacher = setup.teacher or shared.teacher.name
         setup.teacher_tail_entropy = diagnostics["relative_entropy_without_top"]
         origin = meta.get("origin") or {}
         if setup.teacher_origin is None and origin.get("kind"):
@@ -311,6 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="planned distillation epochs")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--granularity", choices=["fine", "coarse"])
+    p.add_argument("--student-init", choices=["random", "target", "pretrained", "finetuned"],
+                   help="how the student starts: random, target-trained, ImageNet-pretrained, or pretrained then "
+                        "fine-tuned on the target")
+    p.add_argument("--dataset", help="match past results (--store) on this dataset")
+    p.add_argument("--teacher-name", help="match past results (--store) on this teacher model")
     p.add_argument("--overlap", choices=["yes", "no", "unknown"], default="unknown",
                    help="do the target's classes exist in the teacher's pretraining data?")
     p.add_argument("--teacher", help="a teacher checkpoint: its entropies and recorded origin inform the advice")
