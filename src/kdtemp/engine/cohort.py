@@ -25,6 +25,7 @@ from .config import CohortConfig, run_id
 from .evaluate import accuracy, predict
 from .member import Member
 from .storage import CheckpointError, RunFolder
+from .tracking import RunLoggers, write_csv
 
 
 @dataclass
@@ -167,12 +168,18 @@ def run_cohort(
         scores = accuracy(predict(teacher, test_images, config.eval_batch_size, autocast, channels_last), test.labels)
         teacher_metrics = {**{k: float(v) for k, v in scores.items()}, "normalization": _plain(teacher.kdtemp_normalization)}
 
+    loggers: dict[str, RunLoggers] = {}
     if output is not None:  # the run folders agree with the checkpoints before training goes on
         for member in members:
             folder = RunFolder(output, member.run_id)
             folder.reconcile(member.state.epochs_done, member.state.curve, member.state.status)
             if member.state.epochs_done:
                 folder.write_metrics({**RunResult.from_member(member, teacher_metrics).__dict__, "finished_at": time.time()})
+            write_csv(folder.path, member.state.curve)  # metrics.csv as the checkpoint has it
+            if member.active:
+                loggers[member.run_id] = RunLoggers(config.logging, folder.path, member.run_id, member.config.label(),
+                                                    {**config.key(), "member": to_dict(member.config)},
+                                                    member.state.epochs_done + 1)
 
     last_epoch = max((m.config.epochs for m in members), default=0)
     first_epoch = min((m.state.epochs_done + 1 for m in members if m.active), default=last_epoch + 1)
@@ -195,16 +202,20 @@ def run_cohort(
                 bar.update(1)
             if step_callback is not None:
                 step_callback(epoch, step)
-        _finish_epoch(active, epoch, test_images, test.labels, config, autocast, channels_last, output, teacher_metrics)
+        _finish_epoch(active, epoch, test_images, test.labels, config, autocast, channels_last, output, teacher_metrics,
+                      loggers)
         if bar is not None:
             best = max((m.state.curve[-1]["top1"] for m in active if m.state.curve), default=float("nan"))
             bar.set_postfix(epoch=epoch, best_top1=f"{best:.1f}")
     if bar is not None:
         bar.close()
+    for run_loggers in loggers.values():
+        run_loggers.close()
     return [RunResult.from_member(m, teacher_metrics) for m in members]
 
 
-def _finish_epoch(active, epoch, test_images, test_labels, config, autocast, channels_last, output, teacher_metrics):
+def _finish_epoch(active, epoch, test_images, test_labels, config, autocast, channels_last, output, teacher_metrics,
+                  loggers=None):
     losses = torch.stack([m.mean_train_loss_tensor() for m in active]).tolist()
     for member, train_loss in zip(active, losses):
         evaluation = {"top1": math.nan, "top5": math.nan, "loss": math.nan}
@@ -220,6 +231,8 @@ def _finish_epoch(active, epoch, test_images, test_labels, config, autocast, cha
             result = RunResult.from_member(member, teacher_metrics)
             folder.write_metrics({**result.__dict__, "finished_at": time.time()})
             folder.append_event({"epoch": epoch, "status": member.state.status, "time": time.time()})
+            if loggers and member.run_id in loggers:
+                loggers[member.run_id].log(member.state.curve)
 
 
 def _plain(normalization) -> dict[str, list[float]]:

@@ -12,6 +12,7 @@ from ..config import ConfigError, require, to_dict
 from ..data import AugmentConfig, DataConfig
 from ..models import ModelConfig
 from ..objectives import get_spec
+from .tracking import LoggingConfig
 from ..objectives.registry import PROTOCOL, TEMPERATURE_RANGE, Preset, check_parameters
 
 DEFAULT_TEMPERATURE = 4.0
@@ -288,6 +289,7 @@ class CohortConfig(SharedConfig):
     """
 
     members: list[MemberConfig] = field(default_factory=list)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     eval_batch_size: int = 512

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from ..config import from_dict, require, set_path, to_dict
 from .config import CohortConfig, MemberConfig, SharedConfig, require_temperature
+from .tracking import LoggingConfig
 
 
 @dataclass
@@ -23,6 +24,7 @@ class DistillConfig(SharedConfig):
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     checkpoint_every: int = 1
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
     output: str = "runs/distill"
 
     def validate(self, path: str = "") -> None:
@@ -48,7 +50,7 @@ class DistillConfig(SharedConfig):
     def cohort(self) -> CohortConfig:
         config = CohortConfig(data=self.data, augment=self.augment, teacher=self.teacher, batch_size=self.batch_size,
                               data_seed=self.data_seed, members=self.member_configs(), device=self.device,
-                              precision=self.precision, checkpoint_every=self.checkpoint_every)
+                              precision=self.precision, checkpoint_every=self.checkpoint_every, logging=self.logging)
         config.validate()
         return config
 

@@ -57,8 +57,10 @@ def register(study: Study, store: Store) -> None:
     store.register_preparations(describe_preparation(p) for p in study.preparations)
 
 
-def _plain_cohort(config, executor: ExecutorConfig) -> dict:
+def _plain_cohort(config, executor: ExecutorConfig, logging=None) -> dict:
     plain = to_dict(config)
+    if logging is not None:
+        plain["logging"] = to_dict(logging)
     plain["data"]["cache_dir"] = plain["data"]["cache_dir"] or str(default_cache_dir())
     plain["checkpoint_every"] = executor.checkpoint_every
     return plain
@@ -205,7 +207,7 @@ def run_study(study: Study, executor: ExecutorConfig | None = None, progress: bo
             if not todo and (teacher is None or teacher in diagnosed):
                 continue
             config = dataclasses.replace(cohort.config(), members=[r.spec.student for r in todo])
-            plain = _plain_cohort(config, executor)
+            plain = _plain_cohort(config, executor, study.file.logging)
             diagnose = teacher is not None and teacher not in diagnosed
             diagnosed.add(teacher)
             tasks.append(Task(cohort.cohort_id, plain, str(runs_dir), [r.run_id for r in todo], teacher, diagnose,

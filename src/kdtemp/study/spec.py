@@ -33,6 +33,7 @@ import re
 from ..config import ConfigError, apply_overrides, from_dict, parse_override, require, set_path, to_dict
 from ..engine import CohortConfig, MemberConfig, run_id
 from ..engine.config import SharedConfig, require_device, require_seed
+from ..engine.tracking import LoggingConfig
 from .presets import PRESETS
 
 SEED_FIELDS = ("student.seed", "data_seed")
@@ -107,6 +108,7 @@ class StudyFile:
     output: str | None = None
     prepare: dict[str, Any] = field(default_factory=dict)
     prepare_output: str | None = None
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def validate(self, path: str = "") -> None:
         require(bool(NAME_PATTERN.match(self.name)) and ".." not in self.name, "name",
