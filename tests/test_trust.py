@@ -441,7 +441,8 @@ def test_markdown_tables_escape_user_strings(tmp_path):
     for line in lines:  # a row is exactly: setting | one value, whatever the setting holds
         cells = [cell for cell in __import__("re").split(r"(?<!\\)\|", line)[1:-1]]
         assert len(cells) == 2, line
-        assert "<i>" not in line and "\\<i\\>" in line or "a\\|b" in line
+    text = "\n".join(lines)  # the folders are named by their last path part: "a|b" and "i>*" (of "<i>c</i>*")
+    assert "dataset=a\\|b" in text and "dataset=i\\>\\*" in text
 
 
 # --- Numerics -----------------------------------------------------------------------------------------------------

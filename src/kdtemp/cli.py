@@ -190,7 +190,7 @@ def cmd_examples(args) -> int:
 def cmd_report(args) -> int:
     from .report import build_report
 
-    report = build_report(args.study, args.output)
+    report = build_report(args.study, args.output, row_scale=args.row_scale)
     print(f"report: {report.html} ({len(report.files)} files in {report.folder})")
     return 0
 
@@ -296,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="tables, figures and an HTML page from a study's store")
     p.add_argument("study", help="study folder, its study.sqlite, or the study file")
     p.add_argument("--output", help="report folder (default: <study>/report)")
+    p.add_argument("--row-scale", action="store_true", help="colour each heatmap row on its own scale")
     p.set_defaults(handler=cmd_report)
     p = sub.add_parser("diagnose", help="a teacher's relative entropies and sorted softmax profiles")
     p.add_argument("teacher", help="teacher checkpoint (kdtemp's teacher.pt, or any with --model)")

@@ -27,11 +27,15 @@ def split_logits(model: nn.Module, split: ImageSplit, resolution: int, center_cr
 
 def summarize(logits: Tensor, labels: Tensor, temperatures: Iterable[float] = DEFAULT_TEMPERATURES,
               top_k: int = 20) -> dict:
-    """Entropies at T = 1, sorted profiles per T (top ``top_k``) and top-1/top-5 of ``logits``."""
-    profiles = sorted_profiles(logits.cpu(), temperatures, top_k)
+    """Entropies at T = 1, sorted profiles per T (top ``top_k``), the entropy of each whole sorted
+    profile (for the entropy-matched label smoothing of Figs. 4-5), the class count and top-1/top-5."""
+    profiles = sorted_profiles(logits.cpu(), temperatures, None)
     scores = {k: float(v) for k, v in accuracy(logits, labels).items()}
+    entropy = {f"{t:g}": float(-torch.special.xlogy(p, p).sum()) for t, p in profiles.items()}
     return {**teacher_entropies(logits.cpu(), 1.0), "top1": scores["top1"], "top5": scores["top5"],
-            "samples": int(labels.shape[0]), "profiles": {f"{t:g}": p.tolist() for t, p in profiles.items()}}
+            "samples": int(labels.shape[0]), "classes": int(logits.shape[1]),
+            "profiles": {f"{t:g}": p[:top_k].tolist() for t, p in profiles.items()},
+            "profile_entropy": entropy}
 
 
 def diagnose_teacher(shared: SharedConfig, temperatures: Iterable[float] = DEFAULT_TEMPERATURES, top_k: int = 20,

@@ -17,8 +17,15 @@ from ..study.driver import export
 from ..study.store import Store
 from . import figures
 from .html import image_tag, page, points_html, rows_html, table_html
-from .tables import (METRICS, aggregate, aggregate_points, heatmap_csv, heatmap_markdown, method_rows, methods_markdown,
-                     points_markdown, records, teachers_markdown, teachers_rows)
+from .tables import (METRICS, Record, aggregate, aggregate_points, heatmap_csv, heatmap_markdown, method_rows,
+                     methods_markdown, points_markdown, records, teacher_table_markdown, teachers_markdown, teachers_rows)
+
+
+def _trace_label(run: dict, items: list[Record]) -> str:
+    from .figures import _method_name
+
+    record = next((r for r in items if r.run_id == run["run_id"]), None)
+    return _method_name(record.label) if record is not None else run["label"]
 
 
 @dataclass
@@ -46,8 +53,11 @@ def resolve_store(target: str | Path) -> Path:
     return path
 
 
-def build_report(target: str | Path, output: str | Path | None = None) -> Report:
-    """Build every table and figure of the study at ``target`` from its store."""
+def build_report(target: str | Path, output: str | Path | None = None, row_scale: bool = False) -> Report:
+    """Build every table and figure of the study at ``target`` from its store.
+
+    ``row_scale``: the heatmap colours each row on its own scale (differences within rows of very
+    different accuracy show); the numbers are the same."""
     store_file = resolve_store(target)
     folder = Path(output) if output else store_file.parent / "report"
     folder.mkdir(parents=True, exist_ok=True)
@@ -75,10 +85,12 @@ def build_report(target: str | Path, output: str | Path | None = None) -> Report
         path.write_text(text + ("\n" if text and points[metric] else "") + points_markdown(points[metric], label))
         files.append(path)
     if tables["final_top1"]:
-        add_figure(figures.heatmap(tables["final_top1"], "final top-1 (%), mean over seeds"), "heatmap",
+        add_figure(figures.heatmap(tables["final_top1"], "final top-1 (%), mean over seeds", row_scale), "heatmap",
                    "Accuracy heatmap", "Rows: settings; columns: temperature; the best of each row is boxed.")
-        sections.append(("Tables", table_html(tables["final_top1"], "final top-1 (%), mean over seeds; best per row highlighted")
-                         + table_html(tables["best_top1"], "best-epoch top-1 (%), mean over seeds")))
+        sections.append(("Tables", table_html(tables["final_top1"], "final top-1 (%), mean +- std over seeds; best per row "
+                                                                   "(and ties) highlighted")
+                         + table_html(tables["best_top1"], "best-epoch top-1 (%), mean +- std over seeds; the best "
+                                                           "epoch is chosen on the test set (optimistic)")))
         add_figure(figures.curves(items, "final_top1", "final top-1 (%)"), "curves", "Accuracy vs temperature",
                    "Methods that set their own temperature (DTS, CTKD) are dashed horizontal lines: one value each, "
                    "not a point at any T." if points["final_top1"] else "")
@@ -99,13 +111,24 @@ def build_report(target: str | Path, output: str | Path | None = None) -> Report
     signals = figures.signal_objectives(items)
     if signals:
         add_figure(figures.by_objective(items, "final_top1", "final top-1 (%)", signals, "teacher signal"),
-                   "signals", "Teacher-signal ablation")
+                   "signals", "Teacher-signal ablation (the study's Fig. 5)")
+    traces = figures.temperature_traces(runs, lambda run: _trace_label(run, items))
+    if traces is not None:
+        add_figure(traces, "temperatures", "Temperatures of DTS and CTKD over training")
     if teachers:
-        rows = teachers_rows(teachers)
+        rows = teachers_rows(teachers, runs, prepared)
         (folder / "teachers.md").write_text(teachers_markdown(rows))
         files.append(folder / "teachers.md")
-        add_figure(figures.profiles(teachers), "profiles", "Teacher softmax profiles")
-        sections.append(("Teachers", rows_html(rows, ["teacher", "dataset", "top1", "H(p)", "H(p_bar)"])))
+        table1 = teacher_table_markdown(items, runs, rows, teachers, "final_top1", "final top-1 (%)")
+        if table1:
+            (folder / "table_teachers.md").write_text(table1)
+            files.append(folder / "table_teachers.md")
+        names = {row["teacher_id"]: f"{row['teacher']} ({row['dataset']})" for row in rows}
+        add_figure(figures.profiles(teachers, names), "profiles", "Teacher softmax profiles (the study's Fig. 4)",
+                   "Dashed: the label smoothing whose entropy equals the average profile's (what global label "
+                   "smoothing distils from). profiles_log.png shows the same on a log scale.")
+        files.extend(figures.save(figures.profiles(teachers, names, log=True), folder, "profiles_log").values())
+        sections.append(("Teachers", rows_html(rows, ["teacher", "dataset", "test top1", "top1", "H(p)", "H(p_bar)"])))
     counts = {s: sum(1 for r in runs if r["status"] == s) for s in ("done", "failed", "pending", "running")}
     summary = f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + f". Store: {store_file}"
     failed = [r for r in runs if r["status"] == "failed"]

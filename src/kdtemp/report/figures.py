@@ -14,7 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from .tables import SIGNALS, Cell, Record, aggregate, aggregate_points, best_temperatures, temperatures_of  # noqa: E402
+from .tables import (SIGNALS, Cell, Record, aggregate, aggregate_points, best_temperatures, natural_key,  # noqa: E402
+                     temperatures_of)
 
 plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False, "figure.dpi": 110})
 HEATMAP_CMAP = "viridis"
@@ -42,47 +43,123 @@ def _own_temperature_lines(axis, points: dict[str, Cell], first_colour: int) -> 
     with a +-1 std band across the whole T axis, never a point at some T."""
     for index, (row, cell) in enumerate(points.items()):
         colour = plt.cm.tab10((first_colour + index) % 10)
-        axis.axhline(cell.mean, color=colour, linestyle="--", linewidth=1.4, label=f"{row} (own T)")
+        axis.axhline(cell.mean, color=colour, linestyle="--", linewidth=1.4,
+                     label=row if "learned T" in row or "DTS" in row else f"{row} (own T)")
         if cell.std:
             axis.axhspan(cell.mean - cell.std, cell.mean + cell.std, color=colour, alpha=0.10, linewidth=0)
 
 
-def heatmap(table: dict[str, dict[float, Cell]], title: str) -> Figure:
-    """Rows a setting, columns T, colour and text the mean over seeds; the best per row boxed."""
+def heatmap(table: dict[str, dict[float, Cell]], title: str, row_scale: bool = False) -> Figure:
+    """Rows a setting, columns T, colour and text the mean over seeds; the best per row boxed.
+
+    ``row_scale``: each row gets its own colour scale (its worst cell darkest, its best brightest),
+    so the differences within a row show even when rows differ a lot in accuracy."""
     temps, rows = temperatures_of(table), list(table)
     values = np.full((len(rows), len(temps)), np.nan)
     for i, row in enumerate(rows):
         for j, t in enumerate(temps):
             if t in table[row]:
                 values[i, j] = table[row][t].mean
+    shown = values
+    if row_scale:
+        low_row = np.nanmin(values, axis=1, keepdims=True)
+        span = np.nanmax(values, axis=1, keepdims=True) - low_row
+        shown = (values - low_row) / np.where(span > 0, span, 1.0)
     figure, axis = plt.subplots(figsize=(1.0 + 0.75 * len(temps), 0.9 + 0.42 * len(rows)))
-    image = axis.imshow(values, cmap=HEATMAP_CMAP, aspect="auto")
+    image = axis.imshow(shown, cmap=HEATMAP_CMAP, aspect="auto")
     axis.set_xticks(range(len(temps)), [f"{t:g}" for t in temps])
     axis.set_yticks(range(len(rows)), rows)
     axis.set_xlabel("temperature T")
-    axis.set_title(title)
-    low, high = np.nanmin(values), np.nanmax(values)
+    axis.set_title(title + (" (colour: each row on its own scale)" if row_scale else ""))
+    low, high = np.nanmin(shown), np.nanmax(shown)
     for i, row in enumerate(rows):
         best = best_temperatures(table[row])
         for j, t in enumerate(temps):
             if np.isnan(values[i, j]):
                 continue
-            light = (values[i, j] - low) / (high - low + 1e-12) < 0.6
+            light = (shown[i, j] - low) / (high - low + 1e-12) < 0.6
             axis.text(j, i, f"{values[i, j]:.1f}", ha="center", va="center", fontsize=8,
                       color="white" if light else "black", fontweight="bold" if t in best else "normal")
             if t in best:
                 axis.add_patch(plt.Rectangle((j - 0.48, i - 0.48), 0.96, 0.96, fill=False, edgecolor="red", linewidth=1.6))
-    figure.colorbar(image, ax=axis, label="top-1 (%)", fraction=0.046, pad=0.02)
+    if row_scale:
+        figure.colorbar(image, ax=axis, label="within-row position (0 worst, 1 best)", fraction=0.046, pad=0.02)
+    else:
+        figure.colorbar(image, ax=axis, label="top-1 (%)", fraction=0.046, pad=0.02)
     return figure
 
 
+PAIR_KEYS = ("dataset", "teacher model", "teacher", "teachers", "student", "init", "student weights")
+"""Setting fields that make a teacher/student/dataset pair: the method figure has a panel per pair."""
+TRAINING_KEYS = ("optimizer", "batch")
+"""Setting fields of the training configuration: the curves have a panel per optimizer x batch."""
+
+
+def panel_groups(records: list[Record], keys: tuple[str, ...]) -> dict[str, list[Record]]:
+    """``{panel title: records}``, one panel per combination of the ``keys`` present in the settings."""
+    present = [k for k in keys if any(k in r.setting for r in records)]
+    groups: dict[str, list[Record]] = {}
+    for record in records:
+        title = ", ".join(f"{k}={record.setting[k]}" for k in present if k in record.setting) or ""
+        groups.setdefault(title, []).append(record)
+    return dict(sorted(groups.items(), key=lambda item: natural_key(item[0])))
+
+
+def _panels(count: int, width: float = 5.2, height: float = 3.4):
+    columns = min(count, 2)
+    rows = int(np.ceil(count / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False)
+    for axis in list(axes.flat)[count:]:
+        axis.set_visible(False)
+    return figure, list(axes.flat)[:count]
+
+
+def _legend_outside(figure: Figure, axes: list) -> None:
+    """One legend for the figure, right of the panels (never over an axis label or a curve)."""
+    handles, labels = {}, {}
+    for axis in axes:
+        for handle, label in zip(*axis.get_legend_handles_labels()):
+            if label not in labels:
+                handles[label], labels[label] = handle, label
+    if handles:
+        figure.legend(list(handles.values()), list(handles), loc="upper left", bbox_to_anchor=(1.0, 0.98),
+                      fontsize=7, frameon=False)
+    figure.tight_layout()
+
+
+def _strip(label: str, keys: list[str]) -> str:
+    parts = [part for part in label.split(", ") if part.split("=")[0] not in keys]
+    return ", ".join(parts) or "all runs"
+
+
+def _constant_keys(records: list[Record]) -> list[str]:
+    """Setting fields with one value across ``records`` (a panel's title or common to all its lines)."""
+    keys = {k for r in records for k in r.setting}
+    return [k for k in keys if len({r.setting.get(k) for r in records}) == 1]
+
+
 def curves(records: list[Record], metric: str, ylabel: str) -> Figure:
-    """Accuracy vs T per setting, mean with a band of +- one std over seeds. When the number of
-    epochs varies, the longest runs are drawn in colour and shorter ones in grey on a right axis."""
+    """Accuracy vs T per setting, mean with a band of +- one std over seeds; one panel per
+    optimizer x batch size (or per dataset) when those vary. When the number of epochs varies, the
+    longest runs are drawn in colour and each shorter length in a shade of grey, on a right axis
+    (the study's Fig. 3), each labelled with its length."""
+    keys = TRAINING_KEYS if any(k in r.setting for r in records for k in TRAINING_KEYS) else ("dataset",)
+    groups = panel_groups(records, keys)
+    figure, axes = _panels(len(groups))
+    for axis, (title, group) in zip(axes, groups.items()):
+        _curve_panel(axis, group, metric, ylabel, [k for k in keys])
+        if title:
+            axis.set_title(title, fontsize=9)
+    figure.suptitle("accuracy vs temperature (band: +-1 std over seeds)", fontsize=10)
+    _legend_outside(figure, axes + [getattr(a, "_kdtemp_right", a) for a in axes])
+    return figure
+
+
+def _curve_panel(axis, records: list[Record], metric: str, ylabel: str, panel_keys: list[str]) -> None:
     epochs = sorted({r.epochs for r in records})
     longest, varies = _longest(records)
-    figure, axis = plt.subplots(figsize=(6.4, 3.8))
-    key = (lambda r: r.without("epochs")) if varies else (lambda r: r.label)
+    hidden = panel_keys + _constant_keys(records)  # what the panel's title, or every line, already says
+    key = (lambda r: _strip(r.without("epochs"), hidden)) if varies else (lambda r: _strip(r.label, hidden))
     table = aggregate(longest, metric, key)
     temps = temperatures_of(table) or [1.0]
     colours = plt.cm.tab10(np.arange(max(len(table), 1)) % 10)
@@ -96,17 +173,15 @@ def curves(records: list[Record], metric: str, ylabel: str) -> Figure:
     if varies:
         right = axis.twinx()
         right.spines["right"].set_visible(True)
-        for shade, count in zip(np.linspace(0.25, 0.7, len(epochs) - 1), epochs[:-1]):
+        for shade, count in zip(np.linspace(0.2, 0.75, len(epochs) - 1), epochs[:-1]):
             shorter = aggregate([r for r in records if r.epochs == count], metric, key)
-            for row, cells in shorter.items():
+            for index, (row, cells) in enumerate(shorter.items()):
                 right.plot(list(cells), [c.mean for c in cells.values()], marker=".", color=str(shade), linewidth=1,
-                           label=f"{row} ({count} ep)")
-        right.set_ylabel(f"{ylabel}, shorter runs (grey)")
+                           label=f"{count} epochs (grey)" if index == 0 else None)
+        right.set_ylabel("shorter runs (grey)", fontsize=8)
+        axis._kdtemp_right = right
     _temperature_axis(axis, temps)
     axis.set_ylabel(ylabel)
-    axis.legend(fontsize=7, loc="best", frameon=False)
-    axis.set_title("accuracy vs temperature (band: +-1 std over seeds)")
-    return figure
 
 
 def _longest(records: list[Record]) -> tuple[list[Record], bool]:
@@ -116,44 +191,133 @@ def _longest(records: list[Record]) -> tuple[list[Record], bool]:
     return ([r for r in records if r.epochs == epochs[-1]] if varies else records), varies
 
 
+METHOD_NAMES = {"kd": "KD (shared fixed T)", "ls_instance": "per-instance label smoothing",
+                "ls_global": "global label smoothing", "shuffled_tail": "shuffled tail (bottom N-k randomised)",
+                "dkd": "DKD", "ea_kd": "EA-KD", "ea_dkd": "EA-DKD", "ls_kd": "logit standardization (KD)",
+                "ls_dkd": "logit standardization (DKD)", "mlkd": "MLKD", "rld": "RLD", "dist": "DIST",
+                "ttm": "TTM", "wttm": "WTTM", "normkd": "NormKD", "normkd_dkd": "NormKD (DKD)", "ats": "ATS",
+                "dtkd": "DTKD", "energy_kd": "Energy KD"}
+"""The paper's names for the lines of Figs. 1 and 5."""
+
+
 def by_objective(records: list[Record], metric: str, ylabel: str, objectives: list[str], title: str) -> Figure:
-    """One line per objective and setting (mean over seeds, longest runs), as in the study's Figs. 1 and 5;
-    shared fixed-T KD is drawn in black."""
+    """One line per method (mean over seeds, longest runs), one panel per teacher/student/dataset pair,
+    as in the study's Figs. 1 and 5: shared fixed-T KD thick and black, every other method its own
+    colour and marker, methods that set their own temperature (DTS, CTKD) dashed across the T axis."""
     chosen, varies = _longest([r for r in records if r.objective in objectives])
-    table = aggregate(chosen, metric, key=lambda r: r.without("epochs") if varies else r.label)
-    is_kd = {r.without("epochs") if varies else r.label: r.objective == "kd" for r in chosen}
-    figure, axis = plt.subplots(figsize=(6.4, 3.8))
-    for index, (row, cells) in enumerate(table.items()):
-        style = dict(linewidth=2.4, color="black") if is_kd[row] else dict(linewidth=1.3, color=plt.cm.tab10(index % 10))
-        axis.plot(list(cells), [c.mean for c in cells.values()], marker="o", label=row, **style)
-    _own_temperature_lines(axis, aggregate_points(chosen, metric, key=lambda r: r.without("epochs") if varies else r.label),
-                           len(table))
-    _temperature_axis(axis, temperatures_of(table) or [1.0])
-    axis.set_ylabel(ylabel)
-    axis.set_title(title + (f" ({chosen[0].epochs} epochs)" if varies else ""))
-    axis.legend(fontsize=7, frameon=False, ncol=2)
+    groups = panel_groups(chosen, PAIR_KEYS)
+    figure, axes = _panels(len(groups))
+    markers = "osD^vP*Xh<>"
+    for axis, (panel, group) in zip(axes, groups.items()):
+        hidden = list(PAIR_KEYS) + [k for k in _constant_keys(group) if k not in ("objective", "policy")]
+
+        def key(r, hidden=hidden):
+            label = _strip(r.without("epochs") if varies else r.label, hidden)
+            return _method_name(label)
+
+        table = aggregate(group, metric, key=key)
+        is_kd = {key(r): r.objective == "kd" and r.temperature is not None for r in group}
+        for index, (row, cells) in enumerate(table.items()):
+            style = dict(linewidth=2.6, color="black", marker="o", zorder=3) if is_kd.get(row) else \
+                dict(linewidth=1.3, color=plt.cm.tab10(index % 10), marker=markers[index % len(markers)])
+            axis.plot(list(cells), [c.mean for c in cells.values()], label=row, **style)
+        _own_temperature_lines(axis, aggregate_points(group, metric, key=key), len(table))
+        _temperature_axis(axis, temperatures_of(table) or [1.0])
+        axis.set_ylabel(ylabel)
+        if panel:
+            axis.set_title(panel, fontsize=9)
+    figure.suptitle(title + (f" ({chosen[0].epochs} epochs)" if varies else ""), fontsize=10)
+    _legend_outside(figure, axes)
     return figure
 
 
-def profiles(teachers: list[dict], top_k: int = 20) -> Figure:
-    """Each teacher's average sorted softmax (top ``top_k`` classes), one panel per T (Fig. 4)."""
+def _method_name(label: str) -> str:
+    """``objective=kd, policy=fixed`` -> ``KD (shared fixed T)``; other labels stay as they are."""
+    parts = dict(part.split("=", 1) for part in label.split(", ") if "=" in part)
+    objective, policy = parts.pop("objective", None), parts.pop("policy", "fixed")
+    if objective is None:
+        return label
+    name = METHOD_NAMES.get(objective, objective)
+    if policy == "dts":
+        bounds = [parts.pop(k) for k in ("minimum", "maximum") if k in parts]
+        name = f"{name.split(' (')[0]} + DTS" + (f" [{', '.join(bounds)}]" if bounds else "")
+    elif policy == "ctkd":
+        name = "CTKD (learned T)"
+    parts.pop("initial", None)
+    rest = ", ".join(f"{k}={v}" for k, v in parts.items())
+    return name + (f", {rest}" if rest else "")
+
+
+def profiles(teachers: list[dict], names: dict[str, str] | None = None, top_k: int = 20, log: bool = False) -> Figure:
+    """Each teacher's average sorted softmax (top ``top_k`` classes), one panel per T (the study's
+    Fig. 4), with the entropy-matched label smoothing of the same average as a dashed grey line (what
+    Fig. 5's global smoothing distils from). ``log``: a logarithmic probability axis, where the tail
+    differences of about 1e-4 the study discusses show."""
+    from ..signals import smoothed_targets, smoothing_for_entropy
+    import torch
+
+    names = names or {}
     temps = sorted({float(t) for teacher in teachers for t in teacher["diagnostics"]["profiles"]})
     columns = min(3, len(temps))
     rows = int(np.ceil(len(temps) / columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.3 * rows), squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.5 * rows), squeeze=False)
     for axis, t in zip(axes.flat, temps):
         for index, teacher in enumerate(teachers):
-            profile = teacher["diagnostics"]["profiles"][f"{t:g}"][:top_k]
-            name = f"{teacher['config']['teacher']['name']} {teacher['teacher_id'][:6]}"
-            axis.plot(range(1, len(profile) + 1), profile, marker=".", color=plt.cm.tab10(index % 10), label=name)
-        axis.set_title(f"T = {t:g}")
+            profile = np.asarray(teacher["diagnostics"]["profiles"][f"{t:g}"][:top_k])
+            name = names.get(teacher["teacher_id"], f"{teacher['config']['teacher']['name']} {teacher['teacher_id'][:6]}")
+            ranks = np.arange(1, len(profile) + 1)
+            colour = plt.cm.tab10(index % 10)
+            axis.plot(ranks, profile, marker=".", color=colour, label=name)
+            classes = teacher["diagnostics"].get("classes")
+            entropy = (teacher["diagnostics"].get("profile_entropy") or {}).get(f"{t:g}")
+            if classes and entropy is not None:  # stores written by older versions lack the entropy
+                alpha = smoothing_for_entropy(torch.tensor([entropy], dtype=torch.float64), classes)
+                smooth = smoothed_targets(torch.zeros(1, dtype=torch.long), alpha, classes)[0].double().numpy()
+                axis.plot(ranks, smooth[:top_k], linestyle="--", color=colour, alpha=0.5, linewidth=1,
+                          label=f"{name}: entropy-matched label smoothing")
+        if log:
+            axis.set_yscale("log")
+        axis.set_title(f"T = {t:g}", fontsize=9)
         axis.set_xlabel("rank")
     for axis in list(axes.flat)[len(temps):]:
         axis.set_visible(False)
-    axes.flat[0].set_ylabel("mean sorted probability")
-    axes.flat[0].legend(fontsize=6, frameon=False)
-    figure.suptitle("teachers' average sorted temperature-scaled softmax")
-    figure.tight_layout()
+    axes.flat[0].set_ylabel("mean sorted probability" + (" (log)" if log else ""))
+    figure.suptitle("teachers' average sorted temperature-scaled softmax; dashed: label smoothing of equal entropy",
+                    fontsize=10)
+    _legend_outside(figure, [axes.flat[0]])
+    return figure
+
+
+def temperature_traces(runs: list[dict], label_of) -> Figure | None:
+    """The temperature each DTS or CTKD run used over training (mean over seeds per setting): DTS
+    per step, CTKD per epoch, against the fraction of training done."""
+    series: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for run in runs:
+        if run["status"] != "done":
+            continue
+        trace = run.get("temperature_trace") or []
+        policy = run["config"]["student"].get("temperature_policy", "fixed")
+        if policy == "dts" and trace:
+            values = np.asarray(trace, dtype=float)
+        elif policy == "ctkd" and run["curve"]:
+            values = np.asarray([r["temperature"] for r in run["curve"]], dtype=float)
+        else:
+            continue
+        progress = (np.arange(len(values)) + 1) / len(values)
+        series.setdefault(label_of(run), []).append((progress, values))
+    if not series:
+        return None
+    figure, axis = plt.subplots(figsize=(6.4, 3.6))
+    for index, (label, traces) in enumerate(sorted(series.items(), key=lambda item: natural_key(item[0]))):
+        length = min(len(v) for _, v in traces)
+        mean = np.mean([v[:length] for _, v in traces], axis=0)
+        axis.plot(traces[0][0][:length], mean, color=plt.cm.tab10(index % 10), linewidth=1.4,
+                  marker="o" if length <= 50 else None, markersize=3,
+                  label=f"{label} ({len(traces)} seed{'s' if len(traces) > 1 else ''})")
+    axis.set_xlabel("fraction of training")
+    axis.set_ylabel("temperature")
+    axis.set_title("temperatures of DTS (per step) and CTKD (per epoch), mean over seeds", fontsize=10)
+    _legend_outside(figure, [axis])
     return figure
 
 

@@ -27,6 +27,8 @@ FRIENDLY = {
 }
 SIGNALS = ("ls_instance", "ls_global", "shuffled_tail")
 METRICS = {"final_top1": "final top-1 (%)", "best_top1": "best-epoch top-1 (%)"}
+METRIC_NOTES = {"best-epoch top-1 (%)": "; the best epoch is chosen on the test set, so this is an optimistic "
+                                        "estimate (the final epoch's accuracy is the honest one)"}
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -39,7 +41,37 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: data}
 
 
+def unused_keys(config: dict[str, Any]) -> set[str]:
+    """Flattened config keys that say nothing about this run (so they stay out of its row label):
+    DTS bounds of a run without DTS, SGD's momentum under AdamW, the step schedule's milestones
+    under the cosine, a prepared model's architecture (its label says it), a folder's root when
+    the dataset is shown by it."""
+    policy = config.get("student.temperature_policy", "fixed")
+    unused = {k for k in config if k.startswith("student.dts.") and policy != "dts"}
+    if policy != "ctkd":
+        unused.add("student.ctkd_ramp_epochs")
+    if config.get("student.optimizer.name") == "adamw":
+        unused |= {"student.optimizer.momentum", "student.optimizer.nesterov"}
+    if config.get("student.optimizer.schedule", "cosine") == "cosine":
+        unused |= {"student.optimizer.milestones", "student.optimizer.gamma"}
+    for role in ("teacher", "student.model"):
+        weights = config.get(f"{role}.weights")
+        if isinstance(weights, str) and " " in weights:  # a prepared model's label ("resnet32 ft 20 ep")
+            unused |= {f"{role}.name", f"{role}.init"}
+    if config.get("data.root") and config.get("data.dataset") == PurePath(str(config["data.root"])).name:
+        unused.add("data.root")
+    return unused
+
+
+def natural_key(text: str) -> list:
+    """Sort key that orders numbers by value: ``batch=64`` before ``batch=256``."""
+    return [(0, float(part), "") if part.replace(".", "", 1).isdigit() else (1, 0.0, part)
+            for part in re.split(r"(\d+(?:\.\d+)?)", text) if part]
+
+
 def _show(key: str, value: Any) -> str:
+    if key.endswith(".root") and isinstance(value, str):
+        return PurePath(value).name
     if key.endswith(".weights") and isinstance(value, str) and ("/" in value or value.endswith((".pt", ".pth", ".th"))):
         path = PurePath(value)
         return path.parent.name if path.name == "teacher.pt" else path.stem
@@ -88,12 +120,15 @@ def records(runs: list[dict], prepared: dict[str, str] | None = None) -> list[Re
             prep_id = config.pop(f"{role}.prepared", None)
             if prep_id:
                 config[f"{role}.weights"] = prepared.get(prep_id, prep_id)
+        if config.get("data.dataset") == "folder" and config.get("data.root"):  # a folder is known by its name
+            config["data.dataset"] = PurePath(str(config["data.root"])).name
         flat.append(config)
     keys = sorted({k for f in flat for k in f} - IGNORED)
     varying = [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
     out = []
     for run, config in zip(runs, flat):
-        setting = {FRIENDLY.get(k, k.split(".")[-1]): _show(k, config.get(k)) for k in varying}
+        unused = unused_keys(config)
+        setting = {FRIENDLY.get(k, k.split(".")[-1]): _show(k, config.get(k)) for k in varying if k not in unused}
         temperature = config.get("student.temperature")
         uses_own = config.get("student.temperature_policy", "fixed") != "fixed"
         out.append(Record(run["run_id"], run["status"], None if temperature is None or uses_own else float(temperature),
@@ -122,7 +157,8 @@ def aggregate(items: Iterable[Record], metric: str, key=lambda r: r.label) -> di
         if record.status != "done" or value is None or record.temperature is None:
             continue
         groups.setdefault(key(record), {}).setdefault(record.temperature, []).append(value)
-    return {row: {t: _cell(v) for t, v in sorted(cells.items())} for row, cells in groups.items()}
+    return {row: {t: _cell(v) for t, v in sorted(cells.items())}
+            for row, cells in sorted(groups.items(), key=lambda item: natural_key(item[0]))}
 
 
 def aggregate_points(items: Iterable[Record], metric: str, key=lambda r: r.label) -> dict[str, Cell]:
@@ -132,7 +168,7 @@ def aggregate_points(items: Iterable[Record], metric: str, key=lambda r: r.label
         value = getattr(record, metric)
         if record.status == "done" and value is not None and record.temperature is None:
             groups.setdefault(key(record), []).append(value)
-    return {row: _cell(values) for row, values in groups.items()}
+    return {row: _cell(values) for row, values in sorted(groups.items(), key=lambda item: natural_key(item[0]))}
 
 
 def markdown_text(value: Any) -> str:
@@ -162,14 +198,21 @@ def row_cells(cells: dict[float, Cell], temperatures: list[float]) -> list[tuple
 
 
 def heatmap_markdown(table: dict[str, dict[float, Cell]], title: str) -> str:
-    """Rows a setting, columns T, the mean over seeds; the best of each row in bold."""
+    """Rows a setting, columns T, each cell the mean +- std over seeds; the best of each row (and
+    its ties) in bold."""
     temps = temperatures_of(table)
-    lines = [f"**{title}** (mean over seeds; best per row in bold)", "",
+    note = METRIC_NOTES.get(title, "")
+    lines = [f"**{title}** (mean +- std over seeds; best per row, and ties, in bold){note}", "",
              "| setting | " + " | ".join(f"T={t:g}" for t in temps) + " |",
              "|---|" + "---:|" * len(temps)]
     for row, cells in table.items():
-        values = ["" if cell is None else f"**{cell.mean:.2f}**" if best else f"{cell.mean:.2f}"
-                  for cell, best in row_cells(cells, temps)]
+        values = []
+        for cell, best in row_cells(cells, temps):
+            if cell is None:
+                values.append("")
+                continue
+            mean = f"**{cell.mean:.2f}**" if best else f"{cell.mean:.2f}"
+            values.append(f"{mean} +- {cell.std:.2f}" if cell.n > 1 else mean)
         lines.append(f"| {markdown_text(row)} | " + " | ".join(values) + " |")
     return "\n".join(lines) + "\n"
 
@@ -257,23 +300,90 @@ def methods_markdown(rows: list[dict[str, Any]], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def teachers_rows(teachers: list[dict]) -> list[dict[str, Any]]:
+def teachers_rows(teachers: list[dict], runs: list[dict] | None = None, prepared: dict[str, str] | None = None
+                  ) -> list[dict[str, Any]]:
+    """One row per diagnosed teacher: its name (a prepared teacher's label, else model and weights
+    file), dataset, test top-1 (as the runs that used it measured it), training-split top-1 and
+    relative entropies at T = 1."""
+    prepared = prepared or {}
     rows = []
     for teacher in teachers:
         config, diagnostics = teacher["config"], teacher["diagnostics"]
-        source = config["teacher"].get("weights") or config["teacher"].get("init")
-        rows.append({"teacher": f"{config['teacher']['name']} ({_show('teacher.weights', source)})",
-                     "dataset": config["data"]["dataset"], "top1": diagnostics["top1"],
-                     "H(p)": diagnostics["relative_entropy"], "H(p_bar)": diagnostics["relative_entropy_without_top"],
-                     "teacher_id": teacher["teacher_id"]})
-    return rows
+        model = config["teacher"]
+        if model.get("prepared"):
+            name = prepared.get(model["prepared"], model["prepared"])
+        else:
+            source = model.get("weights") or model.get("init")
+            name = f"{model['name']} ({_show('teacher.weights', source)})"
+        data = config["data"]
+        dataset = PurePath(str(data["root"])).name if data.get("dataset") == "folder" and data.get("root") else data["dataset"]
+        test = [r["teacher"]["top1"] for r in runs or [] if r.get("teacher") and r["config"].get("teacher") == model
+                and {k: v for k, v in r["config"]["data"].items() if k not in ("cache_dir", "download")}
+                == {k: v for k, v in data.items() if k not in ("cache_dir", "download")}]
+        rows.append({"teacher": name, "dataset": dataset, "test top1": test[0] if test else None,
+                     "top1": diagnostics["top1"], "H(p)": diagnostics["relative_entropy"],
+                     "H(p_bar)": diagnostics["relative_entropy_without_top"], "teacher_id": teacher["teacher_id"]})
+    return sorted(rows, key=lambda r: (natural_key(r["dataset"]), natural_key(r["teacher"])))
 
 
 def teachers_markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["**Teachers** (relative entropies on the un-augmented training set at T = 1; accuracy on the same split)", "",
-             "| teacher | dataset | train top-1 | H(p) | H(p_bar) |", "|---|---|---:|---:|---:|"]
+    lines = ["**Teachers** (test top-1 on the test split; relative entropies and top-1 on the un-augmented "
+             "training split at T = 1)", "",
+             "| teacher | dataset | test top-1 | train top-1 | H(p) | H(p_bar) |", "|---|---|---:|---:|---:|---:|"]
     for r in rows:
         tail = "n/a (2 classes)" if r["H(p_bar)"] is None else f"{r['H(p_bar)']:.3f}"
-        lines.append(f"| {markdown_text(r['teacher'])} | {markdown_text(r['dataset'])} | {r['top1']:.2f} | "
+        test = "" if r["test top1"] is None else f"{r['test top1']:.2f}"
+        lines.append(f"| {markdown_text(r['teacher'])} | {markdown_text(r['dataset'])} | {test} | {r['top1']:.2f} | "
                      f"{r['H(p)']:.3f} | {tail} |")
     return "\n".join(lines) + "\n"
+
+
+TEACHER_KEYS = ("teacher", "teacher model", "teachers", "teacher init")
+
+
+def teacher_of_run(run: dict, rows: list[dict[str, Any]], teachers: list[dict]) -> dict[str, Any] | None:
+    """The teacher row (of :func:`teachers_rows`) of the teacher a run distilled from."""
+    clean = lambda data: {k: v for k, v in data.items() if k not in ("cache_dir", "download")}  # noqa: E731
+    by_id = {row["teacher_id"]: row for row in rows}
+    for teacher in teachers:
+        if teacher["config"]["teacher"] == run["config"].get("teacher") and \
+                clean(teacher["config"]["data"]) == clean(run["config"]["data"]):
+            return by_id.get(teacher["teacher_id"])
+    return None
+
+
+def teacher_table_markdown(items: list[Record], runs: list[dict], rows: list[dict[str, Any]], teachers: list[dict],
+                           metric: str, title: str) -> str:
+    """The study's Table 1: a row per teacher with its test top-1 and relative entropies beside the
+    students' accuracy at each T (mean +- std over seeds), one block per other setting (student,
+    optimizer, ...); the best per row in bold. Empty unless the teacher varies."""
+    by_run = {run["run_id"]: teacher_of_run(run, rows, teachers) for run in runs}
+    named = [r for r in items if by_run.get(r.run_id) is not None]
+    if len({by_run[r.run_id]["teacher_id"] for r in named}) < 2:
+        return ""
+    blocks: dict[str, list[Record]] = {}
+    for record in named:
+        context = setting_label({k: v for k, v in record.setting.items() if k not in TEACHER_KEYS})
+        blocks.setdefault(context, []).append(record)
+    lines = [f"**{title} by teacher** (test top-1 of each teacher; H(p), H(p_bar) on its training split at T = 1; "
+             "students' mean +- std over seeds; best per row in bold)", ""]
+    for context, block in sorted(blocks.items(), key=lambda item: natural_key(item[0])):
+        table = aggregate(block, metric, key=lambda r: by_run[r.run_id]["teacher_id"])
+        temps = temperatures_of(table)
+        if context != "all runs":
+            lines.append(f"*{markdown_text(context)}*")
+            lines.append("")
+        lines.append("| teacher | dataset | test top-1 | H(p) | H(p_bar) | " + " | ".join(f"T={t:g}" for t in temps) + " |")
+        lines.append("|---|---|---:|---:|---:|" + "---:|" * len(temps))
+        info = {row["teacher_id"]: row for row in rows}
+        for teacher_id in sorted(table, key=lambda i: (natural_key(info[i]["dataset"]), natural_key(info[i]["teacher"]))):
+            row = info[teacher_id]
+            cells = [("" if cell is None else (f"**{cell.mean:.2f}**" if best else f"{cell.mean:.2f}")
+                      + (f" +- {cell.std:.2f}" if cell is not None and cell.n > 1 else ""))
+                     for cell, best in row_cells(table[teacher_id], temps)]
+            test = "" if row["test top1"] is None else f"{row['test top1']:.2f}"
+            tail = "n/a" if row["H(p_bar)"] is None else f"{row['H(p_bar)']:.3f}"
+            lines.append(f"| {markdown_text(row['teacher'])} | {markdown_text(row['dataset'])} | {test} | "
+                         f"{row['H(p)']:.3f} | {tail} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
