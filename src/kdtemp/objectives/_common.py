@@ -134,6 +134,19 @@ def entropy_from_log_probs(log_p: Tensor) -> Tensor:
     return -torch.where(p > 0, p * torch.where(p > 0, log_p, torch.zeros_like(log_p)), torch.zeros_like(p)).sum(dim=-1)
 
 
+def centred_rows(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(z - mean, unbiased std, finite)`` per row over the finite entries only: a masked
+    (``-inf``) class is left out of both, and its centred value is a placeholder 0 that callers
+    replace (``finite`` marks the real entries). The std's gradient is 0 at a constant row."""
+    finite = torch.isfinite(z)
+    count = finite.sum(dim=-1, keepdim=True)
+    safe = torch.where(finite, z, torch.zeros_like(z))
+    mean = safe.sum(dim=-1, keepdim=True) / count.clamp_min(1)
+    centred = torch.where(finite, safe - mean, torch.zeros_like(z))
+    variance = centred.square().sum(dim=-1, keepdim=True) / (count - 1).clamp_min(1)
+    return centred, safe_sqrt(variance), finite
+
+
 def safe_sqrt(x: Tensor) -> Tensor:
     """``sqrt(x)`` for ``x >= 0`` whose gradient at ``x = 0`` is 0 rather than NaN (or inf)."""
     positive = x > 0

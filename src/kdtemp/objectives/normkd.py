@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._common import Temperature, check_logits, check_target, check_temperature, kl_from_log_probs, safe_sqrt, upcast
+from ._common import Temperature, centred_rows, check_logits, check_target, check_temperature, kl_from_log_probs, upcast
 from .dkd import dkd_parts
 
 STD_FLOOR = 1e-7
@@ -30,13 +30,8 @@ def _normalised(logits: Tensor, temperature: Temperature) -> tuple[Tensor, Tenso
     row exactly at 0 instead of dividing a large value by a small std.
     """
     z = upcast(logits)
-    finite = torch.isfinite(z)
-    count = finite.sum(dim=-1, keepdim=True)
-    safe = torch.where(finite, z, torch.zeros_like(z))
-    mean = safe.sum(dim=-1, keepdim=True) / count.clamp_min(1)
-    centred = torch.where(finite, safe - mean, torch.zeros_like(z))
-    variance = centred.square().sum(dim=-1, keepdim=True) / (count - 1).clamp_min(1)
-    per_row = temperature * safe_sqrt(variance).clamp_min(STD_FLOOR)
+    centred, std, finite = centred_rows(z)
+    per_row = temperature * std.clamp_min(STD_FLOOR)
     return torch.where(finite, centred / per_row, z), per_row.squeeze(-1)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._common import safe_sqrt, upcast
+from ._common import centred_rows, upcast
 
 
 def standardize_logits(logits: Tensor, eps: float = 1e-7) -> Tensor:
@@ -22,10 +22,5 @@ def standardize_logits(logits: Tensor, eps: float = 1e-7) -> Tensor:
     and stay ``-inf``.
     """
     z = upcast(logits)
-    finite = torch.isfinite(z)
-    count = finite.sum(dim=-1, keepdim=True)
-    safe = torch.where(finite, z, torch.zeros_like(z))
-    mean = safe.sum(dim=-1, keepdim=True) / count.clamp_min(1)
-    centred = torch.where(finite, safe - mean, torch.zeros_like(z))
-    variance = centred.square().sum(dim=-1, keepdim=True) / (count - 1).clamp_min(1)
-    return torch.where(finite, centred / (safe_sqrt(variance) + eps), z)
+    centred, std, finite = centred_rows(z)
+    return torch.where(finite, centred / (std + eps), z)
