@@ -183,7 +183,7 @@ def _add_evidence(advice: Advice, setup: Setup, target: Path) -> None:
     from .study.store import Store
 
     with Store(resolve_store(target), readonly=True) as store:
-        runs = [r for r in store.runs() if r["status"] == "done"]
+        runs = [r for r in store.current_runs() if r["status"] == "done"]
         name = store.meta("name", target.name)
     matched = []
     if setup.dataset:

@@ -100,7 +100,7 @@ def cmd_demo(args) -> int:
           f"{args.seeds} seeds, {len(study.cohorts)} cohorts")
     run_study(study, progress=not args.quiet)
     with Store(store_path(study), readonly=True) as store:
-        table = aggregate(records(store.runs()), "final_top1", key=lambda r: "kd")["kd"]
+        table = aggregate(records(store.current_runs()), "final_top1", key=lambda r: "kd")["kd"]
     print("      final top-1 (%) per temperature, mean +- std over seeds:")
     for t, cell in table.items():
         print(f"        T={t:>4g}: {cell.mean:6.2f} +- {cell.std:.2f}")

@@ -102,9 +102,17 @@ def resolve_paths(data: dict, base: Path, kind: str) -> dict:
                 data[key] = _absolute(data[key], base)
         for blocks in (data.get("prepare") or {}).values():  # preparation stages are teacher configs
             for block in blocks if isinstance(blocks, list) else [blocks]:
-                if isinstance(block, dict) and isinstance(block.get("base"), dict):
+                if not isinstance(block, dict):
+                    continue
+                if isinstance(block.get("base"), dict):
                     for field in PATH_FIELDS["teacher"]:
                         _resolve_field(block["base"], field, base)
+                stage_axes = [block["grid"]] if isinstance(block.get("grid"), dict) else []
+                stage_axes += [group for group in block.get("zip") or [] if isinstance(group, dict)]
+                for axis in stage_axes:
+                    for key, values in axis.items():
+                        if isinstance(values, list):
+                            axis[key] = [_axis_value(key, value, PATH_FIELDS["teacher"], base) for value in values]
         return data
     for field in fields:
         _resolve_field(data, field, base)

@@ -96,6 +96,15 @@ class DataConfig:
             return {}
         return {"test_fraction": self.test_fraction, "split_file": self.split_file, "split_seed": self.split_seed}
 
+    def split_file_digest(self) -> str | None:
+        """SHA-256 of the split file's contents: an edited split file is other data (a new cache
+        entry and new run ids), never a stale split."""
+        if not self.split_file or not Path(self.split_file).expanduser().is_file():
+            return None
+        import hashlib
+
+        return hashlib.sha256(Path(self.split_file).expanduser().read_bytes()).hexdigest()
+
     def load(self, split: str, progress: bool = False) -> ImageSplit:
         """The split as uint8 tensors (decoded once, then read from the cache)."""
         return load_split(

@@ -162,8 +162,10 @@ def _split_spec(dataset: str, split: str, root: str | None, image_size: int | No
     resolved_root = str(Path(root).expanduser().resolve()) if root else None
     spec = dict(dataset=dataset, split=split, root=resolved_root, image_size=image_size,
                 per_class=per_class, classes=list(classes) if classes else None)
-    if options:  # reader options (a folder pool's split) are part of what a cached split is
+    if options:  # reader options (a folder pool's split, its file's contents) are part of what a cached split is
         spec["options"] = dict(sorted(options.items()))
+        if options.get("split_file"):
+            spec["split_file_sha256"] = hashlib.sha256(Path(options["split_file"]).expanduser().read_bytes()).hexdigest()
     return spec
 
 

@@ -267,6 +267,8 @@ class SharedConfig:
         cache lives, whether the data may be downloaded, parameters of augmentations that are
         off, the weights path of a randomly initialised teacher) are not part of it."""
         data = _without(to_dict(self.data), self.data.unused_fields())
+        if self.data.split_file:
+            data["split_file_sha256"] = self.data.split_file_digest()
         teacher = None
         if self.teacher is not None:
             teacher = _without(to_dict(self.teacher), self.teacher.unused_fields() | {"drop_path_rate"})

@@ -158,7 +158,8 @@ class Member:
         they are recorded with the run (``derived.dataset_constants``)."""
         spec = self.objective.spec
         params = {**spec.defaults, **self.config.objective_params}
-        constants = spec.dataset_constants(logits, self.config.effective_temperature, **params)
+        computed = spec.dataset_constants(logits, self.config.effective_temperature, **params)
+        constants = {k: v for k, v in computed.items() if params.get(k) is None}  # a value the user gave stays
         self.state.derived["dataset_constants"] = constants
         self._bind(constants)
 
@@ -181,7 +182,7 @@ class Member:
     def begin_epoch(self, epoch: int) -> None:
         self.state.status = "running"
         self._loss_sum.zero_()
-        self._temperatures: list[float] = []
+        self._temperatures: list[Tensor] = []
         self._monitored: dict[str, Tensor] = {}
         self._started = time.perf_counter()
         if self.learnable is not None:
@@ -294,7 +295,9 @@ class Member:
         if checkpoint.get("cuda_rng_state") is not None:
             self.cuda_rng_state = checkpoint["cuda_rng_state"]
         threads, device = self.state.derived.get("threads"), self.state.derived.get("device")
+        normalization = self.state.derived["normalization"]
         self.state = MemberState(**checkpoint["state"])
+        self.state.derived.setdefault("normalization", normalization)  # checkpoints of older versions lack it
         if self.state.derived.get("dataset_constants"):  # the same teacher and data give the same values
             self._bind(self.state.derived["dataset_constants"])
         before = (self.state.derived.get("threads"), self.state.derived.get("device"))

@@ -19,7 +19,7 @@ import torch
 
 from ..config import ConfigError, to_dict
 from ..data import DataConfig, SplitIndex
-from ..models import ModelConfig, WeightsError, create_model, hub_pretrained_cfg, read_weights
+from ..models import ModelConfig, WeightsError, create_model, hub_pretrained_cfg
 from .config import MemberConfig, SharedConfig
 
 
@@ -151,15 +151,14 @@ def check_model(config: ModelConfig, num_classes: int, role: str, field_name: st
         pass  # prepared by the study's first stage, whose own preflight checked it
     elif config.weights:
         try:
-            _, meta = read_weights(config.weights)
             with torch.random.fork_rng(devices=[]):
-                create_model(config, num_classes, allow_new_head=role == "student" and config.init == "pretrained")
+                model = create_model(config, num_classes, allow_new_head=role == "student" and config.init == "pretrained")
         except WeightsError as error:
             hint = ""
             if role == "student" and config.init == "checkpoint" and "classifier has" in str(error):
                 hint = " (init: pretrained fine-tunes general weights with a new classifier)"
             raise ConfigError(f"{field_name}.weights: {error}{hint}") from None
-        recorded = meta.get("normalization")
+        recorded = model.kdtemp_recorded_normalization
         if config.normalization is not None and recorded:
             wanted = (tuple(recorded["mean"]), tuple(recorded["std"]))
             if tuple(map(tuple, config.normalization)) != tuple(map(tuple, wanted)):

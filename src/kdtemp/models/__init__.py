@@ -55,7 +55,7 @@ class WeightsError(ValueError):
 
 @dataclass
 class ModelConfig:
-    """A model by name (timm or a CIFAR ResNet), how it is initialised, and its input
+    """A model by name (timm, a CIFAR model, or a plug-in ``package.module:make``), how it is initialised, and its input
     normalisation (``mean``/``std``: ``null`` takes the weights' own, see the module docstring)."""
 
     name: str = "resnet20"
@@ -292,6 +292,7 @@ def create_model(config: ModelConfig, num_classes: int, allow_new_head: bool | N
         replaced = fit_state(model, state, repr(config.weights), allow)
         model.load_state_dict({k: v for k, v in state.items() if k not in replaced}, strict=False)
     model.kdtemp_normalization = resolve_normalization(config, model, meta)
+    model.kdtemp_recorded_normalization = meta.get("normalization")  # what a kdtemp checkpoint says, if any
     return model
 
 

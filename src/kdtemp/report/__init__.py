@@ -62,7 +62,7 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
     folder = Path(output) if output else store_file.parent / "report"
     folder.mkdir(parents=True, exist_ok=True)
     with Store(store_file, readonly=True) as store:
-        runs, teachers = store.runs(), store.teachers()
+        runs, teachers = store.current_runs(), store.teachers()
         prepared = {p["prep_id"]: p["label"] for p in store.preparations()}
         name = store.meta("name", store_file.parent.name)
         (folder / "runs.csv").write_text(export(None, store, "csv"))

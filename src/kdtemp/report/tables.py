@@ -2,8 +2,8 @@
 
 Runs are grouped into *settings*: the configuration fields that vary across the study, except the
 temperature and the seeds. Every cell of a table is the mean (with std and count) over seeds of the
-runs of one setting at one temperature. Runs that set their own temperature (DTS, CTKD) have no T
-column: they are *methods without a fixed temperature*, one value per setting (:func:`aggregate_points`).
+runs of one setting at one temperature. Runs without a fixed temperature (DTS and CTKD set their own;
+a cross-entropy-only run has none) have no T column: one value per setting (:func:`aggregate_points`).
 """
 
 from __future__ import annotations
@@ -125,10 +125,13 @@ def records(runs: list[dict], prepared: dict[str, str] | None = None) -> list[Re
         flat.append(config)
     keys = sorted({k for f in flat for k in f} - IGNORED)
     varying = [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
+    # a shortened value (a path's last part) must not make two different settings one row
+    full = {k for k in varying if len({_show(k, f.get(k)) for f in flat}) < len({repr(f.get(k)) for f in flat})}
     out = []
     for run, config in zip(runs, flat):
-        unused = unused_keys(config)
-        setting = {FRIENDLY.get(k, k.split(".")[-1]): _show(k, config.get(k)) for k in varying if k not in unused}
+        unused = unused_keys(config) - full
+        setting = {FRIENDLY.get(k, k.split(".")[-1]): (str(config.get(k)) if k in full else _show(k, config.get(k)))
+                   for k in varying if k not in unused}
         temperature = config.get("student.temperature")
         uses_own = config.get("student.temperature_policy", "fixed") != "fixed"
         out.append(Record(run["run_id"], run["status"], None if temperature is None or uses_own else float(temperature),

@@ -23,7 +23,7 @@ from ..engine.diagnose import DEFAULT_TEMPERATURES
 from ..engine.preflight import Preflight, preflight
 from ..files import warn
 from .executors import Task, make_executor
-from .lock import StudyLock, describe, live_holder
+from .lock import StudyLock, describe, live_holder, read_holder
 from ..engine.storage import RunFolder
 from .spec import ExecutorConfig, Study
 from .stages import describe as describe_preparation
@@ -47,6 +47,7 @@ def register(study: Study, store: Store) -> None:
     store.set_meta("name", study.file.name)
     store.set_meta("study_file", study.source)
     store.set_meta("axes", study.axis_names)
+    store.set_meta("run_ids", [run.run_id for run in study.runs])
     rows = []
     for cohort in study.cohorts:
         for position, run in enumerate(cohort.runs):
@@ -86,13 +87,22 @@ def run_preparations(study: Study, store: Store, executor: ExecutorConfig, progr
                      retry_failed: bool) -> dict[str, str]:
     """The study's first stage: prepare every model its runs need that is not prepared yet (the
     preparations of one cohort share a data stream); return the errors of those that failed."""
-    from ..engine.teacher import export_teacher
-    from .stages import preparation_cohorts
-
     recorded = {p["prep_id"]: p for p in store.preparations()}
     failed: dict[str, str] = {}
     todo = []
+    locks = []  # prepared models are shared between studies: one driver prepares each at a time
     for preparation in study.preparations:
+        if not preparation.weights.is_file():
+            lock = StudyLock(preparation.folder)
+            try:
+                lock.acquire()
+            except ConfigError:
+                for held in locks:
+                    held.release()
+                raise ConfigError(f"prepare.{preparation.stage}: {preparation.label} is being prepared by another "
+                                  f"driver ({describe(read_holder(lock.path))}); run this study again when it has "
+                                  "finished") from None
+            locks.append(lock)
         row = recorded.get(preparation.prep_id, {})
         if prepared(preparation):
             if row.get("status") != "done":  # prepared by another study, or before a kill
@@ -102,6 +112,18 @@ def run_preparations(study: Study, store: Store, executor: ExecutorConfig, progr
             failed[preparation.prep_id] = row.get("error") or "failed"
         else:
             todo.append(preparation)
+    try:
+        return _prepare(study, store, executor, progress, todo, failed)
+    finally:
+        for lock in locks:
+            lock.release()
+
+
+def _prepare(study: Study, store: Store, executor: ExecutorConfig, progress: bool, todo: list,
+             failed: dict[str, str]) -> dict[str, str]:
+    from ..engine.teacher import export_teacher
+    from .stages import preparation_cohorts
+
     tasks, by_id = [], {p.prep_id: p for p in todo}
     for key, group in preparation_cohorts(todo):
         config = dataclasses.replace(group[0].config.cohort(), members=[p.config.cohort().members[0] for p in group])
@@ -241,8 +263,9 @@ def run_study(study: Study, executor: ExecutorConfig | None = None, progress: bo
 
 
 def results_table(study: Study | None, store: Store) -> list[dict[str, Any]]:
-    """One flat row per run of the study (every run in the store when ``study`` is None)."""
-    ids = [r.run_id for r in study.runs] if study is not None else None
+    """One flat row per run of the study (the runs of the study file last registered in the store
+    when ``study`` is None)."""
+    ids = [r.run_id for r in study.runs] if study is not None else store.meta("run_ids")
     axes = store.meta("axes", [])
     rows = []
     for run in store.runs(ids):

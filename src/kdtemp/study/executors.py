@@ -1,8 +1,9 @@
 """Executors: where cohorts run. The same study runs unchanged on each.
 
 * ``inline``: one cohort after another in this process (tests, laptops);
-* ``local``: one worker process per cohort, ``workers`` at a time; with GPUs, one cohort per GPU
-  at a time; without, CPU processes sharing the cores (``threads`` each). A worker cannot outlive
+* ``local``: one worker process per cohort, ``workers`` at a time; with ``device: auto`` and GPUs,
+  one cohort per GPU at a time; with one named GPU (``cuda:N``), ``workers`` (default 1) cohorts on
+  it; without GPUs, CPU processes sharing the cores (``threads`` each). A worker cannot outlive
   its driver (on Linux the kernel kills it when the driver dies; everywhere it checks its parent
   every second), and a worker that dies fails no other cohort: its cohort is started again from
   its checkpoints, up to ``executor.retries`` times, then its runs fail with the reason;
@@ -118,6 +119,7 @@ class _Running:
     slot: str
     process: Any
     connection: Any
+    closed: bool = False  # the pipe reached its end without a message: wait for the process alone
 
 
 class LocalExecutor:
@@ -131,6 +133,10 @@ class LocalExecutor:
             gpus = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
             self.slots = gpus[: config.workers] if config.workers else gpus
             self.threads = config.threads
+        elif config.device.startswith("cuda"):  # one named GPU: one cohort on it at a time unless told otherwise
+            self.slots = [config.device if config.device != "cuda" else "cuda:0"] * (config.workers or 1)
+            self.threads = config.threads
+            return
         else:
             device = "cpu" if config.device == "auto" else config.device
             workers = config.workers or max(1, (os.cpu_count() or 1) // 2)
@@ -156,17 +162,20 @@ class LocalExecutor:
                     process.start()
                     sender.close()
                     running.append(_Running(task, slot, process, receiver))
-                ready = wait([r.connection for r in running] + [r.process.sentinel for r in running])
+                ready = wait([r.connection for r in running if not r.closed] + [r.process.sentinel for r in running])
                 for entry in [r for r in running if r.connection in ready or r.process.sentinel in ready]:
                     message = None
                     try:
-                        if entry.connection.poll():
+                        if not entry.closed and entry.connection.poll():
                             message = entry.connection.recv()
                     except Exception:  # a worker killed while sending: treated as a death below
-                        message = None
+                        entry.closed, message = True, None
                     if message is None and entry.process.is_alive():
-                        continue  # the pipe closed early; the process sentinel will tell
-                    entry.process.join()
+                        continue  # the process sentinel will tell how it ended
+                    entry.process.join(timeout=60)
+                    if entry.process.is_alive():  # it sent its result but does not exit: it has nothing left to do
+                        entry.process.kill()
+                        entry.process.join()
                     entry.connection.close()
                     running.remove(entry)
                     free.append(entry.slot)

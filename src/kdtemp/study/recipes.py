@@ -1,7 +1,10 @@
-"""Named training recipes: fragments a study's ``base`` (or a preparation stage's) starts from.
+"""Named training recipes: fragments a study's runs (or a stage's preparations) start from.
 
-``base: {recipe: classic_cifar, ...}`` fills every field the base does not set from the recipe
-(mappings are merged, the base's own values win). Recipes are plain data, like presets.
+``base: {recipe: classic_cifar, ...}`` fills every field that a run does not set, after its axes
+are applied (mappings are merged; the run's own values, from the base or an axis, win). An axis
+value that replaces a whole mapping (``student.optimizer: {name: sgd}``) therefore still gets the
+recipe's schedule, and a prepared model named in an axis still gets the recipe's normalisation.
+Recipes are plain data, like presets.
 
 ``classic_cifar`` is the CIFAR KD recipe of CRD and the code bases that follow it (RepDistiller,
 mdistiller), used by the DTS experiments: SGD, learning rate 0.05 (0.01 for ShuffleNet and
@@ -51,11 +54,12 @@ def merged(recipe: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def apply_recipe(base: dict[str, Any], kind: str, where: str) -> dict[str, Any]:
-    """``base`` with its ``recipe`` key (if any) expanded; ``kind`` is ``run`` or ``preparation``."""
+def recipe_of(base: dict[str, Any], kind: str, where: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """``(base without its recipe key, the recipe's fragment or None)``; ``kind`` is ``run`` or
+    ``preparation``."""
     if not isinstance(base, dict) or "recipe" not in base:
-        return base
+        return base, None
     name = base["recipe"]
     if name not in RECIPES:
         raise ConfigError(f"{where}.recipe: unknown recipe {name!r}; allowed: {', '.join(RECIPES)}")
-    return merged(RECIPES[name][kind], {k: v for k, v in base.items() if k != "recipe"})
+    return {k: v for k, v in base.items() if k != "recipe"}, RECIPES[name][kind]

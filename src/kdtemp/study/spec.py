@@ -266,7 +266,8 @@ def _covered(field_path: str, unused: set[str]) -> bool:
     return any(field_path == u or field_path.startswith(u + ".") for u in unused)
 
 
-def expand(study: StudyFile, notes: list[str] | None = None, stages: dict[str, list] | None = None) -> list[Run]:
+def expand(study: StudyFile, notes: list[str] | None = None, stages: dict[str, list] | None = None,
+           recipe: dict[str, Any] | None = None) -> list[Run]:
     """Every (cell, seed) of the study as a validated :class:`Run`, in a stable order.
 
     Cells that differ only on an axis whose fields a run does not use (a temperature axis for
@@ -284,8 +285,10 @@ def expand(study: StudyFile, notes: list[str] | None = None, stages: dict[str, l
         axis.variants = [(label, {key: reference_of(value, stages, f"{axis.name}") if key in REFERENCE_FIELDS else value
                                   for key, value in overrides.items()}) for label, overrides in axis.variants]
     axes += prepared_axes
+    from .recipes import merged
+
     try:
-        from_dict(RunSpec, study_base, "base")
+        from_dict(RunSpec, merged(recipe or {}, study_base), "base")
     except ConfigError as error:  # a base field in error that an axis sets is checked per run instead
         where = str(error).split(":", 1)[0].removeprefix("base.")
         varied = {f for axis in axes for f in axis.fields}
@@ -307,6 +310,8 @@ def expand(study: StudyFile, notes: list[str] | None = None, stages: dict[str, l
                     set_path(data, key.split("."), copy.deepcopy(value), f"{axis.name}")
             set_path(data, ["student", "seed"], seed)
             data["data_seed"] = seed
+            if recipe:
+                data = merged(recipe, data)
             where = ", ".join(f"{k}={v}" for k, v in cell.items()) or "base"
             try:
                 spec = from_dict(RunSpec, data)
@@ -356,14 +361,11 @@ def load_study(path: str | Path, output: str | Path | None = None, overrides: li
             data["grid"] = {**grid, ".".join(keys[1:]): value}
         else:
             data = apply_overrides(data, [text])
-    from .recipes import apply_recipe
+    from .recipes import recipe_of
 
-    if isinstance(data.get("base"), dict):  # a named recipe fills what the base does not set
-        data["base"] = apply_recipe(data["base"], "run", "base")
-    for stage, blocks in (data.get("prepare") or {}).items() if isinstance(data.get("prepare"), dict) else []:
-        for block in blocks if isinstance(blocks, list) else [blocks]:
-            if isinstance(block, dict) and isinstance(block.get("base"), dict):
-                block["base"] = apply_recipe(block["base"], "preparation", f"prepare.{stage}.base")
+    recipe = None
+    if isinstance(data.get("base"), dict):  # a named recipe fills, per run, what the run does not set
+        data["base"], recipe = recipe_of(data["base"], "run", "base")
     study_file = from_dict(StudyFile, data)
     notes: list[str] = []
     folder = Path(output or study_file.output or Path("studies") / study_file.name)
@@ -371,7 +373,7 @@ def load_study(path: str | Path, output: str | Path | None = None, overrides: li
 
     prepared_root = Path(study_file.prepare_output) if study_file.prepare_output else folder.parent / "prepared"
     stages = expand_stages(study_file.prepare, study_file.base, prepared_root)
-    runs = expand(study_file, notes, stages)
+    runs = expand(study_file, notes, stages, recipe)
     source = Path(path).read_text()
     if overrides:
         source += "\n# command-line overrides: " + " ".join(overrides) + "\n"

@@ -36,6 +36,7 @@ from typing import Any
 from ..config import ConfigError, from_dict, require, set_path, to_dict
 from ..engine.config import run_id
 from ..engine.teacher import TeacherConfig
+from .recipes import merged, recipe_of
 
 SHARED_FROM_BASE = ("data", "augment", "batch_size")
 REFERENCE_FIELDS = ("teacher", "student.model")
@@ -84,7 +85,8 @@ def expand_stages(prepare: dict[str, Any], study_base: dict[str, Any], root: Pat
             unknown = sorted(set(block) - {"base", "grid", "zip"})
             require(not unknown, f"{where}.{unknown[0] if unknown else ''}", "unknown field; allowed: base, grid, zip")
             base = {key: copy.deepcopy(study_base[key]) for key in SHARED_FROM_BASE if key in study_base}
-            for key, value in (block.get("base") or {}).items():
+            own, recipe = recipe_of(block.get("base") or {}, "preparation", f"{where}.base")
+            for key, value in own.items():
                 base[key] = copy.deepcopy(value)
             axes = axes_of(block.get("grid"), block.get("zip") or [], [], f"{where}.")
             for combo in (itertools.product(*[axis.variants for axis in axes]) if axes else [()]):
@@ -95,6 +97,8 @@ def expand_stages(prepare: dict[str, Any], study_base: dict[str, Any], root: Pat
                     for key, value in overrides.items():
                         set_path(data, key.split("."), copy.deepcopy(value), f"{where}.{axis.name}")
                 data["output"] = str(root)  # replaced by the preparation's own folder below
+                if recipe:
+                    data = merged(recipe, data)
                 try:
                     config = from_dict(TeacherConfig, data, where)
                 except ConfigError as error:
@@ -166,14 +170,15 @@ def all_preparations(stages: dict[str, list[Preparation]]) -> list[Preparation]:
 
 
 def preparation_cohorts(preparations: list[Preparation]):
-    """Preparations grouped into cohorts (shared data, augmentation, batch size, data seed):
+    """Preparations grouped into cohorts (shared data, augmentation, batch size, data seed, precision):
     ``[(cohort key, [preparations])]``; members that differ only in epochs share one stream."""
     import hashlib
     import json
 
     groups: dict[str, list[Preparation]] = {}
     for preparation in preparations:
-        key = hashlib.sha1(json.dumps(preparation.config.cohort().key(), sort_keys=True).encode()).hexdigest()[:12]
+        shared = {**preparation.config.cohort().key(), "precision": preparation.config.precision}
+        key = hashlib.sha1(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:12]
         groups.setdefault(key, []).append(preparation)
     return list(groups.items())
 

@@ -152,7 +152,8 @@ class Store:
 
     def record_failure(self, run_ids: list[str], error: str) -> None:
         with self.connection:
-            self.connection.executemany("UPDATE runs SET status = 'failed', error = ?, updated = ? WHERE run_id = ?",
+            self.connection.executemany("UPDATE runs SET status = 'failed', error = ?, updated = ? "
+                                        "WHERE run_id = ? AND status != 'done'",  # a finished result is kept
                                         [(error, time.time(), r) for r in run_ids])
 
     def record_teacher(self, teacher_id: str, config: dict, diagnostics: dict) -> None:
@@ -204,6 +205,12 @@ class Store:
         rows = self.connection.execute("SELECT * FROM runs ORDER BY cohort_id, position").fetchall()
         wanted = set(run_ids) if run_ids is not None else None
         return [_decode(r) for r in rows if wanted is None or r["run_id"] in wanted]
+
+    def current_runs(self) -> list[dict]:
+        """The runs of the study file as it was last registered (a store keeps the runs of earlier
+        versions of the file too; they are not part of the current study's tables)."""
+        ids = self.meta("run_ids")
+        return self.runs(ids) if ids is not None else self.runs()
 
     def counts(self, run_ids: Iterable[str] | None = None) -> dict[str, int]:
         counts = {s: 0 for s in STATUSES}
