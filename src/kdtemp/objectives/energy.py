@@ -81,7 +81,8 @@ def energy_temperatures(
     _check_thresholds(low, high)
     _check_temperatures(temperatures)
     energy = energy_scores(teacher.detach(), energy_temperature)
-    cold, middle, hot = (torch.as_tensor(value, dtype=energy.dtype, device=energy.device) for value in temperatures)
+    cold, middle, hot = (value if isinstance(value, torch.Tensor) else torch.full_like(energy, float(value))
+                         for value in temperatures)  # made on the device: no host-to-device copy per step
     return torch.where(energy < low, cold, torch.where(energy > high, hot, middle))
 
 
