@@ -76,38 +76,31 @@ class DynamicTemperature:
         return cls(initial=3.0, minimum=1.0, maximum=3.0)
 
     @staticmethod
-    def scaling(gap: float) -> float:
-        """The adaptive factor ``a`` for a CE gap ``g`` (with the authors' cap)."""
-        if gap >= 1.0:
-            a = math.inf if gap == 1.0 else gap / (gap - 1.0)
-            return 1.35 if a > 2.0 else a
-        return 1.0
+    def scaling(gap):
+        """The adaptive factor ``a`` for a CE gap ``g`` (float or tensor), with the authors' cap:
+        ``g / (g - 1)`` for ``g >= 1`` (infinite at ``g == 1``), replaced by 1.35 above 2; 1 below 1."""
+        gap = torch.as_tensor(gap, dtype=torch.float64)
+        ratio = gap / (gap - 1.0)  # inf at g == 1, which the cap turns into 1.35 as documented
+        a = torch.where(gap >= 1.0, ratio, torch.ones_like(gap))
+        return torch.where(a > 2.0, torch.full_like(a, 1.35), a)
 
-    def target(self, gap: float, epoch: int, total_epochs: int) -> float:
-        """``clamp(T_init * S(epoch / total_epochs) * a(gap), T_min, T_max)``."""
-        progress = epoch / total_epochs
-        schedule = 0.5 * (1.0 + math.cos(math.pi * progress))
-        return min(max(self.initial * schedule * self.scaling(gap), self.minimum), self.maximum)
+    def target(self, gap, epoch: int, total_epochs: int):
+        """``clamp(T_init * S(epoch / total_epochs) * a(gap), T_min, T_max)`` (float or tensor ``gap``)."""
+        schedule = 0.5 * (1.0 + math.cos(math.pi * epoch / total_epochs))
+        return (self.initial * schedule * self.scaling(gap)).clamp(self.minimum, self.maximum)
 
     def update(self, student_ce, teacher_ce, epoch: int, total_epochs: int):
         """Move ``value`` toward the target for this batch's CE gap; return the new value.
 
-        With float cross-entropies ``value`` is a float. With tensors (the engine passes the
-        batch's detached CEs on the training device) the same rule runs as tensor operations
-        and ``value`` stays a 0-dim float64 tensor on that device: no host synchronisation per
-        step; the engine reads the trace once per epoch.
+        One rule for both kinds of input. With float cross-entropies ``value`` stays a float.
+        With tensors (the engine passes the batch's detached CEs on the training device) it is a
+        0-dim float64 tensor on that device: no host synchronisation per step; the engine reads
+        the trace once per epoch.
         """
-        if isinstance(student_ce, torch.Tensor) or isinstance(teacher_ce, torch.Tensor):
-            gap = (torch.as_tensor(student_ce) - torch.as_tensor(teacher_ce)).double()
-            schedule = 0.5 * (1.0 + math.cos(math.pi * epoch / total_epochs))
-            ratio = gap / (gap - 1.0)  # inf at g == 1, which the cap turns into 1.35 as documented
-            a = torch.where(gap >= 1.0, ratio, torch.ones_like(gap))
-            a = torch.where(a > 2.0, torch.full_like(a, 1.35), a)
-            target = (self.initial * schedule * a).clamp(self.minimum, self.maximum)
-            self.value = self.momentum * self.value + (1.0 - self.momentum) * target
-            return self.value
-        gap = float(student_ce) - float(teacher_ce)
-        self.value = self.momentum * self.value + (1.0 - self.momentum) * self.target(gap, epoch, total_epochs)
+        on_device = isinstance(student_ce, torch.Tensor) or isinstance(teacher_ce, torch.Tensor)
+        gap = torch.as_tensor(student_ce, dtype=torch.float64) - torch.as_tensor(teacher_ce, dtype=torch.float64)
+        value = self.momentum * self.value + (1.0 - self.momentum) * self.target(gap, epoch, total_epochs)
+        self.value = value if on_device else float(value)
         return self.value
 
     def state_dict(self) -> dict:
