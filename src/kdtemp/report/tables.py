@@ -320,9 +320,7 @@ def teachers_rows(teachers: list[dict], runs: list[dict] | None = None, prepared
             name = f"{model['name']} ({_show('teacher.weights', source)})"
         data = config["data"]
         dataset = PurePath(str(data["root"])).name if data.get("dataset") == "folder" and data.get("root") else data["dataset"]
-        test = [r["teacher"]["top1"] for r in runs or [] if r.get("teacher") and r["config"].get("teacher") == model
-                and {k: v for k, v in r["config"]["data"].items() if k not in ("cache_dir", "download")}
-                == {k: v for k, v in data.items() if k not in ("cache_dir", "download")}]
+        test = [r["teacher"]["top1"] for r in runs or [] if r.get("teacher") and distilled_from(r, teacher)]
         rows.append({"teacher": name, "dataset": dataset, "test top1": test[0] if test else None,
                      "top1": diagnostics["top1"], "H(p)": diagnostics["relative_entropy"],
                      "H(p_bar)": diagnostics["relative_entropy_without_top"], "teacher_id": teacher["teacher_id"]})
@@ -344,15 +342,20 @@ def teachers_markdown(rows: list[dict[str, Any]]) -> str:
 TEACHER_KEYS = ("teacher", "teacher model", "teachers", "teacher init")
 
 
+def distilled_from(run: dict, teacher: dict) -> bool:
+    """Whether ``run`` distilled from the stored ``teacher`` (the same model on the same data; where
+    the cache lives and whether the data may be downloaded do not matter)."""
+    def data(config: dict) -> dict:
+        return {k: v for k, v in config.items() if k not in ("cache_dir", "download")}
+
+    return (teacher["config"]["teacher"] == run["config"].get("teacher")
+            and data(teacher["config"]["data"]) == data(run["config"]["data"]))
+
+
 def teacher_of_run(run: dict, rows: list[dict[str, Any]], teachers: list[dict]) -> dict[str, Any] | None:
     """The teacher row (of :func:`teachers_rows`) of the teacher a run distilled from."""
-    clean = lambda data: {k: v for k, v in data.items() if k not in ("cache_dir", "download")}  # noqa: E731
     by_id = {row["teacher_id"]: row for row in rows}
-    for teacher in teachers:
-        if teacher["config"]["teacher"] == run["config"].get("teacher") and \
-                clean(teacher["config"]["data"]) == clean(run["config"]["data"]):
-            return by_id.get(teacher["teacher_id"])
-    return None
+    return next((by_id.get(t["teacher_id"]) for t in teachers if distilled_from(run, t)), None)
 
 
 def teacher_table_markdown(items: list[Record], runs: list[dict], rows: list[dict[str, Any]], teachers: list[dict],
