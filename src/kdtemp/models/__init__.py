@@ -224,15 +224,21 @@ def load_weights(model: nn.Module, path: str | Path, strict: bool = True, allow_
     With ``strict`` every key must match (see :func:`fit_state`); ``allow_new_head`` lets a
     classifier of another class count stay at its fresh initialisation.
     """
-    state, _ = read_weights(path)
+    return _load_into(model, path, allow_new_head, strict)[0]
+
+
+def _load_into(model: nn.Module, path: str | Path, allow_new_head: bool, strict: bool = True
+               ) -> tuple[list[str], dict[str, Any]]:
+    """Read ``path`` (safely), check it fits ``model`` and load it; ``(replaced classifier keys,
+    kdtemp metadata)``."""
+    state, meta = read_weights(path)
     if strict:
         replaced = fit_state(model, state, repr(str(path)), allow_new_head)
     else:
         own = model.state_dict()
         replaced = [k for k in classifier_keys(model) if k in state and state[k].shape != own[k].shape]
-    state = {k: v for k, v in state.items() if k not in replaced}
-    model.load_state_dict(state, strict=False)
-    return replaced
+    model.load_state_dict({k: v for k, v in state.items() if k not in replaced}, strict=False)
+    return replaced, meta
 
 
 def resolve_normalization(config: ModelConfig, model: nn.Module | None, meta: dict[str, Any] | None) -> Normalization:
@@ -288,9 +294,7 @@ def create_model(config: ModelConfig, num_classes: int, allow_new_head: bool | N
                                f"({str(error).strip().splitlines()[0][:200]}); download them where there is "
                                "internet, or give a local weights file") from None
     if config.weights and config.init in ("pretrained", "checkpoint"):
-        state, meta = read_weights(config.weights)
-        replaced = fit_state(model, state, repr(config.weights), allow)
-        model.load_state_dict({k: v for k, v in state.items() if k not in replaced}, strict=False)
+        _, meta = _load_into(model, config.weights, allow)
     model.kdtemp_normalization = resolve_normalization(config, model, meta)
     model.kdtemp_recorded_normalization = meta.get("normalization")  # what a kdtemp checkpoint says, if any
     return model
