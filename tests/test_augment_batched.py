@@ -390,6 +390,31 @@ def test_a_cohort_and_a_solo_run_see_identical_batches(monkeypatch):
     assert all(torch.equal(a, b) for a, b in zip(seen["cohort"], seen["solo"]))
 
 
+
+def test_chunking_on_the_cpu_does_not_change_any_image(monkeypatch):
+    """On the CPU each per-pixel op runs over chunks of images (to keep its temporaries in the
+    caches); the batch must be the one the whole-batch ops give, whatever the chunk size, and an
+    op writing into its own input (``out=images``) must give what it returns."""
+    g = torch.Generator().manual_seed(3)
+    images = torch.cat([sample_images(24), torch.randint(0, 256, (9, 3, 24, 24), generator=g, dtype=torch.uint8)])
+    draw = draw_randaugment(len(images), 2, 14, g)
+    boxes = draw_crop_boxes(len(images), 24, 24, (0.08, 1.0), g)
+    def results():
+        return rand_augment(images, draw), random_resized_crop(images, boxes, 20)
+
+    monkeypatch.setattr(ops, "CPU_CHUNK_BYTES", 1 << 40)  # one chunk: the whole batch
+    whole = results()
+    for chunk_bytes in (1, 3 * 24 * 24 * 2, 3 * 24 * 24 * 5):  # one image, two, five (the last chunk shorter)
+        monkeypatch.setattr(ops, "CPU_CHUNK_BYTES", chunk_bytes)
+        chunked = results()
+        assert all(torch.equal(a, b) for a, b in zip(whole, chunked)), chunk_bytes
+    factors = torch.linspace(0.1, 1.9, len(images), dtype=torch.float64)
+    for op in (ops.adjust_sharpness, ops.adjust_saturation):
+        expected = op(images, factors)
+        in_place = images.clone()
+        assert op(in_place, factors, out=in_place) is in_place
+        assert torch.equal(in_place, expected)
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_on_cuda_the_batch_matches_the_cpu_batch():
     """The same draws give the same batch on CUDA, up to the devices' own float roundings (e.g.
@@ -403,3 +428,24 @@ def test_on_cuda_the_batch_matches_the_cpu_batch():
     boxes = draw_crop_boxes(len(images), 32, 32, (0.08, 1.0), g)
     on_cuda = random_resized_crop(images.cuda(), boxes, 24).cpu()
     assert (on_cuda.int() - random_resized_crop(images, boxes, 24).int()).abs().max() <= 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_cuda_making_a_batch_never_waits_for_the_device():
+    """Every per-image draw crosses in non-blocking copies and no op reads a value back to the
+    host: under CUDA's sync debug mode "error" whole batches build (crop, RandAugment with every
+    op group, flip, MixUp/CutMix; and the classic pad-and-crop)."""
+    g = torch.Generator().manual_seed(11)
+    images = torch.cat([torch.randint(0, 256, (48, 3, 20, 20), generator=g, dtype=torch.uint8), smooth_images(48, 20, g)])
+    split = ImageSplit(images.cuda(), (torch.arange(96) % 4).cuda(), list("abcd"))
+    recipes = [AugmentConfig(random_resized_crop=True, randaugment_ops=2, randaugment_magnitude=14),
+               AugmentConfig(pad_crop=4, randaugment_ops=2, randaugment_magnitude=14, mix=False)]
+    for recipe in recipes:
+        s = TrainStream(split, 16, recipe, 16, data_seed=7)
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            made = [batch.images for batch in s.epoch(1)]
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        assert len(made) == 6 and made[0].device.type == "cuda"

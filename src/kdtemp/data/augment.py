@@ -24,7 +24,7 @@ from torchvision.transforms.v2 import functional as F
 
 from ..config import require
 from .batched_augment import (
-    CropBoxes, RandAugmentDraw, draw_crop_boxes, draw_randaugment, rand_augment, random_resized_crop,
+    CropBoxes, RandAugmentDraw, draw_crop_boxes, draw_randaugment, rand_augment, random_resized_crop, to_device,
 )
 from .cache import ImageSplit
 
@@ -137,14 +137,18 @@ def mix_batch(images: Tensor, labels: Tensor, num_classes: int, generator: torch
     top, bottom = (centre_y - half_h).clamp(0, height), (centre_y + half_h).clamp(0, height)
     left, right = (centre_x - half_w).clamp(0, width), (centre_x + half_w).clamp(0, width)
     box_ratio = 1.0 - ((bottom - top) * (right - left)).double() / (height * width)
-    weight = torch.where(cutmix, box_ratio, ratio).float().to(device)
+    weight = torch.where(cutmix, box_ratio, ratio).float()
 
-    # Only the B box coordinates cross to the device; the [B, 1, H, W] mask is built there.
-    top, bottom, left, right, cutmix_d = (v.to(device).view(-1, 1, 1) for v in (top, bottom, left, right, cutmix))
+    # Only the per-image draws cross to the device (one copy per dtype, never waiting for the
+    # device's queue); the [B, 1, H, W] mask is built there.
+    drawn = to_device({"weight": weight, "partner": partner, "top": top, "bottom": bottom, "left": left,
+                       "right": right, "cutmix": cutmix}, device)
+    weight, partner = drawn["weight"], drawn["partner"]
+    top, bottom, left, right, cutmix_d = (drawn[k].view(-1, 1, 1) for k in ("top", "bottom", "left", "right", "cutmix"))
     rows = torch.arange(height, device=device).view(1, height, 1)
     cols = torch.arange(width, device=device).view(1, 1, width)
     box = ((rows >= top) & (rows < bottom) & (cols >= left) & (cols < right) & cutmix_d).unsqueeze(1)
-    partner, cutmix_d = partner.to(device), cutmix_d.view(-1, 1, 1, 1)
+    cutmix_d = cutmix_d.view(-1, 1, 1, 1)
     other = images[partner]
     blend = weight.view(-1, 1, 1, 1)
     mixed = torch.where(cutmix_d, torch.where(box, other, images), blend * images + (1 - blend) * other)
@@ -206,18 +210,19 @@ class TrainStream:
     def _make_batch(self, chosen: Tensor, crop: CropBoxes | None, randaugment: RandAugmentDraw | None,
                     flips: Tensor, mix_seed: int, shifts: Tensor | None = None) -> Batch:
         device = self.split.images.device
-        index = chosen.to(device, non_blocking=True)  # from pageable memory: safe, and no wait for the device
-        images, labels = self.split.images[index], self.split.labels[index]
+        drawn = to_device({"index": chosen, "flips": flips} | ({"shifts": shifts} if shifts is not None else {}),
+                          device)
+        images, labels = self.split.images[drawn["index"]], self.split.labels[drawn["index"]]
         if crop is not None:
             images = random_resized_crop(images, crop, self.resolution)
         if shifts is not None:
-            images = pad_crop(images, shifts.to(device, non_blocking=True), self.augment.pad_crop)
+            images = pad_crop(images, drawn["shifts"], self.augment.pad_crop)
         if randaugment is not None:
             images = rand_augment(images, randaugment)
         if images.shape[-1] != self.resolution or images.shape[-2] != self.resolution:
             images = F.resize(images, [self.resolution, self.resolution], antialias=True)
         if self.augment.horizontal_flip:
-            images = torch.where(flips.to(device, non_blocking=True).view(-1, 1, 1, 1), images.flip(-1), images)
+            images = torch.where(drawn["flips"].view(-1, 1, 1, 1), images.flip(-1), images)
         images = images.float() / 255.0
         if self.augment.mix:
             images, soft, dominant = mix_batch(images, labels, self.split.num_classes, torch.Generator().manual_seed(mix_seed))

@@ -133,7 +133,7 @@ def draw_crop_boxes(batch: int, height: int, width: int, scale: tuple[float, flo
 
 def random_resized_crop(images: Tensor, boxes: CropBoxes, size: int) -> Tensor:
     """Crop each image to its box and resize it to ``size x size`` (uint8, one resampling call)."""
-    box = _to_device({"top": boxes.top, "left": boxes.left, "height": boxes.height, "width": boxes.width},
+    box = to_device({"top": boxes.top, "left": boxes.left, "height": boxes.height, "width": boxes.width},
                      images.device)
     return ops.resized_crop(images, box["top"], box["left"], box["height"], box["width"], size)
 
@@ -160,7 +160,7 @@ def rand_augment(images: Tensor, draw: RandAugmentDraw, num_bins: int = NUM_BINS
         plan.update({f"{slot}.{k}": v for k, v in _slot_plan(chosen[order], magnitude[order], height, width).items()})
         slots.append(torch.bincount(chosen, minlength=len(OPS)).tolist())
     plan["inverse"] = torch.argsort(order)
-    plan = _to_device(plan, images.device)
+    plan = to_device(plan, images.device)
     out = images
     for slot, counts in enumerate(slots):
         out = out.index_select(0, plan[f"{slot}.permutation"])
@@ -193,11 +193,11 @@ def _apply_slot(images: Tensor, counts: list[int], plan: dict[str, Tensor]) -> N
         if names == _GEOMETRIC:
             _geometric(part, counts, plan["matrices"])
         elif names == ("Color",):
-            part.copy_(ops.adjust_saturation(part, plan["Color.factor"]))
+            ops.adjust_saturation(part, plan["Color.factor"], out=part)
         elif names == ("Sharpness",):
-            part.copy_(ops.adjust_sharpness(part, plan["Sharpness.factor"]))
+            ops.adjust_sharpness(part, plan["Sharpness.factor"], out=part)
         else:
-            part.copy_(ops.apply_lut(part, _lookup_tables(part, counts, plan)))
+            ops.apply_lut(part, _lookup_tables(part, counts, plan), out=part)
         start = stop
 
 
@@ -208,7 +208,7 @@ def _geometric(images: Tensor, counts: list[int], matrices: Tensor) -> None:
         count = sum(counts[_INDEX[n]] for n in _GEOMETRIC if _MOVES[n] == moves)
         if count:
             part = images[start:start + count]
-            part.copy_(ops.affine_nearest(part, matrices[start:start + count], moves))
+            ops.affine_nearest(part, matrices[start:start + count], moves, out=part)
             start += count
 
 
@@ -257,9 +257,10 @@ def _geometric_matrices(op: Tensor, value: Tensor, height: int, width: int) -> T
     )
 
 
-def _to_device(tensors: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
-    """Move small CPU tensors to ``device``: one copy per dtype, from pinned memory on CUDA so
-    that the host does not wait for the device's queue."""
+def to_device(tensors: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
+    """Move small CPU tensors (per-image draws) to ``device``: one non-blocking copy per dtype,
+    from pinned memory on CUDA, so that the host never waits for the device's queue (a blocking
+    ``.to(device)`` synchronises with it). On the CPU they are returned as they are."""
     if device.type == "cpu":
         return tensors
     out: dict[str, Tensor] = {}
