@@ -234,7 +234,7 @@ def test_report_draws_dts_as_its_own_series_not_at_a_temperature(tmp_path):
     with Store(store_path(s), readonly=True) as store:
         runs = store.runs()
     assert sorted(str(r["config"]["student"]["temperature"]) for r in runs) == ["1.0", "4.0", "None", "None"]
-    assert "Methods without a fixed temperature" in report.html.read_text()
+    assert "Runs without a fixed temperature (DTS, CTKD, no KD)" in report.html.read_text()
 
 
 # --- The official preset's temperature --------------------------------------------------------------------

@@ -92,10 +92,10 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
                          + table_html(tables["best_top1"], "best-epoch top-1 (%), mean +- std over seeds; the best "
                                                            "epoch is chosen on the test set (optimistic)")))
         add_figure(figures.curves(items, "final_top1", "final top-1 (%)"), "curves", "Accuracy vs temperature",
-                   "Methods that set their own temperature (DTS, CTKD) are dashed horizontal lines: one value each, "
-                   "not a point at any T." if points["final_top1"] else "")
+                   "Methods that set their own temperature (DTS, CTKD) and cross-entropy-only runs (no KD) are "
+                   "dashed horizontal lines: one value each, not a point at any T." if points["final_top1"] else "")
     if points["final_top1"]:
-        sections.append(("Methods without a fixed temperature",
+        sections.append(("Runs without a fixed temperature (DTS, CTKD, no KD)",
                          points_html(points["final_top1"], "final top-1 (%), mean +- std over seeds")))
     methods = figures.method_objectives(items)
     if methods:

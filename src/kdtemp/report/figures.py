@@ -38,13 +38,17 @@ def _temperature_axis(axis, temps: list[float]) -> None:
     axis.set_xlabel("temperature T")
 
 
-def _own_temperature_lines(axis, points: dict[str, Cell], first_colour: int) -> None:
-    """Methods that set their own temperature (DTS, CTKD): a dashed horizontal line at their mean
-    with a +-1 std band across the whole T axis, never a point at some T."""
+def _own_temperature_lines(axis, points: dict[str, Cell], first_colour: int, without_kd: set[str]) -> None:
+    """Runs without a fixed temperature: a dashed horizontal line at their mean with a +-1 std band
+    across the whole T axis, never a point at some T. Methods that set their own temperature (DTS,
+    CTKD) say so; cross-entropy-only runs (rows in ``without_kd``) are labelled "no KD"."""
     for index, (row, cell) in enumerate(points.items()):
         colour = plt.cm.tab10((first_colour + index) % 10)
-        axis.axhline(cell.mean, color=colour, linestyle="--", linewidth=1.4,
-                     label=row if "learned T" in row or "DTS" in row else f"{row} (own T)")
+        if row in without_kd:
+            label = row if "no KD" in row else f"{row} (no KD)"
+        else:
+            label = row if "learned T" in row or "DTS" in row else f"{row} (own T)"
+        axis.axhline(cell.mean, color=colour, linestyle="--", linewidth=1.4, label=label)
         if cell.std:
             axis.axhspan(cell.mean - cell.std, cell.mean + cell.std, color=colour, alpha=0.10, linewidth=0)
 
@@ -169,7 +173,8 @@ def _curve_panel(axis, records: list[Record], metric: str, ylabel: str, panel_ke
         std = np.array([c.std for c in cells.values()])
         axis.plot(t, mean, marker="o", color=colour, label=row + (f" ({epochs[-1]} ep)" if varies else ""), linewidth=1.6)
         axis.fill_between(t, mean - std, mean + std, color=colour, alpha=0.18, linewidth=0)
-    _own_temperature_lines(axis, aggregate_points(longest, metric, key), len(table))
+    _own_temperature_lines(axis, aggregate_points(longest, metric, key), len(table),
+                           {key(r) for r in longest if not r.distills})
     if varies:
         right = axis.twinx()
         right.spines["right"].set_visible(True)
@@ -213,7 +218,7 @@ def by_objective(records: list[Record], metric: str, ylabel: str, objectives: li
 
         def key(r, hidden=hidden):
             label = _strip(r.without("epochs") if varies else r.label, hidden)
-            return _method_name(label)
+            return _method_name(label, r.distills)
 
         table = aggregate(group, metric, key=key)
         is_kd = {key(r): r.objective == "kd" and r.temperature is not None for r in group}
@@ -221,7 +226,8 @@ def by_objective(records: list[Record], metric: str, ylabel: str, objectives: li
             style = dict(linewidth=2.6, color="black", marker="o", zorder=3) if is_kd.get(row) else \
                 dict(linewidth=1.3, color=plt.cm.tab10(index % 10), marker=markers[index % len(markers)])
             axis.plot(list(cells), [c.mean for c in cells.values()], label=row, **style)
-        _own_temperature_lines(axis, aggregate_points(group, metric, key=key), len(table))
+        _own_temperature_lines(axis, aggregate_points(group, metric, key=key), len(table),
+                               {key(r) for r in group if not r.distills})
         _temperature_axis(axis, temperatures_of(table) or [1.0])
         axis.set_ylabel(ylabel)
         if panel:
@@ -231,10 +237,14 @@ def by_objective(records: list[Record], metric: str, ylabel: str, objectives: li
     return figure
 
 
-def _method_name(label: str) -> str:
-    """``objective=kd, policy=fixed`` -> ``KD (shared fixed T)``; other labels stay as they are."""
+def _method_name(label: str, distills: bool = True) -> str:
+    """``objective=kd, policy=fixed`` -> ``KD (shared fixed T)``; a run without a distillation
+    term (``distills`` false) -> ``cross-entropy only (no KD)``; other labels stay as they are."""
     parts = dict(part.split("=", 1) for part in label.split(", ") if "=" in part)
     objective, policy = parts.pop("objective", None), parts.pop("policy", "fixed")
+    if not distills:
+        rest = ", ".join(f"{k}={v}" for k, v in parts.items())
+        return "cross-entropy only (no KD)" + (f", {rest}" if rest else "")
     if objective is None:
         return label
     name = METHOD_NAMES.get(objective, objective)

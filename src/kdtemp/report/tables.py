@@ -86,7 +86,7 @@ class Record:
 
     run_id: str
     status: str
-    temperature: float | None  # None: the run set its own temperature (DTS, CTKD)
+    temperature: float | None  # None: the run set its own (DTS, CTKD) or used none (cross-entropy only)
     seed: int
     setting: dict[str, str]
     objective: str | None
@@ -94,6 +94,7 @@ class Record:
     final_top1: float | None
     best_top1: float | None
     curve: list[dict] = field(default_factory=list)
+    distills: bool = True  # False: trained with cross-entropy only (no objective, or a KD weight of 0)
 
     @property
     def label(self) -> str:
@@ -134,10 +135,14 @@ def records(runs: list[dict], prepared: dict[str, str] | None = None) -> list[Re
                    for k in varying if k not in unused}
         temperature = config.get("student.temperature")
         uses_own = config.get("student.temperature_policy", "fixed") != "fixed"
-        out.append(Record(run["run_id"], run["status"], None if temperature is None or uses_own else float(temperature),
+        # a fixed-policy run stored without a temperature is a cross-entropy-only run (``resolved``)
+        distills = (config.get("student.objective") is not None and config.get("student.kd_weight") != 0
+                    and (uses_own or temperature is not None))
+        fixed = temperature is not None and not uses_own and distills
+        out.append(Record(run["run_id"], run["status"], float(temperature) if fixed else None,
                           run["seed"], setting,
                           config.get("student.objective"), int(config["student.epochs"]),
-                          run["final_top1"], run["best_top1"], run["curve"] or []))
+                          run["final_top1"], run["best_top1"], run["curve"] or [], distills=distills))
     return out
 
 
@@ -165,7 +170,8 @@ def aggregate(items: Iterable[Record], metric: str, key=lambda r: r.label) -> di
 
 
 def aggregate_points(items: Iterable[Record], metric: str, key=lambda r: r.label) -> dict[str, Cell]:
-    """``{setting: Cell}`` over finished runs that set their own temperature (DTS, CTKD)."""
+    """``{setting: Cell}`` over finished runs without a fixed temperature: those that set their
+    own (DTS, CTKD) and cross-entropy-only runs (``Record.distills`` tells them apart)."""
     groups: dict[str, list[float]] = {}
     for record in items:
         value = getattr(record, metric)
