@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench clean
+.PHONY: run test bench bench-gpu clean
 
 # Create the virtual environment and install kdtemp with its test extras (once, and again when
 # pyproject.toml changes). pip resolves torch, torchvision and timm together.
@@ -27,6 +27,14 @@ bench: $(STAMP)
 	$(PY) bench/cohort.py
 	$(PY) bench/augment.py
 	$(PY) bench/gpu.py --steps 20 --warmup 2
+
+# On a CUDA machine, in one go: the CUDA-only tests, both augmentation arms on the device, and the
+# GPU benchmark's two configurations (BENCHMARKS.md records what they print).
+bench-gpu: $(STAMP)
+	$(PY) -m pytest -q -rs tests/test_augment_batched.py tests/test_engine_device.py -k cuda
+	$(PY) bench/augment.py --device cuda --repeats 5
+	$(PY) bench/gpu.py --device cuda --teacher resnet56 --student resnet20 --resolution 32 --batch-size 64 --steps 50 --members 9
+	$(PY) bench/gpu.py --device cuda --teacher resnet50 --student resnet18 --resolution 224 --crop --batch-size 64 --steps 30 --members 9
 
 clean:
 	rm -rf $(VENV) .pytest_cache

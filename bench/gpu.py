@@ -40,7 +40,7 @@ from kdtemp.models import ModelConfig, create_model  # noqa: E402
 TEMPERATURES = [1, 2, 3, 4, 5, 7, 10, 20, 40]
 PHASES = ("data", "teacher forward", "student forward+backward", "optimizer")
 # Dense bf16 tensor-core peaks (TFLOP/s, without sparsity), by a substring of the device name.
-PEAK_BF16_TFLOPS = {"H200": 989.0, "H100 NVL": 835.0, "H100 PCIe": 756.0, "H100": 989.0,  # H100: the SXM part
+PEAK_BF16_TFLOPS = {"H200 NVL": 835.0, "H200": 989.0, "H100 NVL": 835.0, "H100 PCIe": 756.0, "H100": 989.0,  # H100: the SXM part
                     "H20": 148.0, "GH200": 989.0, "B200": 2250.0, "A100": 312.0, "A800": 312.0, "A10G": 70.0,
                     "A10": 125.0, "L40S": 362.0, "L40": 181.0, "L4": 121.0, "RTX 4090": 165.0, "RTX 3090": 71.0}
 
@@ -266,6 +266,8 @@ def run(argv: list[str] | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)  # CUDA events record on the current device's stream
     split = training_split(args).to(device)
     peak, peak_source = peak_flops(args, device)
     solo = run_arm(args, split, 1, device)

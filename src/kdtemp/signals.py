@@ -38,8 +38,12 @@ def smoothing_for_entropy(target_entropy: Tensor, num_classes: int, iterations: 
 
 
 def smoothed_targets(top_class: Tensor, alpha: Tensor | float, num_classes: int) -> Tensor:
-    """``(1 - a) * onehot(top_class) + a / C``; ``alpha`` per sample ``[B]`` or one float."""
-    alpha = torch.as_tensor(alpha, dtype=torch.float64, device=top_class.device).reshape(-1, 1)
+    """``(1 - a) * onehot(top_class) + a / C``; ``alpha`` per sample ``[B]`` or one float (kept
+    a Python number: a tensor made from it on CUDA would be a blocking copy in every step)."""
+    if isinstance(alpha, Tensor):
+        alpha = alpha.to(dtype=torch.float64, device=top_class.device).reshape(-1, 1)
+    else:
+        alpha = float(alpha)
     onehot = torch.nn.functional.one_hot(top_class.long(), num_classes).to(torch.float64)
     return ((1.0 - alpha) * onehot + alpha / num_classes).float()
 

@@ -28,6 +28,7 @@ from .batched_augment import (
 )
 from .cache import ImageSplit
 
+EVAL_RESIZE_SLICE = 512  # images resized at once for the test-time view
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -92,8 +93,7 @@ class Batch:
         if key not in self._normalized:
             constants = self.constants if self.constants is not None else {}
             if key not in constants:  # made once per stream: no host-to-device copy per batch
-                constants[key] = tuple(torch.tensor(v, device=self.images.device, dtype=self.images.dtype).view(1, 3, 1, 1)
-                                       for v in key)
+                constants[key] = normalization_tensors(key, self.images.device, self.images.dtype)
             mean, std = constants[key]
             out = (self.images - mean) / std
             self._normalized[key] = out.contiguous(memory_format=torch.channels_last) if self.channels_last else out
@@ -105,12 +105,21 @@ def stream_seed(data_seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([data_seed, epoch]).generate_state(2, dtype=np.uint64)[0] >> np.uint64(1))
 
 
-def normalize_float(images: Tensor, normalization, channels_last: bool = False) -> Tensor:
-    """Float images on the 0..1 scale ``[B, 3, H, W]`` -> ``(x - mean) / std`` per channel."""
+def normalization_tensors(normalization, device: torch.device, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
+    """``(mean, std)`` (three numbers each, or tensors already made by this function) as
+    ``[1, 3, 1, 1]`` tensors on ``device``, copied there without waiting for the device's queue."""
     mean, std = normalization
-    m = torch.tensor(mean, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
-    s = torch.tensor(std, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
-    out = (images - m) / s
+    if isinstance(mean, Tensor) and isinstance(std, Tensor):
+        return mean, std
+    made = to_device({"mean": torch.tensor(mean, dtype=dtype), "std": torch.tensor(std, dtype=dtype)}, device)
+    return made["mean"].view(1, 3, 1, 1), made["std"].view(1, 3, 1, 1)
+
+
+def normalize_float(images: Tensor, normalization, channels_last: bool = False) -> Tensor:
+    """Float images on the 0..1 scale ``[B, 3, H, W]`` -> ``(x - mean) / std`` per channel
+    (``normalization``: numbers, or :func:`normalization_tensors` made once for many batches)."""
+    mean, std = normalization_tensors(normalization, images.device, images.dtype)
+    out = (images - mean) / std
     return out.contiguous(memory_format=torch.channels_last) if channels_last else out
 
 
@@ -253,4 +262,9 @@ def eval_images(images: Tensor, resolution: int, center_crop: bool) -> Tensor:
         return images
     if center_crop and min(images.shape[-2:]) >= resolution:
         return F.center_crop(images, [resolution, resolution])
-    return F.resize(images, [resolution, resolution], antialias=True)
+    # in slices: on CUDA the resize works in float32, 4x the uint8 split, plus its output
+    out = images.new_empty((images.shape[0], images.shape[1], resolution, resolution))
+    for start in range(0, images.shape[0], EVAL_RESIZE_SLICE):
+        stop = start + EVAL_RESIZE_SLICE
+        out[start:stop] = F.resize(images[start:stop], [resolution, resolution], antialias=True)
+    return out

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data import normalize
+from ..data.augment import normalization_tensors
 from ..models import IMAGENET_NORMALIZATION
 
 
@@ -24,7 +25,7 @@ def predict(model: nn.Module, images: Tensor, batch_size: int, autocast: Any, ch
     was_training = model.training
     model.eval()
     outputs = []
-    normalization = normalization_of(model)
+    normalization = normalization_tensors(normalization_of(model), images.device)  # once, not per batch
     for start in range(0, images.shape[0], batch_size):
         x = normalize(images[start:start + batch_size], normalization, channels_last=channels_last)
         with autocast():

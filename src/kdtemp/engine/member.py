@@ -111,17 +111,22 @@ class Member:
         self.weights = config.weights()
         self.state = MemberState()
         self.steps_per_epoch = steps_per_epoch
-        generator_state = torch.random.get_rng_state()
-        torch.manual_seed(config.seed)
-        try:
+        # The member's own random streams, seeded with its seed: the CPU's (initialisation,
+        # CPU-side draws) and, on CUDA, its device's (device-side draws), both restored for the
+        # caller and carried by the member from step to step (:meth:`own_rng`).
+        cuda_devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda_devices):
+            torch.random.default_generator.manual_seed(config.seed)
+            for cuda_device in cuda_devices:
+                with torch.cuda.device(cuda_device):
+                    torch.cuda.manual_seed(config.seed)
             self.student = create_model(config.model, num_classes).to(device)
             self.normalization = self.student.kdtemp_normalization
             if channels_last:
                 self.student = self.student.to(memory_format=torch.channels_last)
             self.learnable = LearnableTemperature().to(device) if config.temperature_policy == "ctkd" else None
             self.rng_state = torch.random.get_rng_state()
-        finally:
-            torch.random.set_rng_state(generator_state)
+            self.cuda_rng_state = torch.cuda.get_rng_state(device) if cuda_devices else None
         self.objective = create_objective(config.objective, **config.objective_params) if config.distills else None
         self.state.derived["normalization"] = {"mean": list(self.normalization[0]), "std": list(self.normalization[1])}
         self.policy = self._policy()
@@ -194,7 +199,7 @@ class Member:
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.random.set_rng_state(self.rng_state)
-            if devices and hasattr(self, "cuda_rng_state"):
+            if devices and self.cuda_rng_state is not None:
                 torch.cuda.set_rng_state(self.cuda_rng_state, self.device)
             yield
             self.rng_state = torch.random.get_rng_state()
@@ -232,7 +237,9 @@ class Member:
             self._loss_sum += loss.detach()
             if self.config.temperature_policy == "dts":
                 with torch.no_grad():  # the gap stays on the device: no host sync in the step
-                    self._temperatures.append(torch.as_tensor(temperature, dtype=torch.float64, device=logits.device))
+                    self._temperatures.append(
+                        temperature.to(torch.float64) if isinstance(temperature, Tensor)  # the device's gap
+                        else torch.full((), temperature, dtype=torch.float64, device=logits.device))  # no copy
                     self.policy.update(soft_cross_entropy(logits, soft_labels),
                                        soft_cross_entropy(teacher_logits, soft_labels), epoch, self.config.epochs)
             elif self.learnable is not None:
@@ -280,7 +287,7 @@ class Member:
             "scheduler": self.scheduler.state_dict(),
             "policy": self.policy.state_dict(),
             "rng_state": self.rng_state,
-            "cuda_rng_state": getattr(self, "cuda_rng_state", None),
+            "cuda_rng_state": self.cuda_rng_state,
             "state": self.state.__dict__,
         }
 
