@@ -234,7 +234,12 @@ def axes_of(grid: dict[str, list] | None, groups: list[dict[str, list]], presets
     for axis in axes:
         for key in sorted(axis.fields):
             require(key not in seed_fields, f"{axis.name}", f"sets {key}, which `seeds` controls; vary seeds with `seeds`")
-            require(key not in seen, f"{axis.name}", f"varies {key!r}, which axis {seen.get(key)!r} already varies")
+            # a field, or a field inside it (``student.model`` and ``student.model.name``): one would undo the other
+            overlap = next((other for other in seen if _covered(key, {other}) or _covered(other, {key})), None)
+            require(overlap is None, f"{axis.name}",
+                    f"varies {key!r}, which axis {seen.get(overlap)!r} already varies" if overlap == key else
+                    f"varies {key!r}, which overlaps {overlap!r} that axis {seen.get(overlap)!r} varies; "
+                    "vary one of them")
             seen[key] = axis.name
     return axes
 
