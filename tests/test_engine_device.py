@@ -105,3 +105,22 @@ def test_on_cuda_training_steps_never_wait_for_the_device():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert all(torch.isfinite(m._loss_sum) for m in members)
+
+
+def test_per_tensor_clipping_scales_each_gradient_as_its_own_norm_says():
+    """Each gradient tensor is clipped to L2 norm ``max_norm`` on its own (factor
+    ``min(1, max_norm / (norm + 1e-6))``), in a few batched kernels: values equal the per-tensor
+    formula bit for bit; small gradients are left as they are."""
+    from kdtemp.engine.member import clip_per_tensor
+
+    g = torch.Generator().manual_seed(0)
+    shapes = [(16, 3, 3, 3), (16,), (10, 64), (10,), (1,)]
+    params = [torch.nn.Parameter(torch.zeros(shape)) for shape in shapes]
+    for p, scale in zip(params, (5.0, 0.01, 2.0, 3.0, 0.5)):
+        p.grad = torch.randn(p.shape, generator=g) * scale
+    expected = [p.grad * torch.clamp(1.0 / (p.grad.norm() + 1e-6), max=1.0) for p in params]
+    small = params[1].grad.clone()
+    clip_per_tensor(params + [torch.nn.Parameter(torch.zeros(2))], 1.0)  # one without a gradient
+    assert all(torch.equal(p.grad, e) for p, e in zip(params, expected))
+    assert torch.equal(params[1].grad, small)  # its norm is below 1
+    assert all(p.grad.norm() <= 1.0 + 1e-6 for p in params)

@@ -34,9 +34,9 @@ def clip_per_tensor(parameters: list[nn.Parameter], max_norm: float) -> None:
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
         return
-    norms = torch._foreach_norm(grads)
-    factors = [torch.clamp(max_norm / (n + 1e-6), max=1.0) for n in norms]
-    torch._foreach_mul_(grads, factors)
+    norms = torch.stack(torch._foreach_norm(grads))  # a few kernels in all, not a few per tensor
+    factors = (max_norm / (norms + 1e-6)).clamp_(max=1.0)
+    torch._foreach_mul_(grads, list(factors.unbind()))
 
 
 def build_optimizer(config: OptimizerConfig, model: nn.Module, extra: list[nn.Parameter]) -> torch.optim.Optimizer:
