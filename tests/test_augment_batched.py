@@ -408,6 +408,9 @@ def test_chunking_on_the_cpu_does_not_change_any_image(monkeypatch):
         monkeypatch.setattr(ops, "CPU_CHUNK_BYTES", chunk_bytes)
         chunked = results()
         assert all(torch.equal(a, b) for a, b in zip(whole, chunked)), chunk_bytes
+    for chunk_bytes in (1, 1 << 40):  # an empty batch stays an empty batch, chunked or not
+        monkeypatch.setattr(ops, "CPU_CHUNK_BYTES", chunk_bytes)
+        assert ops.adjust_sharpness(images[:0], torch.ones(0, dtype=torch.float64)).shape == (0, 3, 24, 24)
     factors = torch.linspace(0.1, 1.9, len(images), dtype=torch.float64)
     for op in (ops.adjust_sharpness, ops.adjust_saturation):
         expected = op(images, factors)

@@ -10,11 +10,11 @@ On the CPU the per-pixel ops run over chunks of a few images (:func:`chunked`), 
 temporaries in the caches; a chunk's result is the whole batch's, image for image.
 
 uint8 conventions, as torchvision's tensor kernels: arithmetic in float32, clamp to [0, 255],
-then truncation (not rounding) to uint8 (:func:`to_uint8`). A blend ``x * r + y * (1 - r)`` rounds ``x * r`` to
-float32 and then adds ``y * (1 - r)`` with a single rounding (torch's ``add(..., alpha=...)`` is
-a fused multiply-add on CPU), emulated here exactly in float64. Pointwise ops are per-image,
-per-channel lookup tables over the 256 pixel values, built with torchvision's formulas and
-applied in one gather.
+then truncation (not rounding) to uint8 (:func:`to_uint8`). A blend ``x * r + y * (1 - r)``
+rounds ``x * r`` to float32 and then adds ``y * (1 - r)`` with a single rounding (torch's
+``add(..., alpha=...)`` is a fused multiply-add on CPU), emulated here exactly in float64.
+Pointwise ops are per-image, per-channel lookup tables over the 256 pixel values, built with
+torchvision's formulas and applied in one gather.
 
 Agreement with torchvision (pinned by ``tests/test_augment_batched.py``): the lookup-table ops
 (brightness, contrast, posterize, solarize, autocontrast, equalize), saturation and sharpness are
@@ -55,12 +55,12 @@ def chunked(op: _Op) -> _Op:
         batch = images.shape[0]
         image_bytes = max(1, images[:1].numel() * images.element_size())
         step = batch if images.device.type != "cpu" else max(1, CPU_CHUNK_BYTES // image_bytes)
+        if out is None and step >= batch:  # one chunk (an empty batch too)
+            return op(images, *args, **options)
         for start in range(0, batch, step):
             stop = min(start + step, batch)
             part = op(images[start:stop], *[a[start:stop] if isinstance(a, Tensor) else a for a in args], **options)
             if out is None:
-                if step >= batch:
-                    return part
                 out = part.new_empty((batch, *part.shape[1:]))
             out[start:stop] = part
         return out
