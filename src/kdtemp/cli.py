@@ -83,7 +83,7 @@ def cmd_demo(args) -> int:
     from . import demo
     from .engine import TeacherConfig, prepare_teacher
     from .report import build_report
-    from .report.tables import aggregate, records
+    from .report.tables import aggregate, best_temperatures, records
     from .study import Store, load_study, run_study, store_path
 
     output = Path(args.output)
@@ -104,8 +104,9 @@ def cmd_demo(args) -> int:
     print("      final top-1 (%) per temperature, mean +- std over seeds:")
     for t, cell in table.items():
         print(f"        T={t:>4g}: {cell.mean:6.2f} +- {cell.std:.2f}")
-    best = max(table, key=lambda t: table[t].mean)
-    print(f"      best: T={best:g} ({table[best].mean:.2f}%)")
+    best = sorted(best_temperatures(table))
+    print(f"      best: T={'/'.join(f'{t:g}' for t in best)} ({table[best[0]].mean:.2f}%)"
+          + (" (tied)" if len(best) > 1 else ""))
     report = build_report(study.output)
     print(f"[3/3] report: {report.html}")
     return 0

@@ -189,7 +189,13 @@ def markdown_text(value: Any) -> str:
     return re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", text)
 
 
-def best_temperatures(row: dict[float, Cell], tolerance: float = 1e-9) -> set[float]:
+TIE_TOLERANCE = 1e-5
+"""Means (in percentage points) closer than this are equal: far below one test image in any test
+set (100 / 10M images), far above the float32 rounding of accuracies stored by earlier versions
+(19.500000476837158 for 39 of 200)."""
+
+
+def best_temperatures(row: dict[float, Cell], tolerance: float = TIE_TOLERANCE) -> set[float]:
     """The temperatures whose mean is the row's best (ties all count)."""
     top = max(cell.mean for cell in row.values())
     return {t for t, cell in row.items() if cell.mean >= top - tolerance}
@@ -271,16 +277,20 @@ def method_rows(items: list[Record], metric: str) -> list[dict[str, Any]]:
     with_t = aggregate(items, metric, key=lambda r: "\x00".join(split(r)))
     without_t = aggregate_points(items, metric, key=lambda r: "\x00".join(split(r)))
     kd_keys = {"\x00".join(split(r)) for r in items if r.objective == "kd" and r.temperature is not None}
-    best_kd: dict[str, tuple[float, Cell]] = {}
+    def at_best(cells: dict[float, Cell]) -> tuple[str, Cell]:
+        """The best temperatures (tied ones joined: ``10/20``) and the first one's cell."""
+        best = sorted(best_temperatures(cells))
+        return "/".join(f"{t:g}" for t in best), cells[best[0]]
+
+    best_kd: dict[str, tuple[str, Cell]] = {}
     for key in kd_keys & set(with_t):
         context = key.split("\x00")[0]
-        t, cell = max(with_t[key].items(), key=lambda item: item[1].mean)
-        if context not in best_kd or cell.mean > best_kd[context][1].mean:
-            best_kd[context] = (t, cell)
+        temperatures, cell = at_best(with_t[key])
+        if context not in best_kd or cell.mean > best_kd[context][1].mean + TIE_TOLERANCE:
+            best_kd[context] = (temperatures, cell)
     rows = []
     for key, cells in with_t.items():
-        t, cell = max(cells.items(), key=lambda item: item[1].mean)
-        rows.append((key, f"{t:g}", cell))
+        rows.append((key, *at_best(cells)))
     rows += [(key, "own", cell) for key, cell in without_t.items()]
     out = []
     for key, temperature, cell in rows:
@@ -289,7 +299,7 @@ def method_rows(items: list[Record], metric: str) -> list[dict[str, Any]]:
         out.append({"context": context, "method": method, "T": temperature, "mean": cell.mean, "std": cell.std,
                     "n": cell.n, "gain": None if baseline is None else cell.mean - baseline[1].mean,
                     "kd_std": None if baseline is None else baseline[1].std,
-                    "kd_T": None if baseline is None else f"{baseline[0]:g}"})
+                    "kd_T": None if baseline is None else baseline[0]})
     return sorted(out, key=lambda r: (r["context"], -(r["mean"])))
 
 
