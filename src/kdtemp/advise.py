@@ -33,6 +33,7 @@ stands and the evidence is listed as agreeing within noise.
 
 from __future__ import annotations
 
+import collections
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,7 +180,7 @@ def _add_evidence(advice: Advice, setup: Setup, target: Path) -> None:
     """Best temperatures of the matching settings in a study store; they override the rules only
     where they beat the suggested temperature by more than the seed spread."""
     from .report import resolve_store
-    from .report.tables import aggregate, records
+    from .report.tables import aggregate, best_temperatures, records
     from .study.store import Store
 
     with Store(resolve_store(target), readonly=True) as store:
@@ -197,9 +198,15 @@ def _add_evidence(advice: Advice, setup: Setup, target: Path) -> None:
         runs = [r for r in runs if r["config"]["student"]["optimizer"]["name"] == setup.optimizer]
     runs = [r for r in runs if r["config"]["student"]["objective"] == "kd"
             and r["config"]["student"].get("temperature_policy", "fixed") == "fixed"]
+    far = False
     if setup.epochs is not None and runs:
         closest = min({r["config"]["student"]["epochs"] for r in runs}, key=lambda e: abs(e - setup.epochs))
         runs = [r for r in runs if r["config"]["student"]["epochs"] == closest]
+        far = not closest / 2 <= setup.epochs <= closest * 2
+        if far:
+            advice.evidence.append(f"{name}: its closest runs have {closest} epochs, far from your {setup.epochs}; the "
+                                   "best T moves with training length (finding 4), so they are shown but do not "
+                                   "override the rules")
     if not runs:
         advice.evidence.append(f"{name}: no finished fixed-T KD run matches this setup"
                                + (f" ({', '.join(matched)})" if matched else ""))
@@ -209,20 +216,31 @@ def _add_evidence(advice: Advice, setup: Setup, target: Path) -> None:
     for row, cells in table.items():
         if len(cells) < 2:
             continue
-        best = max(cells, key=lambda t: cells[t].mean)
+        tied = best_temperatures(cells)
         near = min(cells, key=lambda t: abs(t - advice.suggested))
+        if len(tied) == len(cells):
+            advice.evidence.append(f"{name}: {row}: every temperature ties (mean top-1 {cells[near].mean:.2f}%); "
+                                   "no preference")
+            continue
+        best = min(tied, key=lambda t: abs(t - advice.suggested))  # among tied best, the nearest to the rules
         spread = max(cells[best].std, cells[near].std)
         gain = cells[best].mean - cells[near].mean
         verdict = (f"beats T = {near:g} by {gain:.2f} points, more than the seed spread {spread:.2f}"
                    if best != near and gain > spread else
                    f"T = {near:g} is within the seed spread ({gain:.2f} <= {spread:.2f} points)")
-        advice.evidence.append(f"{name}: {row}: best T = {best:g} (mean top-1 {cells[best].mean:.2f}% over "
-                               f"{cells[best].n} seed{'s' if cells[best].n != 1 else ''}); {verdict}")
-        if best != near and gain > spread and cells[best].n > 1:
+        advice.evidence.append(f"{name}: {row}: best T = {'/'.join(f'{t:g}' for t in sorted(tied))} (mean top-1 "
+                               f"{cells[best].mean:.2f}% over {cells[best].n} seed{'s' if cells[best].n != 1 else ''}); "
+                               f"{verdict}")
+        if best != near and gain > spread and cells[best].n > 1 and not far:
             overrides.append(best)
     if overrides:
-        measured = statistics.median(overrides)
+        # a temperature the runs used: the one most rows favour (the lower middle one among equals)
+        votes = collections.Counter(overrides)
+        most = max(votes.values())
+        measured = statistics.median_low(sorted(t for t, n in votes.items() if n == most))
         advice.suggested = measured
         advice.low, advice.high = min(advice.low, min(overrides)), max(advice.high, max(overrides))
-        advice.reasons.insert(0, f"your own matching runs favour T = {measured:g} by more than their seed spread, "
-                                 "which takes precedence over the rules")
+        disagree = (f"; the rows disagree (they favour T = {', '.join(f'{t:g}' for t in sorted(votes))}), so this is "
+                    "the T most of them favour" if len(votes) > 1 else "")
+        advice.reasons.insert(0, f"your own matching runs favour T = {measured:g} by more than their seed spread"
+                                 f"{disagree}, which takes precedence over the rules")
