@@ -9,7 +9,8 @@ import torch
 from kdtemp.advise import Setup, advise
 from kdtemp.cli import main
 from kdtemp.models import ModelConfig, create_model
-from kdtemp.study.store import Store
+
+from advise_helpers import kd_store
 
 TEMPERATURES = [1, 2, 3, 4, 5, 7, 10, 20, 40]
 INITS = {"Rand": "random", "TT": "target", "IN1K": "pretrained", "FT": "finetuned"}
@@ -46,45 +47,24 @@ def test_the_advisor_loses_no_more_than_any_constant_temperature_on_the_papers_t
         assert any(a.low <= t <= a.high for t in best), (row[:4], best, a.low, a.high)
 
 
-def _store(path: Path, cells: dict) -> Path:
-    """A study store with finished fixed-T KD runs: ``cells[(dataset, teacher, T)] = [top-1 per seed]``."""
-    rows, results = [], []
-    for (dataset, teacher, t), values in cells.items():
-        for seed, value in enumerate(values):
-            run_id = f"{dataset}-{teacher}-{t}-{seed}"
-            config = {"data": {"dataset": dataset}, "teacher": {"name": teacher},
-                      "student": {"objective": "kd", "temperature": float(t), "temperature_policy": "fixed",
-                                  "epochs": 64, "optimizer": {"name": "adamw"}, "seed": seed}, "data_seed": seed}
-            rows.append({"run_id": run_id, "cohort_id": "c", "position": len(rows), "label": "kd", "cell": {},
-                         "seed": seed, "config": config, "epochs": 64})
-            results.append({"run_id": run_id, "status": "done", "epochs_done": 64, "final_top1": value, "seconds": 1.0,
-                            "best_top1": value})
-    with Store(path / "study.sqlite") as store:
-        store.set_meta("name", "past")
-        store.register(rows)
-        for result in results:
-            store.record(result)
-    return path
-
-
 SETUP = dict(teacher_origin="pretrained", finetune_epochs=20, optimizer="adamw", epochs=64, granularity="fine",
              class_overlap=True, dataset="pets", teacher="resnet50")
 
 
 def test_past_results_override_only_beyond_the_seed_spread(tmp_path):
     rule = advise(Setup(**SETUP))
-    noisy = _store(tmp_path / "noisy", {("pets", "resnet50", 4): [80.0, 81.6, 79.4],     # mean 80.33, std ~1.1
+    noisy = kd_store(tmp_path / "noisy", {("pets", "resnet50", 4): [80.0, 81.6, 79.4],     # mean 80.33, std ~1.1
                                          ("pets", "resnet50", 5): [80.2, 81.9, 79.2]})    # + 0.1, within the spread
     advice = advise(Setup(**SETUP), [noisy])
     assert advice.suggested == rule.suggested and "within the seed spread" in advice.evidence[0]
-    clear = _store(tmp_path / "clear", {("pets", "resnet50", 2): [85.0, 85.2, 84.9],
+    clear = kd_store(tmp_path / "clear", {("pets", "resnet50", 2): [85.0, 85.2, 84.9],
                                          ("pets", "resnet50", 4): [80.0, 80.3, 80.1]})
     advice = advise(Setup(**SETUP), [clear])
     assert advice.suggested == 2.0 and "more than their seed spread" in advice.reasons[0]
 
 
 def test_evidence_is_matched_on_teacher_and_dataset(tmp_path):
-    other = _store(tmp_path / "other", {("cifar100", "resnet50", 2): [85.0, 85.1], ("cifar100", "resnet50", 4): [70.0, 70.1],
+    other = kd_store(tmp_path / "other", {("cifar100", "resnet50", 2): [85.0, 85.1], ("cifar100", "resnet50", 4): [70.0, 70.1],
                                          ("pets", "vit_small_patch16_224", 2): [85.0, 85.1],
                                          ("pets", "vit_small_patch16_224", 4): [70.0, 70.1]})
     advice = advise(Setup(**SETUP), [other])

@@ -3,7 +3,8 @@ runs used, says when their rows disagree, reads no preference into a row where e
 and does not let runs of a very different training length override the rules."""
 
 from kdtemp.advise import Setup, advise
-from kdtemp.study.store import Store
+
+from advise_helpers import kd_store
 
 SETUP = dict(teacher_origin="pretrained", finetune_epochs=20, optimizer="adamw", epochs=64, granularity="fine",
              class_overlap=True, dataset="pets", teacher="resnet50")
@@ -11,24 +12,7 @@ SETUP = dict(teacher_origin="pretrained", finetune_epochs=20, optimizer="adamw",
 
 def store(path, cells, epochs=64):
     """Finished fixed-T KD runs: ``cells[(lr, T)] = [top-1 per seed]`` (rows differ in lr)."""
-    rows, results = [], []
-    for (lr, t), values in cells.items():
-        for seed, value in enumerate(values):
-            run_id = f"{lr}-{t}-{seed}"
-            config = {"data": {"dataset": "pets"}, "teacher": {"name": "resnet50"}, "data_seed": seed,
-                      "student": {"objective": "kd", "temperature": float(t), "temperature_policy": "fixed",
-                                  "epochs": epochs, "optimizer": {"name": "adamw", "lr": lr}, "seed": seed}}
-            rows.append({"run_id": run_id, "cohort_id": "c", "position": len(rows), "label": "kd", "cell": {},
-                         "seed": seed, "config": config, "epochs": epochs})
-            results.append({"run_id": run_id, "status": "done", "epochs_done": epochs, "final_top1": value,
-                            "seconds": 1.0, "best_top1": value})
-    path.mkdir(parents=True, exist_ok=True)
-    with Store(path / "study.sqlite") as s:
-        s.set_meta("name", "mine")
-        s.register(rows)
-        for result in results:
-            s.record(result)
-    return path
+    return kd_store(path, {("pets", "resnet50", t, lr): v for (lr, t), v in cells.items()}, name="mine", epochs=epochs)
 
 
 def test_disagreeing_rows_never_give_a_temperature_no_run_used(tmp_path):
