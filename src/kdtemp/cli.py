@@ -193,6 +193,8 @@ def cmd_report(args) -> int:
 
     report = build_report(args.study, args.output, row_scale=args.row_scale)
     print(f"report: {report.html} ({len(report.files)} files in {report.folder})")
+    for note in report.notes:
+        print(f"note: {note}")
     return 0
 
 

@@ -6,10 +6,13 @@ with std and n), ``curves.{png,svg}`` (accuracy vs T with the seed spread; short
 ``methods.{png,svg}`` (the method comparison, when objectives vary), ``profiles.{png,svg}`` and
 ``teachers.md`` (teachers' sorted softmax per T and relative entropies), ``signals.{png,svg}``
 (the teacher-signal ablation, when present), ``runs.csv`` and one self-contained ``index.html``.
+Files an earlier report wrote there and this one does not are removed (``.kdtemp-report.json``
+lists the report's files); other files in the folder are left alone.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +38,7 @@ class Report:
     folder: Path
     html: Path
     files: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the reader should know about what it covers
 
 
 def resolve_store(target: str | Path) -> Path:
@@ -63,6 +67,8 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
     folder.mkdir(parents=True, exist_ok=True)
     with Store(store_file, readonly=True) as store:
         runs, teachers = store.current_runs(), store.teachers()
+        shown = {run["run_id"] for run in runs}
+        elsewhere = sum(1 for run in store.runs() if run["status"] == "done" and run["run_id"] not in shown)
         prepared = {p["prep_id"]: p["label"] for p in store.preparations()}
         name = store.meta("name", store_file.parent.name)
         (folder / "runs.csv").write_text(export(None, store, "csv"))
@@ -131,6 +137,13 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
         sections.append(("Teachers", rows_html(rows, ["teacher", "dataset", "test top1", "top1", "H(p)", "H(p_bar)"])))
     counts = {s: sum(1 for r in runs if r["status"] == s) for s in ("done", "failed", "pending", "running")}
     summary = f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + f". Store: {store_file}"
+    notes = []
+    if elsewhere:
+        notes.append(f"{elsewhere} finished run{'s' if elsewhere != 1 else ''} of the store {'are' if elsewhere != 1 else 'is'} "
+                     f"not in this report: it shows the {len(runs)} runs the last `kdtemp study run` planned (with "
+                     "its overrides, e.g. seeds=[0]); run the study as you want it reported (finished runs are not "
+                     "trained again), then report again")
+        summary += ". Note: " + notes[0] + "."
     failed = [r for r in runs if r["status"] == "failed"]
     if failed:
         sections.append(("Failed runs", rows_html([{"run": r["run_id"], "label": r["label"], "error": r["error"]} for r in failed],
@@ -138,7 +151,33 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
     html_path = folder / "index.html"
     html_path.write_text(page(f"kdtemp report: {name}", sections, summary))
     files.append(html_path)
-    return Report(folder, html_path, files)
+    _remove_stale(folder, files)
+    return Report(folder, html_path, files, notes)
+
+
+REPORT_STEMS = {"heatmap", "heatmap_final", "heatmap_best", "curves", "methods", "signals", "temperatures", "profiles",
+                "profiles_log", "teachers", "table_teachers", "runs", "index"}
+"""The names of the files a report writes (without their extensions)."""
+MANIFEST = ".kdtemp-report.json"
+"""The files the last report wrote into its folder (a later report removes those it does not write again)."""
+
+
+def _remove_stale(folder: Path, files: list[Path]) -> None:
+    """Delete the files an earlier report wrote into ``folder`` that this one did not (a figure of
+    methods no longer in the study must not stay beside the fresh ones); record this report's."""
+    manifest = folder / MANIFEST
+    names = sorted({path.name for path in files if path.parent == folder})
+    try:
+        earlier = json.loads(manifest.read_text()) if manifest.is_file() else None
+    except (OSError, ValueError):
+        earlier = None
+    if earlier is None:  # a report of an earlier kdtemp: its files by their names
+        earlier = [path.name for path in folder.iterdir() if path.stem in REPORT_STEMS
+                   and path.suffix in (".png", ".svg", ".md", ".csv", ".html")]
+    for name in earlier if isinstance(earlier, list) else []:
+        if isinstance(name, str) and name not in names and "/" not in name and "\\" not in name and not name.startswith("."):
+            (folder / name).unlink(missing_ok=True)
+    manifest.write_text(json.dumps(names))
 
 
 __all__ = ["Report", "build_report", "resolve_store"]

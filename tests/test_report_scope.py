@@ -1,0 +1,32 @@
+"""A report says what it covers and holds only what it covers: when the last `study run` planned
+fewer runs than the store has finished (a smoke run with ``seeds=[0]`` after the full study), the
+report and ``kdtemp report`` say how many finished runs are left out; files an earlier report
+wrote that this one does not (the method comparison of objectives no longer in the plan) are
+removed, and files that are not the report's are kept."""
+
+from kdtemp.cli import main
+from kdtemp.report import build_report
+from kdtemp.study import load_study, run_study
+
+from trust_helpers import study, write_yaml
+
+
+def test_a_smaller_plan_is_reported_as_such_and_leaves_no_stale_figures(tmp_path, capsys):
+    path = write_yaml(tmp_path / "s.yaml", study(grid={"student.objective": ["kd", "dkd"], "student.temperature": [1, 4]},
+                                                 seeds=[0, 1]))
+    full = load_study(path, output=tmp_path / "study")
+    assert run_study(full, progress=False)["done"] == 8
+    report = build_report(tmp_path / "study")
+    names = {p.name for p in report.folder.iterdir()}
+    assert {"methods.png", "methods.svg", "methods.md"} <= names and not report.notes
+    (report.folder / "my_notes.txt").write_text("mine")  # not the report's: kept
+
+    smoke = load_study(path, output=tmp_path / "study", overrides=["grid={student.temperature: [1, 4]}", "seeds=[0]"])
+    assert run_study(smoke, progress=False)["done"] == 2  # nothing trains again
+    assert main(["report", str(tmp_path / "study")]) == 0
+    printed = capsys.readouterr().out
+    assert "note: 6 finished runs of the store are not in this report" in printed
+    names = {p.name for p in report.folder.iterdir()}
+    assert not {"methods.png", "methods.svg", "methods.md"} & names, names  # no stale method comparison
+    assert {"my_notes.txt", "index.html", "heatmap.png", "runs.csv"} <= names
+    assert "6 finished runs of the store are not in this report" in (report.folder / "index.html").read_text()
