@@ -4,6 +4,7 @@ report and ``kdtemp report`` say how many finished runs are left out; files an e
 wrote that this one does not (the method comparison of objectives no longer in the plan) are
 removed, and files that are not the report's are kept."""
 
+from kdtemp.advise import Setup, advise
 from kdtemp.cli import main
 from kdtemp.report import build_report
 from kdtemp.study import load_study, run_study
@@ -30,3 +31,5 @@ def test_a_smaller_plan_is_reported_as_such_and_leaves_no_stale_figures(tmp_path
     assert not {"methods.png", "methods.svg", "methods.md"} & names, names  # no stale method comparison
     assert {"my_notes.txt", "index.html", "heatmap.png", "runs.csv"} <= names
     assert "6 finished runs of the store are not in this report" in (report.folder / "index.html").read_text()
+    advice = advise(Setup(teacher_origin="scratch", epochs=1), [tmp_path / "study"])
+    assert any("6 finished runs outside the plan of its last `kdtemp study run`" in line for line in advice.evidence)

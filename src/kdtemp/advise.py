@@ -186,6 +186,11 @@ def _add_evidence(advice: Advice, setup: Setup, target: Path) -> None:
     with Store(resolve_store(target), readonly=True) as store:
         runs = [r for r in store.current_runs() if r["status"] == "done"]
         name = store.meta("name", target.name)
+        used = {r["run_id"] for r in runs}
+        elsewhere = sum(1 for r in store.runs() if r["status"] == "done" and r["run_id"] not in used)
+    if elsewhere:
+        advice.evidence.append(f"{name}: {elsewhere} finished run{'s' if elsewhere != 1 else ''} outside the plan of "
+                               "its last `kdtemp study run` (e.g. a run with seeds=[0]) are not used")
     matched = []
     if setup.dataset:
         runs = [r for r in runs if r["config"]["data"]["dataset"] == setup.dataset]
