@@ -37,3 +37,32 @@ def test_cross_entropy_only_runs_are_labelled_as_such_and_never_at_a_temperature
     assert len(no_kd) == 2 and not any("shared fixed T" in label or "own T" in label for label in no_kd), labels
     assert any(label.startswith("CTKD (learned T)") for label in labels), labels
     assert any(label.startswith("KD + DTS") for label in labels), labels
+
+
+def test_a_cross_entropy_only_run_records_no_temperature(tmp_path):
+    """Its label, its curve, metrics.csv and the store: no temperature anywhere (the curve said 4)."""
+    import csv
+
+    from kdtemp.study import Store, load_study, run_study, store_path
+
+    from trust_helpers import study, write_yaml
+
+    path = write_yaml(tmp_path / "s.yaml", study(grid={"student.objective": ["kd", None], "student.temperature": [1, 4]}))
+    s = load_study(path, output=tmp_path / "study")
+    assert run_study(s, progress=False)["done"] == 3  # the CE-only run once
+    with Store(store_path(s), readonly=True) as store:
+        runs = {r["run_id"]: r for r in store.runs()}
+    ce = [r for r in runs.values() if r["config"]["student"]["objective"] is None]
+    assert len(ce) == 1 and ce[0]["label"].startswith("ce-")
+    assert [point["temperature"] for point in ce[0]["curve"]] == [None]
+    rows = list(csv.DictReader((tmp_path / "study" / "runs" / ce[0]["run_id"] / "metrics.csv").open()))
+    assert rows[0]["temperature"] == ""
+    kd = [r for r in runs.values() if r["config"]["student"]["objective"] == "kd"]
+    assert sorted(point["temperature"] for r in kd for point in r["curve"]) == [1.0, 4.0]
+
+
+def test_a_kd_weight_of_zero_is_labelled_as_cross_entropy_only():
+    from engine_helpers import member
+
+    assert member(temperature=4.0, kd_weight=0.0).label() == "ce-adamw"
+    assert member(temperature=4.0).label() == "kd-T4-adamw"

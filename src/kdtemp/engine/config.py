@@ -232,7 +232,7 @@ class MemberConfig:
         """A short human-readable label (the ``name`` when given)."""
         if self.name:
             return self.name
-        if self.objective is None:
+        if not self.distills:  # no objective, or a KD weight of 0
             return f"ce-{self.optimizer.name}"
         if self.temperature_policy == "dts":
             return f"{self.objective}-dts[{self.dts.minimum:g},{self.dts.maximum:g}]-{self.optimizer.name}"

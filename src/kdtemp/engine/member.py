@@ -85,7 +85,7 @@ class EpochRecord:
     top1: float
     top5: float
     test_loss: float
-    temperature: float
+    temperature: float | None  # None: a cross-entropy-only run uses no temperature
     lr: float
 
 
@@ -245,9 +245,12 @@ class Member:
             elif self.learnable is not None:
                 self._temperatures.append(temperature.detach())
 
-    def epoch_temperature(self) -> float:
-        """Mean temperature used over the epoch. DTS's per-step values (kept on the device during
-        the epoch) join ``state.temperature_trace`` here, in one read."""
+    def epoch_temperature(self) -> float | None:
+        """Mean temperature used over the epoch (None for a cross-entropy-only run, which uses
+        none). DTS's per-step values (kept on the device during the epoch) join
+        ``state.temperature_trace`` here, in one read."""
+        if not self.config.distills:
+            return None
         if self.config.temperature_policy == "dts" and self._temperatures:
             recent = torch.stack(self._temperatures).tolist()
             self._temperatures = []
