@@ -113,7 +113,9 @@ class Store:
         return json.loads(row["value"]) if row else default
 
     def register(self, rows: Iterable[dict]) -> int:
-        """Add runs that are not in the store yet (as pending); return how many were new."""
+        """Add runs that are not in the store yet (as pending); return how many were new. A run
+        already there keeps its status and results and takes the current plan's cohort, position,
+        label and cell (the axes it lies on in this version of the study file)."""
         now, added = time.time(), 0
         with self.connection:
             for row in rows:
@@ -123,8 +125,9 @@ class Store:
                     (row["run_id"], row["cohort_id"], row["position"], row["label"], json.dumps(row["cell"]),
                      row["seed"], json.dumps(row["config"]), row["epochs"], now))
                 added += cursor.rowcount
-                self.connection.execute("UPDATE runs SET cohort_id = ?, position = ? WHERE run_id = ?",
-                                        (row["cohort_id"], row["position"], row["run_id"]))
+                self.connection.execute("UPDATE runs SET cohort_id = ?, position = ?, label = ?, cell = ? WHERE run_id = ?",
+                                        (row["cohort_id"], row["position"], row["label"], json.dumps(row["cell"]),
+                                         row["run_id"]))
         return added
 
     def mark_pending(self, run_ids: list[str]) -> None:
