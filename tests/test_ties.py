@@ -39,3 +39,26 @@ def test_the_method_table_names_every_tied_best_temperature():
     assert rows["objective=ats"]["T"] == "10/20"
     assert rows["objective=ats"]["kd_T"] == "4"
     assert abs(rows["objective=ats"]["gain"]) < 1e-5
+
+
+def test_an_objective_s_own_parameters_belong_to_the_method_not_the_context():
+    """DKD at beta 4 and 8 against KD and DIST: beta is part of DKD's method name, so every row is
+    compared with the same best KD (DKD rows lost their gain), and KD and DIST show no beta=None."""
+    from kdtemp.report.tables import records
+
+    def run(index, objective, temperature, value, params=None):
+        student = {"objective": objective, "temperature": temperature, "temperature_policy": "fixed", "epochs": 1,
+                   "objective_params": params or {}}
+        return {"run_id": str(index), "status": "done", "seed": 0, "final_top1": value, "best_top1": value,
+                "curve": [], "config": {"student": student}}
+
+    items = records([run(1, "kd", 1.0, 50.0), run(2, "kd", 4.0, 55.0), run(3, "dkd", 1.0, 52.0, {"beta": 4}),
+                     run(4, "dkd", 4.0, 57.0, {"beta": 4}), run(5, "dkd", 4.0, 53.0, {"beta": 8}),
+                     run(6, "dist", 4.0, 54.0)])
+    assert "beta" not in items[0].label and "beta" not in items[5].label
+    rows = method_rows(items, "final_top1")
+    assert {r["context"] for r in rows} == {"all runs"}
+    by_method = {r["method"]: r for r in rows}
+    assert set(by_method) == {"objective=kd", "objective=dkd, beta=4", "objective=dkd, beta=8", "objective=dist"}
+    assert by_method["objective=dkd, beta=4"]["gain"] == 2.0 and by_method["objective=dkd, beta=4"]["kd_T"] == "4"
+    assert by_method["objective=dist"]["gain"] == -1.0

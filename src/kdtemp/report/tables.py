@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any, Iterable
 
+METHOD_PREFIXES = ("student.objective_params.", "student.dts.")
+"""Configuration fields that belong to a method (its objective's parameters, DTS's bounds)."""
 IGNORED = {"student.seed", "data_seed", "student.temperature", "data.cache_dir", "data.download"}
 FRIENDLY = {
     "student.objective": "objective", "student.optimizer.name": "optimizer", "student.optimizer.lr": "lr",
@@ -95,6 +97,7 @@ class Record:
     best_top1: float | None
     curve: list[dict] = field(default_factory=list)
     distills: bool = True  # False: trained with cross-entropy only (no objective, or a KD weight of 0)
+    method_keys: frozenset[str] = frozenset()  # setting keys of the method's own parameters (DKD's beta, ...)
 
     @property
     def label(self) -> str:
@@ -131,8 +134,11 @@ def records(runs: list[dict], prepared: dict[str, str] | None = None) -> list[Re
     out = []
     for run, config in zip(runs, flat):
         unused = unused_keys(config) - full
+        # a field this run's configuration does not have (another objective's parameter) says nothing about it
+        shown = [k for k in varying if k not in unused and k in config]
         setting = {FRIENDLY.get(k, k.split(".")[-1]): (str(config.get(k)) if k in full else _show(k, config.get(k)))
-                   for k in varying if k not in unused}
+                   for k in shown}
+        method_keys = frozenset(FRIENDLY.get(k, k.split(".")[-1]) for k in shown if k.startswith(METHOD_PREFIXES))
         temperature = config.get("student.temperature")
         uses_own = config.get("student.temperature_policy", "fixed") != "fixed"
         # a fixed-policy run stored without a temperature is a cross-entropy-only run (``resolved``)
@@ -142,7 +148,8 @@ def records(runs: list[dict], prepared: dict[str, str] | None = None) -> list[Re
         out.append(Record(run["run_id"], run["status"], float(temperature) if fixed else None,
                           run["seed"], setting,
                           config.get("student.objective"), int(config["student.epochs"]),
-                          run["final_top1"], run["best_top1"], run["curve"] or [], distills=distills))
+                          run["final_top1"], run["best_top1"], run["curve"] or [], distills=distills,
+                          method_keys=method_keys))
     return out
 
 
@@ -261,8 +268,9 @@ def heatmap_csv(tables: dict[str, dict[str, dict[float, Cell]]],
 
 
 METHOD_KEYS = ("objective", "policy", "preset", "initial", "minimum", "maximum", "k")
-"""Setting fields that name a method (an objective and how its temperature is set); the others
-(student, epochs, dataset, ...) are the context a method is compared in."""
+"""Setting fields that name a method (an objective and how its temperature is set); with a
+record's ``method_keys`` (its objective's parameters), they are the method; the others (student,
+epochs, dataset, ...) are the context a method is compared in."""
 
 
 def method_rows(items: list[Record], metric: str) -> list[dict[str, Any]]:
@@ -270,8 +278,9 @@ def method_rows(items: list[Record], metric: str) -> list[dict[str, Any]]:
     method's best mean over T (or its single value when it sets its own temperature), with std
     and seeds, and the gain over the best fixed-temperature KD of the same context."""
     def split(record: Record) -> tuple[str, str]:
-        method = {k: v for k, v in record.setting.items() if k in METHOD_KEYS}
-        context = {k: v for k, v in record.setting.items() if k not in METHOD_KEYS}
+        own = set(METHOD_KEYS) | record.method_keys
+        method = {k: v for k, v in record.setting.items() if k in own}
+        context = {k: v for k, v in record.setting.items() if k not in own}
         return setting_label(context), setting_label(method)
 
     with_t = aggregate(items, metric, key=lambda r: "\x00".join(split(r)))
