@@ -353,12 +353,27 @@ def expand(study: StudyFile, notes: list[str] | None = None, stages: dict[str, l
     return runs
 
 
+def _default_output(base: Path, name: str, notes: list[str]) -> Path:
+    """``studies/<name>`` beside the study file (in the current folder for a packaged example),
+    whatever the working directory. Results that earlier versions put in the current folder's
+    ``studies/<name>`` by default are used where they are, with a note, not trained again."""
+    default = base / "studies" / name
+    legacy = Path("studies") / name
+    if not (default / "study.sqlite").exists() and (legacy / "study.sqlite").exists() \
+            and legacy.resolve() != default.resolve():
+        notes.append(f"using the results in {legacy.resolve()} (the current folder's studies/, where earlier kdtemp "
+                     f"versions put a study without `output`); new studies go to studies/ beside the study file")
+        return legacy
+    return default
+
+
 def load_study(path: str | Path, output: str | Path | None = None, overrides: list[str] | None = None) -> Study:
     """Read, validate and expand a study file, with dotted ``overrides`` (``base.student.epochs=2``,
     ``seeds=[0]``) applied on top. Nothing runs here."""
-    from ..paths import load_config
+    from ..paths import load_config, locate
 
-    data, path = load_config(path, "study")  # relative paths resolve against the file's folder
+    base = locate(str(path))[1]  # the folder its relative paths (and its default output) resolve against
+    data, path = load_config(path, "study")
     for text in overrides or []:  # a grid's fields are dotted keys: grid.student.temperature=[2] sets one
         keys, value = parse_override(text)
         if keys[0] == "grid" and len(keys) > 1:
@@ -373,7 +388,7 @@ def load_study(path: str | Path, output: str | Path | None = None, overrides: li
         data["base"], recipe = recipe_of(data["base"], "run", "base")
     study_file = from_dict(StudyFile, data)
     notes: list[str] = []
-    folder = Path(output or study_file.output or Path("studies") / study_file.name)
+    folder = Path(output or study_file.output or _default_output(base, study_file.name, notes))
     from .stages import expand_stages
 
     prepared_root = Path(study_file.prepare_output) if study_file.prepare_output else folder.parent / "prepared"
