@@ -9,29 +9,27 @@ from kdtemp.study import load_study, run_study
 from trust_helpers import study, write_yaml
 
 
-def test_the_default_output_is_beside_the_study_file(tmp_path, monkeypatch):
-    folder = tmp_path / "project"
+def project(tmp_path, name, monkeypatch):
+    """A study file in ``project/`` and a working directory ``work/`` (the current one)."""
+    folder, work = tmp_path / "project", tmp_path / "work"
     folder.mkdir()
-    path = write_yaml(folder / "s.yaml", study(name="beside"))
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return folder, work, write_yaml(folder / "s.yaml", study(name=name))
+
+
+def test_the_default_output_is_beside_the_study_file(tmp_path, monkeypatch):
+    folder, work, path = project(tmp_path, "beside", monkeypatch)
     s = load_study(path)
     assert s.output == folder / "studies" / "beside"
     assert run_study(s, progress=False)["done"] == 2
     monkeypatch.chdir(folder)
-    again = load_study("s.yaml")
-    assert again.output.resolve() == s.output.resolve()
-    assert not (elsewhere / "studies").exists()
+    assert load_study("s.yaml").output.resolve() == s.output.resolve()
+    assert not (work / "studies").exists()
 
 
 def test_results_in_the_old_default_place_are_used_not_trained_again(tmp_path, monkeypatch):
-    folder = tmp_path / "project"
-    folder.mkdir()
-    path = write_yaml(folder / "s.yaml", study(name="old"))
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
+    folder, work, path = project(tmp_path, "old", monkeypatch)
     first = load_study(path, output=work / "studies" / "old")  # where earlier versions put it from here
     assert run_study(first, progress=False)["done"] == 2
     s = load_study(path)
