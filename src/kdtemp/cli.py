@@ -147,6 +147,8 @@ def cmd_study(args) -> int:
         from .config import from_dict
 
         executor = from_dict(ExecutorConfig, {**to_dict(executor), **changes}, "executor")
+    for note in study.notes:  # as `study plan` shows them (collapsed axes, where the results are)
+        print(f"note: {note}")
     counts = run_study(study, executor, progress=not args.quiet, retry_failed=args.retry_failed)
     print(f"study {study.file.name}: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + f"; store {store_path(study)}")
     if counts["failed"]:
