@@ -66,3 +66,15 @@ def test_a_kd_weight_of_zero_is_labelled_as_cross_entropy_only():
 
     assert member(temperature=4.0, kd_weight=0.0).label() == "ce-adamw"
     assert member(temperature=4.0).label() == "kd-T4-adamw"
+
+
+def test_a_zip_group_s_temperature_for_a_cross_entropy_only_run_is_noted(tmp_path):
+    from kdtemp.study import load_study
+
+    from trust_helpers import study, write_yaml
+
+    path = write_yaml(tmp_path / "s.yaml", study(grid=None, zip=[{"student.objective": ["kd", None],
+                                                                   "student.temperature": [4, 7]}]))
+    notes = load_study(path, output=tmp_path / "study").notes
+    assert any("ce-adamw does not use student.temperature" in note and "None, 7" in note for note in notes), notes
+    assert not any("kd-T4" in note for note in notes)

@@ -302,6 +302,7 @@ def expand(study: StudyFile, notes: list[str] | None = None, stages: dict[str, l
     runs: list[Run] = []
     seen: dict[str, Run] = {}
     collapsed: dict[tuple[str, str, str], set[str]] = {}
+    partly: dict[tuple[str, str, str], set[str]] = {}
     dropped: dict[tuple[str, str, str], int] = {}
     combos = itertools.product(*[axis.variants for axis in axes]) if axes else [()]
     for combo in combos:
@@ -325,11 +326,16 @@ def expand(study: StudyFile, notes: list[str] | None = None, stages: dict[str, l
             spec.student = spec.student.resolved()
             run = Run(spec, cell, seed)
             other = seen.get(run.run_id)
+            unused = spec.unused_fields()
             if other is None:
                 seen[run.run_id] = run
                 runs.append(run)
+                for axis, (_, overrides) in zip(axes, combo):  # a zip group's field this run does not use
+                    # (a CE-only run's temperature; setting a field to null is using it)
+                    ignored = sorted(f for f, v in overrides.items() if _covered(f, unused) and v is not None)
+                    if ignored and len(ignored) < len(axis.fields):
+                        partly.setdefault((axis.name, spec.student.label(), ", ".join(ignored)), set()).add(where)
                 continue
-            unused = spec.unused_fields()
             differing = [axis for axis in axes if cell[axis.name] != other.cell[axis.name]]
             inapplicable = [axis for axis in differing if all(_covered(f, unused) for f in axis.fields)]
             if not differing or len(inapplicable) < len(differing):
@@ -350,6 +356,9 @@ def expand(study: StudyFile, notes: list[str] | None = None, stages: dict[str, l
             notes.append(f"axis {axis_name!r} does not apply to {label} (it does not use {fields}): its "
                          f"{len(kept) + dropped[(axis_name, label, fields)]} cells train {len(kept)} runs, shown "
                          "without that axis")
+        for (axis_name, label, fields), cells in partly.items():
+            notes.append(f"axis {axis_name!r}: {label} does not use {fields}, so that part of its cell ("
+                         f"{'; '.join(sorted(cells))}) has no effect on it")
     return runs
 
 
