@@ -3,7 +3,7 @@ shows it as its own reference line labelled as training without distillation, ne
 that "sets its own temperature" and never at a T column."""
 
 from kdtemp.report import figures
-from kdtemp.report.tables import aggregate, aggregate_points, records
+from kdtemp.report.tables import aggregate, aggregate_points, method_rows, records
 
 
 def run(index, objective, temperature, policy="fixed", kd_weight=None, seed=0):
@@ -78,3 +78,12 @@ def test_a_zip_group_s_temperature_for_a_cross_entropy_only_run_is_noted(tmp_pat
     notes = load_study(path, output=tmp_path / "study").notes
     assert any("ce-adamw does not use student.temperature" in note and "None, 7" in note for note in notes), notes
     assert not any("kd-T4" in note for note in notes)
+
+
+def test_the_method_table_names_cross_entropy_only_runs_as_such():
+    items = records([run(1, "kd", 4.0), run(2, "kd", 1.0), run(3, "kd", None, kd_weight=0.0), run(4, None, None)])
+    rows = method_rows(items, "final_top1")
+    no_kd = [r for r in rows if r["method"] == "cross-entropy only (no KD)"]
+    assert len(no_kd) == 1 and no_kd[0]["T"] == "none" and no_kd[0]["n"] == 2, rows  # both, one method
+    assert not any(r["T"] == "own" for r in rows)
+    assert {r["context"] for r in rows} == {"all runs"} and no_kd[0]["gain"] is not None  # compared with KD

@@ -33,3 +33,24 @@ def test_a_smaller_plan_is_reported_as_such_and_leaves_no_stale_figures(tmp_path
     assert "6 finished runs of the store are not in this report" in (report.folder / "index.html").read_text()
     advice = advise(Setup(teacher_origin="scratch", epochs=1), [tmp_path / "study"])
     assert any("6 finished runs outside the plan of its last `kdtemp study run`" in line for line in advice.evidence)
+
+
+def test_a_report_into_a_folder_it_did_not_write_deletes_nothing_of_it(tmp_path):
+    """Without its manifest, a report removes only what an earlier kdtemp report (its index.html
+    says so) left, by exact name: a user's docs folder keeps its index.md, runs.md and methods.md."""
+    from kdtemp.report import _remove_stale
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("index.md", "runs.md", "methods.md", "profiles.csv"):
+        (docs / name).write_text("mine")
+    _remove_stale(docs, [docs / "index.html", docs / "runs.csv"])
+    assert sorted(p.name for p in docs.iterdir()) == [".kdtemp-report.json", "index.md", "methods.md", "profiles.csv",
+                                                       "runs.md"]
+    old = tmp_path / "old"  # an earlier kdtemp's report: no manifest, its own index.html
+    old.mkdir()
+    (old / "index.html").write_text("<!doctype html><html><head><meta charset='utf-8'><title>kdtemp report: s</title>")
+    for name in ("methods.md", "methods.png", "notes.md"):
+        (old / name).write_text("x")
+    _remove_stale(old, [old / "index.html"])
+    assert sorted(p.name for p in old.iterdir()) == [".kdtemp-report.json", "index.html", "notes.md"]

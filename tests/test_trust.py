@@ -227,8 +227,8 @@ def test_report_draws_dts_as_its_own_series_not_at_a_temperature(tmp_path):
     assert sorted(r["temperature"] for r in final) == ["", "", "1", "4"]
     assert all("dts" in r["setting"] for r in final if r["temperature"] == "")
     markdown = (report.folder / "heatmap_final.md").read_text()
-    assert "methods without a fixed temperature" in markdown
-    heat_rows = [line for line in markdown.split("methods without")[0].splitlines()
+    assert "runs without a fixed temperature (DTS, CTKD, no KD)" in markdown
+    heat_rows = [line for line in markdown.split("runs without")[0].splitlines()
                  if line.startswith("| ") and not line.startswith("| setting")]
     assert len(heat_rows) == 1  # only the fixed-T setting has T columns
     with Store(store_path(s), readonly=True) as store:

@@ -155,9 +155,10 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
     return Report(folder, html_path, files, notes)
 
 
-REPORT_STEMS = {"heatmap", "heatmap_final", "heatmap_best", "curves", "methods", "signals", "temperatures", "profiles",
-                "profiles_log", "teachers", "table_teachers", "runs", "index"}
-"""The names of the files a report writes (without their extensions)."""
+REPORT_FILES = {f"{stem}.{ext}" for stem in ("heatmap", "curves", "methods", "signals", "temperatures", "profiles",
+                                              "profiles_log") for ext in ("png", "svg")} | {
+    "heatmap.csv", "heatmap_final.md", "heatmap_best.md", "methods.md", "teachers.md", "table_teachers.md", "runs.csv"}
+"""The files a report writes besides index.html (what an earlier kdtemp's report left, without a manifest)."""
 MANIFEST = ".kdtemp-report.json"
 """The files the last report wrote into its folder (a later report removes those it does not write again)."""
 
@@ -171,9 +172,10 @@ def _remove_stale(folder: Path, files: list[Path]) -> None:
         earlier = json.loads(manifest.read_text()) if manifest.is_file() else None
     except (OSError, ValueError):
         earlier = None
-    if earlier is None:  # a report of an earlier kdtemp: its files by their names
-        earlier = [path.name for path in folder.iterdir() if path.stem in REPORT_STEMS
-                   and path.suffix in (".png", ".svg", ".md", ".csv", ".html")]
+    if earlier is None:  # a report of an earlier kdtemp (its index.html says so): its files by their names
+        index = folder / "index.html"
+        ours = index.is_file() and "<title>kdtemp report: " in index.read_text(errors="replace")[:4000]
+        earlier = sorted(name for name in REPORT_FILES if ours and (folder / name).is_file())
     for name in earlier if isinstance(earlier, list) else []:
         if isinstance(name, str) and name not in names and "/" not in name and "\\" not in name and not name.startswith("."):
             (folder / name).unlink(missing_ok=True)

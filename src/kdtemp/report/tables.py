@@ -240,10 +240,11 @@ def heatmap_markdown(table: dict[str, dict[float, Cell]], title: str) -> str:
 
 
 def points_markdown(points: dict[str, Cell], title: str) -> str:
-    """The runs that set their own temperature (DTS, CTKD): one row each, mean +- std over seeds."""
+    """The runs without a fixed temperature (DTS and CTKD set their own; cross-entropy-only runs
+    use none): one row each, mean +- std over seeds."""
     if not points:
         return ""
-    lines = [f"**{title}, methods without a fixed temperature** (mean +- std over seeds)", "",
+    lines = [f"**{title}, runs without a fixed temperature (DTS, CTKD, no KD)** (mean +- std over seeds)", "",
              "| setting | mean | std | seeds |", "|---|---:|---:|---:|"]
     for row, cell in points.items():
         lines.append(f"| {markdown_text(row)} | {cell.mean:.2f} | {cell.std:.2f} | {cell.n} |")
@@ -267,7 +268,9 @@ def heatmap_csv(tables: dict[str, dict[str, dict[float, Cell]]],
     return buffer.getvalue()
 
 
-METHOD_KEYS = ("objective", "policy", "preset", "initial", "minimum", "maximum", "k")
+NO_KD = "cross-entropy only (no KD)"
+"""The method name of runs without a distillation term (no objective, or a KD weight of 0)."""
+METHOD_KEYS = ("objective", "policy", "preset", "kd_weight", "initial", "minimum", "maximum", "k")
 """Setting fields that name a method (an objective and how its temperature is set); with a
 record's ``method_keys`` (its objective's parameters), they are the method; the others (student,
 epochs, dataset, ...) are the context a method is compared in."""
@@ -281,7 +284,7 @@ def method_rows(items: list[Record], metric: str) -> list[dict[str, Any]]:
         own = set(METHOD_KEYS) | record.method_keys
         method = {k: v for k, v in record.setting.items() if k in own}
         context = {k: v for k, v in record.setting.items() if k not in own}
-        return setting_label(context), setting_label(method)
+        return setting_label(context), setting_label(method) if record.distills else NO_KD
 
     with_t = aggregate(items, metric, key=lambda r: "\x00".join(split(r)))
     without_t = aggregate_points(items, metric, key=lambda r: "\x00".join(split(r)))
@@ -292,7 +295,7 @@ def method_rows(items: list[Record], metric: str) -> list[dict[str, Any]]:
         return "/".join(f"{t:g}" for t in best), cells[best[0]]
 
     best_kd: dict[str, tuple[str, Cell]] = {}
-    for key in kd_keys & set(with_t):
+    for key in sorted(kd_keys & set(with_t)):  # in a fixed order: the first of tied baselines stays
         context = key.split("\x00")[0]
         temperatures, cell = at_best(with_t[key])
         if context not in best_kd or cell.mean > best_kd[context][1].mean + TIE_TOLERANCE:
@@ -300,7 +303,7 @@ def method_rows(items: list[Record], metric: str) -> list[dict[str, Any]]:
     rows = []
     for key, cells in with_t.items():
         rows.append((key, *at_best(cells)))
-    rows += [(key, "own", cell) for key, cell in without_t.items()]
+    rows += [(key, "none" if key.endswith("\x00" + NO_KD) else "own", cell) for key, cell in without_t.items()]
     out = []
     for key, temperature, cell in rows:
         context, method = key.split("\x00")
