@@ -37,3 +37,12 @@ def test_results_in_the_old_default_place_are_used_not_trained_again(tmp_path, m
     assert any("earlier kdtemp versions" in note for note in s.notes)
     shutil.rmtree(work / "studies")
     assert load_study(path).output == folder / "studies" / "old"
+
+
+def test_an_unrelated_old_store_of_the_same_name_is_not_adopted(tmp_path, monkeypatch):
+    folder, work, path = project(tmp_path, "same", monkeypatch)
+    other = write_yaml(work / "other.yaml", study(name="same", grid={"student.temperature": [7, 9]}))
+    assert run_study(load_study(other, output=work / "studies" / "same"), progress=False)["done"] == 2
+    s = load_study(path)  # its runs are T = 1 and 4: none of them is in that store
+    assert s.output == folder / "studies" / "same"
+    assert not any("earlier kdtemp versions" in note for note in s.notes)

@@ -362,18 +362,19 @@ def expand(study: StudyFile, notes: list[str] | None = None, stages: dict[str, l
     return runs
 
 
-def _default_output(base: Path, name: str, notes: list[str]) -> Path:
-    """``studies/<name>`` beside the study file (in the current folder for a packaged example),
-    whatever the working directory. Results that earlier versions put in the current folder's
-    ``studies/<name>`` by default are used where they are, with a note, not trained again."""
-    default = base / "studies" / name
-    legacy = Path("studies") / name
-    if not (default / "study.sqlite").exists() and (legacy / "study.sqlite").exists() \
-            and legacy.resolve() != default.resolve():
-        notes.append(f"using the results in {legacy.resolve()} (the current folder's studies/, where earlier kdtemp "
-                     f"versions put a study without `output`); new studies go to studies/ beside the study file")
-        return legacy
-    return default
+def _legacy_output(base: Path, name: str, planned) -> Path | None:
+    """Where earlier kdtemp versions put a study without ``output`` (the current folder's
+    ``studies/<name>``), when that store holds runs of this study (``planned(folder)``: the run
+    ids the study has with that folder) and the default beside the file has none yet."""
+    from .store import Store
+
+    default, legacy = base / "studies" / name, Path("studies") / name
+    if (default / "study.sqlite").exists() or not (legacy / "study.sqlite").exists() \
+            or legacy.resolve() == default.resolve():
+        return None
+    with Store(legacy / "study.sqlite", readonly=True) as store:
+        stored = {run["run_id"] for run in store.runs()}
+    return legacy if stored & planned(legacy) else None
 
 
 def load_study(path: str | Path, output: str | Path | None = None, overrides: list[str] | None = None) -> Study:
@@ -396,13 +397,25 @@ def load_study(path: str | Path, output: str | Path | None = None, overrides: li
     if isinstance(data.get("base"), dict):  # a named recipe fills, per run, what the run does not set
         data["base"], recipe = recipe_of(data["base"], "run", "base")
     study_file = from_dict(StudyFile, data)
-    notes: list[str] = []
-    folder = Path(output or study_file.output or _default_output(base, study_file.name, notes))
     from .stages import expand_stages
 
-    prepared_root = Path(study_file.prepare_output) if study_file.prepare_output else folder.parent / "prepared"
-    stages = expand_stages(study_file.prepare, study_file.base, prepared_root)
-    runs = expand(study_file, notes, stages, recipe)
+    def planned(folder: Path) -> tuple[dict, list[Run], list[str]]:
+        """The study's stages, runs and notes with its results in ``folder``."""
+        notes: list[str] = []
+        prepared_root = Path(study_file.prepare_output) if study_file.prepare_output else folder.parent / "prepared"
+        stages = expand_stages(study_file.prepare, study_file.base, prepared_root)
+        return stages, expand(study_file, notes, stages, recipe), notes
+
+    # without `output`: studies/<name> beside the file (the current folder for a packaged example)
+    folder = Path(output or study_file.output or base / "studies" / study_file.name)
+    legacy = None if output or study_file.output else \
+        _legacy_output(base, study_file.name, lambda f: {run.run_id for run in planned(f)[1]})
+    if legacy is not None:
+        folder = legacy
+    stages, runs, notes = planned(folder)
+    if legacy is not None:
+        notes.append(f"using the results in {legacy.resolve()} (the current folder's studies/, where earlier kdtemp "
+                     "versions put a study without `output`); new studies go to studies/ beside the study file")
     source = Path(path).read_text()
     if overrides:
         source += "\n# command-line overrides: " + " ".join(overrides) + "\n"
