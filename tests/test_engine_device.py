@@ -52,8 +52,13 @@ def build(config, device, num_classes=4):
     return m
 
 
-def test_a_member_s_random_streams_do_not_depend_on_who_was_built_before_it():
+def test_a_member_s_random_streams_do_not_depend_on_who_was_built_before_it(monkeypatch):
+    def global_seed(seed):  # it reseeds every CUDA device too: the last-built member's seed leaked there
+        raise AssertionError("a member seeded the global generators with torch.manual_seed")
+
+    monkeypatch.setattr(torch, "manual_seed", global_seed)
     alone = build(member(seed=3, objective="shuffled_tail"), "cpu")
+    assert alone.cuda_rng_state is None  # no device stream on the CPU
     build(member(seed=9), "cpu")
     after_another = build(member(seed=3, objective="shuffled_tail"), "cpu")
     before = torch.random.get_rng_state()
