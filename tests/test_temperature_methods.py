@@ -32,6 +32,8 @@ from kdtemp.objectives import (
 )
 from kdtemp.objectives.registry import OBJECTIVES, PARAMETER_RULES, check_parameters
 
+from test_objectives_properties import sample  # student, teacher and target logits
+
 ln, exp, sqrt = math.log, math.exp, math.sqrt
 NEW = ["ttm", "wttm", "normkd", "normkd_dkd", "ats", "dtkd", "energy_kd"]
 THRESHOLDS = {"energy_kd": {"low": -8.0, "high": -6.0}}  # the engine sets them from the training split
@@ -49,14 +51,6 @@ def kl(p, q):
 
 def tensor(*rows):
     return torch.tensor(rows, dtype=torch.float64)
-
-
-def sample(batch=6, classes=5, scale=3.0, dtype=torch.float64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    student = torch.randn(batch, classes, generator=g, dtype=dtype) * scale
-    teacher = torch.randn(batch, classes, generator=g, dtype=dtype) * scale
-    target = torch.randint(0, classes, (batch,), generator=g)
-    return student, teacher, target
 
 
 def gradcheck(fn, student):
