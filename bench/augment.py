@@ -4,7 +4,7 @@ The old loop is the training stream's former ``_make_batch``: torchvision v2 ``R
 (when the recipe crops) and ``RandAugment(2, 14)`` image by image, each under
 ``torch.random.fork_rng`` re-seeded per image. The batched path is today's stream: crop boxes and
 RandAugment choices drawn vectorised from one generator, the pixels transformed as one batch
-(``kdtemp.data.batched_augment``). Both start from the same uint8 batch and stop at the augmented
+(``kdtemp.tasks.image.data.batched_augment``). Both start from the same uint8 batch and stop at the augmented
 uint8 batch (flip and MixUp/CutMix are the same in both and left out). Times are medians over
 repeats that alternate the two arms.
 
@@ -26,7 +26,7 @@ from torchvision.transforms import v2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from kdtemp.data.batched_augment import (  # noqa: E402
+from kdtemp.tasks.image.data.batched_augment import (  # noqa: E402
     draw_crop_boxes, draw_randaugment, rand_augment, random_resized_crop,
 )
 

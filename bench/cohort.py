@@ -20,9 +20,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from kdtemp.data import AugmentConfig, DataConfig  # noqa: E402
+from kdtemp.tasks.image.data import AugmentConfig, DataConfig  # noqa: E402
 from kdtemp.engine import CohortConfig, MemberConfig, run_cohort  # noqa: E402
-from kdtemp.models import ModelConfig, create_model  # noqa: E402
+from kdtemp.tasks.image.models import ModelConfig, create_model  # noqa: E402
 
 TEMPERATURES = [1, 2, 3, 4, 5, 7, 10, 20, 40]
 

@@ -31,11 +31,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from kdtemp.data import AugmentConfig, DataConfig, ImageSplit, TrainStream  # noqa: E402
+from kdtemp.tasks.image.data import AugmentConfig, DataConfig, ImageSplit, TrainStream  # noqa: E402
 from kdtemp.engine.cohort import autocast_for, device_label, resolve_device  # noqa: E402
 from kdtemp.engine.config import MemberConfig  # noqa: E402
 from kdtemp.engine.member import Member  # noqa: E402
-from kdtemp.models import ModelConfig, create_model  # noqa: E402
+from kdtemp.tasks.image.models import ModelConfig, create_model  # noqa: E402
 
 TEMPERATURES = [1, 2, 3, 4, 5, 7, 10, 20, 40]
 PHASES = ("data", "teacher forward", "student forward+backward", "optimizer")

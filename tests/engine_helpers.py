@@ -1,8 +1,8 @@
 """Builders for tiny cohorts used by the engine tests."""
 
-from kdtemp.data import AugmentConfig, DataConfig
+from kdtemp.tasks.image.data import AugmentConfig, DataConfig
 from kdtemp.engine import CohortConfig, DTSConfig, MemberConfig, OptimizerConfig
-from kdtemp.models import ModelConfig
+from kdtemp.tasks.image.models import ModelConfig
 
 
 def tiny_data() -> DataConfig:

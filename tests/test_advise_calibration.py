@@ -8,7 +8,7 @@ import torch
 
 from kdtemp.advise import Setup, advise
 from kdtemp.cli import main
-from kdtemp.models import ModelConfig, create_model
+from kdtemp.tasks.image.models import ModelConfig, create_model
 
 from advise_helpers import kd_store
 

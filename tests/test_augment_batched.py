@@ -23,13 +23,13 @@ import torch
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from kdtemp.data import AugmentConfig, TrainStream
-from kdtemp.data import batched_ops as ops
-from kdtemp.data.batched_augment import (
+from kdtemp.tasks.image.data import AugmentConfig, TrainStream
+from kdtemp.tasks.image.data import batched_ops as ops
+from kdtemp.tasks.image.data.batched_augment import (
     NUM_BINS, OPS, SIGNED, RandAugmentDraw, draw_crop_boxes, draw_randaugment, magnitude_table, rand_augment,
     random_resized_crop,
 )
-from kdtemp.data.cache import ImageSplit
+from kdtemp.tasks.image.data.cache import ImageSplit
 
 NEAREST = F.InterpolationMode.NEAREST
 

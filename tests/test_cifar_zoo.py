@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdtemp.models import CIFAR_MODELS, IMAGENET_NORMALIZATION, ModelConfig, classifier_keys, create_model
+from kdtemp.tasks.image.models import CIFAR_MODELS, IMAGENET_NORMALIZATION, ModelConfig, classifier_keys, create_model
 
 ZOO = ["mobilenetv2", "wrn_40_2", "wrn_16_2", "wrn_40_1", "shufflenetv1", "shufflenetv2", "vgg8", "vgg13",
        "mobilenetv1"]

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from kdtemp.data import AugmentConfig, TrainStream
-from kdtemp.data.augment import pad_crop
+from kdtemp.tasks.image.data import AugmentConfig, TrainStream
+from kdtemp.tasks.image.data.augment import pad_crop
 from kdtemp.study import load_study
 from kdtemp.study.recipes import CIFAR100_MEAN, CIFAR100_STD
 

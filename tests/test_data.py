@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from kdtemp.config import ConfigError, from_dict
-from kdtemp.data import DataConfig, load_split
-from kdtemp.data import formats
+from kdtemp.tasks.image.data import DataConfig, load_split
+from kdtemp.tasks.image.data import formats
 
 
 def pixels(n, size=32, seed=0):

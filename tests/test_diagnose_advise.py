@@ -8,9 +8,9 @@ import torch
 
 from kdtemp.advise import Setup, advise
 from kdtemp.cli import main
-from kdtemp.data import AugmentConfig, DataConfig, eval_images, normalize
+from kdtemp.tasks.image.data import AugmentConfig, DataConfig, eval_images, normalize
 from kdtemp.engine import OptimizerConfig, TeacherConfig, prepare_teacher
-from kdtemp.models import ModelConfig, create_model
+from kdtemp.tasks.image.models import ModelConfig, create_model
 
 DATA = DataConfig(dataset="digits", resolution=8, train_per_class=16, test_per_class=10)
 

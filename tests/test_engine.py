@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from kdtemp.data import TrainStream
+from kdtemp.tasks.image.data import TrainStream
 from kdtemp.engine import run_cohort
 from kdtemp.engine.storage import RunFolder
 

@@ -9,8 +9,8 @@ import torch
 
 from engine_helpers import member
 
-from kdtemp.data import augment
-from kdtemp.data.augment import eval_images, normalization_tensors, normalize_float
+from kdtemp.tasks.image.data import augment
+from kdtemp.tasks.image.data.augment import eval_images, normalization_tensors, normalize_float
 from kdtemp.engine import DTSConfig
 from kdtemp.engine.cohort import autocast_for
 from kdtemp.engine.member import Member

@@ -18,7 +18,7 @@ def workspace(tmp_path_factory):
     """A user's folder: ./data/<dataset> in each format, ./runs/... for the examples that name a teacher."""
     import torch
 
-    from kdtemp.models import ModelConfig, create_model
+    from kdtemp.tasks.image.models import ModelConfig, create_model
 
     root = tmp_path_factory.mktemp("workspace")
     fake_datasets.pets(root / "data" / "pets")
@@ -40,7 +40,7 @@ def test_every_example_study_plans_unchanged(workspace, monkeypatch, capsys, nam
     if name in weights:  # the one example that names a teacher prepared outside the study
         import torch
 
-        from kdtemp.models import ModelConfig, create_model
+        from kdtemp.tasks.image.models import ModelConfig, create_model
 
         path = workspace / weights[name]
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from kdtemp.config import ConfigError, from_dict
-from kdtemp.data import DataConfig
+from kdtemp.tasks.image.data import DataConfig
 
 
 def pool(root, counts, size=8):

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from kdtemp.cli import main
-from kdtemp.models import ModelConfig, create_model
+from kdtemp.tasks.image.models import ModelConfig, create_model
 
 from trust_helpers import BASE, files_under, image_folder, plant, write_yaml
 

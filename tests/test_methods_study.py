@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
-from kdtemp.data import DataConfig
+from kdtemp.tasks.image.data import DataConfig
 from kdtemp.engine.diagnose import split_logits
-from kdtemp.models import ModelConfig, create_model
+from kdtemp.tasks.image.models import ModelConfig, create_model
 from kdtemp.objectives import energy_scores, energy_thresholds
 from kdtemp.report import build_report
 from kdtemp.study import Store, load_study, run_study, store_path

@@ -7,9 +7,9 @@ import torch
 
 from conftest import shared_data
 from kdtemp.config import ConfigError, from_dict
-from kdtemp.data import DataConfig, eval_images
-from kdtemp.engine.evaluate import accuracy, predict
-from kdtemp.models import CIFAR_MODELS, ModelConfig, create_model, load_weights
+from kdtemp.tasks.image.data import DataConfig, eval_images
+from kdtemp.tasks.image.evaluate import accuracy, predict
+from kdtemp.tasks.image.models import CIFAR_MODELS, ModelConfig, create_model, load_weights
 
 # Parameter counts of the classic CIFAR ResNets with 10 classes (worked out by hand: stem 464, three stages, classifier 650).
 EXPECTED_PARAMETERS = {"resnet20": 269_722, "resnet32": 464_154, "resnet44": 658_586,

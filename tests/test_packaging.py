@@ -14,7 +14,7 @@ import yaml
 
 from kdtemp import __version__
 from kdtemp.cli import main
-from kdtemp.models import ModelConfig, create_model
+from kdtemp.tasks.image.models import ModelConfig, create_model
 from kdtemp.paths import examples
 from kdtemp.study import load_study
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kdtemp.data import RawSplit
+from kdtemp.tasks.image.data import RawSplit
 from kdtemp.objectives import Preset, kd_loss
 
 

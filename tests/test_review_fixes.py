@@ -4,7 +4,7 @@ wrong result or a crash."""
 import pytest
 
 from kdtemp.config import from_dict
-from kdtemp.data import DataConfig
+from kdtemp.tasks.image.data import DataConfig
 from kdtemp.engine import run_cohort
 from kdtemp.engine.config import run_id
 from kdtemp.report import build_report

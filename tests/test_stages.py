@@ -13,7 +13,7 @@ import torch
 
 from kdtemp.cli import main
 from kdtemp.engine.storage import RunFolder
-from kdtemp.models import ModelConfig, create_model
+from kdtemp.tasks.image.models import ModelConfig, create_model
 from kdtemp.study import Store, export, load_study, run_study, store_path
 
 from trust_helpers import BASE, write_yaml

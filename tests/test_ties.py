@@ -5,7 +5,7 @@ versions hold float32 roundings such as 19.500000476837158)."""
 
 import torch
 
-from kdtemp.engine.evaluate import accuracy
+from kdtemp.tasks.image.evaluate import accuracy
 from kdtemp.report.tables import Cell, Record, best_temperatures, method_rows
 
 

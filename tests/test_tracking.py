@@ -58,8 +58,8 @@ def test_nothing_is_imported_when_trackers_are_off(tmp_path):
 import sys
 sys.path.insert(0, {str(tmp_path.parent)!r})
 from kdtemp.engine import run_cohort, CohortConfig, MemberConfig
-from kdtemp.data import DataConfig, AugmentConfig
-from kdtemp.models import ModelConfig
+from kdtemp.tasks.image.data import DataConfig, AugmentConfig
+from kdtemp.tasks.image.models import ModelConfig
 config = CohortConfig(data=DataConfig(dataset="digits", resolution=8, train_per_class=8, test_per_class=4),
                       augment=AugmentConfig(randaugment_ops=0), teacher=ModelConfig("resnet20"), batch_size=16,
                       members=[MemberConfig(epochs=1)], device="cpu")

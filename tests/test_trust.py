@@ -16,10 +16,10 @@ import torch
 from conftest import shared_data
 from kdtemp.cli import main
 from kdtemp.config import ConfigError, from_dict, parse_yaml
-from kdtemp.data import TrainStream
-from kdtemp.data.augment import normalize_float
+from kdtemp.tasks.image.data import TrainStream
+from kdtemp.tasks.image.data.augment import normalize_float
 from kdtemp.engine import CohortConfig, DistillConfig, MemberConfig, TeacherConfig, prepare_teacher, run_cohort
-from kdtemp.models import IMAGENET_NORMALIZATION, ModelConfig, create_model, resolve_normalization
+from kdtemp.tasks.image.models import IMAGENET_NORMALIZATION, ModelConfig, create_model, resolve_normalization
 from kdtemp.objectives import OBJECTIVES, create_objective, standardize_logits
 from kdtemp.report import build_report
 from kdtemp.study import Store, load_study, run_study, store_path

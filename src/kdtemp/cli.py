@@ -204,7 +204,7 @@ def _teacher_shared(path: str, overrides: Sequence[str], model: str | None):
     """The shared config (data + teacher) of a teacher checkpoint, from its kdtemp metadata and overrides."""
     from .engine.config import SharedConfig
     from .engine.preflight import preflight
-    from .models import WeightsError, read_weights
+    from .tasks.image.models import WeightsError, read_weights
 
     if not Path(path).is_file():
         raise ConfigError(f"teacher: {path!r} does not exist")

@@ -7,7 +7,7 @@ in every spawned or Ray worker (the package must be importable there: installed,
 * model: ``make(num_classes: int) -> torch.nn.Module`` (a ``kdtemp_classifier`` attribute naming
   its final layer's state-dict prefix lets ``init: pretrained`` replace the classifier; without
   it the classifier is searched under timm's conventions, then ``fc``);
-* dataset: ``read(root: str | None, split: str, download: bool) -> kdtemp.data.RawSplit`` (uint8
+* dataset: ``read(root: str | None, split: str, download: bool) -> kdtemp.tasks.image.data.RawSplit`` (uint8
   ``[N, H, W, 3]`` images or decodable items, int labels, class names), ``split`` is ``"train"``
   or ``"test"``;
 * objective: ``loss(student, teacher, target, temperature, **params) -> scalar tensor``, with any

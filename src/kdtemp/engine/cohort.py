@@ -19,10 +19,10 @@ from typing import Callable
 import torch
 
 from ..config import to_dict
-from ..data import TrainStream, eval_images
-from ..models import create_model
+from ..tasks.image.data import TrainStream, eval_images
+from ..tasks.image.models import create_model
 from .config import CohortConfig, run_id
-from .evaluate import accuracy, predict
+from ..tasks.image.evaluate import accuracy, predict
 from .member import Member
 from .storage import CheckpointError, RunFolder
 from .tracking import RunLoggers, write_csv

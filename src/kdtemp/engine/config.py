@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..config import ConfigError, require, to_dict
-from ..data import AugmentConfig, DataConfig
-from ..models import ModelConfig
+from ..tasks.image.data import AugmentConfig, DataConfig
+from ..tasks.image.models import ModelConfig
 from ..objectives import get_spec
 from .tracking import LoggingConfig
 from ..objectives.registry import PROTOCOL, TEMPERATURE_RANGE, Preset, check_parameters

@@ -8,11 +8,11 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from ..data import ImageSplit, eval_images
+from ..tasks.image.data import ImageSplit, eval_images
 from ..diagnostics import sorted_profiles, teacher_entropies
 from .cohort import autocast_for, resolve_device
 from .config import SharedConfig
-from .evaluate import accuracy, predict
+from ..tasks.image.evaluate import accuracy, predict
 
 DEFAULT_TEMPERATURES = (1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0, 20.0, 40.0)
 
@@ -41,7 +41,7 @@ def summarize(logits: Tensor, labels: Tensor, temperatures: Iterable[float] = DE
 def diagnose_teacher(shared: SharedConfig, temperatures: Iterable[float] = DEFAULT_TEMPERATURES, top_k: int = 20,
                      split: str = "train", device: str = "auto", precision: str = "auto") -> dict:
     """Diagnostics of ``shared.teacher`` on ``split`` of ``shared.data`` (no augmentation)."""
-    from ..models import create_model
+    from ..tasks.image.models import create_model
 
     if shared.teacher is None:
         raise ValueError("no teacher to diagnose")

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..models import create_model
+from ..tasks.image.models import create_model
 from ..objectives import create_objective
 from ..temperature import DynamicTemperature, FixedTemperature, LearnableTemperature, curriculum_lambda
 from .config import MemberConfig, OptimizerConfig

@@ -18,8 +18,8 @@ from typing import Iterable
 import torch
 
 from ..config import ConfigError, to_dict
-from ..data import DataConfig, SplitIndex
-from ..models import ModelConfig, WeightsError, create_model, hub_pretrained_cfg
+from ..tasks.image.data import DataConfig, SplitIndex
+from ..tasks.image.models import ModelConfig, WeightsError, create_model, hub_pretrained_cfg
 from .config import MemberConfig, SharedConfig
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Literal
 
 from ..config import require, to_dict
-from ..data import AugmentConfig, DataConfig
-from ..models import ModelConfig
+from ..tasks.image.data import AugmentConfig, DataConfig
+from ..tasks.image.models import ModelConfig
 from .cohort import RunResult, run_cohort
 from .config import CohortConfig, MemberConfig, OptimizerConfig
 from ..files import remove_stale_temporaries

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, to_dict
-from ..data import default_cache_dir
+from ..tasks.image.data import default_cache_dir
 from ..engine.diagnose import DEFAULT_TEMPERATURES
 from ..engine.preflight import Preflight, preflight
 from ..files import warn
@@ -70,7 +70,7 @@ def _plain_cohort(config, executor: ExecutorConfig, logging=None) -> dict:
 def prepared(preparation) -> bool:
     """Whether a preparation's ``teacher.pt`` exists and is intact (a damaged one is moved aside)."""
     from ..files import quarantine
-    from ..models import WeightsError, read_weights
+    from ..tasks.image.models import WeightsError, read_weights
 
     if not preparation.weights.is_file():
         return False

@@ -7,9 +7,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..data import normalize
-from ..data.augment import normalization_tensors
-from ..models import IMAGENET_NORMALIZATION
+from .data import normalize
+from .data.augment import normalization_tensors
+from .models import IMAGENET_NORMALIZATION
 
 
 def normalization_of(model: nn.Module):

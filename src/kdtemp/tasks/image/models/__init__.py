@@ -35,8 +35,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from ..config import ConfigError, require
-from ..files import IntegrityError, load_verified
+from kdtemp.config import ConfigError, require
+from kdtemp.files import IntegrityError, load_verified
 from .cifar_resnet import CIFAR_MODELS as CIFAR_RESNETS, CifarResNet
 from .cifar_zoo import KD_ZOO_MODELS
 
@@ -68,7 +68,7 @@ class ModelConfig:
 
     def validate(self, path: str = "model") -> None:
         if ":" in self.name:
-            from ..plugins import load
+            from kdtemp.plugins import load
 
             load(self.name, f"{path}.name", "model")  # a plug-in that does not import stops here, named
         require(model_exists(self.name), f"{path}.name",
@@ -112,7 +112,7 @@ class ModelConfig:
 def model_exists(name: str) -> bool:
     """Whether ``name`` is a CIFAR model, a model timm can create, or a plug-in
     ``package.module:make`` that imports (a failing import is a ``ConfigError`` of its own)."""
-    from ..plugins import is_plugin, load
+    from kdtemp.plugins import is_plugin, load
 
     if is_plugin(name):
         return callable(load(name, "model.name", "model"))
@@ -265,7 +265,7 @@ def create_model(config: ModelConfig, num_classes: int, allow_new_head: bool | N
     """
     allow = config.init == "pretrained" if allow_new_head is None else allow_new_head
     meta: dict[str, Any] = {}
-    from ..plugins import is_plugin, load
+    from kdtemp.plugins import is_plugin, load
 
     if is_plugin(config.name):
         model = load(config.name, "model.name", "model")(num_classes=num_classes)

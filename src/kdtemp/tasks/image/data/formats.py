@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..config import ConfigError
+from kdtemp.config import ConfigError
 
 TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 
@@ -397,7 +397,7 @@ def _folder_hint(base: Path, split: str) -> str:
 
 def get_reader(dataset: str, field: str = "data.dataset") -> Callable[..., RawSplit]:
     """The reader of a dataset name, or of a plug-in ``package.module:read`` (see kdtemp.plugins)."""
-    from ..plugins import is_plugin, load
+    from kdtemp.plugins import is_plugin, load
 
     if is_plugin(dataset):
         return load(dataset, field, "dataset")

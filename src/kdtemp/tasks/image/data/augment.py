@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 from torchvision.transforms.v2 import functional as F
 
-from ..config import require
+from kdtemp.config import require
 from .batched_augment import (
     CropBoxes, RandAugmentDraw, draw_crop_boxes, draw_randaugment, rand_augment, random_resized_crop, to_device,
 )

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..config import ConfigError
-from ..files import IntegrityError, atomic_write_text, load_verified, quarantine, remove_stale_temporaries, save_verified, warn
+from kdtemp.config import ConfigError
+from kdtemp.files import IntegrityError, atomic_write_text, load_verified, quarantine, remove_stale_temporaries, save_verified, warn
 from .formats import READERS, RawSplit, get_reader
 
 CACHE_VERSION = 1
@@ -124,7 +124,7 @@ def decode(raw: RawSplit, order: np.ndarray, size: int | None, progress: bool = 
     if isinstance(raw.images, np.ndarray) and (size is None or raw.images.shape[1:3] == (size, size)):
         return torch.from_numpy(np.ascontiguousarray(raw.images[order].transpose(0, 3, 1, 2)))
     items = range(len(order))
-    from ..progress import is_terminal
+    from kdtemp.progress import is_terminal
 
     if progress and is_terminal():  # a log file gets no per-image lines
         from tqdm import tqdm
@@ -179,7 +179,7 @@ def _read(reader, dataset: str, root: str | None, split: str, download: bool, op
                                    for k in ("images", "labels", "classes"))
         if images is None or labels is None or classes is None:
             raise ConfigError(f"data.dataset: the plug-in {dataset!r} returned a {type(raw).__name__}; it must return a "
-                              "kdtemp.data.RawSplit (images, labels, classes)")
+                              "kdtemp.tasks.image.data.RawSplit (images, labels, classes)")
         raw = RawSplit(images, np.asarray(labels), list(classes))
     labels = np.asarray(raw.labels)
     if len(labels) != len(raw.images) or (len(labels) and (labels.min() < 0 or labels.max() >= len(raw.classes))):

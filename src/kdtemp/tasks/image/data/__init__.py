@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import ConfigError, require
+from kdtemp.config import ConfigError, require
 from .augment import AugmentConfig, Batch, TrainStream, eval_images, mix_batch, normalize, stream_seed
 from .cache import ImageSplit, SplitIndex, default_cache_dir, index_split, load_split, select_subset
 from .formats import READERS, RawSplit, get_reader
@@ -41,7 +41,7 @@ class DataConfig:
     split_seed: int = 0
 
     def validate(self, path: str = "data") -> None:
-        from ..plugins import is_plugin
+        from kdtemp.plugins import is_plugin
 
         plugin = is_plugin(self.dataset)
         if plugin:
