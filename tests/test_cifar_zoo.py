@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdtemp.tasks.image.models import CIFAR_MODELS, IMAGENET_NORMALIZATION, ModelConfig, classifier_keys, create_model
+from kdtemp.tasks.image.models import CIFAR_MODELS, IMAGENET_NORMALIZATION, ModelConfig, classifier_keys, create_model, load_model
 
 ZOO = ["mobilenetv2", "wrn_40_2", "wrn_16_2", "wrn_40_1", "shufflenetv1", "shufflenetv2", "vgg8", "vgg13",
        "mobilenetv1"]
@@ -89,7 +89,7 @@ def test_by_name_forward_shape_and_classifier(name):
     with torch.no_grad():
         assert model(torch.randn(2, 3, size, size)).shape == (2, 100)
         assert model.forward_features(torch.randn(2, 3, size, size)).shape[0] == 2
-    assert model.kdtemp_normalization == IMAGENET_NORMALIZATION
+    assert load_model(ModelConfig(name), num_classes=100).normalization == IMAGENET_NORMALIZATION
     assert classifier_keys(model) == [f"{HEADS[name]}.weight", f"{HEADS[name]}.bias"]
     assert model.state_dict()[f"{HEADS[name]}.weight"].shape[0] == 100
     assert set(CHECKPOINT_KEYS[name]) <= set(model.state_dict())

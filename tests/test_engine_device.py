@@ -4,6 +4,8 @@ label-smoothing signals, the normalisation constants), every member's own device
 
 The CUDA tests run where a GPU is present (``make bench-gpu`` runs them); the rest run anywhere."""
 
+import types
+
 import pytest
 import torch
 
@@ -12,7 +14,9 @@ from engine_helpers import member
 from kdtemp.tasks.image.data import augment
 from kdtemp.tasks.image.data.augment import eval_images, normalization_tensors, normalize_float
 from kdtemp.engine import DTSConfig
-from kdtemp.engine.cohort import autocast_for
+from kdtemp.engine.runtime import Runtime
+from kdtemp.tasks import get_task
+from kdtemp.tasks.image.data.augment import Batch
 from kdtemp.engine.member import Member
 from kdtemp.signals import smoothed_targets
 
@@ -46,7 +50,8 @@ def test_the_test_time_resize_in_slices_equals_the_whole_resize(monkeypatch):
 
 
 def build(config, device, num_classes=4):
-    m = Member(config, "run", num_classes, steps_per_epoch=4, device=torch.device(device))
+    data = types.SimpleNamespace(num_classes=num_classes, stream=types.SimpleNamespace(batches_per_epoch=4))
+    m = Member(config, "run", get_task("image_classification"), data, Runtime.create(device))
     if m.needs_training_logits():
         m.bind_training_logits(torch.randn(64, num_classes, generator=torch.Generator().manual_seed(1)).to(device))
     return m
@@ -98,7 +103,8 @@ def test_on_cuda_training_steps_never_wait_for_the_device():
     labels = torch.randint(0, 4, (8,), generator=g).cuda()
     soft = torch.nn.functional.one_hot(labels, 4).float()
     teacher = torch.randn(8, 4, generator=g).cuda()
-    autocast = autocast_for(torch.device("cuda"), "auto")  # bf16, as the engine trains on CUDA
+    batch = Batch(images, soft, labels)  # the members train under bf16 autocast, as the engine does on CUDA
+    batch.normalized(members[0].model.normalization)  # made once per batch and normalisation, as in a cohort
     for m in members:
         m.begin_epoch(1)
     torch.cuda.synchronize()
@@ -106,7 +112,7 @@ def test_on_cuda_training_steps_never_wait_for_the_device():
     try:
         for _ in range(2):
             for m in members:
-                m.train_step(images, soft, labels, teacher, 1, autocast)
+                m.train_step(batch, teacher, 1)
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert all(torch.isfinite(m._loss_sum) for m in members)

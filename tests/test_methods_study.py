@@ -1,13 +1,14 @@
 """Every temperature method of the literature in one study: one cohort per seed, a curve over T
 per method with a temperature, one value per method without, and the method table."""
 
+import contextlib
 import json
 
 import pytest
 import torch
 
-from kdtemp.tasks.image.data import DataConfig
-from kdtemp.engine.diagnose import split_logits
+from kdtemp.tasks.image.data import DataConfig, eval_images
+from kdtemp.tasks.image.evaluate import predict
 from kdtemp.tasks.image.models import ModelConfig, create_model
 from kdtemp.objectives import energy_scores, energy_thresholds
 from kdtemp.report import build_report
@@ -58,7 +59,8 @@ def test_energy_thresholds_come_from_one_teacher_pass_and_are_stored_with_the_ru
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # the engine's randomly initialised teacher
         teacher = create_model(ModelConfig("resnet20"), 10, allow_new_head=False).eval()
-    logits = split_logits(teacher, data.load("train"), spec.data.resolution, False)
+    train = data.load("train")
+    logits = predict(teacher, eval_images(train.images, spec.data.resolution, False), 512, contextlib.nullcontext)
     low, high = energy_thresholds(energy_scores(logits), 0.2, 0.2)
     assert stored == {"low": pytest.approx(low, abs=1e-5), "high": pytest.approx(high, abs=1e-5)}
 

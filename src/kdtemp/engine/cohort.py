@@ -9,60 +9,34 @@ stream of epoch ``e`` depends only on ``(data_seed, e)``, so the result is as if
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 from ..config import to_dict
-from ..tasks.image.data import TrainStream, eval_images
-from ..tasks.image.models import create_model
+from ..tasks import get_task
+from ..tasks.base import ModelAdapter, Task, TaskData
 from .config import CohortConfig, run_id
-from ..tasks.image.evaluate import accuracy, predict
+from .diagnose import summarize
 from .member import Member
+from .results import RunResult
+from .runtime import Runtime
 from .storage import CheckpointError, RunFolder
 from .tracking import RunLoggers, write_csv
 
 
-@dataclass
-class RunResult:
-    """The outcome of one member (one run)."""
-
-    run_id: str
-    label: str
-    status: str
-    error: str | None
-    epochs_done: int
-    final_top1: float | None
-    final_top5: float | None
-    best_top1: float | None
-    best_top5: float | None
-    best_epoch: int | None
-    seconds: float
-    curve: list[dict] = field(default_factory=list)
-    temperature_trace: list[float] = field(default_factory=list)
-    teacher: dict | None = None
-    derived: dict = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_member(cls, member: Member, teacher: dict | None = None) -> "RunResult":
-        state, curve = member.state, member.state.curve
-        best = max(curve, key=lambda r: r["top1"]) if curve else None
-        last = curve[-1] if curve else None
-        return cls(
-            run_id=member.run_id, label=member.config.label(), status=state.status, error=state.error,
-            epochs_done=state.epochs_done,
-            final_top1=last["top1"] if last else None, final_top5=last["top5"] if last else None,
-            best_top1=best["top1"] if best else None, best_top5=best["top5"] if best else None,
-            best_epoch=best["epoch"] if best else None, seconds=state.seconds, curve=list(curve),
-            temperature_trace=list(state.temperature_trace), teacher=teacher, derived=dict(state.derived),
-            warnings=list(member.warnings),
-        )
+def member_result(member: Member, task: Task, teacher: dict | None = None) -> RunResult:
+    """The result of ``member`` so far, its final and best metrics by the task's primary metric."""
+    state = member.state
+    return RunResult.from_curve(
+        state.curve, task.primary_metric, task.primary_goal,
+        run_id=member.run_id, label=member.config.label(), status=state.status, error=state.error,
+        epochs_done=state.epochs_done, seconds=state.seconds, temperature_trace=list(state.temperature_trace),
+        teacher=teacher, derived=dict(state.derived), warnings=list(member.warnings))
 
 
 @dataclass
@@ -73,27 +47,6 @@ class TeacherDiagnosis:
     temperatures: tuple[float, ...]
     top_k: int = 20
     result: dict | None = None
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def device_label(device: torch.device) -> str:
-    """``cpu``, or ``cuda (<GPU name>)``: what a run records about where it ran."""
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return device.type
-
-
-def autocast_for(device: torch.device, precision: str) -> Callable[[], contextlib.AbstractContextManager]:
-    """bf16 autocast on CUDA (``auto`` or ``bf16``); plain float32 otherwise."""
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    if use_bf16:
-        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext
 
 
 def run_cohort(
@@ -112,40 +65,16 @@ def run_cohort(
     teacher's diagnostics on the un-augmented training split are computed from the same teacher
     pass the members use and left in ``diagnosis.result``.
     """
-    device = resolve_device(config.device)
-    channels_last = device.type == "cuda"
-    autocast = autocast_for(device, config.precision)
-    train = config.data.load("train", progress=progress).to(device)
-    test = config.data.load("test", progress=progress).to(device)
-    test_images = eval_images(test.images, config.data.resolution, config.augment.random_resized_crop)
-    stream = TrainStream(train, config.batch_size, config.augment, config.data.resolution, config.data_seed, channels_last)
-
-    teacher = None
-    if config.teacher is not None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)  # a randomly initialised teacher is the same in every run
-            teacher = create_model(config.teacher, train.num_classes, allow_new_head=False).to(device).eval()
-        if channels_last:
-            teacher = teacher.to(memory_format=torch.channels_last)
-        for parameter in teacher.parameters():
-            parameter.requires_grad_(False)
-
+    runtime = Runtime.create(config.device, config.precision)
+    task = get_task(config.task)
+    data = task.open(config, runtime, progress=progress)
+    teacher = _teacher(config, task, data, runtime)
     members = []
     for member_config in config.members:
-        identifier = run_id(config, member_config)
-        member = Member(member_config, identifier, train.num_classes, stream.batches_per_epoch, device, channels_last)
-        member.record_environment(torch.get_num_threads(), device_label(device))
+        member = Member(member_config, run_id(config, member_config), task, data, runtime)
+        member.record_environment(torch.get_num_threads(), runtime.label)
         if output is not None:
-            folder = RunFolder(output, identifier)
-            folder.write_config({**config.key(), "member": to_dict(member_config), "run_id": identifier})
-            try:
-                checkpoint = folder.load_checkpoint()
-            except CheckpointError as error:  # only this run starts again; its cohort goes on
-                moved = folder.discard_checkpoint(str(error))
-                member.note(f"{error}; moved aside as {moved.name}, and the run started again from scratch")
-                checkpoint = None
-            if checkpoint is not None:
-                member.restore(checkpoint)
+            _resume(member, RunFolder(output, member.run_id), config)
         members.append(member)
 
     # One teacher pass over the un-augmented training split, shared by everything that needs it:
@@ -153,90 +82,135 @@ def run_cohort(
     # the teacher diagnostics a study records.
     needing = [m for m in members if m.active and m.needs_training_logits()]
     if teacher is not None and (needing or diagnosis is not None):
-        from .diagnose import split_logits, summarize
-
-        train_logits = split_logits(teacher, train, config.data.resolution, config.augment.random_resized_crop,
-                                    config.eval_batch_size, config.precision)
+        train_logits, train_labels = task.split_logits(teacher, data, "train", runtime, config.eval_batch_size)
         for member in needing:
             member.bind_training_logits(train_logits)
         if diagnosis is not None:
-            diagnosis.result = {"split": "train", **summarize(train_logits, train.labels, diagnosis.temperatures,
+            scores = task.scores(train_logits, train_labels)
+            diagnosis.result = {"split": "train", **summarize(train_logits, train_labels, scores, diagnosis.temperatures,
                                                               diagnosis.top_k)}
 
     teacher_metrics = None
     if teacher is not None:
-        scores = accuracy(predict(teacher, test_images, config.eval_batch_size, autocast, channels_last), test.labels)
-        teacher_metrics = {**{k: float(v) for k, v in scores.items()}, "normalization": _plain(teacher.kdtemp_normalization)}
+        scores = task.evaluate(teacher, data, runtime, config.eval_batch_size)
+        teacher_metrics = {**{k: float(v) for k, v in scores.items()}, **teacher.metadata()}
+    cohort = _Cohort(config, task, data, runtime, members, teacher, teacher_metrics, output)
+    cohort.train(progress, step_callback)
+    return [member_result(m, task, teacher_metrics) for m in members]
 
-    loggers: dict[str, RunLoggers] = {}
-    if output is not None:  # the run folders agree with the checkpoints before training goes on
-        for member in members:
-            folder = RunFolder(output, member.run_id)
+
+def _teacher(config: CohortConfig, task: Task, data: TaskData, runtime: Runtime) -> ModelAdapter | None:
+    """The cohort's teacher in eval mode without gradients (``None`` for a cohort that distils nothing)."""
+    if config.teacher is None:
+        return None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # a randomly initialised teacher is the same in every run
+        teacher = task.create_model(config.teacher, data, runtime, "teacher")
+    teacher.module.eval()
+    for parameter in teacher.module.parameters():
+        parameter.requires_grad_(False)
+    return teacher
+
+
+def _resume(member: Member, folder: RunFolder, config: CohortConfig) -> None:
+    """Write the run's resolved config and continue it from its checkpoint, if it has one (a
+    damaged checkpoint is moved aside and only this run starts again)."""
+    folder.write_config({**config.key(), "member": to_dict(member.config), "run_id": member.run_id})
+    try:
+        checkpoint = folder.load_checkpoint()
+    except CheckpointError as error:  # only this run starts again; its cohort goes on
+        moved = folder.discard_checkpoint(str(error))
+        member.note(f"{error}; moved aside as {moved.name}, and the run started again from scratch")
+        checkpoint = None
+    if checkpoint is not None:
+        member.restore(checkpoint)
+
+
+class _Cohort:
+    """The training loop of one cohort: epochs over the shared stream, one teacher pass per batch,
+    each member's step, then evaluation, checkpoints and the run folders at each epoch's end."""
+
+    def __init__(self, config: CohortConfig, task: Task, data: TaskData, runtime: Runtime, members: list[Member],
+                 teacher: ModelAdapter | None, teacher_metrics: dict | None, output: str | Path | None) -> None:
+        self.config, self.task, self.data, self.runtime = config, task, data, runtime
+        self.members, self.teacher, self.teacher_metrics, self.output = members, teacher, teacher_metrics, output
+        self.loggers: dict[str, RunLoggers] = {}
+
+    def folder(self, member: Member) -> RunFolder:
+        return RunFolder(self.output, member.run_id)
+
+    def result(self, member: Member) -> RunResult:
+        return member_result(member, self.task, self.teacher_metrics)
+
+    def open_folders(self) -> None:
+        """Bring the run folders in line with the checkpoints before training goes on."""
+        for member in self.members:
+            folder = self.folder(member)
             folder.reconcile(member.state.epochs_done, member.state.curve, member.state.status)
             if member.state.epochs_done:
-                folder.write_metrics({**RunResult.from_member(member, teacher_metrics).__dict__, "finished_at": time.time()})
+                folder.write_metrics({**self.result(member).__dict__, "finished_at": time.time()})
             write_csv(folder.path, member.state.curve)  # metrics.csv as the checkpoint has it
             if member.active:
-                loggers[member.run_id] = RunLoggers(config.logging, folder.path, member.run_id, member.config.label(),
-                                                    {**config.key(), "member": to_dict(member.config)},
-                                                    member.state.epochs_done + 1)
+                self.loggers[member.run_id] = RunLoggers(
+                    self.config.logging, folder.path, member.run_id, member.config.label(),
+                    {**self.config.key(), "member": to_dict(member.config)}, member.state.epochs_done + 1)
 
-    last_epoch = max((m.config.epochs for m in members), default=0)
-    first_epoch = min((m.state.epochs_done + 1 for m in members if m.active), default=last_epoch + 1)
-    total_steps = sum(stream.batches_per_epoch for e in range(first_epoch, last_epoch + 1) if any(m.wants(e) for m in members))
-    bar = _progress_bar(progress, total_steps, len(members))
-    for epoch in range(first_epoch, last_epoch + 1):
-        active = [m for m in members if m.wants(epoch)]
-        if not active:
-            continue
-        for member in active:
-            member.begin_epoch(epoch)
-        for step, batch in enumerate(stream.epoch(epoch)):
-            teacher_logits = None
-            if teacher is not None:
-                with torch.no_grad(), autocast():
-                    teacher_logits = teacher(batch.normalized(teacher.kdtemp_normalization)).float()
+    def train(self, progress: bool, step_callback: Callable[[int, int], None] | None) -> None:
+        if self.output is not None:
+            self.open_folders()
+        members, stream = self.members, self.data.stream
+        last_epoch = max((m.config.epochs for m in members), default=0)
+        first_epoch = min((m.state.epochs_done + 1 for m in members if m.active), default=last_epoch + 1)
+        total_steps = sum(stream.batches_per_epoch for e in range(first_epoch, last_epoch + 1)
+                          if any(m.wants(e) for m in members))
+        bar = _progress_bar(progress, total_steps, len(members))
+        primary = self.task.primary_metric
+        for epoch in range(first_epoch, last_epoch + 1):
+            active = [m for m in members if m.wants(epoch)]
+            if not active:
+                continue
             for member in active:
-                member.train_step(batch.normalized(member.normalization), batch.soft_labels, batch.dominant_labels, teacher_logits, epoch, autocast)
+                member.begin_epoch(epoch)
+            for step, batch in enumerate(stream.epoch(epoch)):
+                teacher_logits = None
+                if self.teacher is not None:
+                    with torch.no_grad(), self.runtime.autocast():
+                        teacher_logits = self.teacher(batch).float()
+                for member in active:
+                    member.train_step(batch, teacher_logits, epoch)
+                if bar is not None:
+                    bar.update(1)
+                if step_callback is not None:
+                    step_callback(epoch, step)
+            self.finish_epoch(active, epoch)
             if bar is not None:
-                bar.update(1)
-            if step_callback is not None:
-                step_callback(epoch, step)
-        _finish_epoch(active, epoch, test_images, test.labels, config, autocast, channels_last, output, teacher_metrics,
-                      loggers)
+                best = max((m.state.curve[-1][primary] for m in active if m.state.curve), default=float("nan"))
+                bar.set_postfix(**{"epoch": epoch, f"best_{primary}": f"{best:.1f}"})
         if bar is not None:
-            best = max((m.state.curve[-1]["top1"] for m in active if m.state.curve), default=float("nan"))
-            bar.set_postfix(epoch=epoch, best_top1=f"{best:.1f}")
-    if bar is not None:
-        bar.close()
-    for run_loggers in loggers.values():
-        run_loggers.close()
-    return [RunResult.from_member(m, teacher_metrics) for m in members]
+            bar.close()
+        for run_loggers in self.loggers.values():
+            run_loggers.close()
 
-
-def _finish_epoch(active, epoch, test_images, test_labels, config, autocast, channels_last, output, teacher_metrics,
-                  loggers=None):
-    losses = torch.stack([m.mean_train_loss_tensor() for m in active]).tolist()
-    for member, train_loss in zip(active, losses):
-        evaluation = {"top1": math.nan, "top5": math.nan, "loss": math.nan}
-        if math.isfinite(train_loss):
-            logits = predict(member.student, test_images, config.eval_batch_size, autocast, channels_last)
-            evaluation = {k: float(v) for k, v in accuracy(logits, test_labels).items()}
-        member.end_epoch(epoch, evaluation, train_loss)
-        if output is not None:
-            folder = RunFolder(output, member.run_id)
-            due = epoch % config.checkpoint_every == 0 or member.state.status == "done"
+    def finish_epoch(self, active: list[Member], epoch: int) -> None:
+        """Evaluate every member that did not fail (one read of all training losses), record the
+        epoch, checkpoint when due, and write each run folder."""
+        losses = torch.stack([m.mean_train_loss_tensor() for m in active]).tolist()
+        for member, train_loss in zip(active, losses):
+            evaluation = {}
+            if math.isfinite(train_loss):
+                scores = self.task.evaluate(member.model, self.data, self.runtime, self.config.eval_batch_size)
+                evaluation = {k: float(v) for k, v in scores.items()}
+            member.end_epoch(epoch, evaluation, train_loss)
+            if self.output is None:
+                continue
+            folder = self.folder(member)
+            due = epoch % self.config.checkpoint_every == 0 or member.state.status == "done"
             if due and member.state.status != "failed":
                 folder.save_checkpoint(member.checkpoint())
-            result = RunResult.from_member(member, teacher_metrics)
-            folder.write_metrics({**result.__dict__, "finished_at": time.time()})
+            folder.write_metrics({**self.result(member).__dict__, "finished_at": time.time()})
             folder.append_event({"epoch": epoch, "status": member.state.status, "time": time.time()})
-            if loggers and member.run_id in loggers:
-                loggers[member.run_id].log(member.state.curve)
-
-
-def _plain(normalization) -> dict[str, list[float]]:
-    return {"mean": list(normalization[0]), "std": list(normalization[1])}
+            if member.run_id in self.loggers:
+                self.loggers[member.run_id].log(member.state.curve)
 
 
 def _progress_bar(enabled: bool, total: int, members: int):

@@ -12,6 +12,7 @@ from ..config import ConfigError, require, to_dict
 from ..tasks.image.data import AugmentConfig, DataConfig
 from ..tasks.image.models import ModelConfig
 from ..objectives import get_spec
+from ..tasks import DEFAULT_TASK, TASKS
 from .tracking import LoggingConfig
 from ..objectives.registry import PROTOCOL, TEMPERATURE_RANGE, Preset, check_parameters
 
@@ -254,13 +255,16 @@ def _without(data: dict[str, Any], fields: set[str]) -> dict[str, Any]:
 
 @dataclass
 class SharedConfig:
-    """What every member of a cohort shares: data, augmentation, teacher, batch size, data seed."""
+    """What every member of a cohort shares: the task, data, augmentation, teacher, batch size and
+    data seed. ``task`` names the kind of problem (:mod:`kdtemp.tasks`); ``data``, ``augment`` and
+    the model configs are those of image classification, the one task so far."""
 
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     teacher: ModelConfig | None = None
     batch_size: int = 64
     data_seed: int = 0
+    task: str = DEFAULT_TASK
 
     def key(self) -> dict[str, Any]:
         """The cohort key: what members must share. Fields that do not change results (where the
@@ -272,12 +276,16 @@ class SharedConfig:
         teacher = None
         if self.teacher is not None:
             teacher = _without(to_dict(self.teacher), self.teacher.unused_fields() | {"drop_path_rate"})
-        return {
+        key = {
             "data": data, "augment": _without(to_dict(self.augment), self.augment.unused_fields()),
             "teacher": teacher, "batch_size": self.batch_size, "data_seed": self.data_seed,
         }
+        if self.task != DEFAULT_TASK:  # the runs of image studies keep the ids they had before tasks
+            key["task"] = self.task
+        return key
 
     def validate_shared(self, prefix: str) -> None:
+        require(self.task in TASKS, f"{prefix}task", f"unknown task {self.task!r}; allowed: {', '.join(sorted(TASKS))}")
         require(self.batch_size >= 1, f"{prefix}batch_size", f"must be >= 1; got {self.batch_size}")
         require_seed(self.data_seed, f"{prefix}data_seed")
 

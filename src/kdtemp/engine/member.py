@@ -16,17 +16,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..tasks.image.models import create_model
 from ..objectives import create_objective
-from ..temperature import DynamicTemperature, FixedTemperature, LearnableTemperature, curriculum_lambda
+from ..tasks.base import Task, TaskData, TrainingBatch
+from ..temperature import create_policy
 from .config import MemberConfig, OptimizerConfig
-
-
-def soft_cross_entropy(logits: Tensor, soft_labels: Tensor, label_smoothing: float = 0.0) -> Tensor:
-    """Mean over samples of ``-sum_c y_c log softmax(s)_c`` with optional label smoothing."""
-    if label_smoothing:
-        soft_labels = soft_labels * (1.0 - label_smoothing) + label_smoothing / soft_labels.shape[1]
-    return -(soft_labels * torch.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
+from .results import metric_key
+from .runtime import Runtime
 
 
 def clip_per_tensor(parameters: list[nn.Parameter], max_norm: float) -> None:
@@ -79,17 +74,6 @@ def lr_multiplier(config: OptimizerConfig, epochs: int, steps_per_epoch: int):
 
 
 @dataclass
-class EpochRecord:
-    epoch: int
-    train_loss: float
-    top1: float
-    top5: float
-    test_loss: float
-    temperature: float | None  # None: a cross-entropy-only run uses no temperature
-    lr: float
-
-
-@dataclass
 class MemberState:
     """Progress of a member: finished epochs, per-epoch curve, status."""
 
@@ -105,12 +89,12 @@ class MemberState:
 class Member:
     """Runtime of one cohort member."""
 
-    def __init__(self, config: MemberConfig, run_id: str, num_classes: int, steps_per_epoch: int,
-                 device: torch.device, channels_last: bool = False) -> None:
-        self.config, self.run_id, self.device = config, run_id, device
+    def __init__(self, config: MemberConfig, run_id: str, task: Task, data: TaskData, runtime: Runtime) -> None:
+        self.config, self.run_id, self.runtime = config, run_id, runtime
+        device = runtime.device
         self.weights = config.weights()
         self.state = MemberState()
-        self.steps_per_epoch = steps_per_epoch
+        self.steps_per_epoch = data.stream.batches_per_epoch
         # The member's own random streams, seeded with its seed: the CPU's (initialisation,
         # CPU-side draws) and, on CUDA, its device's (device-side draws), both restored for the
         # caller and carried by the member from step to step (:meth:`own_rng`).
@@ -120,21 +104,19 @@ class Member:
             for cuda_device in cuda_devices:
                 with torch.cuda.device(cuda_device):
                     torch.cuda.manual_seed(config.seed)
-            self.student = create_model(config.model, num_classes).to(device)
-            self.normalization = self.student.kdtemp_normalization
-            if channels_last:
-                self.student = self.student.to(memory_format=torch.channels_last)
-            self.learnable = LearnableTemperature().to(device) if config.temperature_policy == "ctkd" else None
+            self.model = task.create_model(config.model, data, runtime, "student")
+            self.policy = create_policy(config.temperature_policy, temperature=config.effective_temperature,
+                                        dts=config.dts, ctkd_ramp_epochs=config.ctkd_ramp_epochs, device=device)
             self.rng_state = torch.random.get_rng_state()
             self.cuda_rng_state = torch.cuda.get_rng_state(device) if cuda_devices else None
+        self.student = self.model.module
         self.objective = create_objective(config.objective, **config.objective_params) if config.distills else None
-        self.state.derived["normalization"] = {"mean": list(self.normalization[0]), "std": list(self.normalization[1])}
-        self.policy = self._policy()
-        extra = list(self.learnable.parameters()) if self.learnable is not None else []
+        self.state.derived.update(self.model.metadata())  # e.g. the input normalisation, saved with the weights
+        extra = self.policy.parameters()
         self.parameters = list(self.student.parameters()) + extra
         self.optimizer = build_optimizer(config.optimizer, self.student, extra)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_multiplier(config.optimizer, config.epochs, steps_per_epoch))
+            self.optimizer, lr_multiplier(config.optimizer, config.epochs, self.steps_per_epoch))
         self._loss_sum = torch.zeros((), device=device)
         self._started = 0.0
         self.warnings: list[str] = []
@@ -171,12 +153,6 @@ class Member:
     def _bind(self, constants: dict[str, Any]) -> None:
         self.objective = create_objective(self.config.objective, **{**self.config.objective_params, **constants})
 
-    def _policy(self):
-        if self.config.temperature_policy == "dts":
-            d = self.config.dts
-            return DynamicTemperature(d.initial, d.minimum, d.maximum, d.momentum)
-        return FixedTemperature(self.config.effective_temperature)
-
     @property
     def active(self) -> bool:
         return self.state.status in ("pending", "running")
@@ -187,46 +163,43 @@ class Member:
     def begin_epoch(self, epoch: int) -> None:
         self.state.status = "running"
         self._loss_sum.zero_()
-        self._temperatures: list[Tensor] = []
         self._monitored: dict[str, Tensor] = {}
         self._started = time.perf_counter()
-        if self.learnable is not None:
-            self.learnable.set_lambda(curriculum_lambda(epoch, self.config.ctkd_ramp_epochs))
+        self.policy.begin_epoch(epoch)
 
     @contextlib.contextmanager
     def own_rng(self):
         """Run with this member's CPU (and current CUDA) random state, restoring the caller's."""
-        devices = [self.device] if self.device.type == "cuda" else []
+        device = self.runtime.device
+        devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.random.set_rng_state(self.rng_state)
             if devices and self.cuda_rng_state is not None:
-                torch.cuda.set_rng_state(self.cuda_rng_state, self.device)
+                torch.cuda.set_rng_state(self.cuda_rng_state, device)
             yield
             self.rng_state = torch.random.get_rng_state()
             if devices:
-                self.cuda_rng_state = torch.cuda.get_rng_state(self.device)
+                self.cuda_rng_state = torch.cuda.get_rng_state(device)
 
-    def current_temperature(self):
-        """The temperature this batch uses (the policy's value *before* this batch's update)."""
-        return self.learnable() if self.learnable is not None else self.policy.value
+    def train_step(self, batch: TrainingBatch, teacher_logits: Tensor | None, epoch: int) -> None:
+        """Forward, loss, backward, per-tensor clipping, optimizer and schedule step, policy update.
 
-    def train_step(self, images: Tensor, soft_labels: Tensor, dominant: Tensor, teacher_logits: Tensor | None,
-                   epoch: int, autocast: Any) -> None:
-        """Forward, loss, backward, per-tensor clipping, optimizer and schedule step, policy update."""
+        The batch uses the policy's current temperature; the policy moves after the step."""
         with self.own_rng():
             self.student.train()
-            with autocast():
-                logits = self.student(images)
+            with self.runtime.autocast():
+                logits = self.model(batch)
             logits = logits.float()
-            temperature = self.current_temperature()
+            temperature = self.policy.current()
             loss = logits.new_zeros(())
             if self.weights.ce_weight:
-                loss = loss + self.weights.ce_weight * soft_cross_entropy(logits, soft_labels, self.config.label_smoothing)
+                loss = loss + self.weights.ce_weight * batch.cross_entropy(logits, self.config.label_smoothing)
             if self.objective is not None and self.weights.kd_weight:
-                kd = self.objective(logits, teacher_logits, dominant, temperature)
+                kd = self.objective(logits, teacher_logits, batch.targets, temperature)
                 loss = loss + self.weights.kd_weight * self.weights.warmup(epoch) * kd
                 if self.objective.spec.monitor is not None:  # summed on the device, read once per epoch
-                    for name, value in self.objective.spec.monitor(logits, teacher_logits, dominant, temperature).items():
+                    for name, value in self.objective.spec.monitor(logits, teacher_logits, batch.targets,
+                                                                   temperature).items():
                         self._monitored[name] = self._monitored.get(name, 0) + value
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -235,33 +208,22 @@ class Member:
             self.optimizer.step()
             self.scheduler.step()
             self._loss_sum += loss.detach()
-            if self.config.temperature_policy == "dts":
-                with torch.no_grad():  # the gap stays on the device: no host sync in the step
-                    self._temperatures.append(
-                        temperature.to(torch.float64) if isinstance(temperature, Tensor)  # the device's gap
-                        else torch.full((), temperature, dtype=torch.float64, device=logits.device))  # no copy
-                    self.policy.update(soft_cross_entropy(logits, soft_labels),
-                                       soft_cross_entropy(teacher_logits, soft_labels), epoch, self.config.epochs)
-            elif self.learnable is not None:
-                self._temperatures.append(temperature.detach())
+            with torch.no_grad():  # the gap stays on the device: no host sync in the step
+                self.policy.after_step(temperature, lambda: (batch.cross_entropy(logits), batch.cross_entropy(teacher_logits)),
+                                       epoch, self.config.epochs)
 
     def epoch_temperature(self) -> float | None:
         """Mean temperature used over the epoch (None for a cross-entropy-only run, which uses
-        none). DTS's per-step values (kept on the device during the epoch) join
-        ``state.temperature_trace`` here, in one read."""
+        none); the per-step values the policy logs (DTS's) join ``state.temperature_trace``."""
         if not self.config.distills:
             return None
-        if self.config.temperature_policy == "dts" and self._temperatures:
-            recent = torch.stack(self._temperatures).tolist()
-            self._temperatures = []
-            self.state.temperature_trace.extend(recent)
-            return sum(recent) / len(recent)
-        if self.learnable is not None and self._temperatures:
-            return float(torch.stack(self._temperatures).mean())
-        return float(self.config.effective_temperature)
+        mean, steps = self.policy.end_epoch()
+        self.state.temperature_trace.extend(steps)
+        return mean
 
     def end_epoch(self, epoch: int, evaluation: dict[str, float], train_loss: float) -> None:
-        """Record the epoch; a non-finite training loss marks the member failed."""
+        """Record the epoch with the evaluation's metrics by name; a non-finite training loss marks
+        the member failed."""
         self.state.seconds += time.perf_counter() - self._started
         if not math.isfinite(train_loss):
             self.state.status = "failed"
@@ -269,9 +231,10 @@ class Member:
             return
         for name, value in self._monitored.items():  # e.g. DTKD's guarded samples, one count per epoch
             self.state.derived.setdefault(name, []).append(int(value))
-        record = EpochRecord(epoch, train_loss, evaluation["top1"], evaluation["top5"], evaluation["loss"],
-                             self.epoch_temperature(), self.optimizer.param_groups[0]["lr"])
-        self.state.curve.append(record.__dict__)
+        record = {"epoch": epoch, "train_loss": train_loss,
+                  **{metric_key("test", name): value for name, value in evaluation.items()},
+                  "temperature": self.epoch_temperature(), "lr": self.optimizer.param_groups[0]["lr"]}
+        self.state.curve.append(record)
         self.state.epochs_done = epoch
         if epoch >= self.config.epochs:
             self.state.status = "done"
@@ -282,10 +245,8 @@ class Member:
     def checkpoint(self) -> dict:
         """Everything needed to continue this member exactly where it stands."""
         return {
-            "kdtemp": {"kind": "run", "model": self.config.model.name, "run_id": self.run_id,
-                       "normalization": self.state.derived["normalization"]},
+            "kdtemp": {"kind": "run", "model": self.config.model.name, "run_id": self.run_id, **self.model.metadata()},
             "model": self.student.state_dict(),
-            "learnable": self.learnable.state_dict() if self.learnable is not None else None,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "policy": self.policy.state_dict(),
@@ -296,18 +257,19 @@ class Member:
 
     def restore(self, checkpoint: dict) -> None:
         self.student.load_state_dict(checkpoint["model"])
-        if self.learnable is not None and checkpoint["learnable"] is not None:
-            self.learnable.load_state_dict(checkpoint["learnable"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
-        self.policy.load_state_dict(checkpoint["policy"])
+        policy = checkpoint["policy"]
+        if self.policy.name == "ctkd" and checkpoint.get("learnable") is not None:
+            policy = checkpoint["learnable"]  # checkpoints of earlier versions kept CTKD's theta apart
+        self.policy.load_state_dict(policy)
         self.rng_state = checkpoint["rng_state"]
         if checkpoint.get("cuda_rng_state") is not None:
             self.cuda_rng_state = checkpoint["cuda_rng_state"]
         threads, device = self.state.derived.get("threads"), self.state.derived.get("device")
-        normalization = self.state.derived["normalization"]
         self.state = MemberState(**checkpoint["state"])
-        self.state.derived.setdefault("normalization", normalization)  # checkpoints of older versions lack it
+        for key, value in self.model.metadata().items():  # checkpoints of older versions lack the normalisation
+            self.state.derived.setdefault(key, value)
         if self.state.derived.get("dataset_constants"):  # the same teacher and data give the same values
             self._bind(self.state.derived["dataset_constants"])
         before = (self.state.derived.get("threads"), self.state.derived.get("device"))

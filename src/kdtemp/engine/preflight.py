@@ -19,7 +19,7 @@ import torch
 
 from ..config import ConfigError, to_dict
 from ..tasks.image.data import DataConfig, SplitIndex
-from ..tasks.image.models import ModelConfig, WeightsError, create_model, hub_pretrained_cfg
+from ..tasks.image.models import ModelConfig, WeightsError, hub_pretrained_cfg, load_model
 from .config import MemberConfig, SharedConfig
 
 
@@ -152,13 +152,13 @@ def check_model(config: ModelConfig, num_classes: int, role: str, field_name: st
     elif config.weights:
         try:
             with torch.random.fork_rng(devices=[]):
-                model = create_model(config, num_classes, allow_new_head=role == "student" and config.init == "pretrained")
+                loaded = load_model(config, num_classes, allow_new_head=role == "student" and config.init == "pretrained")
         except WeightsError as error:
             hint = ""
             if role == "student" and config.init == "checkpoint" and "classifier has" in str(error):
                 hint = " (init: pretrained fine-tunes general weights with a new classifier)"
             raise ConfigError(f"{field_name}.weights: {error}{hint}") from None
-        recorded = model.kdtemp_recorded_normalization
+        recorded = loaded.recorded
         if config.normalization is not None and recorded:
             wanted = (tuple(recorded["mean"]), tuple(recorded["std"]))
             if tuple(map(tuple, config.normalization)) != tuple(map(tuple, wanted)):

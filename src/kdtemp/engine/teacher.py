@@ -12,44 +12,48 @@ from pathlib import Path
 from typing import Literal
 
 from ..config import require, to_dict
-from ..tasks.image.data import AugmentConfig, DataConfig
 from ..tasks.image.models import ModelConfig
-from .cohort import RunResult, run_cohort
-from .config import CohortConfig, MemberConfig, OptimizerConfig
+from .cohort import run_cohort
+from .results import RunResult
+from .config import CohortConfig, MemberConfig, OptimizerConfig, SharedConfig, require_device, require_seed
 from ..files import remove_stale_temporaries
 from .storage import RunFolder, atomic_save
 
 
 @dataclass
-class TeacherConfig:
-    """How a teacher is prepared (the study's recipe: AdamW, cosine, CE with label smoothing 0.1)."""
+class TeacherConfig(SharedConfig):
+    """How a teacher is prepared: a run without a distillation term (the study's recipe: AdamW,
+    cosine, CE with label smoothing 0.1), over the shared fields of any cohort (``data``,
+    ``augment``, ``batch_size``, ``data_seed``, ``task``; ``teacher`` must stay empty).
+    :meth:`member` is the one run it describes."""
 
-    data: DataConfig = field(default_factory=DataConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=5e-4, weight_decay=0.05))
     epochs: int = 20
-    batch_size: int = 64
     label_smoothing: float = 0.1
     seed: int = 0
-    data_seed: int = 0
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     output: str = "runs/teacher"
 
     def validate(self, path: str = "") -> None:
         prefix = f"{path}." if path else ""
+        self.validate_shared(prefix)
+        require(self.teacher is None, f"{prefix}teacher", "a teacher preparation distils from no teacher; remove it")
         require(self.epochs >= 1, f"{prefix}epochs", f"must be >= 1; got {self.epochs}")
-        require(self.batch_size >= 1, f"{prefix}batch_size", f"must be >= 1; got {self.batch_size}")
         require(0 <= self.label_smoothing < 1, f"{prefix}label_smoothing", f"must be in [0, 1); got {self.label_smoothing}")
+        require_seed(self.seed, f"{prefix}seed")
+        require_device(self.device, f"{prefix}device")
+
+    def member(self) -> MemberConfig:
+        """The preparation as a cohort member: cross-entropy only."""
+        return MemberConfig(name=f"teacher-{self.model.name}", model=self.model, objective=None, optimizer=self.optimizer,
+                            epochs=self.epochs, label_smoothing=self.label_smoothing, seed=self.seed)
 
     def cohort(self) -> CohortConfig:
-        member = MemberConfig(
-            name=f"teacher-{self.model.name}", model=self.model, objective=None, optimizer=self.optimizer,
-            epochs=self.epochs, label_smoothing=self.label_smoothing, seed=self.seed,
-        )
         return CohortConfig(data=self.data, augment=self.augment, teacher=None, batch_size=self.batch_size,
-                            data_seed=self.data_seed, members=[member], device=self.device, precision=self.precision)
+                            data_seed=self.data_seed, task=self.task, members=[self.member()], device=self.device,
+                            precision=self.precision)
 
     def origin(self) -> dict:
         """How the teacher came to be: trained from scratch, or fine-tuned from given weights."""
@@ -81,9 +85,16 @@ def export_teacher(config: TeacherConfig, result: dict, runs_dir: Path) -> Path:
     atomic_save({
         "kdtemp": {
             "kind": "teacher", "model": config.model.name, "dataset": to_dict(config.data),
-            "epochs": config.epochs, "origin": config.origin(), "top1": result["final_top1"],
+            "epochs": config.epochs, "origin": config.origin(), **_final_primary(result),
             "run_id": result["run_id"], "normalization": result["derived"]["normalization"],
         },
         "model": checkpoint["model"],
     }, path)
     return path
+
+
+def _final_primary(result: dict) -> dict:
+    """The final value of the run's primary metric, under its name (``top1`` for images)."""
+    primary = result.get("primary_metric", "top1")
+    final = result["final"].get(primary) if "final" in result else result.get(f"final_{primary}")
+    return {primary: final}

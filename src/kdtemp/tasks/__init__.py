@@ -1,0 +1,8 @@
+"""Tasks: what a kind of problem gives the engine (:mod:`.base`); image classification first."""
+
+from .base import TASKS, ModelAdapter, Task, TaskData, TrainingBatch, get_task, register_task
+from . import image  # noqa: F401  (registers image_classification)
+
+DEFAULT_TASK = "image_classification"
+
+__all__ = ["DEFAULT_TASK", "TASKS", "ModelAdapter", "Task", "TaskData", "TrainingBatch", "get_task", "register_task"]

@@ -7,27 +7,20 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .data import normalize
-from .data.augment import normalization_tensors
-from .models import IMAGENET_NORMALIZATION
-
-
-def normalization_of(model: nn.Module):
-    """The ``(mean, std)`` a model's weights expect (attached by ``create_model``; ImageNet's
-    for a model kdtemp did not create)."""
-    return getattr(model, "kdtemp_normalization", IMAGENET_NORMALIZATION)
+from .normalization import IMAGENET_NORMALIZATION, Normalization, normalization_tensors, normalize
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: Tensor, batch_size: int, autocast: Any, channels_last: bool = False) -> Tensor:
+def predict(model: nn.Module, images: Tensor, batch_size: int, autocast: Any, channels_last: bool = False,
+            normalization: Normalization = IMAGENET_NORMALIZATION) -> Tensor:
     """Logits (float32) of ``model`` in eval mode for uint8 ``images``, batch by batch, each
-    batch normalised the way the model's weights expect."""
+    batch normalised with ``normalization`` (the one the model's weights expect)."""
     was_training = model.training
     model.eval()
     outputs = []
-    normalization = normalization_tensors(normalization_of(model), images.device)  # once, not per batch
+    constants = normalization_tensors(normalization, images.device)  # once, not per batch
     for start in range(0, images.shape[0], batch_size):
-        x = normalize(images[start:start + batch_size], normalization, channels_last=channels_last)
+        x = normalize(images[start:start + batch_size], constants, channels_last=channels_last)
         with autocast():
             outputs.append(model(x).float())
     model.train(was_training)

@@ -27,10 +27,9 @@ from .batched_augment import (
     CropBoxes, RandAugmentDraw, draw_crop_boxes, draw_randaugment, rand_augment, random_resized_crop, to_device,
 )
 from .cache import ImageSplit
+from ..normalization import normalization_tensors, normalize, normalize_float  # noqa: F401  (re-exported)
 
 EVAL_RESIZE_SLICE = 512  # images resized at once for the test-time view
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -69,6 +68,13 @@ class AugmentConfig:
         return unused
 
 
+def soft_cross_entropy(logits: Tensor, soft_labels: Tensor, label_smoothing: float = 0.0) -> Tensor:
+    """Mean over samples of ``-sum_c y_c log softmax(s)_c`` (float32) with optional label smoothing."""
+    if label_smoothing:
+        soft_labels = soft_labels * (1.0 - label_smoothing) + label_smoothing / soft_labels.shape[1]
+    return -(soft_labels * torch.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
+
+
 @dataclass
 class Batch:
     """One training batch: float images on the 0..1 pixel scale (augmented and mixed, not yet
@@ -84,6 +90,15 @@ class Batch:
     def __post_init__(self) -> None:
         self._normalized: dict = {}
 
+    @property
+    def targets(self) -> Tensor:
+        """The class index per image that objectives use: the dominant label."""
+        return self.dominant_labels
+
+    def cross_entropy(self, logits: Tensor, label_smoothing: float = 0.0) -> Tensor:
+        """Mean over images of the soft cross-entropy against the (mixed) soft labels."""
+        return soft_cross_entropy(logits, self.soft_labels, label_smoothing)
+
     def normalized(self, normalization) -> Tensor:
         """The images normalised with ``(mean, std)``, computed once per distinct normalisation.
 
@@ -94,38 +109,13 @@ class Batch:
             constants = self.constants if self.constants is not None else {}
             if key not in constants:  # made once per stream: no host-to-device copy per batch
                 constants[key] = normalization_tensors(key, self.images.device, self.images.dtype)
-            mean, std = constants[key]
-            out = (self.images - mean) / std
-            self._normalized[key] = out.contiguous(memory_format=torch.channels_last) if self.channels_last else out
+            self._normalized[key] = normalize_float(self.images, constants[key], self.channels_last)
         return self._normalized[key]
 
 
 def stream_seed(data_seed: int, epoch: int) -> int:
     """A 63-bit seed for epoch ``epoch`` of the stream with ``data_seed``."""
     return int(np.random.SeedSequence([data_seed, epoch]).generate_state(2, dtype=np.uint64)[0] >> np.uint64(1))
-
-
-def normalization_tensors(normalization, device: torch.device, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
-    """``(mean, std)`` (three numbers each, or tensors already made by this function) as
-    ``[1, 3, 1, 1]`` tensors on ``device``, copied there without waiting for the device's queue."""
-    mean, std = normalization
-    if isinstance(mean, Tensor) and isinstance(std, Tensor):
-        return mean, std
-    made = to_device({"mean": torch.tensor(mean, dtype=dtype), "std": torch.tensor(std, dtype=dtype)}, device)
-    return made["mean"].view(1, 3, 1, 1), made["std"].view(1, 3, 1, 1)
-
-
-def normalize_float(images: Tensor, normalization, channels_last: bool = False) -> Tensor:
-    """Float images on the 0..1 scale ``[B, 3, H, W]`` -> ``(x - mean) / std`` per channel
-    (``normalization``: numbers, or :func:`normalization_tensors` made once for many batches)."""
-    mean, std = normalization_tensors(normalization, images.device, images.dtype)
-    out = (images - mean) / std
-    return out.contiguous(memory_format=torch.channels_last) if channels_last else out
-
-
-def normalize(images: Tensor, normalization=(IMAGENET_MEAN, IMAGENET_STD), channels_last: bool = False) -> Tensor:
-    """uint8 ``[B, 3, H, W]`` -> float32 normalised with ``normalization = (mean, std)``."""
-    return normalize_float(images.float() / 255.0, normalization, channels_last)
 
 
 def mix_batch(images: Tensor, labels: Tensor, num_classes: int, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:

@@ -37,6 +37,7 @@ from torch import nn
 
 from kdtemp.config import ConfigError, require
 from kdtemp.files import IntegrityError, load_verified
+from ..normalization import IMAGENET_NORMALIZATION, Normalization
 from .cifar_resnet import CIFAR_MODELS as CIFAR_RESNETS, CifarResNet
 from .cifar_zoo import KD_ZOO_MODELS
 
@@ -44,9 +45,7 @@ from .cifar_zoo import KD_ZOO_MODELS
 CIFAR_MODELS = {**CIFAR_RESNETS, **KD_ZOO_MODELS}
 
 InitMode = Literal["random", "pretrained", "checkpoint"]
-Normalization = tuple[tuple[float, float, float], tuple[float, float, float]]
 
-IMAGENET_NORMALIZATION: Normalization = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
 class WeightsError(ValueError):
@@ -256,12 +255,28 @@ def resolve_normalization(config: ModelConfig, model: nn.Module | None, meta: di
     return IMAGENET_NORMALIZATION
 
 
+@dataclass
+class LoadedModel:
+    """A created and initialised model with the input normalisation its weights expect
+    (``normalization``) and what a kdtemp checkpoint recorded of it (``recorded``, else ``None``)."""
+
+    module: nn.Module
+    normalization: Normalization
+    recorded: dict | None = None
+
+
 def create_model(config: ModelConfig, num_classes: int, allow_new_head: bool | None = None) -> nn.Module:
-    """Create and initialise the model described by ``config`` with ``num_classes`` outputs.
+    """The model described by ``config`` with ``num_classes`` outputs, created and initialised
+    (:func:`load_model` without its normalisation)."""
+    return load_model(config, num_classes, allow_new_head).module
+
+
+def load_model(config: ModelConfig, num_classes: int, allow_new_head: bool | None = None) -> LoadedModel:
+    """Create and initialise the model described by ``config`` with ``num_classes`` outputs, and
+    resolve the input normalisation its weights expect.
 
     ``allow_new_head`` (default: only for ``init: pretrained``) lets pretrained weights of another
-    class count get a fresh classifier; pass ``False`` for teachers. The model's input
-    normalisation is attached as ``model.kdtemp_normalization`` (``(mean, std)``).
+    class count get a fresh classifier; pass ``False`` for teachers.
     """
     allow = config.init == "pretrained" if allow_new_head is None else allow_new_head
     meta: dict[str, Any] = {}
@@ -295,11 +310,9 @@ def create_model(config: ModelConfig, num_classes: int, allow_new_head: bool | N
                                "internet, or give a local weights file") from None
     if config.weights and config.init in ("pretrained", "checkpoint"):
         _, meta = _load_into(model, config.weights, allow)
-    model.kdtemp_normalization = resolve_normalization(config, model, meta)
-    model.kdtemp_recorded_normalization = meta.get("normalization")  # what a kdtemp checkpoint says, if any
-    return model
+    return LoadedModel(model, resolve_normalization(config, model, meta), meta.get("normalization"))
 
 
-__all__ = ["CIFAR_MODELS", "CifarResNet", "IMAGENET_NORMALIZATION", "ModelConfig", "Normalization", "WeightsError",
-           "classifier_keys", "create_model", "fit_state", "load_weights", "model_exists", "read_weights",
-           "resolve_normalization"]
+__all__ = ["CIFAR_MODELS", "CifarResNet", "IMAGENET_NORMALIZATION", "LoadedModel", "ModelConfig", "Normalization",
+           "WeightsError", "classifier_keys", "create_model", "fit_state", "load_model", "load_weights", "model_exists",
+           "read_weights", "resolve_normalization"]

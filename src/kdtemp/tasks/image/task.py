@@ -1,0 +1,107 @@
+"""Image classification as a task of the engine (:mod:`kdtemp.tasks.base`).
+
+Data: the splits of :class:`~.data.DataConfig` as uint8 tensors on the training device, the
+augmented training stream of :class:`~.data.TrainStream`, and the test split's evaluation view
+(centre crop or resize to the model resolution). Models: timm, the CIFAR zoo and plug-ins
+(:mod:`.models`), each behind an :class:`ImageModel` that owns its input normalisation. Metrics:
+top-1 (the primary metric), top-5 and the mean test cross-entropy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..base import register_task
+from .data import ImageSplit, TrainStream, eval_images
+from .data.augment import Batch
+from .evaluate import accuracy, predict
+from .models import LoadedModel, load_model
+from .normalization import Normalization
+
+
+@dataclass
+class ImageData:
+    """The data of one image cohort on its device."""
+
+    train: ImageSplit
+    test: ImageSplit
+    test_images: Tensor
+    stream: TrainStream
+    resolution: int
+    center_crop: bool
+
+    @property
+    def num_classes(self) -> int:
+        return self.train.num_classes
+
+    @property
+    def classes(self) -> list[str]:
+        return self.train.classes
+
+
+class ImageModel:
+    """A classifier of images with the normalisation its weights expect: called on a training
+    batch, it normalises the batch's images its own way (computed once per batch and
+    normalisation) and returns logits ``[B, C]``."""
+
+    def __init__(self, loaded: LoadedModel, channels_last: bool = False) -> None:
+        self.module: nn.Module = loaded.module.to(memory_format=torch.channels_last) if channels_last else loaded.module
+        self.normalization: Normalization = loaded.normalization
+        self.channels_last = channels_last
+
+    def __call__(self, batch: Batch) -> Tensor:
+        return self.module(batch.normalized(self.normalization))
+
+    def predict(self, images: Tensor, batch_size: int, runtime: Any) -> Tensor:
+        """Float32 logits in eval mode for uint8 ``images``, batch by batch."""
+        return predict(self.module, images, batch_size, runtime.autocast, self.channels_last, self.normalization)
+
+    def metadata(self) -> dict[str, Any]:
+        return {"normalization": {"mean": list(self.normalization[0]), "std": list(self.normalization[1])}}
+
+
+@register_task("image_classification")
+class ImageClassification:
+    """Image classification: top-1 is the primary metric (higher is better)."""
+
+    name = "image_classification"
+    primary_metric = "top1"
+    primary_goal = "max"
+
+    def open(self, shared: Any, runtime: Any, progress: bool = False) -> ImageData:
+        """Load (or read from the cache) both splits onto ``runtime.device`` and build the stream."""
+        train = shared.data.load("train", progress=progress).to(runtime.device)
+        test = shared.data.load("test", progress=progress).to(runtime.device)
+        center_crop = shared.augment.random_resized_crop
+        stream = TrainStream(train, shared.batch_size, shared.augment, shared.data.resolution, shared.data_seed,
+                             runtime.channels_last)
+        return ImageData(train, test, eval_images(test.images, shared.data.resolution, center_crop), stream,
+                         shared.data.resolution, center_crop)
+
+    def create_model(self, config: Any, data: ImageData, runtime: Any, role: str) -> ImageModel:
+        """A ``role`` (``teacher`` or ``student``) model on ``runtime.device``; a teacher never gets
+        a new classifier."""
+        allow_new_head = False if role == "teacher" else None
+        loaded = load_model(config, data.num_classes, allow_new_head=allow_new_head)
+        loaded.module = loaded.module.to(runtime.device)
+        return ImageModel(loaded, runtime.channels_last)
+
+    def evaluate(self, model: ImageModel, data: ImageData, runtime: Any, batch_size: int) -> dict[str, Tensor]:
+        """``top1``, ``top5`` (percent, from integer hit counts) and ``loss`` on the test split."""
+        return accuracy(model.predict(data.test_images, batch_size, runtime), data.test.labels)
+
+    def split_logits(self, model: ImageModel, data: ImageData, split: str, runtime: Any,
+                     batch_size: int) -> tuple[Tensor, Tensor]:
+        """The model's logits on the un-augmented ``split`` (``train`` or ``test``), and its labels."""
+        if split == "test":
+            return model.predict(data.test_images, batch_size, runtime), data.test.labels
+        images = eval_images(data.train.images, data.resolution, data.center_crop)
+        return model.predict(images, batch_size, runtime), data.train.labels
+
+    def scores(self, logits: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        """The evaluation's metrics of given logits (for diagnostics)."""
+        return accuracy(logits, labels)
