@@ -1,5 +1,6 @@
 """Shared fixtures: tiny, fast, deterministic configurations on scikit-learn's digits."""
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,3 +20,21 @@ def shared_data(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent (real data lives in ../shared/data beside the checkout)")
     return path
+
+
+@pytest.fixture(scope="session")
+def cifar10_jpeg_root(tmp_path_factory):
+    """The CIFAR-10 JPEG copy (train and test) from ../shared/data, extracted once per session."""
+    archive = shared_data("cifar10-jpeg.tar.xz")
+    target = tmp_path_factory.mktemp("cifar10-jpeg")
+    subprocess.run(["tar", "-xJf", str(archive), "-C", str(target)], check=True)
+    return target / "cifar10-jpeg"
+
+
+@pytest.fixture(scope="session")
+def resnet_checkpoints(tmp_path_factory):
+    """The CIFAR-10 ResNet checkpoints from ../shared/data, by depth (``resnet20`` -> path)."""
+    archive = shared_data("resnet-cifar10-weights.tar")
+    target = tmp_path_factory.mktemp("resnet-weights")
+    subprocess.run(["tar", "-xf", str(archive), "-C", str(target)], check=True)
+    return {p.name.split("-")[0]: p for p in (target / "resnet-cifar10").glob("*.th")}

@@ -1,11 +1,8 @@
 """Models: the CIFAR ResNets, timm by name, initialisation modes, the shared checkpoints."""
 
-import subprocess
-
 import pytest
 import torch
 
-from conftest import shared_data
 from kdtemp.config import ConfigError, from_dict
 from kdtemp.tasks.image.data import DataConfig, eval_images
 from kdtemp.tasks.image.evaluate import accuracy, predict
@@ -38,22 +35,6 @@ def test_wide_variants_use_projection_shortcuts():
     model = create_model(ModelConfig("resnet8x4"), num_classes=100)
     assert isinstance(model.layer2[0].shortcut[0], torch.nn.Conv2d)
     assert model.linear.in_features == 256
-
-
-@pytest.fixture(scope="session")
-def cifar10_jpeg_root(tmp_path_factory):
-    archive = shared_data("cifar10-jpeg.tar.xz")
-    target = tmp_path_factory.mktemp("cifar10-jpeg")
-    subprocess.run(["tar", "-xJf", str(archive), "-C", str(target), "cifar10-jpeg/test"], check=True)
-    return target / "cifar10-jpeg"
-
-
-@pytest.fixture(scope="session")
-def resnet_checkpoints(tmp_path_factory):
-    archive = shared_data("resnet-cifar10-weights.tar")
-    target = tmp_path_factory.mktemp("resnet-weights")
-    subprocess.run(["tar", "-xf", str(archive), "-C", str(target)], check=True)
-    return {p.name.split("-")[0]: p for p in (target / "resnet-cifar10").glob("*.th")}
 
 
 def test_shared_checkpoints_load_strictly(resnet_checkpoints):
