@@ -26,16 +26,18 @@ import json
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from kdtemp.tasks.image.data import AugmentConfig, DataConfig, ImageSplit, TrainStream  # noqa: E402
-from kdtemp.engine.cohort import autocast_for, device_label, resolve_device  # noqa: E402
 from kdtemp.engine.config import MemberConfig  # noqa: E402
 from kdtemp.engine.member import Member  # noqa: E402
-from kdtemp.tasks.image.models import ModelConfig, create_model  # noqa: E402
+from kdtemp.engine.runtime import Runtime, device_label, resolve_device  # noqa: E402
+from kdtemp.tasks import get_task  # noqa: E402
+from kdtemp.tasks.image.models import ModelConfig  # noqa: E402
 
 TEMPERATURES = [1, 2, 3, 4, 5, 7, 10, 20, 40]
 PHASES = ("data", "teacher forward", "student forward+backward", "optimizer")
@@ -151,24 +153,25 @@ def model_flops(teacher, student, batch_size: int, resolution: int, device, auto
 
 def run_arm(args, split: ImageSplit, members_count: int, device: torch.device) -> dict:
     """Train ``members_count`` members for ``args.steps`` timed steps; return wall time and phases."""
-    channels_last = device.type == "cuda"
-    autocast = autocast_for(device, "auto")
+    runtime = Runtime.create(str(device), "auto")
+    channels_last, autocast = runtime.channels_last, runtime.autocast
+    task = get_task("image_classification")
     augment = AugmentConfig(random_resized_crop=args.crop, randaugment_ops=args.randaugment_ops,
                             randaugment_magnitude=args.magnitude)
     stream = TrainStream(split, args.batch_size, augment, args.resolution, data_seed=0, channels_last=channels_last)
+    data = SimpleNamespace(num_classes=split.num_classes, stream=stream)  # what a member needs of the task's data
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        teacher = create_model(ModelConfig(args.teacher), split.num_classes, allow_new_head=False).to(device).eval()
-    if channels_last:
-        teacher = teacher.to(memory_format=torch.channels_last)
-    for parameter in teacher.parameters():
+        teacher = task.create_model(ModelConfig(args.teacher), data, runtime, "teacher")
+    teacher.module.eval()
+    for parameter in teacher.module.parameters():
         parameter.requires_grad_(False)
     epochs = 1 + (args.warmup + args.steps) // stream.batches_per_epoch
     members = []
     for i in range(members_count):
         config = MemberConfig(model=ModelConfig(args.student), temperature=float(TEMPERATURES[i % len(TEMPERATURES)]),
                               epochs=epochs, seed=i)
-        members.append(Member(config, f"bench{i}", split.num_classes, stream.batches_per_epoch, device, channels_last))
+        members.append(Member(config, f"bench{i}", task, data, runtime))
 
     clock = PhaseClock(device)
     for member in members:
@@ -192,20 +195,19 @@ def run_arm(args, split: ImageSplit, members_count: int, device: torch.device) -
             host_data, started = 0.0, time.perf_counter()
         host_start, start = time.perf_counter(), clock.now()
         epoch, batch = next(source)
-        teacher_input = batch.normalized(teacher.kdtemp_normalization)
+        batch.normalized(teacher.normalization)  # the teacher's input, made once per batch
         loaded = clock.now()
         host_data += time.perf_counter() - host_start
         clock.add("data", start, loaded)
         with torch.no_grad(), autocast():
-            teacher_logits = teacher(teacher_input).float()
+            teacher_logits = teacher(batch).float()
         clock.add("teacher forward", loaded, clock.now())
         for member in members:
-            member.train_step(batch.normalized(member.normalization), batch.soft_labels, batch.dominant_labels,
-                              teacher_logits, epoch, autocast)
+            member.train_step(batch, teacher_logits, epoch)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     wall = time.perf_counter() - started
-    flops = model_flops(teacher, members[0].student, args.batch_size, args.resolution, device, autocast, channels_last)
+    flops = model_flops(teacher.module, members[0].student, args.batch_size, args.resolution, device, autocast, channels_last)
     return {"members": members_count, "wall_seconds": wall, "phases": clock.totals(), "host_data_seconds": host_data,
             "flops": flops}
 

@@ -169,6 +169,9 @@ def test_entropy_weights_carry_no_gradient():
     [
         (lambda: create_objective("nope"), "unknown objective 'nope'; allowed:"),
         (lambda: create_objective("dkd", gamma=1.0), "objective 'dkd' has no parameter 'gamma'"),
+        (lambda: create_objective("dkd", beta=-8), r"objective 'dkd': beta: must be a number >= 0; got -8"),
+        (lambda: create_objective("ls_kd", eps=0.0), r"objective 'ls_kd': eps: must be a number > 0 and <= 1"),
+        (lambda: create_objective("shuffled_tail", keep_top=1.5), "keep_top: must be an integer >= 0"),
         (lambda: kd_loss(torch.zeros(2, 3), torch.zeros(2, 3), 0.0), "temperature must be > 0"),
         (lambda: kd_loss(torch.zeros(2, 3), torch.zeros(2, 4), 1.0), "differ in shape"),
         (lambda: kd_loss(torch.zeros(2, 3), torch.zeros(2, 3), 1.0, reduction="mean"), "reduction must be"),

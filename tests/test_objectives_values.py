@@ -92,9 +92,10 @@ def test_standardize_logits_uses_unbiased_std():
 def test_standardized_kd_runs_kd_on_standardized_logits():
     student = torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64)
     teacher = torch.tensor([[10.0, 0.0, 5.0]], dtype=torch.float64)  # mean 5, std 5 -> [1, -1, 0]
-    objective = create_objective("ls_kd", eps=0.0)
-    expected = kd_loss(torch.tensor([[-1.0, 0.0, 1.0]], dtype=torch.float64),
-                       torch.tensor([[1.0, -1.0, 0.0]], dtype=torch.float64), 2.0)
+    eps = 1e-3  # eps must be > 0 (create_objective checks it); the standardized rows are divided by std + eps
+    objective = create_objective("ls_kd", eps=eps)
+    expected = kd_loss(torch.tensor([[-1.0, 0.0, 1.0]], dtype=torch.float64) / (1 + eps),
+                       torch.tensor([[5.0, -5.0, 0.0]], dtype=torch.float64) / (5 + eps), 2.0)
     assert objective(student, teacher, torch.tensor([0]), 2.0).item() == pytest.approx(expected.item(), abs=1e-12)
 
 

@@ -121,3 +121,45 @@ def test_teacher_entropies_tail_is_exact_when_probabilities_underflow():
     expected = (-(tail * tail.log()).sum() / math.log(3)).item()
     assert teacher_entropies(logits)["relative_entropy_without_top"] == pytest.approx(expected, abs=1e-9)
     assert teacher_entropies(logits)["relative_entropy"] == pytest.approx(0.0, abs=1e-12)
+
+
+# --- The one entropy definition ------------------------------------------------------------------------------------
+
+def test_shannon_entropy_hand_values_from_probabilities_and_log_probabilities():
+    from kdtemp.diagnostics import shannon_entropy
+
+    p = torch.tensor([[0.25, 0.25, 0.25, 0.25], [1.0, 0.0, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0]], dtype=torch.float64)
+    expected = [math.log(4), 0.0, math.log(2)]
+    assert shannon_entropy(p).tolist() == pytest.approx(expected, abs=1e-12)
+    assert shannon_entropy(log_probs=p.log()).tolist() == pytest.approx(expected, abs=1e-12)  # log 0 = -inf adds 0
+    assert shannon_entropy(p[0]).item() == pytest.approx(math.log(4), abs=1e-12)  # one distribution [C] -> []
+    for bad in ({}, {"probs": p, "log_probs": p.log()}):
+        with pytest.raises(ValueError, match="exactly one of probs and log_probs"):
+            shannon_entropy(**bad)
+
+
+def test_shannon_entropy_of_a_masked_class_has_a_finite_gradient():
+    from kdtemp.diagnostics import shannon_entropy
+
+    logits = torch.tensor([[1.0, 2.0, float("-inf")]], dtype=torch.float64, requires_grad=True)
+    value = shannon_entropy(log_probs=torch.log_softmax(logits, dim=-1))
+    value.sum().backward()
+    assert torch.isfinite(value).all() and torch.isfinite(logits.grad).all() and logits.grad[0, 2] == 0
+
+
+def test_every_entropy_is_the_shared_definition_bit_for_bit():
+    # the formulas each caller used before the definition was shared; the values must not move by one bit
+    from kdtemp.diagnostics import shannon_entropy
+    from kdtemp.objectives import entropy as logits_entropy
+
+    logits = teacher_logits(batch=64, classes=37, seed=3)
+    logits[:, 5] = float("-inf")
+    for temperature in (0.3, 1.0, 4.0, 40.0):
+        p = torch.softmax(logits.double() / temperature, dim=1)
+        assert torch.equal(relative_entropy(p), -torch.special.xlogy(p, p).sum(dim=-1) / math.log(37))
+        log_p = torch.log_softmax(logits / temperature, dim=1)
+        q = log_p.exp()
+        by_hand = -torch.where(q > 0, q * torch.where(q > 0, log_p, torch.zeros_like(log_p)), torch.zeros_like(q)).sum(-1)
+        assert torch.equal(logits_entropy(logits, temperature), by_hand)
+        profile = sorted_profile(logits, temperature, top_k=None)  # the engine's profile entropy
+        assert torch.equal(shannon_entropy(profile), -torch.special.xlogy(profile, profile).sum())

@@ -8,16 +8,15 @@ from typing import Iterable
 import torch
 from torch import Tensor
 
-from .objectives._common import scaled_log_softmax
+from .objectives._common import scaled_log_softmax, shannon_entropy
 
-
-def _entropy(p: Tensor) -> Tensor:
-    return -torch.special.xlogy(p, p).sum(dim=-1)
+__all__ = ["relative_entropy", "relative_entropy_without_top", "shannon_entropy", "sorted_profile",
+           "sorted_profiles", "teacher_entropies"]
 
 
 def relative_entropy(p: Tensor) -> Tensor:
     """``H(p) / log(C)`` per row of probabilities ``p`` ``[B, C]``; 0 for one-hot, 1 for uniform."""
-    return _entropy(p.double()) / math.log(p.shape[-1])
+    return shannon_entropy(p.double()) / math.log(p.shape[-1])
 
 
 def relative_entropy_without_top(p: Tensor) -> Tensor:
@@ -35,7 +34,7 @@ def relative_entropy_without_top(p: Tensor) -> Tensor:
     mass = tail.sum(dim=-1, keepdim=True)
     uniform = torch.full_like(tail, 1.0 / (classes - 1))
     tail = torch.where(mass > 0, tail / mass.clamp_min(torch.finfo(tail.dtype).tiny), uniform)
-    return _entropy(tail) / math.log(classes - 1)
+    return shannon_entropy(tail) / math.log(classes - 1)
 
 
 def _drop_top(values: Tensor) -> Tensor:
@@ -69,5 +68,5 @@ def teacher_entropies(logits: Tensor, temperature: float = 1.0) -> dict[str, flo
     without_top = None
     if classes >= 3:
         tail = scaled_log_softmax(_drop_top(logits), temperature).exp()
-        without_top = float((_entropy(tail) / math.log(classes - 1)).mean())
+        without_top = float((shannon_entropy(tail) / math.log(classes - 1)).mean())
     return {"relative_entropy": float(relative_entropy(probs).mean()), "relative_entropy_without_top": without_top}

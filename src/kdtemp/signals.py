@@ -11,11 +11,15 @@ import math
 import torch
 from torch import Tensor
 
-from .objectives._common import entropy_from_log_probs, scaled_log_softmax, upcast
+from .objectives._common import scaled_log_softmax, shannon_entropy, upcast
 
 
 def smoothing_entropy(alpha: Tensor, num_classes: int) -> Tensor:
-    """Entropy of ``(1 - a) * onehot + a / C`` (nats), elementwise in ``alpha``; increasing on [0, 1]."""
+    """Entropy of ``(1 - a) * onehot + a / C`` (nats), elementwise in ``alpha``; increasing on [0, 1].
+
+    The closed form of :func:`~kdtemp.objectives._common.shannon_entropy` for this distribution
+    (one top value and ``C - 1`` equal ones), elementwise in ``alpha`` with no ``[..., C]`` tensor:
+    the bisection of :func:`smoothing_for_entropy` calls it 60 times."""
     top = 1.0 - alpha + alpha / num_classes
     rest = alpha / num_classes
     return -(torch.special.xlogy(top, top) + (num_classes - 1) * torch.special.xlogy(rest, rest))
@@ -53,7 +57,7 @@ def instance_label_smoothing(teacher: Tensor, temperature: float) -> Tensor:
 
     ``q_i = (1 - a_i) * onehot(argmax t_i) + a_i / C`` with ``H(q_i) = H(p(t_i, T))``.
     """
-    entropy = entropy_from_log_probs(scaled_log_softmax(teacher, temperature).to(torch.float64))
+    entropy = shannon_entropy(log_probs=scaled_log_softmax(teacher, temperature).to(torch.float64))
     alpha = smoothing_for_entropy(entropy, teacher.shape[1])
     return smoothed_targets(teacher.argmax(dim=1), alpha, teacher.shape[1])
 
@@ -70,7 +74,7 @@ def global_smoothing_coefficient(teacher: Tensor, temperature: float) -> float:
     Pass the teacher's logits on the un-augmented training set, computed once per teacher and T.
     """
     profile = average_sorted_distribution(teacher, temperature).to(torch.float64)
-    entropy = -torch.special.xlogy(profile, profile).sum()
+    entropy = shannon_entropy(profile)
     return float(smoothing_for_entropy(entropy.reshape(1), teacher.shape[1])[0])
 
 

@@ -9,7 +9,7 @@ from typing import Iterable
 import torch
 from torch import Tensor
 
-from ..diagnostics import sorted_profiles, teacher_entropies
+from ..diagnostics import shannon_entropy, sorted_profiles, teacher_entropies
 from ..tasks import get_task
 from ..temperature import STUDY_TEMPERATURES
 from .config import SharedConfig
@@ -24,7 +24,7 @@ def summarize(logits: Tensor, labels: Tensor, scores: dict[str, Tensor],
     profile (for the entropy-matched label smoothing of Figs. 4-5), the class count, and the
     task's ``scores`` of these logits (image classification: top-1/top-5; its loss is left out)."""
     profiles = sorted_profiles(logits.cpu(), temperatures, None)
-    entropy = {f"{t:g}": float(-torch.special.xlogy(p, p).sum()) for t, p in profiles.items()}
+    entropy = {f"{t:g}": float(shannon_entropy(p)) for t, p in profiles.items()}
     metrics = {k: float(v) for k, v in scores.items() if k != "loss"}
     return {**teacher_entropies(logits.cpu(), 1.0), **metrics,
             "samples": int(labels.shape[0]), "classes": int(logits.shape[1]),

@@ -128,10 +128,26 @@ def kl_from_log_probs(log_p: Tensor, log_q: Tensor, weight: Tensor | None = None
     return terms.sum(dim=-1)
 
 
-def entropy_from_log_probs(log_p: Tensor) -> Tensor:
-    """Per-sample ``-sum_c P_c log P_c`` with ``0 log 0 = 0``, shape ``[B]``."""
-    p = log_p.exp()
-    return -torch.where(p > 0, p * torch.where(p > 0, log_p, torch.zeros_like(log_p)), torch.zeros_like(p)).sum(dim=-1)
+def shannon_entropy(probs: Tensor | None = None, *, log_probs: Tensor | None = None) -> Tensor:
+    """``-sum_c p_c log p_c`` (nats) over the last dimension with ``0 log 0 = 0``: ``[B, C] -> [B]``, ``[C] -> []``.
+
+    kdtemp's one definition of entropy (EA-KD's weights, the label-smoothing ablations, the teacher
+    diagnostics). Give exactly one of:
+
+    * ``log_probs`` (from ``log_softmax``; what objectives have): ``p = exp(log_p)``, and a class
+      whose ``p`` is 0 (underflowed, or a masked ``-inf`` class) adds exactly 0, value and gradient;
+    * ``probs`` (probabilities, e.g. an averaged profile): ``xlogy(p, p)`` summed.
+
+    The two routes round differently (the log of a rounded probability against the exact
+    log-probability), so each caller keeps the route its values were always computed with.
+    """
+    if (probs is None) == (log_probs is None):
+        raise ValueError("shannon_entropy needs exactly one of probs and log_probs")
+    if probs is not None:
+        return -torch.special.xlogy(probs, probs).sum(dim=-1)
+    p = log_probs.exp()
+    return -torch.where(p > 0, p * torch.where(p > 0, log_probs, torch.zeros_like(log_probs)),
+                        torch.zeros_like(p)).sum(dim=-1)
 
 
 def centred_rows(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:

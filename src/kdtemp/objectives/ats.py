@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
 from ._common import Temperature, check_logits, check_target, check_temperature, kl_from_log_probs, upcast
+from .registry import ParameterRule, Preset, register
 
 
 def ats_teacher_log_probs(teacher: Tensor, target: Tensor, temperature: Temperature, target_ratio: float) -> Tensor:
@@ -46,3 +49,11 @@ def ats_loss(
     check_temperature(target_ratio, "target_ratio")
     log_q = ats_teacher_log_probs(teacher, target, temperature, target_ratio)
     return kl_from_log_probs(log_q, torch.log_softmax(upcast(student), dim=-1)).mean()
+
+
+@register("ats", summary="asymmetric temperature scaling: teacher at target_ratio * T on y, T elsewhere",
+          official=Preset(0.5, 0.5, 0, 2.0), display_name="ATS", uses_label=True,
+          parameters={"target_ratio": ParameterRule("number", 0.0, low_open=True)},
+          notes="Student at T = 1, no T^2; KL form (the authors' code returns soft CE: same gradient).")
+def ats_objective(s: Tensor, t: Tensor, y: Tensor, T: Any, target_ratio: float = 2.0) -> Tensor:
+    return ats_loss(s, t, y, T, target_ratio=target_ratio)

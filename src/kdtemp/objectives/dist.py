@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor
 
 from ._common import Temperature, check_logits, check_temperature, safe_sqrt, scaled_log_softmax
+from .registry import ParameterRule, Preset, register
 
 
 def pearson_correlation(a: Tensor, b: Tensor, dim: int, eps: float = 1e-8) -> Tensor:
@@ -35,3 +38,10 @@ def dist_loss(
     inter = 1.0 - pearson_correlation(p_s, p_t, dim=1).mean()
     intra = 1.0 - pearson_correlation(p_s, p_t, dim=0).mean()
     return temperature * temperature * (beta * inter + gamma * intra)
+
+
+@register("dist", summary="DIST: inter- and intra-class Pearson correlation", official=Preset(1.0, 2.0, 0, 4.0),
+          display_name="DIST", uses_label=False,
+          parameters={"beta": ParameterRule("number", 0.0), "gamma": ParameterRule("number", 0.0)})
+def dist_objective(s: Tensor, t: Tensor, y: Tensor, T: Any, beta: float = 1.0, gamma: float = 1.0) -> Tensor:
+    return dist_loss(s, t, T, beta=beta, gamma=gamma)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -16,6 +18,7 @@ from ._common import (
     reduce,
     upcast,
 )
+from .registry import ParameterRule, Preset, register
 
 
 def dkd_parts(student: Tensor, teacher: Tensor, target: Tensor, temperature: Temperature) -> tuple[Tensor, Tensor]:
@@ -55,3 +58,9 @@ def dkd_loss(
     """
     tckd, nckd = dkd_parts(student, teacher, target, temperature)
     return reduce(alpha * tckd + beta * nckd, reduction)
+
+
+@register("dkd", summary="Decoupled KD: alpha TCKD + beta NCKD", official=Preset(1.0, 1.0, 20, 4.0), display_name="DKD",
+          uses_label=True, parameters={"alpha": ParameterRule("number", 0.0), "beta": ParameterRule("number", 0.0)})
+def dkd_objective(s: Tensor, t: Tensor, y: Tensor, T: Any, alpha: float = 1.0, beta: float = 8.0) -> Tensor:
+    return dkd_loss(s, t, y, T, alpha=alpha, beta=beta)

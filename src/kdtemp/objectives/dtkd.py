@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
 from ._common import Temperature, check_logits, check_temperature, kl_from_log_probs, upcast
+from .kd import kd_loss
+from .registry import ParameterRule, Preset, register
 
 
 def dtkd_temperatures(
@@ -77,3 +81,19 @@ def dtkd_loss(student: Tensor, teacher: Tensor, temperature: Temperature = 4.0) 
     formulas 4 and 5); this is the code that produced their results.
     """
     return dtkd_parts(student, teacher, temperature)[0].mean()
+
+
+def _dtkd_monitor(s: Tensor, t: Tensor, y: Tensor, T: Any, **params: Any) -> dict[str, Tensor]:
+    with torch.no_grad():
+        return {"dtkd_guarded_samples": dtkd_temperatures(s, t, T)[2].sum()}
+
+
+@register("dtkd", summary="dynamic temperature KD: alpha DTKD(T) + beta KD(T)", official=Preset(1.0, 1.0, 20, 4.0),
+          display_name="DTKD", uses_label=False, monitor=_dtkd_monitor,
+          parameters={"alpha": ParameterRule("number", 0.0), "beta": ParameterRule("number", 0.0)},
+          notes="T is the reference temperature; the authors' total is "
+                "warmup(e, 20) (3 DTKD + 1 KD) + 1 CE. Samples with a non-positive maximum logit "
+                "use T for both models (dtkd_parts counts them).")
+def dtkd_objective(s: Tensor, t: Tensor, y: Tensor, T: Any, alpha: float = 3.0, beta: float = 1.0) -> Tensor:
+    # The authors' KD term: warmup * (alpha * DTKD + beta * KD(T)) + CE, with alpha 3 and beta 1.
+    return alpha * dtkd_loss(s, t, T) + beta * kd_loss(s, t, T)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor
 
 from ._common import Temperature, check_logits, check_temperature, kl_from_log_probs, upcast
+from .registry import ParameterRule, Preset, register
 
 ENERGY_TEMPERATURE = 4.0
 """The temperature of the energy score in the authors' code, fixed whatever the KD temperatures."""
+
+ENERGY_RELATIVE_TEMPERATURES = (0.5, 1.0, 1.5)
+"""Energy KD's (low, middle, high) temperatures relative to the run's T: the authors' (2, 4, 6) at T = 4."""
 
 
 def energy_scores(teacher: Tensor, temperature: Temperature = ENERGY_TEMPERATURE) -> Tensor:
@@ -108,3 +112,33 @@ def energy_kd_loss(
     log_p = torch.log_softmax(upcast(teacher) / per_row, dim=-1)
     log_q = torch.log_softmax(upcast(student) / per_row, dim=-1)
     return (kl_from_log_probs(log_p, log_q) * per_row.squeeze(-1).square()).mean()
+
+
+def _energy_constants(teacher: Tensor, T: Any, low_rate: float = 0.2, high_rate: float = 0.2, **params: Any) -> dict:
+    low, high = energy_thresholds(energy_scores(teacher), low_rate, high_rate)
+    return {"low": low, "high": high}
+
+
+@register("energy_kd", summary="energy KD: temperature (T/2, T, 3T/2) by the teacher's energy",
+          official=Preset(0.1, 0.9, 0, 4.0), display_name="Energy KD",
+          uses_label=False, dataset_constants=_energy_constants,
+          parameters={"low": ParameterRule("number", optional=True), "high": ParameterRule("number", optional=True),
+                      "low_rate": ParameterRule("number", 0.0, 0.5), "high_rate": ParameterRule("number", 0.0, 0.5)},
+          notes="low, high: dataset-level energy thresholds, computed from one teacher pass over the "
+                "un-augmented training split; confident (low-energy) samples get T/2, as in the code.")
+def energy_kd_objective(
+    s: Tensor,
+    t: Tensor,
+    y: Tensor,
+    T: Any,
+    low: float | None = None,
+    high: float | None = None,
+    low_rate: float = 0.2,
+    high_rate: float = 0.2,
+) -> Tensor:
+    # low_rate and high_rate are read by whoever computes the thresholds (dataset_constants), not here.
+    if low is None or high is None:
+        raise ValueError("energy_kd needs its energy thresholds low and high (computed from one teacher pass over "
+                         "the un-augmented training split with low_rate and high_rate; see "
+                         "kdtemp.objectives.energy_scores and energy_thresholds)")
+    return energy_kd_loss(s, t, low, high, tuple(T * r for r in ENERGY_RELATIVE_TEMPERATURES))

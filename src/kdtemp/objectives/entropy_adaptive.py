@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from ._common import Temperature, check_logits, check_temperature, entropy_from_log_probs, scaled_log_softmax
+from ._common import Temperature, check_logits, check_temperature, scaled_log_softmax, shannon_entropy
+from .dkd import dkd_parts
+from .kd import kd_loss
+from .registry import TEMPERATURE_RANGE, ParameterRule, Preset, register
 
 
 def entropy(logits: Tensor, temperature: Temperature = 1.0) -> Tensor:
     """Per-sample entropy (nats) of ``softmax(z / T)``, shape ``[B]`` (masked classes count 0)."""
-    return entropy_from_log_probs(scaled_log_softmax(logits, temperature))
+    return shannon_entropy(log_probs=scaled_log_softmax(logits, temperature))
 
 
 def entropy_weights(
@@ -39,3 +43,43 @@ def entropy_weights(
         h_teacher = entropy(teacher, temperature)
         h_student = entropy(student, temperature)
         return (h_teacher + h_teacher * h_student / bound) / 2
+
+
+def _ea_temperature_rule() -> ParameterRule:
+    return ParameterRule("number", *TEMPERATURE_RANGE)
+
+
+def _entropy_bound_rule() -> ParameterRule:
+    return ParameterRule("number", 0.0, low_open=True, optional=True)
+
+
+@register("ea_kd", summary="entropy-adaptive KD: per-sample entropy weights on KD", official=Preset(0.1, 0.9, 0, 4.0),
+          display_name="EA-KD", uses_label=False,
+          parameters={"ea_temperature": _ea_temperature_rule(), "entropy_bound": _entropy_bound_rule()},
+          notes="Weights computed at ea_temperature; host preset is KD's.")
+def ea_kd_objective(
+    s: Tensor, t: Tensor, y: Tensor, T: Any, ea_temperature: float = 3.0, entropy_bound: float | None = None
+) -> Tensor:
+    weights = entropy_weights(s, t, ea_temperature, entropy_bound)
+    return (weights * kd_loss(s, t, T, reduction="none")).mean()
+
+
+@register("ea_dkd", summary="entropy-adaptive DKD: per-sample entropy weights on DKD",
+          official=Preset(1.0, 1.0, 20, 4.0), display_name="EA-DKD",
+          uses_label=True,
+          parameters={"alpha": ParameterRule("number", 0.0), "beta": ParameterRule("number", 0.0),
+                      "ea_temperature": _ea_temperature_rule(), "entropy_bound": _entropy_bound_rule()},
+          notes="Host preset is DKD's.")
+def ea_dkd_objective(
+    s: Tensor,
+    t: Tensor,
+    y: Tensor,
+    T: Any,
+    alpha: float = 1.0,
+    beta: float = 8.0,
+    ea_temperature: float = 3.0,
+    entropy_bound: float | None = None,
+) -> Tensor:
+    weights = entropy_weights(s, t, ea_temperature, entropy_bound)
+    tckd, nckd = dkd_parts(s, t, y, T)
+    return (weights * (alpha * tckd + beta * nckd)).mean()

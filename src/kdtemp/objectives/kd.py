@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor
 
 from ._common import Temperature, check_logits, check_temperature, kl_from_log_probs, reduce, scaled_log_softmax
+from .registry import Preset, register
 
 
 def kd_loss(
@@ -34,3 +37,11 @@ def kd_loss(
     check_temperature(t_student, "student_temperature")
     per_sample = kl_from_log_probs(scaled_log_softmax(teacher, temperature), scaled_log_softmax(student, t_student))
     return reduce(per_sample * (temperature * t_student), reduction)
+
+
+@register("kd", summary="shared fixed-temperature KD, T^2 KL(p_t || p_s)", official=Preset(0.1, 0.9, 0, 4.0),
+          display_name="KD (shared fixed T)", uses_label=False,
+          notes="Official preset is the common CIFAR recipe (CE 0.1, KD 0.9, T 4).")
+def kd_objective(s: Tensor, t: Tensor, y: Tensor, T: Any) -> Tensor:
+    """The registered ``kd``: :func:`kd_loss` at the run's temperature (also CTKD's loss)."""
+    return kd_loss(s, t, T)

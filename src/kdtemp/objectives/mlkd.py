@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from torch import Tensor
 
 from ._common import Temperature, check_logits, check_temperature, scaled_log_softmax
 from .kd import kd_loss
+from .registry import ParameterRule, Preset, register
+
+MLKD_RELATIVE_TEMPERATURES = (1.0, 0.75, 1.25, 0.5, 1.5)
+"""The registered ``mlkd``'s temperatures relative to the run's T: the authors' (4, 3, 5, 2, 6) at T = 4."""
 
 
 def _probabilities(logits: Tensor, temperature: Temperature) -> Tensor:
@@ -54,3 +58,14 @@ def mlkd_loss(student: Tensor, teacher: Tensor, temperatures: Sequence[float] = 
             + class_level_loss(student, teacher, temperature)
         )
     return total
+
+
+@register("mlkd", summary="multi-level KD: instance, batch and class levels over five temperatures",
+          official=Preset(0.1, 0.9, 0, 4.0), display_name="MLKD", uses_label=False,
+          parameters={"relative_temperatures": ParameterRule("numbers", 0.0, low_open=True)},
+          notes="Temperatures are T x (1, .75, 1.25, .5, 1.5): the authors' (4, 3, 5, 2, 6) at T = 4. "
+                "Single augmented view, no confidence mask.")
+def mlkd_objective(
+    s: Tensor, t: Tensor, y: Tensor, T: Any, relative_temperatures: tuple = MLKD_RELATIVE_TEMPERATURES
+) -> Tensor:
+    return mlkd_loss(s, t, tuple(T * r for r in relative_temperatures))

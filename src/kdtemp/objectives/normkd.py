@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
 from ._common import Temperature, centred_rows, check_logits, check_target, check_temperature, kl_from_log_probs, upcast
 from .dkd import dkd_parts
+from .registry import ParameterRule, Preset, register
 
 STD_FLOOR = 1e-7
 """Smallest logit std NormKD divides by: a row whose std is below it (a constant row, e.g. a
@@ -79,3 +82,19 @@ def normkd_dkd_loss(
     s_scaled, _ = _normalised(student, temperature)
     tckd, nckd = dkd_parts(s_scaled, t_scaled, target, 1.0)
     return (t_temperature.square() * (alpha * tckd + beta * nckd)).mean()
+
+
+@register("normkd", summary="NormKD: per-sample temperatures T * std(logits), T_t^2 KL",
+          official=Preset(0.1, 0.9, 0, 2.0), display_name="NormKD",
+          uses_label=False,
+          notes="T multiplies each model's unbiased logit std; the student's std is not detached.")
+def normkd_objective(s: Tensor, t: Tensor, y: Tensor, T: Any) -> Tensor:
+    return normkd_loss(s, t, T)
+
+
+@register("normkd_dkd", summary="NormKD + DKD: T_t^2 (alpha TCKD + beta NCKD) on normalised logits",
+          official=Preset(1.0, 1.0, 20, 2.0), display_name="NormKD (DKD)", uses_label=True,
+          parameters={"alpha": ParameterRule("number", 0.0), "beta": ParameterRule("number", 0.0)},
+          notes="alpha + beta = 9 in the authors' configs (1, 8 by default; per pair otherwise).")
+def normkd_dkd_objective(s: Tensor, t: Tensor, y: Tensor, T: Any, alpha: float = 1.0, beta: float = 8.0) -> Tensor:
+    return normkd_dkd_loss(s, t, y, T, alpha=alpha, beta=beta)

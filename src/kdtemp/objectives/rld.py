@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor
 
 from ._common import (
@@ -14,6 +16,7 @@ from ._common import (
     masked_log_softmax,
     upcast,
 )
+from .registry import TEMPERATURE_RANGE, ParameterRule, Preset, register
 
 
 def rld_loss(
@@ -56,3 +59,20 @@ def rld_loss(
         weight,
     )
     return (alpha * t_alpha * t_alpha * scd + beta * temperature * temperature * mcd).mean()
+
+
+@register("rld", summary="refined logit distillation: sample confidence + masked correlation",
+          official=Preset(1.0, 1.0, 20, 4.0), display_name="RLD",
+          uses_label=True,
+          parameters={"alpha": ParameterRule("number", 0.0), "beta": ParameterRule("number", 0.0),
+                      "alpha_temperature": ParameterRule("number", *TEMPERATURE_RANGE, optional=True)})
+def rld_objective(
+    s: Tensor,
+    t: Tensor,
+    y: Tensor,
+    T: Any,
+    alpha: float = 1.0,
+    beta: float = 8.0,
+    alpha_temperature: float | None = None,
+) -> Tensor:
+    return rld_loss(s, t, y, T, alpha=alpha, beta=beta, alpha_temperature=alpha_temperature)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
 from ._common import Temperature, check_logits, check_temperature, kl_from_log_probs, reduce, scaled_log_softmax, upcast
+from .registry import Preset, register
 
 
 def wttm_weights(teacher: Tensor, temperature: Temperature) -> Tensor:
@@ -51,3 +54,19 @@ def ttm_loss(
     if weighted:
         per_sample = per_sample * wttm_weights(teacher, temperature)
     return reduce(per_sample, reduction)
+
+
+@register("ttm", summary="transformed teacher matching: KL(p(t,T) || p(s,1)), no T^2",
+          official=Preset(1.0, 45.0, 0, 10.0), display_name="TTM",
+          uses_label=False,
+          notes="T softens the teacher only (gamma = 1/T). Preset: the authors' CIFAR example "
+                "(gamma 0.1, CE 1, KD 45).")
+def ttm_objective(s: Tensor, t: Tensor, y: Tensor, T: Any) -> Tensor:
+    return ttm_loss(s, t, T)
+
+
+@register("wttm", summary="weighted TTM: TTM times U_i = sum_c p(t_i,1)_c^(1/T)", official=Preset(1.0, 45.0, 0, 10.0),
+          display_name="WTTM", uses_label=False,
+          notes="U_i lies in [1, C^(1-1/T)], so the loss scale grows with C. Preset: TTM's.")
+def wttm_objective(s: Tensor, t: Tensor, y: Tensor, T: Any) -> Tensor:
+    return ttm_loss(s, t, T, weighted=True)

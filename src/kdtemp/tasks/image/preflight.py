@@ -1,4 +1,4 @@
-"""Preflight: every mistake that depends on the data or on a file, found before any work.
+"""Preflight of image cohorts: every mistake that depends on the data or on a file, found before any work.
 
 ``kdtemp study plan``, ``study run``, ``distill`` and ``teacher`` call :func:`preflight` before they
 write anything. It opens each distinct dataset once (class names, images per class, image size,
@@ -13,14 +13,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import torch
 
-from ..config import ConfigError, to_dict
-from ..tasks.image.data import DataConfig, SplitIndex
-from ..tasks.image.models import ModelConfig, WeightsError, hub_pretrained_cfg, load_model
-from .config import MemberConfig, SharedConfig
+from kdtemp.config import ConfigError, to_dict
+from .data import DataConfig, SplitIndex
+from .models import ModelConfig, WeightsError, hub_pretrained_cfg, load_model
+
+if TYPE_CHECKING:  # the run descriptions of the engine, read here as plain data
+    from kdtemp.engine.config import MemberConfig, SharedConfig
 
 
 @dataclass
