@@ -1,9 +1,11 @@
 """Per-epoch logs of a run: ``metrics.csv`` always, TensorBoard and Weights & Biases when asked.
 
-Every run folder gets ``metrics.csv`` (one row per finished epoch: epoch, train loss, test top-1,
-top-5 and loss, temperature, learning rate), rewritten from the run's curve so it always agrees
-with its checkpoint. TensorBoard (``logging.tensorboard: true``, needs ``pip install
-'kdtemp[tensorboard]'``) writes event files to ``<run>/tensorboard/``; Weights & Biases
+Every run folder gets ``metrics.csv`` (one row per finished epoch, the fields of the run's curve:
+epoch, training loss, the task's metrics by name (images: top-1, top-5, test loss), temperature,
+learning rate), rewritten from the curve so it always agrees with its checkpoint. TensorBoard
+(``logging.tensorboard: true``, needs ``pip install 'kdtemp[tensorboard]'``) writes event files to
+``<run>/tensorboard/<label>/`` (so TensorBoard lists a run by its label), with the label and the
+run's configuration as a text summary; Weights & Biases
 (``logging.wandb: true``, needs ``pip install 'kdtemp[wandb]'``) logs each run as a W&B run whose
 id is the kdtemp run id, so a resumed run continues the same W&B run. Both are off by default and
 imported only when on. They log what the run records, after the epoch: they never change a result,
@@ -19,10 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ..config import require
 from ..files import atomic_write_text
 
 CSV_COLUMNS = ("epoch", "train_loss", "top1", "top5", "test_loss", "temperature", "lr")
+"""The columns of an image run's ``metrics.csv`` (any other run's are the fields of its curve)."""
 
 
 @dataclass
@@ -44,18 +49,25 @@ class LoggingConfig:
 
 
 def metrics_csv(curve: list[dict]) -> str:
-    """The per-epoch curve as CSV text (``CSV_COLUMNS``)."""
+    """The per-epoch curve as CSV text: the curve's fields in their order (``CSV_COLUMNS`` for an
+    empty curve)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    writer = csv.DictWriter(buffer, fieldnames=list(curve[0]) if curve else CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for record in curve:
-        writer.writerow({**record, "test_loss": record.get("test_loss")})
+        writer.writerow(record)
     return buffer.getvalue()
 
 
 def write_csv(folder: Path, curve: list[dict]) -> None:
     """``<folder>/metrics.csv`` from the run's curve (atomically: it always matches some epoch)."""
     atomic_write_text(Path(folder) / "metrics.csv", metrics_csv(curve))
+
+
+def safe_name(label: str) -> str:
+    """``label`` as one folder name: path separators and other unsafe characters become ``_``."""
+    cleaned = "".join(c if c.isalnum() or c in "-_.,=[]+" else "_" for c in label).strip(".")
+    return cleaned[:120] or "run"
 
 
 class RunLoggers:
@@ -68,7 +80,10 @@ class RunLoggers:
             from torch.utils.tensorboard import SummaryWriter
 
             # a resumed run drops what an interrupted attempt logged past its checkpoint
-            self.writer = SummaryWriter(log_dir=str(folder / "tensorboard"), purge_step=next_epoch)
+            self.writer = SummaryWriter(log_dir=str(folder / "tensorboard" / safe_name(label)), purge_step=next_epoch)
+            if next_epoch == 1:
+                self.writer.add_text("run", f"{label} (run {run_id})\n\n" + "\n".join(
+                    f"    {line}" for line in yaml.safe_dump(details, sort_keys=False).splitlines()), 0)
         if config.wandb:
             import wandb
 
@@ -82,7 +97,7 @@ class RunLoggers:
         if not curve:
             return
         last = curve[-1]
-        scalars = {key: last[key] for key in CSV_COLUMNS[1:] if last.get(key) is not None}
+        scalars = {key: value for key, value in last.items() if key != "epoch" and value is not None}
         if self.writer is not None:
             for key, value in scalars.items():
                 self.writer.add_scalar(key, value, last["epoch"])
