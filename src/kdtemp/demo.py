@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-STUDY_TEMPERATURES = [1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0, 20.0, 40.0]
+from .temperature import STUDY_TEMPERATURES  # noqa: F401  (the grid of the demo's `temperatures` preset)
 
 _SHARED = {
     "data": {"dataset": "digits", "resolution": 16},

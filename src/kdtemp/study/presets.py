@@ -10,7 +10,7 @@ from typing import Any
 
 Variant = tuple[str, dict[str, Any]]
 
-STUDY_TEMPERATURES = [1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0, 20.0, 40.0]
+from ..temperature import STUDY_TEMPERATURES  # noqa: E402  (the study's grid; defined once, there)
 
 SGD = {"name": "sgd", "lr": 0.05, "weight_decay": 5e-4, "momentum": 0.9}
 ADAMW = {"name": "adamw", "lr": 2e-3, "weight_decay": 0.05}

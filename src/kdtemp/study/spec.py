@@ -34,7 +34,12 @@ from ..config import ConfigError, apply_overrides, from_dict, parse_override, re
 from ..engine import CohortConfig, MemberConfig, run_id
 from ..engine.config import SharedConfig, require_device, require_seed
 from ..engine.tracking import LoggingConfig
+from ..paths import load_config, locate
+from .axes import Axis, _covered, axes_of
 from .presets import PRESETS
+from .recipes import merged, recipe_of
+from .stages import REFERENCE_FIELDS, all_preparations, expand_stages, reference_of, stage_axes
+from .store import Store
 
 SEED_FIELDS = ("student.seed", "data_seed")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -130,18 +135,6 @@ class StudyFile:
 
 
 @dataclass
-class Axis:
-    """One dimension of the grid: a name and its labelled variants (each a set of overrides)."""
-
-    name: str
-    variants: list[tuple[Any, dict[str, Any]]]
-
-    @property
-    def fields(self) -> set[str]:
-        return {key for _, overrides in self.variants for key in overrides}
-
-
-@dataclass
 class Run:
     """One cell of the grid for one seed."""
 
@@ -182,8 +175,6 @@ class Study:
     @property
     def preparations(self) -> list:
         """Every distinct preparation of the study's stages, in order."""
-        from .stages import all_preparations
-
         return all_preparations(self.stages)
 
     @property
@@ -209,68 +200,6 @@ def build_axes(study: StudyFile) -> list[Axis]:
     return axes_of(study.grid, study.zip, study.presets, "", SEED_FIELDS)
 
 
-def axes_of(grid: dict[str, list] | None, groups: list[dict[str, list]], presets: list[str], prefix: str,
-            seed_fields: tuple[str, ...] = ()) -> list[Axis]:
-    """Axes from a ``grid``, ``zip`` groups and named ``presets`` (field names in errors start
-    with ``prefix``); a field varied twice, or one of ``seed_fields``, is an error."""
-    if grid is not None and not grid:
-        raise ConfigError(f"{prefix}grid: is empty; give at least one field with a list of values, or leave grid out")
-    axes: list[Axis] = []
-    for key, values in (grid or {}).items():
-        require(isinstance(values, list) and len(values) > 0, f"{prefix}grid.{key}",
-                f"needs a non-empty list of values; got {values!r}")
-        axes.append(Axis(key, [(_label({key: value}), {key: value}) for value in values]))
-    for index, group in enumerate(groups):
-        require(len(group) > 0, f"{prefix}zip[{index}]", "is empty")
-        lengths = {key: len(values) if isinstance(values, list) else -1 for key, values in group.items()}
-        require(all(n > 0 for n in lengths.values()), f"{prefix}zip[{index}]", f"needs non-empty lists; got {group}")
-        require(len(set(lengths.values())) == 1, f"{prefix}zip[{index}]", f"lists differ in length: {lengths}")
-        count = next(iter(lengths.values()))
-        variants = [({k: group[k][i] for k in group}, {k: group[k][i] for k in group}) for i in range(count)]
-        axes.append(Axis("+".join(group), [(_label(label), overrides) for label, overrides in variants]))
-    for name in presets:
-        axes.append(Axis(name, [(label, dict(overrides)) for label, overrides in PRESETS[name]]))
-    seen: dict[str, str] = {}
-    for axis in axes:
-        for key in sorted(axis.fields):
-            require(key not in seed_fields, f"{axis.name}", f"sets {key}, which `seeds` controls; vary seeds with `seeds`")
-            # a field, or a field inside it (``student.model`` and ``student.model.name``): one would undo the other
-            overlap = next((other for other in seen if _covered(key, {other}) or _covered(other, {key})), None)
-            require(overlap is None, f"{axis.name}",
-                    f"varies {key!r}, which axis {seen.get(overlap)!r} already varies" if overlap == key else
-                    f"varies {key!r}, which overlaps {overlap!r} that axis {seen.get(overlap)!r} varies; "
-                    "vary one of them")
-            seen[key] = axis.name
-    return axes
-
-
-def _label(values: dict[str, Any]) -> Any:
-    """An axis value's label: a scalar stays itself; a mapping shows its values compactly (a
-    reference to a prepared model shows the preparation's name)."""
-    def show(value: Any) -> str:
-        if isinstance(value, dict):
-            if "prepared" in value:
-                return str(value["prepared"])
-            if "dataset" in value:  # a dataset: its name, and its folder for folder datasets
-                root = value.get("root")
-                return f"{value['dataset']} {Path(str(root)).name}" if value["dataset"] == "folder" and root else \
-                    str(value["dataset"])
-            if "name" in value:  # a model: its name and how it starts
-                return " ".join(str(value[k]) for k in ("name", "init") if k in value)
-            return " ".join(show(v) for v in value.values())
-        return f"{value}"
-
-    if len(values) == 1:
-        (value,) = values.values()
-        return value if not isinstance(value, (dict, list)) else show(value)
-    return ", ".join(show(v) for v in values.values())
-
-
-def _covered(field_path: str, unused: set[str]) -> bool:
-    """Whether ``field_path`` lies in (or is) one of the ``unused`` fields."""
-    return any(field_path == u or field_path.startswith(u + ".") for u in unused)
-
-
 def expand(study: StudyFile, notes: list[str] | None = None, stages: dict[str, list] | None = None,
            recipe: dict[str, Any] | None = None) -> list[Run]:
     """Every (cell, seed) of the study as a validated :class:`Run`, in a stable order.
@@ -281,8 +210,6 @@ def expand(study: StudyFile, notes: list[str] | None = None, stages: dict[str, l
     run at all, and two cells that set the same used values, are errors. ``stages``: the study's
     preparations, which ``{prepared: stage}`` references resolve to (see :mod:`kdtemp.study.stages`).
     """
-    from .stages import REFERENCE_FIELDS, reference_of, stage_axes
-
     stages = stages or {}
     study_base, prepared_axes = stage_axes(study.base, stages)
     axes = build_axes(study)
@@ -290,8 +217,6 @@ def expand(study: StudyFile, notes: list[str] | None = None, stages: dict[str, l
         axis.variants = [(label, {key: reference_of(value, stages, f"{axis.name}") if key in REFERENCE_FIELDS else value
                                   for key, value in overrides.items()}) for label, overrides in axis.variants]
     axes += prepared_axes
-    from .recipes import merged
-
     try:
         from_dict(RunSpec, merged(recipe or {}, study_base), "base")
     except ConfigError as error:  # a base field in error that an axis sets is checked per run instead
@@ -330,11 +255,14 @@ def expand(study: StudyFile, notes: list[str] | None = None, stages: dict[str, l
             if other is None:
                 seen[run.run_id] = run
                 runs.append(run)
+                # the loss weighting's fields take effect through the resolved weights of a run that distils
+                without_effect = unused - (WEIGHT_FIELDS if spec.student.objective is not None else set())
                 for axis, (_, overrides) in zip(axes, combo):  # a zip group's field this run does not use
                     # (a CE-only run's temperature; setting a field to null is using it)
-                    ignored = sorted(f for f, v in overrides.items() if _covered(f, unused) and v is not None)
+                    ignored = sorted(f for f, v in overrides.items() if _covered(f, without_effect) and v is not None)
                     if ignored and len(ignored) < len(axis.fields):
-                        partly.setdefault((axis.name, spec.student.label(), ", ".join(ignored)), set()).add(where)
+                        partly.setdefault((axis.name, ", ".join(ignored)), {}).setdefault(
+                            spec.student.label(), set()).add(where)
                 continue
             differing = [axis for axis in axes if cell[axis.name] != other.cell[axis.name]]
             inapplicable = [axis for axis in differing if all(_covered(f, unused) for f in axis.fields)]
@@ -344,30 +272,47 @@ def expand(study: StudyFile, notes: list[str] | None = None, stages: dict[str, l
                                   "configuration")
             for axis in inapplicable:
                 other.cell[axis.name] = None
-                key = (axis.name, spec.student.label(), ", ".join(sorted(axis.fields)))
-                collapsed.setdefault(key, set()).add(other.run_id)
+                key = (axis.name, ", ".join(sorted(axis.fields)))
+                collapsed.setdefault(key, {}).setdefault(spec.student.label(), set()).add(other.run_id)
                 dropped[key] = dropped.get(key, 0) + 1
     for axis in axes:
         if len(axis.variants) > 1 and all(run.cell[axis.name] is None for run in runs):
             fields = ", ".join(sorted(axis.fields))
             raise ConfigError(f"{axis.name}: applies to no run of this study (no run uses {fields}); remove the axis")
-    if notes is not None:
-        for (axis_name, label, fields), kept in collapsed.items():
-            notes.append(f"axis {axis_name!r} does not apply to {label} (it does not use {fields}): its "
-                         f"{len(kept) + dropped[(axis_name, label, fields)]} cells train {len(kept)} runs, shown "
-                         "without that axis")
-        for (axis_name, label, fields), cells in partly.items():
-            notes.append(f"axis {axis_name!r}: {label} does not use {fields}, so that part of its cell ("
-                         f"{'; '.join(sorted(cells))}) has no effect on it")
+    if notes is not None:  # one note per axis and field, however many runs it concerns
+        for (axis_name, fields), by_label in collapsed.items():
+            kept = sum(len(ids) for ids in by_label.values())
+            one = len(by_label) == 1
+            notes.append(f"axis {axis_name!r} does not apply to {_some(sorted(by_label))} ({'it does' if one else 'they do'}"
+                         f" not use {fields}): {'its' if one else 'their'} {kept + dropped[(axis_name, fields)]} cells "
+                         f"train {kept} runs, shown without that axis")
+        for (axis_name, fields), by_label in partly.items():
+            if len(by_label) == 1:
+                ((label, cells),) = by_label.items()
+                notes.append(f"axis {axis_name!r}: {label} does not use {fields}, so that part of its cell ("
+                             f"{'; '.join(sorted(cells))}) has no effect on it")
+            else:
+                count = sum(len(cells) for cells in by_label.values())
+                notes.append(f"axis {axis_name!r}: {count} runs ({_some(sorted(by_label))}) do not use {fields}, so "
+                             "that part of their cells has no effect on them")
     return runs
+
+
+WEIGHT_FIELDS = {"student.loss_preset", "student.ce_weight", "student.kd_weight", "student.warmup_epochs"}
+"""Fields a run's identity replaces by its resolved loss weights: they take effect through them."""
+
+
+def _some(labels: list[str], shown: int = 3) -> str:
+    """``a``, ``a and b``, ``a, b, c and 4 more``."""
+    if len(labels) <= shown:
+        return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
+    return ", ".join(labels[:shown]) + f" and {len(labels) - shown} more"
 
 
 def _legacy_output(base: Path, name: str, planned) -> Path | None:
     """Where earlier kdtemp versions put a study without ``output`` (the current folder's
     ``studies/<name>``), when that store holds runs of this study (``planned(folder)``: the run
     ids the study has with that folder) and the default beside the file has none yet."""
-    from .store import Store
-
     default, legacy = base / "studies" / name, Path("studies") / name
     if (default / "study.sqlite").exists() or not (legacy / "study.sqlite").exists() \
             or legacy.resolve() == default.resolve():
@@ -380,8 +325,6 @@ def _legacy_output(base: Path, name: str, planned) -> Path | None:
 def load_study(path: str | Path, output: str | Path | None = None, overrides: list[str] | None = None) -> Study:
     """Read, validate and expand a study file, with dotted ``overrides`` (``base.student.epochs=2``,
     ``seeds=[0]``) applied on top. Nothing runs here."""
-    from ..paths import load_config, locate
-
     base = locate(str(path))[1]  # the folder its relative paths (and its default output) resolve against
     data, path = load_config(path, "study")
     for text in overrides or []:  # a grid's fields are dotted keys: grid.student.temperature=[2] sets one
@@ -391,13 +334,11 @@ def load_study(path: str | Path, output: str | Path | None = None, overrides: li
             data["grid"] = {**grid, ".".join(keys[1:]): value}
         else:
             data = apply_overrides(data, [text])
-    from .recipes import recipe_of
 
     recipe = None
     if isinstance(data.get("base"), dict):  # a named recipe fills, per run, what the run does not set
         data["base"], recipe = recipe_of(data["base"], "run", "base")
     study_file = from_dict(StudyFile, data)
-    from .stages import expand_stages
 
     def planned(folder: Path) -> tuple[dict, list[Run], list[str]]:
         """The study's stages, runs and notes with its results in ``folder``."""

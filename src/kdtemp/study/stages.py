@@ -36,6 +36,7 @@ from typing import Any
 from ..config import ConfigError, from_dict, require, set_path, to_dict
 from ..engine.config import run_id
 from ..engine.teacher import TeacherConfig
+from .axes import Axis, axes_of
 from .recipes import merged, recipe_of
 
 SHARED_FROM_BASE = ("data", "augment", "batch_size")
@@ -71,8 +72,6 @@ class Preparation:
 
 def expand_stages(prepare: dict[str, Any], study_base: dict[str, Any], root: Path) -> dict[str, list[Preparation]]:
     """Every preparation of every stage, validated; ``root`` is the folder preparations go to."""
-    from .spec import axes_of
-
     stages: dict[str, list[Preparation]] = {}
     for stage, blocks in prepare.items():
         require(isinstance(stage, str) and stage.isidentifier(), f"prepare.{stage}",
@@ -139,8 +138,6 @@ def reference_of(value: Any, stages: dict[str, list[Preparation]], where: str, s
 def stage_axes(study_base: dict[str, Any], stages: dict[str, list[Preparation]]):
     """The axes that ``{prepared: stage}`` in ``base`` adds (one per stage of several
     preparations), and the base with single-preparation references resolved."""
-    from .spec import Axis
-
     base = copy.deepcopy(study_base)
     axes = []
     for field in REFERENCE_FIELDS:
