@@ -178,14 +178,16 @@ def advise(setup: Setup, stores: list[str | Path] | None = None) -> Advice:
 
 def _add_evidence(advice: Advice, setup: Setup, target: Path) -> None:
     """Best temperatures of the matching settings in a study store; they override the rules only
-    where they beat the suggested temperature by more than the seed spread."""
+    where they beat the suggested temperature by more than the seed spread. A store's runs are
+    compared by its primary metric (top-1 for images), better by the metric's goal."""
     from .report import resolve_store
-    from .report.tables import aggregate, best_temperatures, records
+    from .report.tables import Metric, aggregate, best_temperatures, records
     from .study.store import Store
 
     with Store(resolve_store(target), readonly=True) as store:
         runs = [r for r in store.current_runs() if r["status"] == "done"]
         name = store.meta("name", target.name)
+        metric = Metric(*store.primary())
         used = {r["run_id"] for r in runs}
         elsewhere = sum(1 for r in store.runs() if r["status"] == "done" and r["run_id"] not in used)
     if elsewhere:
@@ -216,7 +218,8 @@ def _add_evidence(advice: Advice, setup: Setup, target: Path) -> None:
         advice.evidence.append(f"{name}: no finished fixed-T KD run matches this setup"
                                + (f" ({', '.join(matched)})" if matched else ""))
         return
-    table = aggregate(records(runs), "final_top1")
+    table = aggregate(records(runs), metric.key("final"))
+    sign = 1 if metric.goal == "max" else -1  # a gain is an improvement by the metric's goal
     overrides = []
     for row, cells in table.items():
         if len(cells) < 2:
@@ -224,17 +227,18 @@ def _add_evidence(advice: Advice, setup: Setup, target: Path) -> None:
         tied = best_temperatures(cells)
         near = min(cells, key=lambda t: abs(t - advice.suggested))
         if len(tied) == len(cells):
-            advice.evidence.append(f"{name}: {row}: every temperature ties (mean top-1 {cells[near].mean:.2f}%); "
+            advice.evidence.append(f"{name}: {row}: every temperature ties (mean {metric.short} "
+                                   f"{cells[near].mean:.2f}{metric.unit}); "
                                    "no preference")
             continue
         best = min(tied, key=lambda t: abs(t - advice.suggested))  # among tied best, the nearest to the rules
         spread = max(cells[best].std, cells[near].std)
-        gain = cells[best].mean - cells[near].mean
+        gain = sign * (cells[best].mean - cells[near].mean)
         verdict = (f"beats T = {near:g} by {gain:.2f} points, more than the seed spread {spread:.2f}"
                    if best != near and gain > spread else
                    f"T = {near:g} is within the seed spread ({gain:.2f} <= {spread:.2f} points)")
-        advice.evidence.append(f"{name}: {row}: best T = {'/'.join(f'{t:g}' for t in sorted(tied))} (mean top-1 "
-                               f"{cells[best].mean:.2f}% over {cells[best].n} seed{'s' if cells[best].n != 1 else ''}); "
+        advice.evidence.append(f"{name}: {row}: best T = {'/'.join(f'{t:g}' for t in sorted(tied))} (mean {metric.short} "
+                               f"{cells[best].mean:.2f}{metric.unit} over {cells[best].n} seed{'s' if cells[best].n != 1 else ''}); "
                                f"{verdict}")
         if best != near and gain > spread and cells[best].n > 1 and not far:
             overrides.append(best)

@@ -42,10 +42,11 @@ def _save_resolved(config, folder: Path, name: str) -> Path:
 
 def format_results(results) -> str:
     """A plain-text table of run results."""
-    lines = [f"{'run':<34} {'status':<7} {'final top1':>10} {'best top1':>10} {'best ep':>8}"]
+    primary = results[0].primary_metric if results else "top1"
+    lines = [f"{'run':<34} {'status':<7} {'final ' + primary:>10} {'best ' + primary:>10} {'best ep':>8}"]
     for r in results:
-        final = f"{r.final_top1:.2f}" if r.final_top1 is not None else "-"
-        best = f"{r.best_top1:.2f}" if r.best_top1 is not None else "-"
+        final = f"{r.final_primary:.2f}" if r.final_primary is not None else "-"
+        best = f"{r.best_primary:.2f}" if r.best_primary is not None else "-"
         lines.append(f"{r.label:<34} {r.status:<7} {final:>10} {best:>10} {r.best_epoch or '-':>8}")
         if r.error:
             lines.append(f"    failed: {r.error}")
@@ -54,21 +55,21 @@ def format_results(results) -> str:
 
 def cmd_teacher(args) -> int:
     from .engine import TeacherConfig, prepare_teacher
-    from .engine.preflight import preflight
+    from .tasks.image.preflight import preflight
 
     config = _load(TeacherConfig, args.config, args.overrides, "teacher")
     cohort = config.cohort()
     preflight([(cohort, cohort.members)], device=config.device, member_field="")
     _save_resolved(config, Path(config.output), "config.yaml")
     path, result = prepare_teacher(config, progress=not args.quiet)
-    print(f"teacher {config.model.name}: top-1 {result.final_top1:.2f}% after {config.epochs} epochs -> {path}")
+    print(f"teacher {config.model.name}: top-1 {result.final_primary:.2f}% after {config.epochs} epochs -> {path}")
     return 0
 
 
 def cmd_distill(args) -> int:
     from .engine import DistillConfig, run_cohort
 
-    from .engine.preflight import preflight
+    from .tasks.image.preflight import preflight
 
     config = _load(DistillConfig, args.config, args.overrides, "distill")
     cohort = config.cohort()
@@ -91,12 +92,12 @@ def cmd_demo(args) -> int:
     _save_resolved(teacher, output / "teacher", "config.yaml")
     print(f"[1/3] preparing a {teacher.model.name} teacher on digits ({teacher.epochs} epochs)")
     path, result = prepare_teacher(teacher, progress=not args.quiet)
-    print(f"      teacher top-1 {result.final_top1:.2f}% -> {path}")
+    print(f"      teacher top-1 {result.final_primary:.2f}% -> {path}")
     study_path = output / "study.yaml"
     study_path.parent.mkdir(parents=True, exist_ok=True)
     study_path.write_text(yaml.safe_dump(demo.study_file(output, path, args.epochs, tuple(range(args.seeds))), sort_keys=False))
     study = load_study(study_path)
-    print(f"[2/3] temperature study {study_path}: {len(study.runs)} resnet20 students, T in {demo.STUDY_TEMPERATURES}, "
+    print(f"[2/3] temperature study {study_path}: {len(study.runs)} resnet20 students, T in {list(demo.STUDY_TEMPERATURES)}, "
           f"{args.seeds} seeds, {len(study.cohorts)} cohorts")
     run_study(study, progress=not args.quiet)
     with Store(store_path(study), readonly=True) as store:
@@ -203,7 +204,7 @@ def cmd_report(args) -> int:
 def _teacher_shared(path: str, overrides: Sequence[str], model: str | None):
     """The shared config (data + teacher) of a teacher checkpoint, from its kdtemp metadata and overrides."""
     from .engine.config import SharedConfig
-    from .engine.preflight import preflight
+    from .tasks.image.preflight import preflight
     from .tasks.image.models import WeightsError, read_weights
 
     if not Path(path).is_file():
@@ -227,9 +228,11 @@ def cmd_diagnose(args) -> int:
     import json
 
     from .engine.diagnose import diagnose_teacher
+    from .temperature import STUDY_TEMPERATURES
 
     shared, meta = _teacher_shared(args.teacher, args.overrides, args.model)
-    result = diagnose_teacher(shared, args.temperatures, args.top_k, split=args.split, device=args.device)
+    temperatures = args.temperatures if args.temperatures is not None else list(STUDY_TEMPERATURES)
+    result = diagnose_teacher(shared, temperatures, args.top_k, split=args.split, device=args.device)
     print(f"teacher {shared.teacher.name} on {shared.data.dataset} ({args.split}, {result['samples']} images, no augmentation)")
     print(f"  top-1 {result['top1']:.2f}%   relative H(p) {result['relative_entropy']:.4f}   "
           f"relative H(p_bar) {result['relative_entropy_without_top']:.4f}")
@@ -307,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("teacher", help="teacher checkpoint (kdtemp's teacher.pt, or any with --model)")
     p.add_argument("overrides", nargs="*", help="data overrides, e.g. data.root=/data/cifar10")
     p.add_argument("--model", help="model name when the checkpoint has no kdtemp metadata")
-    p.add_argument("--temperatures", type=float, nargs="+", default=[1, 2, 3, 4, 5, 7, 10, 20, 40])
+    p.add_argument("--temperatures", type=float, nargs="+")  # default: the study's grid (see cmd_diagnose)
     p.add_argument("--top-k", type=int, default=20)
     p.add_argument("--split", choices=["train", "test"], default="train")
     p.add_argument("--device", default="auto")

@@ -16,11 +16,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..study.driver import export
+from ..study.results import export
 from ..study.store import Store
 from . import figures
 from .html import image_tag, page, points_html, rows_html, table_html
-from .tables import (METRICS, Record, aggregate, aggregate_points, heatmap_csv, heatmap_markdown, method_rows,
+from .tables import (Metric, Record, aggregate, aggregate_points, heatmap_csv, heatmap_markdown, method_rows,
                      methods_markdown, points_markdown, records, teacher_table_markdown, teachers_markdown, teachers_rows)
 
 
@@ -47,7 +47,8 @@ def resolve_store(target: str | Path) -> Path:
     if path.is_dir():
         path = path / "study.sqlite"
     elif path.suffix in (".yaml", ".yml"):
-        from ..study import load_study, store_path
+        from ..study.layout import store_path
+        from ..study.spec import load_study
 
         path = store_path(load_study(path))
     if not path.is_file():
@@ -71,10 +72,15 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
         elsewhere = sum(1 for run in store.runs() if run["status"] == "done" and run["run_id"] not in shown)
         prepared = {p["prep_id"]: p["label"] for p in store.preparations()}
         name = store.meta("name", store_file.parent.name)
+        primary = Metric(*store.primary())  # the study's primary metric: top-1 for images
         (folder / "runs.csv").write_text(export(None, store, "csv"))
     items = records(runs, prepared)
-    tables = {metric: aggregate(items, metric) for metric in METRICS}
-    points = {metric: aggregate_points(items, metric) for metric in METRICS}
+    metrics = primary.tables  # {"final_top1": "final top-1 (%)", "best_top1": "best-epoch top-1 (%)"}
+    final, best = primary.key("final"), primary.key("best")
+    final_title, best_title = metrics[final], metrics[best]
+    noun = primary.noun[:1].upper() + primary.noun[1:]
+    tables = {metric: aggregate(items, metric) for metric in metrics}
+    points = {metric: aggregate_points(items, metric) for metric in metrics}
     files = [folder / "runs.csv"]
     sections: list[tuple[str, str]] = []
 
@@ -85,30 +91,30 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
 
     (folder / "heatmap.csv").write_text(heatmap_csv(tables, points))
     files.append(folder / "heatmap.csv")
-    for metric, label in METRICS.items():
+    for metric, label in metrics.items():
         path = folder / f"heatmap_{metric.split('_')[0]}.md"
         text = heatmap_markdown(tables[metric], label) if tables[metric] else ""
         path.write_text(text + ("\n" if text and points[metric] else "") + points_markdown(points[metric], label))
         files.append(path)
-    if tables["final_top1"]:
-        add_figure(figures.heatmap(tables["final_top1"], "final top-1 (%), mean over seeds", row_scale), "heatmap",
-                   "Accuracy heatmap", "Rows: settings; columns: temperature; the best of each row is boxed.")
-        sections.append(("Tables", table_html(tables["final_top1"], "final top-1 (%), mean +- std over seeds; best per row "
-                                                                   "(and ties) highlighted")
-                         + table_html(tables["best_top1"], "best-epoch top-1 (%), mean +- std over seeds; the best "
-                                                           "epoch is chosen on the test set (optimistic)")))
-        add_figure(figures.curves(items, "final_top1", "final top-1 (%)"), "curves", "Accuracy vs temperature",
+    if tables[final]:
+        add_figure(figures.heatmap(tables[final], f"{final_title}, mean over seeds", row_scale, label=primary.label),
+                   "heatmap", f"{noun} heatmap", "Rows: settings; columns: temperature; the best of each row is boxed.")
+        sections.append(("Tables", table_html(tables[final], f"{final_title}, mean +- std over seeds; best per row "
+                                                             "(and ties) highlighted")
+                         + table_html(tables[best], f"{best_title}, mean +- std over seeds; the best "
+                                                    "epoch is chosen on the test set (optimistic)")))
+        add_figure(figures.curves(items, final, final_title, quantity=primary.noun), "curves", f"{noun} vs temperature",
                    "Methods that set their own temperature (DTS, CTKD) and cross-entropy-only runs (no KD) are "
-                   "dashed horizontal lines: one value each, not a point at any T." if points["final_top1"] else "")
-    if points["final_top1"]:
+                   "dashed horizontal lines: one value each, not a point at any T." if points[final] else "")
+    if points[final]:
         sections.append(("Runs without a fixed temperature (DTS, CTKD, no KD)",
-                         points_html(points["final_top1"], "final top-1 (%), mean +- std over seeds")))
+                         points_html(points[final], f"{final_title}, mean +- std over seeds")))
     methods = figures.method_objectives(items)
     if methods:
-        add_figure(figures.by_objective(items, "final_top1", "final top-1 (%)", methods, "KD approaches"),
+        add_figure(figures.by_objective(items, final, final_title, methods, "KD approaches"),
                    "methods", "Method comparison")
-        rows = method_rows([r for r in items if r.objective in methods], "final_top1")
-        (folder / "methods.md").write_text(methods_markdown(rows, "final top-1 (%)"))
+        rows = method_rows([r for r in items if r.objective in methods], final)
+        (folder / "methods.md").write_text(methods_markdown(rows, final_title))
         files.append(folder / "methods.md")
         sections.append(("Methods at their best temperature", rows_html(
             [{**r, "gain over best KD": "" if r["gain"] is None else f"{r['gain']:+.2f}",
@@ -116,16 +122,16 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
             ["context", "method", "T", "mean", "std", "n", "gain over best KD", "KD std"])))
     signals = figures.signal_objectives(items)
     if signals:
-        add_figure(figures.by_objective(items, "final_top1", "final top-1 (%)", signals, "teacher signal"),
+        add_figure(figures.by_objective(items, final, final_title, signals, "teacher signal"),
                    "signals", "Teacher-signal ablation (the study's Fig. 5)")
     traces = figures.temperature_traces(runs, lambda run: _trace_label(run, items))
     if traces is not None:
         add_figure(traces, "temperatures", "Temperatures of DTS and CTKD over training")
     if teachers:
-        rows = teachers_rows(teachers, runs, prepared)
-        (folder / "teachers.md").write_text(teachers_markdown(rows))
+        rows = teachers_rows(teachers, runs, prepared, primary)
+        (folder / "teachers.md").write_text(teachers_markdown(rows, primary))
         files.append(folder / "teachers.md")
-        table1 = teacher_table_markdown(items, runs, rows, teachers, "final_top1", "final top-1 (%)")
+        table1 = teacher_table_markdown(items, runs, rows, teachers, final, final_title, primary)
         if table1:
             (folder / "table_teachers.md").write_text(table1)
             files.append(folder / "table_teachers.md")
@@ -134,7 +140,8 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
                    "Dashed: the label smoothing whose entropy equals the average profile's (what global label "
                    "smoothing distils from). profiles_log.png shows the same on a log scale.")
         files.extend(figures.save(figures.profiles(teachers, names, log=True), folder, "profiles_log").values())
-        sections.append(("Teachers", rows_html(rows, ["teacher", "dataset", "test top1", "top1", "H(p)", "H(p_bar)"])))
+        sections.append(("Teachers", rows_html(rows, ["teacher", "dataset", f"test {primary.name}", "top1", "H(p)",
+                                                      "H(p_bar)"])))
     counts = {s: sum(1 for r in runs if r["status"] == s) for s in ("done", "failed", "pending", "running")}
     summary = f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + f". Store: {store_file}"
     notes = []

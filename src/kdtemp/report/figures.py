@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from ..objectives.registry import display_name_of  # noqa: E402
 from .tables import (SIGNALS, Cell, Record, aggregate, aggregate_points, best_temperatures, natural_key,  # noqa: E402
                      temperatures_of)
 
@@ -53,11 +54,15 @@ def _own_temperature_lines(axis, points: dict[str, Cell], first_colour: int, wit
             axis.axhspan(cell.mean - cell.std, cell.mean + cell.std, color=colour, alpha=0.10, linewidth=0)
 
 
-def heatmap(table: dict[str, dict[float, Cell]], title: str, row_scale: bool = False) -> Figure:
+def heatmap(table: dict[str, dict[float, Cell]], title: str, row_scale: bool = False,
+            label: str = "top-1 (%)") -> Figure:
     """Rows a setting, columns T, colour and text the mean over seeds; the best per row boxed.
+    ``label``: the colour bar's (the metric's name). Better values are brighter: for a metric
+    whose lower values are better (the cells' goal ``min``), the colour scale is reversed.
 
     ``row_scale``: each row gets its own colour scale (its worst cell darkest, its best brightest),
     so the differences within a row show even when rows differ a lot in accuracy."""
+    lower_is_better = any(cell.goal == "min" for cells in table.values() for cell in cells.values())
     temps, rows = temperatures_of(table), list(table)
     values = np.full((len(rows), len(temps)), np.nan)
     for i, row in enumerate(rows):
@@ -70,7 +75,7 @@ def heatmap(table: dict[str, dict[float, Cell]], title: str, row_scale: bool = F
         span = np.nanmax(values, axis=1, keepdims=True) - low_row
         shown = (values - low_row) / np.where(span > 0, span, 1.0)
     figure, axis = plt.subplots(figsize=(1.0 + 0.75 * len(temps), 0.9 + 0.42 * len(rows)))
-    image = axis.imshow(shown, cmap=HEATMAP_CMAP, aspect="auto")
+    image = axis.imshow(shown, cmap=HEATMAP_CMAP + ("_r" if lower_is_better else ""), aspect="auto")
     axis.set_xticks(range(len(temps)), [f"{t:g}" for t in temps])
     axis.set_yticks(range(len(rows)), rows)
     axis.set_xlabel("temperature T")
@@ -81,7 +86,8 @@ def heatmap(table: dict[str, dict[float, Cell]], title: str, row_scale: bool = F
         for j, t in enumerate(temps):
             if np.isnan(values[i, j]):
                 continue
-            light = (shown[i, j] - low) / (high - low + 1e-12) < 0.6
+            position = (shown[i, j] - low) / (high - low + 1e-12)
+            light = (1 - position if lower_is_better else position) < 0.6
             axis.text(j, i, f"{values[i, j]:.1f}", ha="center", va="center", fontsize=8,
                       color="white" if light else "black", fontweight="bold" if t in best else "normal")
             if t in best:
@@ -89,7 +95,7 @@ def heatmap(table: dict[str, dict[float, Cell]], title: str, row_scale: bool = F
     if row_scale:
         figure.colorbar(image, ax=axis, label="within-row position (0 worst, 1 best)", fraction=0.046, pad=0.02)
     else:
-        figure.colorbar(image, ax=axis, label="top-1 (%)", fraction=0.046, pad=0.02)
+        figure.colorbar(image, ax=axis, label=label, fraction=0.046, pad=0.02)
     return figure
 
 
@@ -142,7 +148,7 @@ def _constant_keys(records: list[Record]) -> list[str]:
     return [k for k in keys if len({r.setting.get(k) for r in records}) == 1]
 
 
-def curves(records: list[Record], metric: str, ylabel: str) -> Figure:
+def curves(records: list[Record], metric: str, ylabel: str, quantity: str = "accuracy") -> Figure:
     """Accuracy vs T per setting, mean with a band of +- one std over seeds; one panel per
     optimizer x batch size (or per dataset) when those vary. When the number of epochs varies, the
     longest runs are drawn in colour and each shorter length in a shade of grey, on a right axis
@@ -154,7 +160,7 @@ def curves(records: list[Record], metric: str, ylabel: str) -> Figure:
         _curve_panel(axis, group, metric, ylabel, [k for k in keys])
         if title:
             axis.set_title(title, fontsize=9)
-    figure.suptitle("accuracy vs temperature (band: +-1 std over seeds)", fontsize=10)
+    figure.suptitle(f"{quantity} vs temperature (band: +-1 std over seeds)", fontsize=10)
     _legend_outside(figure, axes + [getattr(a, "_kdtemp_right", a) for a in axes])
     return figure
 
@@ -194,15 +200,6 @@ def _longest(records: list[Record]) -> tuple[list[Record], bool]:
     epochs = sorted({r.epochs for r in records})
     varies = len(epochs) > 1 and any("epochs" in r.setting for r in records)
     return ([r for r in records if r.epochs == epochs[-1]] if varies else records), varies
-
-
-METHOD_NAMES = {"kd": "KD (shared fixed T)", "ls_instance": "per-instance label smoothing",
-                "ls_global": "global label smoothing", "shuffled_tail": "shuffled tail (bottom N-k randomised)",
-                "dkd": "DKD", "ea_kd": "EA-KD", "ea_dkd": "EA-DKD", "ls_kd": "logit standardization (KD)",
-                "ls_dkd": "logit standardization (DKD)", "mlkd": "MLKD", "rld": "RLD", "dist": "DIST",
-                "ttm": "TTM", "wttm": "WTTM", "normkd": "NormKD", "normkd_dkd": "NormKD (DKD)", "ats": "ATS",
-                "dtkd": "DTKD", "energy_kd": "Energy KD"}
-"""The paper's names for the lines of Figs. 1 and 5."""
 
 
 def by_objective(records: list[Record], metric: str, ylabel: str, objectives: list[str], title: str) -> Figure:
@@ -247,7 +244,7 @@ def _method_name(label: str, distills: bool = True) -> str:
         return "cross-entropy only (no KD)" + (f", {rest}" if rest else "")
     if objective is None:
         return label
-    name = METHOD_NAMES.get(objective, objective)
+    name = display_name_of(objective)  # the paper's name, registered with the objective
     if policy == "dts":
         bounds = [parts.pop(k) for k in ("minimum", "maximum") if k in parts]
         name = f"{name.split(' (')[0]} + DTS" + (f" [{', '.join(bounds)}]" if bounds else "")

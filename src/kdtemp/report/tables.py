@@ -4,6 +4,10 @@ Runs are grouped into *settings*: the configuration fields that vary across the 
 temperature and the seeds. Every cell of a table is the mean (with std and count) over seeds of the
 runs of one setting at one temperature. Runs without a fixed temperature (DTS and CTKD set their own;
 a cross-entropy-only run has none) have no T column: one value per setting (:func:`aggregate_points`).
+
+The value of a run is the study's **primary metric** (:class:`Metric`: top-1 for images; any metric a
+task names, with its goal ``max`` or ``min``) at its final epoch, or at its best epoch by that metric;
+"best" in every table (the bold cells, the best temperature, the gain over KD) follows the goal.
 """
 
 from __future__ import annotations
@@ -28,9 +32,67 @@ FRIENDLY = {
     "student.loss_preset": "preset", "student.objective_params.keep_top": "k",
 }
 SIGNALS = ("ls_instance", "ls_global", "shuffled_tail")
-METRICS = {"final_top1": "final top-1 (%)", "best_top1": "best-epoch top-1 (%)"}
+METRIC_NAMES = {"top1": "top-1 (%)", "top5": "top-5 (%)"}
+"""How tables and figures name a metric (with its unit); any other metric is named as the store names it."""
+METRIC_SHORT = {"top1": ("top-1", "%"), "top5": ("top-5", "%")}
+"""A metric's name in running text, and its unit: ``mean top-1 85.75%``."""
+METRIC_NOUNS = {"top1": "accuracy", "top5": "top-5 accuracy"}
+"""What a metric measures, for titles: ``Accuracy heatmap``, ``accuracy vs temperature``."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """The metric a report shows: ``name`` as the store records it (``top1``, ``accuracy``,
+    ``rouge_l``, ``test_loss``) and ``goal``, ``max`` or ``min``: which values are better."""
+
+    name: str = "top1"
+    goal: str = "max"
+
+    @property
+    def label(self) -> str:
+        """``top-1 (%)``; ``loss (lower is better)``."""
+        return METRIC_NAMES.get(self.name, self.name) + (" (lower is better)" if self.goal == "min" else "")
+
+    @property
+    def short(self) -> str:
+        return METRIC_SHORT.get(self.name, (self.name, ""))[0]
+
+    @property
+    def unit(self) -> str:
+        return METRIC_SHORT.get(self.name, (self.name, ""))[1]
+
+    @property
+    def noun(self) -> str:
+        return METRIC_NOUNS.get(self.name, self.name)
+
+    def key(self, which: str) -> str:
+        """The table's key of the metric at the ``final`` or ``best`` epoch: ``final_top1``."""
+        return f"{which}_{self.name}"
+
+    def title(self, which: str) -> str:
+        """``final top-1 (%)``, ``best-epoch top-1 (%)``."""
+        return f"{'final' if which == 'final' else 'best-epoch'} {self.label}"
+
+    @property
+    def tables(self) -> dict[str, str]:
+        """The report's two tables: ``{key: title}`` at the final and at the best epoch."""
+        return {self.key(which): self.title(which) for which in ("final", "best")}
+
+
+METRICS = Metric().tables
+"""The tables of an image study: ``{"final_top1": "final top-1 (%)", "best_top1": "best-epoch top-1 (%)"}``."""
 METRIC_NOTES = {"best-epoch top-1 (%)": "; the best epoch is chosen on the test set, so this is an optimistic "
                                         "estimate (the final epoch's accuracy is the honest one)"}
+
+
+def metric_note(title: str) -> str:
+    """What a reader must know about a table's metric (a best epoch is chosen on the test set)."""
+    if title in METRIC_NOTES:
+        return METRIC_NOTES[title]
+    if title.startswith("best-epoch "):
+        return ("; the best epoch is chosen on the test set, so this is an optimistic estimate (the final epoch's "
+                "value is the honest one)")
+    return ""
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -93,11 +155,21 @@ class Record:
     setting: dict[str, str]
     objective: str | None
     epochs: int
-    final_top1: float | None
-    best_top1: float | None
+    final: float | None  # the primary metric at the last epoch
+    best: float | None  # the primary metric at the best epoch by it
     curve: list[dict] = field(default_factory=list)
     distills: bool = True  # False: trained with cross-entropy only (no objective, or a KD weight of 0)
     method_keys: frozenset[str] = frozenset()  # setting keys of the method's own parameters (DKD's beta, ...)
+    metric: str = "top1"  # the primary metric's name
+    goal: str = "max"  # and which of its values are better
+
+    def value(self, metric: str) -> float | None:
+        """The primary metric at the final (``final``, ``final_top1``) or best (``best_...``) epoch."""
+        if metric == "final" or metric.startswith("final_"):
+            return self.final
+        if metric == "best" or metric.startswith("best_"):
+            return self.best
+        return getattr(self, metric)
 
     @property
     def label(self) -> str:
@@ -109,6 +181,17 @@ class Record:
 
 def setting_label(setting: dict[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in setting.items()) or "all runs"
+
+
+def primary_of(run: dict) -> tuple[str, str, float | None, float | None]:
+    """A stored run's primary metric, its goal and its final and best values; a run without a
+    primary metric (written before tasks declared one, or made by hand) is read as top-1 from
+    ``final_top1`` and ``best_top1``."""
+    metric = run.get("primary_metric") or "top1"
+    goal = run.get("primary_goal") or "max"
+    final = run["final_primary"] if "final_primary" in run else run.get(f"final_{metric}")
+    best = run["best_primary"] if "best_primary" in run else run.get(f"best_{metric}")
+    return metric, goal, final, best
 
 
 def records(runs: list[dict], prepared: dict[str, str] | None = None) -> list[Record]:
@@ -145,11 +228,12 @@ def records(runs: list[dict], prepared: dict[str, str] | None = None) -> list[Re
         distills = (config.get("student.objective") is not None and config.get("student.kd_weight") != 0
                     and (uses_own or temperature is not None))
         fixed = temperature is not None and not uses_own and distills
+        metric, goal, final, best = primary_of(run)
         out.append(Record(run["run_id"], run["status"], float(temperature) if fixed else None,
                           run["seed"], setting,
                           config.get("student.objective"), int(config["student.epochs"]),
-                          run["final_top1"], run["best_top1"], run["curve"] or [], distills=distills,
-                          method_keys=method_keys))
+                          final, best, run["curve"] or [], distills=distills,
+                          method_keys=method_keys, metric=metric, goal=goal))
     return out
 
 
@@ -158,21 +242,24 @@ class Cell:
     mean: float
     std: float
     n: int
+    goal: str = "max"  # which means are better: the metric's goal
 
 
-def _cell(values: list[float]) -> Cell:
-    return Cell(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0, len(values))
+def _cell(values: list[float], goal: str = "max") -> Cell:
+    return Cell(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0, len(values), goal)
 
 
 def aggregate(items: Iterable[Record], metric: str, key=lambda r: r.label) -> dict[str, dict[float, Cell]]:
     """``{setting: {T: Cell}}`` over finished fixed-temperature runs: mean and sample std over seeds."""
     groups: dict[str, dict[float, list[float]]] = {}
+    goal = "max"
     for record in items:
-        value = getattr(record, metric)
+        value = record.value(metric)
         if record.status != "done" or value is None or record.temperature is None:
             continue
+        goal = record.goal
         groups.setdefault(key(record), {}).setdefault(record.temperature, []).append(value)
-    return {row: {t: _cell(v) for t, v in sorted(cells.items())}
+    return {row: {t: _cell(v, goal) for t, v in sorted(cells.items())}
             for row, cells in sorted(groups.items(), key=lambda item: natural_key(item[0]))}
 
 
@@ -180,11 +267,13 @@ def aggregate_points(items: Iterable[Record], metric: str, key=lambda r: r.label
     """``{setting: Cell}`` over finished runs without a fixed temperature: those that set their
     own (DTS, CTKD) and cross-entropy-only runs (``Record.distills`` tells them apart)."""
     groups: dict[str, list[float]] = {}
+    goal = "max"
     for record in items:
-        value = getattr(record, metric)
+        value = record.value(metric)
         if record.status == "done" and value is not None and record.temperature is None:
+            goal = record.goal
             groups.setdefault(key(record), []).append(value)
-    return {row: _cell(values) for row, values in sorted(groups.items(), key=lambda item: natural_key(item[0]))}
+    return {row: _cell(values, goal) for row, values in sorted(groups.items(), key=lambda item: natural_key(item[0]))}
 
 
 def markdown_text(value: Any) -> str:
@@ -202,8 +291,21 @@ set (100 / 10M images), far above the float32 rounding of accuracies stored by e
 (19.500000476837158 for 39 of 200)."""
 
 
+def goal_of(cells: Iterable[Cell]) -> str:
+    """The goal of a row's (or a table's) metric: ``max`` unless its cells say ``min``."""
+    return next((cell.goal for cell in cells), "max")
+
+
+def better(a: float, b: float, goal: str = "max", tolerance: float = TIE_TOLERANCE) -> bool:
+    """Whether mean ``a`` is better than ``b`` by more than ``tolerance``."""
+    return a > b + tolerance if goal == "max" else a < b - tolerance
+
+
 def best_temperatures(row: dict[float, Cell], tolerance: float = TIE_TOLERANCE) -> set[float]:
-    """The temperatures whose mean is the row's best (ties all count)."""
+    """The temperatures whose mean is the row's best by its metric's goal (ties all count)."""
+    if goal_of(row.values()) == "min":
+        bottom = min(cell.mean for cell in row.values())
+        return {t for t, cell in row.items() if cell.mean <= bottom + tolerance}
     top = max(cell.mean for cell in row.values())
     return {t for t, cell in row.items() if cell.mean >= top - tolerance}
 
@@ -223,7 +325,7 @@ def heatmap_markdown(table: dict[str, dict[float, Cell]], title: str) -> str:
     """Rows a setting, columns T, each cell the mean +- std over seeds; the best of each row (and
     its ties) in bold."""
     temps = temperatures_of(table)
-    note = METRIC_NOTES.get(title, "")
+    note = metric_note(title)
     lines = [f"**{title}** (mean +- std over seeds; best per row, and ties, in bold){note}", "",
              "| setting | " + " | ".join(f"T={t:g}" for t in temps) + " |",
              "|---|" + "---:|" * len(temps)]
@@ -279,7 +381,8 @@ epochs, dataset, ...) are the context a method is compared in."""
 def method_rows(items: list[Record], metric: str) -> list[dict[str, Any]]:
     """Each method at its best: per context (the setting without the method's own fields), every
     method's best mean over T (or its single value when it sets its own temperature), with std
-    and seeds, and the gain over the best fixed-temperature KD of the same context."""
+    and seeds, and the gain over the best fixed-temperature KD of the same context (positive:
+    better, by the metric's goal)."""
     def split(record: Record) -> tuple[str, str]:
         own = set(METHOD_KEYS) | record.method_keys
         method = {k: v for k, v in record.setting.items() if k in own}
@@ -289,6 +392,7 @@ def method_rows(items: list[Record], metric: str) -> list[dict[str, Any]]:
     with_t = aggregate(items, metric, key=lambda r: "\x00".join(split(r)))
     without_t = aggregate_points(items, metric, key=lambda r: "\x00".join(split(r)))
     kd_keys = {"\x00".join(split(r)) for r in items if r.objective == "kd" and r.temperature is not None}
+    goal = next((r.goal for r in items if r.status == "done" and r.value(metric) is not None), "max")
     def at_best(cells: dict[float, Cell]) -> tuple[str, Cell]:
         """The best temperatures (tied ones joined: ``10/20``) and the first one's cell."""
         best = sorted(best_temperatures(cells))
@@ -298,7 +402,7 @@ def method_rows(items: list[Record], metric: str) -> list[dict[str, Any]]:
     for key in sorted(kd_keys & set(with_t)):  # in a fixed order: the first of tied baselines stays
         context = key.split("\x00")[0]
         temperatures, cell = at_best(with_t[key])
-        if context not in best_kd or cell.mean > best_kd[context][1].mean + TIE_TOLERANCE:
+        if context not in best_kd or better(cell.mean, best_kd[context][1].mean, goal):
             best_kd[context] = (temperatures, cell)
     rows = []
     for key, cells in with_t.items():
@@ -308,11 +412,12 @@ def method_rows(items: list[Record], metric: str) -> list[dict[str, Any]]:
     for key, temperature, cell in rows:
         context, method = key.split("\x00")
         baseline = best_kd.get(context)
+        gain = None if baseline is None else (cell.mean - baseline[1].mean) * (1 if goal == "max" else -1)
         out.append({"context": context, "method": method, "T": temperature, "mean": cell.mean, "std": cell.std,
-                    "n": cell.n, "gain": None if baseline is None else cell.mean - baseline[1].mean,
+                    "n": cell.n, "gain": gain,
                     "kd_std": None if baseline is None else baseline[1].std,
                     "kd_T": None if baseline is None else baseline[0]})
-    return sorted(out, key=lambda r: (r["context"], -(r["mean"])))
+    return sorted(out, key=lambda r: (r["context"], -(r["mean"]) if goal == "max" else r["mean"]))
 
 
 def methods_markdown(rows: list[dict[str, Any]], title: str) -> str:
@@ -331,12 +436,14 @@ def methods_markdown(rows: list[dict[str, Any]], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def teachers_rows(teachers: list[dict], runs: list[dict] | None = None, prepared: dict[str, str] | None = None
-                  ) -> list[dict[str, Any]]:
+def teachers_rows(teachers: list[dict], runs: list[dict] | None = None, prepared: dict[str, str] | None = None,
+                  metric: Metric = Metric()) -> list[dict[str, Any]]:
     """One row per diagnosed teacher: its name (a prepared teacher's label, else model and weights
-    file), dataset, test top-1 (as the runs that used it measured it), training-split top-1 and
-    relative entropies at T = 1."""
+    file), dataset, its test value of the study's metric (as the runs that used it measured it;
+    the key ``test <metric>``, ``test top1``), training-split top-1 (``top1``, from its diagnostics)
+    and relative entropies at T = 1."""
     prepared = prepared or {}
+    test_key = f"test {metric.name}"
     rows = []
     for teacher in teachers:
         config, diagnostics = teacher["config"], teacher["diagnostics"]
@@ -348,21 +455,23 @@ def teachers_rows(teachers: list[dict], runs: list[dict] | None = None, prepared
             name = f"{model['name']} ({_show('teacher.weights', source)})"
         data = config["data"]
         dataset = PurePath(str(data["root"])).name if data.get("dataset") == "folder" and data.get("root") else data["dataset"]
-        test = [r["teacher"]["top1"] for r in runs or [] if r.get("teacher") and distilled_from(r, teacher)]
-        rows.append({"teacher": name, "dataset": dataset, "test top1": test[0] if test else None,
-                     "top1": diagnostics["top1"], "H(p)": diagnostics["relative_entropy"],
+        test = [r["teacher"].get(metric.name) for r in runs or [] if r.get("teacher") and distilled_from(r, teacher)]
+        rows.append({"teacher": name, "dataset": dataset, test_key: test[0] if test else None,
+                     "top1": diagnostics.get("top1"), "H(p)": diagnostics["relative_entropy"],
                      "H(p_bar)": diagnostics["relative_entropy_without_top"], "teacher_id": teacher["teacher_id"]})
     return sorted(rows, key=lambda r: (natural_key(r["dataset"]), natural_key(r["teacher"])))
 
 
-def teachers_markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["**Teachers** (test top-1 on the test split; relative entropies and top-1 on the un-augmented "
+def teachers_markdown(rows: list[dict[str, Any]], metric: Metric = Metric()) -> str:
+    lines = [f"**Teachers** (test {metric.short} on the test split; relative entropies and top-1 on the un-augmented "
              "training split at T = 1)", "",
-             "| teacher | dataset | test top-1 | train top-1 | H(p) | H(p_bar) |", "|---|---|---:|---:|---:|---:|"]
+             f"| teacher | dataset | test {metric.short} | train top-1 | H(p) | H(p_bar) |", "|---|---|---:|---:|---:|---:|"]
     for r in rows:
         tail = "n/a (2 classes)" if r["H(p_bar)"] is None else f"{r['H(p_bar)']:.3f}"
-        test = "" if r["test top1"] is None else f"{r['test top1']:.2f}"
-        lines.append(f"| {markdown_text(r['teacher'])} | {markdown_text(r['dataset'])} | {test} | {r['top1']:.2f} | "
+        value = r.get(f"test {metric.name}")
+        test = "" if value is None else f"{value:.2f}"
+        train = "" if r["top1"] is None else f"{r['top1']:.2f}"
+        lines.append(f"| {markdown_text(r['teacher'])} | {markdown_text(r['dataset'])} | {test} | {train} | "
                      f"{r['H(p)']:.3f} | {tail} |")
     return "\n".join(lines) + "\n"
 
@@ -387,10 +496,11 @@ def teacher_of_run(run: dict, rows: list[dict[str, Any]], teachers: list[dict]) 
 
 
 def teacher_table_markdown(items: list[Record], runs: list[dict], rows: list[dict[str, Any]], teachers: list[dict],
-                           metric: str, title: str) -> str:
-    """The study's Table 1: a row per teacher with its test top-1 and relative entropies beside the
-    students' accuracy at each T (mean +- std over seeds), one block per other setting (student,
-    optimizer, ...); the best per row in bold. Empty unless the teacher varies."""
+                           metric: str, title: str, primary: Metric = Metric()) -> str:
+    """The study's Table 1: a row per teacher with its test value of the ``primary`` metric and
+    relative entropies beside the students' ``metric`` (``final_top1``) at each T (mean +- std over
+    seeds), one block per other setting (student, optimizer, ...); the best per row in bold. Empty
+    unless the teacher varies."""
     by_run = {run["run_id"]: teacher_of_run(run, rows, teachers) for run in runs}
     named = [r for r in items if by_run.get(r.run_id) is not None]
     if len({by_run[r.run_id]["teacher_id"] for r in named}) < 2:
@@ -399,7 +509,7 @@ def teacher_table_markdown(items: list[Record], runs: list[dict], rows: list[dic
     for record in named:
         context = setting_label({k: v for k, v in record.setting.items() if k not in TEACHER_KEYS})
         blocks.setdefault(context, []).append(record)
-    lines = [f"**{title} by teacher** (test top-1 of each teacher; H(p), H(p_bar) on its training split at T = 1; "
+    lines = [f"**{title} by teacher** (test {primary.short} of each teacher; H(p), H(p_bar) on its training split at T = 1; "
              "students' mean +- std over seeds; best per row in bold)", ""]
     for context, block in sorted(blocks.items(), key=lambda item: natural_key(item[0])):
         table = aggregate(block, metric, key=lambda r: by_run[r.run_id]["teacher_id"])
@@ -407,7 +517,7 @@ def teacher_table_markdown(items: list[Record], runs: list[dict], rows: list[dic
         if context != "all runs":
             lines.append(f"*{markdown_text(context)}*")
             lines.append("")
-        lines.append("| teacher | dataset | test top-1 | H(p) | H(p_bar) | " + " | ".join(f"T={t:g}" for t in temps) + " |")
+        lines.append(f"| teacher | dataset | test {primary.short} | H(p) | H(p_bar) | " + " | ".join(f"T={t:g}" for t in temps) + " |")
         lines.append("|---|---|---:|---:|---:|" + "---:|" * len(temps))
         info = {row["teacher_id"]: row for row in rows}
         for teacher_id in sorted(table, key=lambda i: (natural_key(info[i]["dataset"]), natural_key(info[i]["teacher"]))):
@@ -415,7 +525,8 @@ def teacher_table_markdown(items: list[Record], runs: list[dict], rows: list[dic
             cells = [("" if cell is None else (f"**{cell.mean:.2f}**" if best else f"{cell.mean:.2f}")
                       + (f" +- {cell.std:.2f}" if cell is not None and cell.n > 1 else ""))
                      for cell, best in row_cells(table[teacher_id], temps)]
-            test = "" if row["test top1"] is None else f"{row['test top1']:.2f}"
+            value = row.get(f"test {primary.name}")
+            test = "" if value is None else f"{value:.2f}"
             tail = "n/a" if row["H(p_bar)"] is None else f"{row['H(p_bar)']:.3f}"
             lines.append(f"| {markdown_text(row['teacher'])} | {markdown_text(row['dataset'])} | {test} | "
                          f"{row['H(p)']:.3f} | {tail} | " + " | ".join(cells) + " |")

@@ -7,27 +7,26 @@ from their checkpoints. Runs that failed stay failed unless ``retry_failed`` is 
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import hashlib
-import io
 import json
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 from ..config import ConfigError, to_dict
 from ..tasks.image.data import default_cache_dir
 from ..engine.diagnose import DEFAULT_TEMPERATURES
-from ..engine.preflight import Preflight, preflight
+from ..tasks.image.preflight import Preflight, preflight
 from ..files import warn
 from .executors import Task, make_executor
+from .layout import store_path
 from .lock import StudyLock, describe, live_holder, read_holder
 from ..engine.storage import RunFolder
 from .spec import ExecutorConfig, Study
 from .stages import describe as describe_preparation
 from .store import Store
+from .results import export, results_table  # noqa: F401  (re-exported: kdtemp.study's API)
 
 def teacher_id(spec) -> str | None:
     """Identity of a (teacher, dataset) pair, for its diagnostics; None without a teacher."""
@@ -36,10 +35,6 @@ def teacher_id(spec) -> str | None:
     key = spec.key()
     identity = {"teacher": key["teacher"], "data": key["data"], "crop": spec.augment.random_resized_crop}
     return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def store_path(study: Study) -> Path:
-    return study.output / "study.sqlite"
 
 
 def register(study: Study, store: Store) -> None:
@@ -167,7 +162,7 @@ def _needs(run, prep_ids: set[str]) -> str | None:
 
 
 def check_study(study: Study, executor: ExecutorConfig | None = None, download: bool = True) -> Preflight:
-    """Preflight of every cohort of ``study`` (see :mod:`kdtemp.engine.preflight`); nothing is written."""
+    """Preflight of every cohort of ``study`` (see :mod:`kdtemp.tasks.image.preflight`); nothing is written."""
     executor = executor or study.file.executor
     remote = executor.kind == "ray" and bool(executor.ray_address)
     device = "auto" if remote else executor.device
@@ -260,36 +255,6 @@ def run_study(study: Study, executor: ExecutorConfig | None = None, progress: bo
         finally:  # an executor that could not start, or a driver stopped by an exception: nothing stays "running"
             store.mark_pending([run_id for task in unfinished.values() for run_id in task.run_ids])
         return store.counts(r.run_id for r in study.runs)
-
-
-def results_table(study: Study | None, store: Store) -> list[dict[str, Any]]:
-    """One flat row per run of the study (the runs of the study file last registered in the store
-    when ``study`` is None)."""
-    ids = [r.run_id for r in study.runs] if study is not None else store.meta("run_ids")
-    axes = store.meta("axes", [])
-    rows = []
-    for run in store.runs(ids):
-        row = {"run_id": run["run_id"], "cohort_id": run["cohort_id"], "label": run["label"]}
-        row.update({axis: run["cell"].get(axis) for axis in axes})
-        row.update({key: run[key] for key in ("seed", "status", "epochs", "epochs_done", "final_top1", "final_top5",
-                                               "best_top1", "best_top5", "best_epoch", "seconds", "error")})
-        rows.append(row)
-    return rows
-
-
-def export(study: Study | None, store: Store, fmt: str) -> str:
-    """The results table as CSV, or as JSON with every run's per-epoch curve."""
-    rows = results_table(study, store)
-    if fmt == "json":
-        curves = {r["run_id"]: r for r in store.runs([row["run_id"] for row in rows])}
-        return json.dumps([{**row, "config": curves[row["run_id"]]["config"], "curve": curves[row["run_id"]]["curve"]}
-                           for row in rows], indent=1)
-    buffer = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def plan(study: Study) -> str:
