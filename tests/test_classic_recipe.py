@@ -46,6 +46,19 @@ def test_the_classic_recipe_fills_what_the_base_does_not_set(tmp_path):
     assert spec.batch_size == 32  # BASE's batch size wins over the recipe's 64
 
 
+def test_the_classic_recipe_trains_with_each_objective_s_official_loss_weights(tmp_path):
+    """CRD and its followers train KD with CE 0.1 and KD 0.9 (DKD with CE 1 and a 20-epoch warm-up);
+    the study protocol's teacher matching only stays one line away."""
+    base = {**BASE, "recipe": "classic_cifar", "student": {"model": {"name": "resnet20"}, "epochs": 30}}
+    s = load_study(write_yaml(tmp_path / "s.yaml", study(base=base, grid={"student.objective": ["kd", "dkd"]})))
+    kd, dkd = (run.spec.student.weights() for run in s.runs)
+    assert (kd.ce_weight, kd.kd_weight) == (0.1, 0.9)
+    assert (dkd.ce_weight, dkd.kd_weight, dkd.warmup_epochs) == (1.0, 1.0, 20)
+    protocol = {**base, "student": {**base["student"], "loss_preset": "protocol"}}
+    (run,) = load_study(write_yaml(tmp_path / "p.yaml", study(base=protocol, grid=None))).runs
+    assert (run.spec.student.weights().ce_weight, run.spec.student.weights().kd_weight) == (0.0, 1.0)
+
+
 def test_an_unknown_recipe_is_one_line(tmp_path, capsys):
     from kdtemp.cli import main
 

@@ -11,8 +11,11 @@ mdistiller), used by the DTS experiments: SGD, learning rate 0.05 (0.01 for Shuf
 MobileNet students in those code bases: set it), momentum 0.9, weight decay 5e-4, 240 epochs with
 the rate times 0.1 at epochs 150, 180 and 210, batch 64, random crop of the 4-pixel-padded image
 plus a horizontal flip, no RandAugment and no mixing, inputs normalised with CIFAR-100's mean and
-std. kdtemp differs in one documented way: weight decay applies to weight matrices and kernels
-only, not to biases and normalisation parameters.
+std, and each objective's **official** loss weighting (``student.loss_preset: official``: KD with
+CE 0.1 and KD 0.9, DKD with CE 1, KD 1 and a 20-epoch warm-up, ...), as those code bases train; the
+study protocol's teacher matching only (CE 0, KD 1) is ``student.loss_preset: protocol``. kdtemp
+differs in one documented way: weight decay applies to weight matrices and kernels only, not to
+biases and normalisation parameters.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     "classic_cifar": {
         # a distillation run (a study's base)
         "run": {"augment": _CLASSIC_AUGMENT, "batch_size": 64,
-                "student": {"optimizer": _CLASSIC_OPTIMIZER, "epochs": 240, "model": _CIFAR_NORMALIZATION}},
+                "student": {"optimizer": _CLASSIC_OPTIMIZER, "epochs": 240, "model": _CIFAR_NORMALIZATION,
+                            "loss_preset": "official"}},
         # a teacher or student preparation (a stage's base): cross-entropy, no label smoothing
         "preparation": {"augment": _CLASSIC_AUGMENT, "batch_size": 64, "optimizer": _CLASSIC_OPTIMIZER,
                         "epochs": 240, "label_smoothing": 0.0, "model": _CIFAR_NORMALIZATION},
