@@ -52,13 +52,14 @@ class TeacherDiagnosis:
 def run_cohort(
     config: CohortConfig,
     output: str | Path | None = None,
-    progress: bool = True,
+    progress: bool | str = True,
     step_callback: Callable[[int, int], None] | None = None,
     diagnosis: "TeacherDiagnosis | None" = None,
 ) -> list[RunResult]:
     """Train every member of ``config``; return one :class:`RunResult` per member, in order.
 
-    ``output``: folder for the per-run folders (``<output>/<run_id>/``); with it, finished members
+    ``progress``: a bar on a terminal and a line per epoch in a log file, or (a string) always a
+    line per epoch prefixed with it. ``output``: folder for the per-run folders (``<output>/<run_id>/``); with it, finished members
     are skipped and unfinished ones resume from their last checkpoint (written every
     ``config.checkpoint_every`` epochs). ``step_callback(epoch,
     step)`` is called after every batch (used to inject faults in tests). ``diagnosis``: the
@@ -155,7 +156,7 @@ class _Cohort:
                     self.config.logging, folder.path, member.run_id, member.config.label(),
                     {**self.config.key(), "member": to_dict(member.config)}, member.state.epochs_done + 1)
 
-    def train(self, progress: bool, step_callback: Callable[[int, int], None] | None) -> None:
+    def train(self, progress: bool | str, step_callback: Callable[[int, int], None] | None) -> None:
         if self.output is not None:
             self.open_folders()
         members, stream = self.members, self.data.stream
@@ -213,9 +214,13 @@ class _Cohort:
                 self.loggers[member.run_id].log(member.state.curve)
 
 
-def _progress_bar(enabled: bool, total: int, members: int):
-    if not enabled or total == 0:
+def _progress_bar(progress: bool | str, total: int, members: int):
+    """``True``: a bar on a terminal, a line per epoch in a log; a string: always a line per epoch,
+    prefixed with it (a worker process among several, whose lines share one log)."""
+    if not progress or total == 0:
         return None
-    from ..progress import progress_bar
+    from ..progress import LineProgress, progress_bar
 
+    if isinstance(progress, str):
+        return LineProgress(total, f"{progress}: cohort of {members}", "batches")
     return progress_bar(total, f"cohort of {members}", "batches")

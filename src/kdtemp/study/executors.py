@@ -44,7 +44,7 @@ class Task:
 
 
 def train_cohort(cohort: dict[str, Any], runs_dir: str, device: str, threads: int | None,
-                 progress: bool = False, diagnose: bool = False, temperatures: list[float] | None = None) -> dict:
+                 progress: bool | str = False, diagnose: bool = False, temperatures: list[float] | None = None) -> dict:
     """Train one cohort (in whatever process runs this); return its results as plain dicts and,
     when ``diagnose`` is set, the teacher's diagnostics on the un-augmented training split."""
     import torch
@@ -125,10 +125,10 @@ class _Running:
 class LocalExecutor:
     """One worker process per cohort on a slot: a device (``cuda:i``) or a CPU process."""
 
-    def __init__(self, config: ExecutorConfig) -> None:
+    def __init__(self, config: ExecutorConfig, progress: bool = True) -> None:
         import torch
 
-        self.config = config
+        self.config, self.progress = config, progress
         if config.device in ("auto", "cuda") and torch.cuda.is_available():
             gpus = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
             self.slots = gpus[: config.workers] if config.workers else gpus
@@ -156,7 +156,8 @@ class LocalExecutor:
                 while pending and free:
                     task, slot = pending.popleft(), free.pop(0)
                     receiver, sender = context.Pipe(duplex=False)
-                    arguments = (task.cohort, task.runs_dir, slot, self.threads, False, task.diagnose, task.temperatures)
+                    lines = f"cohort {task.cohort_id}" if self.progress else False  # one line per epoch in the log
+                    arguments = (task.cohort, task.runs_dir, slot, self.threads, lines, task.diagnose, task.temperatures)
                     process = context.Process(target=_worker, args=(sender, os.getpid(), arguments),
                                               name=f"kdtemp-cohort-{task.cohort_id}", daemon=False)
                     process.start()
@@ -250,5 +251,5 @@ def make_executor(config: ExecutorConfig, progress: bool = True):
     if config.kind == "inline":
         return InlineExecutor(config, progress)
     if config.kind == "local":
-        return LocalExecutor(config)
+        return LocalExecutor(config, progress)
     return RayExecutor(config)

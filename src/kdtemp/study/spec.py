@@ -347,16 +347,26 @@ def load_study(path: str | Path, output: str | Path | None = None, overrides: li
         stages = expand_stages(study_file.prepare, study_file.base, prepared_root)
         return stages, expand(study_file, notes, stages, recipe), notes
 
-    # without `output`: studies/<name> beside the file (the current folder for a packaged example)
-    folder = Path(output or study_file.output or base / "studies" / study_file.name)
-    legacy = None if output or study_file.output else \
-        _legacy_output(base, study_file.name, lambda f: {run.run_id for run in planned(f)[1]})
+    # without `output`: studies/<name> beside the file (the current folder for a packaged example),
+    # or <name> beside it when the file already lies in a folder called studies
+    nested = base / "studies" / study_file.name  # where earlier versions put a file that lies in studies/
+    default = base / study_file.name if base.resolve().name == "studies" else nested
+    folder = Path(output or study_file.output or default)
+    legacy = None
+    if not (output or study_file.output):
+        legacy = _legacy_output(base, study_file.name, lambda f: {run.run_id for run in planned(f)[1]})
+        if legacy is not None and legacy.resolve() == default.resolve():
+            legacy = None  # the current folder is the file's: its studies/<name> is the default itself
+        if legacy is None and default != nested and (nested / "study.sqlite").exists() \
+                and not (default / "study.sqlite").exists():
+            legacy = nested
     if legacy is not None:
         folder = legacy
     stages, runs, notes = planned(folder)
     if legacy is not None:
-        notes.append(f"using the results in {legacy.resolve()} (the current folder's studies/, where earlier kdtemp "
-                     "versions put a study without `output`); new studies go to studies/ beside the study file")
+        notes.append(f"using the results in {legacy.resolve()} (where earlier kdtemp versions put a study without "
+                     "`output`); new studies go to studies/ beside the study file (into <name>/ when the file "
+                     "is in studies/ itself)")
     source = Path(path).read_text()
     if overrides:
         source += "\n# command-line overrides: " + " ".join(overrides) + "\n"

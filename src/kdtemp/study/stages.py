@@ -73,6 +73,8 @@ class Preparation:
 def expand_stages(prepare: dict[str, Any], study_base: dict[str, Any], root: Path) -> dict[str, list[Preparation]]:
     """Every preparation of every stage, validated; ``root`` is the folder preparations go to."""
     stages: dict[str, list[Preparation]] = {}
+    if prepare:  # a mistake in what the stages take from the study's base is named where it is written
+        from_dict(TeacherConfig, {key: study_base[key] for key in SHARED_FROM_BASE if key in study_base}, "base")
     for stage, blocks in prepare.items():
         require(isinstance(stage, str) and stage.isidentifier(), f"prepare.{stage}",
                 "a stage name is a word (letters, digits, _)")
