@@ -232,11 +232,10 @@ def run_study(study: Study, executor: ExecutorConfig | None = None, progress: bo
         if progress:
             print(f"study {study.file.name}: {len(study.runs)} runs in {len(study.cohorts)} cohorts; "
                   f"{sum(len(t.run_ids) for t in tasks)} to train in {len(tasks)} cohorts ({executor.kind} executor)")
-        for task in tasks:
-            store.mark_running(task.run_ids)
         unfinished = {task.cohort_id: task for task in tasks}
-        try:
-            for task, results, error in make_executor(executor, progress).execute(tasks):
+        try:  # a run is running from when its cohort starts, not while it waits for a worker
+            for task, results, error in make_executor(executor, progress).execute(
+                    tasks, started=lambda task: store.mark_running(task.run_ids)):
                 unfinished.pop(task.cohort_id, None)
                 if error is not None:
                     store.record_failure(task.run_ids, f"cohort {task.cohort_id} failed: {error}")

@@ -23,7 +23,7 @@ import threading
 import traceback
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..config import ConfigError
 from ..files import warn
@@ -61,6 +61,9 @@ def train_cohort(cohort: dict[str, Any], runs_dir: str, device: str, threads: in
     return {"results": results, "teacher": diagnosis.result if diagnosis is not None else None}
 
 
+Started = Callable[[Task], None] | None
+
+
 def _describe(error: BaseException) -> str:
     lines = traceback.format_exception_only(type(error), error)
     return "".join(lines).strip()
@@ -70,8 +73,10 @@ class InlineExecutor:
     def __init__(self, config: ExecutorConfig, progress: bool = True) -> None:
         self.config, self.progress = config, progress
 
-    def execute(self, tasks: list[Task]) -> Iterator[tuple[Task, dict | None, str | None]]:
+    def execute(self, tasks: list[Task], started: Started = None) -> Iterator[tuple[Task, dict | None, str | None]]:
         for task in tasks:
+            if started is not None:
+                started(task)
             try:
                 yield task, train_cohort(task.cohort, task.runs_dir, self.config.device, self.config.threads,
                                          self.progress, task.diagnose, task.temperatures), None
@@ -143,7 +148,7 @@ class LocalExecutor:
             self.slots = [device] * workers
             self.threads = config.threads or max(1, (os.cpu_count() or 1) // workers)
 
-    def execute(self, tasks: list[Task]) -> Iterator[tuple[Task, dict | None, str | None]]:
+    def execute(self, tasks: list[Task], started: Started = None) -> Iterator[tuple[Task, dict | None, str | None]]:
         import multiprocessing
         from multiprocessing.connection import wait
 
@@ -162,6 +167,8 @@ class LocalExecutor:
                                               name=f"kdtemp-cohort-{task.cohort_id}", daemon=False)
                     process.start()
                     sender.close()
+                    if started is not None:
+                        started(task)
                     running.append(_Running(task, slot, process, receiver))
                 ready = wait([r.connection for r in running if not r.closed] + [r.process.sentinel for r in running])
                 for entry in [r for r in running if r.connection in ready or r.process.sentinel in ready]:
@@ -210,7 +217,7 @@ class RayExecutor:
             raise ConfigError("executor.kind: 'ray' needs Ray; install it with: pip install 'kdtemp[ray]'") from None
         self.ray, self.config = ray, config
 
-    def execute(self, tasks: list[Task]) -> Iterator[tuple[Task, dict | None, str | None]]:
+    def execute(self, tasks: list[Task], started: Started = None) -> Iterator[tuple[Task, dict | None, str | None]]:
         ray = self.ray
         started_here = not ray.is_initialized()
         if started_here:
@@ -234,6 +241,9 @@ class RayExecutor:
             device = "cuda" if has_gpu else "cpu"
             futures = {remote.remote(t.cohort, t.runs_dir, device, threads, False, t.diagnose, t.temperatures): t
                        for t in tasks}
+            for task in tasks:  # handed to the cluster, which schedules them
+                if started is not None:
+                    started(task)
             while futures:
                 done, _ = ray.wait(list(futures), num_returns=1)
                 for reference in done:
@@ -248,6 +258,10 @@ class RayExecutor:
 
 
 def make_executor(config: ExecutorConfig, progress: bool = True):
+    """The executor ``config`` names. Each has ``execute(tasks, started=None)``, which yields
+    ``(task, results, error)`` as cohorts end and calls ``started(task)`` (in the driver's process)
+    when a cohort begins: inline before it trains, local when its worker starts, Ray when the
+    cluster takes it."""
     if config.kind == "inline":
         return InlineExecutor(config, progress)
     if config.kind == "local":
