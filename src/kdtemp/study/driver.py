@@ -24,6 +24,7 @@ from .layout import store_path
 from .lock import StudyLock, describe, live_holder, read_holder
 from ..engine.storage import RunFolder
 from .spec import ExecutorConfig, Study
+from .cost import Cost, assumption, training_cost
 from .stages import describe as describe_preparation
 from .store import Store
 from .results import export, results_table  # noqa: F401  (re-exported: kdtemp.study's API)
@@ -265,21 +266,30 @@ def plan(study: Study) -> str:
              f"({len(study.file.seeds)} seeds); output {study.output}"]
     lines.append(f"axes: {', '.join(study.axis_names) or '(none)'}")
     lines += [f"note: {note}" for note in study.notes]
+    def facts_of(data):
+        try:
+            return checked.facts(data)
+        except KeyError:  # not on disk yet: downloaded when the study runs
+            return None
+
+    total = Cost()
     if study.preparations:
         from .stages import preparation_cohorts
 
         ready = [p for p in study.preparations if p.weights.is_file()]
-        steps = 0
+        stage = Cost()
         for p in study.preparations:
             if p not in ready:
-                with contextlib.suppress(KeyError):
-                    facts = checked.facts(p.config.data)
-                    steps += facts.train // p.config.batch_size * p.config.batch_size * p.config.epochs
+                stage.add(training_cost(p.config.data, facts_of(p.config.data), p.config.batch_size,
+                                        [(p.config.model, p.config.epochs)]))
+        total.add(stage)
         lines.append(f"stage prepare: {len(study.preparations)} models in "
                      f"{len(preparation_cohorts(study.preparations))} cohorts, {len(ready)} prepared already; "
-                     f"~{steps:,} image-steps to go; into {study.preparations[0].folder.parent}")
-        for stage, preparations in study.stages.items():
-            lines.append(f"  {stage}: " + "; ".join(p.label + (" (prepared)" if p in ready else "") for p in preparations))
+                     f"~{stage.image_steps:,} image-steps to go ({stage.describe()}); into "
+                     f"{study.preparations[0].folder.parent}")
+        for stage_name, preparations in study.stages.items():
+            lines.append(f"  {stage_name}: " + "; ".join(p.label + (" (prepared)" if p in ready else "")
+                                                       for p in preparations))
     described = set()
     for cohort in study.cohorts:
         data = cohort.runs[0].spec.data
@@ -287,29 +297,35 @@ def plan(study: Study) -> str:
         if key in described:
             continue
         described.add(key)
-        try:
-            lines.append(f"data: {checked.facts(data).describe()}")
-        except KeyError:
+        facts = facts_of(data)
+        if facts is not None:
+            lines.append(f"data: {facts.describe()}")
+        elif data.expected_sizes() is not None:
+            train, test = data.expected_sizes()
+            lines.append(f"data: {data.dataset} at {data.root!r} is downloaded when the study runs "
+                         f"(about {train:,} train / {test:,} test images)")
+        else:
             lines.append(f"data: {data.dataset} at {data.root!r} is downloaded when the study runs")
-    teacher_images = solo_teacher_images = student_images = 0
+    distill = Cost()
     for cohort in study.cohorts:
         spec = cohort.runs[0].spec
-        try:
-            size = checked.facts(spec.data).train // spec.batch_size * spec.batch_size
-        except KeyError:
-            size = None
         epochs = [r.spec.student.epochs for r in cohort.runs]
         teacher = spec.teacher.name if spec.teacher else "none"
         lines.append(f"  cohort {cohort.cohort_id}: {len(cohort.runs)} runs, {spec.data.dataset}, teacher {teacher}, "
                      f"batch {spec.batch_size}, data seed {spec.data_seed}, epochs {min(epochs)}-{max(epochs)}")
-        if size:
-            teacher_images += size * max(epochs)
-            solo_teacher_images += size * sum(epochs)
-            student_images += size * sum(epochs)
-    if student_images:
-        lines.append(f"cost: ~{student_images:,} student image-steps (forward+backward) and ~{teacher_images:,} teacher "
-                     f"forward passes; separate runs would need ~{solo_teacher_images:,} teacher passes "
-                     f"({1 - teacher_images / solo_teacher_images:.0%} saved by cohorts)")
+        distill.add(training_cost(spec.data, facts_of(spec.data), spec.batch_size,
+                                  [(r.spec.student.model, r.spec.student.epochs) for r in cohort.runs], spec.teacher))
+    total.add(distill)
+    if distill.image_steps:
+        saved = 1 - distill.teacher_passes / distill.solo_teacher_passes if distill.solo_teacher_passes else 0.0
+        lines.append(f"cost: ~{distill.image_steps:,} student image-steps (forward+backward) and "
+                     f"~{distill.teacher_passes:,} teacher forward passes; separate runs would need "
+                     f"~{distill.solo_teacher_passes:,} teacher passes ({saved:.0%} saved by cohorts); "
+                     f"{distill.describe()}")
+    if total.flops:
+        lines.append(f"total: ~{total.image_steps:,} image-steps, {total.describe()} ({assumption()})")
+    if total.unknown_data:
+        lines.append(f"cost: not counted for {', '.join(sorted(total.unknown_data))} (its size is known once it is on disk)")
     lines.append("preflight: data, weights and devices checked; nothing is wrong that can be found before training")
     if store_path(study).is_file():
         with Store(store_path(study), readonly=True) as store:

@@ -12,6 +12,12 @@ from .formats import READERS, RawSplit, get_reader
 
 NEEDS_NO_ROOT = {"digits"}
 DOWNLOADABLE = {"cifar10", "cifar100", "mnist", "pets", "cars", "tiny_imagenet"}
+KNOWN_SIZES: dict[str, tuple[int, int, int]] = {
+    "cifar10": (50_000, 10_000, 10), "cifar100": (50_000, 10_000, 100), "mnist": (60_000, 10_000, 10),
+    "pets": (3_680, 3_669, 37), "cars": (8_144, 8_041, 196), "tiny_imagenet": (100_000, 10_000, 200),
+}
+"""(train images, test images, classes) of the datasets kdtemp can download, in their standard splits:
+what a plan counts on before the data is on disk."""
 
 
 @dataclass
@@ -90,6 +96,21 @@ class DataConfig:
             options=self.reader_options(),
         )
 
+    def expected_sizes(self) -> tuple[int, int] | None:
+        """(train, test) images of a dataset of known size after the subset builder (classes spread
+        evenly, as they are to within a few images), or ``None`` for any other dataset."""
+        if self.dataset not in KNOWN_SIZES or self.reader_options():
+            return None
+        train, test, classes = KNOWN_SIZES[self.dataset]
+        kept = len(self.classes) if self.classes else classes
+
+        def size(total: int, per_class: int | None) -> int:
+            if per_class and per_class < total // classes:
+                return kept * per_class
+            return round(total * kept / classes)
+
+        return size(train, self.train_per_class), size(test, self.test_per_class)
+
     def reader_options(self) -> dict:
         """Options only the ``folder`` reader takes (how a single pool is split); empty otherwise."""
         if self.test_fraction is None and self.split_file is None:
@@ -124,6 +145,6 @@ class DataConfig:
 
 
 __all__ = [
-    "AugmentConfig", "Batch", "DataConfig", "ImageSplit", "READERS", "RawSplit", "SplitIndex", "TrainStream",
+    "AugmentConfig", "Batch", "DataConfig", "ImageSplit", "KNOWN_SIZES", "READERS", "RawSplit", "SplitIndex", "TrainStream",
     "default_cache_dir", "eval_images", "load_split", "mix_batch", "normalize", "select_subset", "stream_seed",
 ]

@@ -27,6 +27,7 @@ pretrained, pretrained then fine-tuned) and teacher originations (scratch, fine-
 
 from __future__ import annotations
 
+import functools
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -313,6 +314,24 @@ def load_model(config: ModelConfig, num_classes: int, allow_new_head: bool | Non
     return LoadedModel(model, resolve_normalization(config, model, meta), meta.get("normalization"))
 
 
+@functools.lru_cache(maxsize=256)
+def forward_flops(name: str, num_classes: int, resolution: int) -> int | None:
+    """FLOPs (2 per multiply-add) of one forward pass of model ``name`` on one image at
+    ``resolution``, counted by ``torch.utils.flop_counter`` on the meta device (no weights are
+    made or read); ``None`` for a model that cannot be traced there (some plug-ins)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    try:
+        with torch.device("meta"):
+            model = create_model(ModelConfig(name), num_classes).eval()
+            images = torch.empty(2, 3, resolution, resolution)
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(images)
+    except Exception:  # a plan without this figure is still a plan
+        return None
+    return counter.get_total_flops() // 2
+
+
 __all__ = ["CIFAR_MODELS", "CifarResNet", "IMAGENET_NORMALIZATION", "LoadedModel", "ModelConfig", "Normalization",
-           "WeightsError", "classifier_keys", "create_model", "fit_state", "load_model", "load_weights", "model_exists",
+           "WeightsError", "classifier_keys", "create_model", "fit_state", "forward_flops", "load_model", "load_weights", "model_exists",
            "read_weights", "resolve_normalization"]

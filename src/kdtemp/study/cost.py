@@ -1,0 +1,103 @@
+"""What a study will cost before it runs: image-steps, model FLOPs and GPU-hours, per stage.
+
+Sizes come from preflight (the data on disk) or, for a dataset kdtemp downloads and that is not
+there yet, from its known size (:data:`kdtemp.tasks.image.data.KNOWN_SIZES`). FLOPs come from each
+model's forward pass counted on the meta device (:func:`kdtemp.tasks.image.models.forward_flops`):
+a training step costs three forward passes (forward, and a backward of about twice that), a
+teacher pass or an evaluation one. GPU-hours divide the FLOPs by a stated throughput:
+:data:`REFERENCE_DEVICE` at :data:`UTILISATION` of its peak, an assumption printed with the figure,
+not a measurement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..tasks.image.data import KNOWN_SIZES, DataConfig
+from ..tasks.image.models import forward_flops
+
+REFERENCE_DEVICE = ("an H100 SXM", 989e12)
+"""A device and its dense bf16 peak (FLOP/s)."""
+UTILISATION = 0.4
+"""The share of the peak a distillation step reaches (model-FLOPs utilisation), assumed."""
+
+
+@dataclass
+class Cost:
+    """The work of a stage: training image-steps, teacher passes and FLOPs (``None`` parts are
+    models whose FLOPs could not be counted)."""
+
+    image_steps: int = 0
+    teacher_passes: int = 0
+    solo_teacher_passes: int = 0
+    flops: float = 0.0
+    uncounted: set[str] = field(default_factory=set)
+    unknown_data: set[str] = field(default_factory=set)
+
+    def add(self, other: "Cost") -> None:
+        self.image_steps += other.image_steps
+        self.teacher_passes += other.teacher_passes
+        self.solo_teacher_passes += other.solo_teacher_passes
+        self.flops += other.flops
+        self.uncounted |= other.uncounted
+        self.unknown_data |= other.unknown_data
+
+    @property
+    def gpu_hours(self) -> float:
+        return self.flops / (REFERENCE_DEVICE[1] * UTILISATION) / 3600.0
+
+    def describe(self) -> str:
+        """``~1.2e+15 FLOPs, ~0.8 GPU-hours (...)``, with what it could not count."""
+        text = f"~{self.flops:.2g} FLOPs, ~{self.gpu_hours:,.1f} GPU-hours"
+        if self.uncounted:
+            text += f" (without {', '.join(sorted(self.uncounted))}, whose FLOPs could not be counted)"
+        return text
+
+
+def assumption() -> str:
+    name, peak = REFERENCE_DEVICE
+    return f"GPU-hours at {UTILISATION:.0%} of {name}'s dense bf16 peak ({peak / 1e12:.0f} TFLOP/s), an assumption"
+
+
+def split_sizes(data: DataConfig, facts) -> tuple[int, int, int] | None:
+    """(train, test, classes) from preflight's facts, else the dataset's known size, else ``None``."""
+    if facts is not None:
+        return facts.train, facts.test, len(facts.classes)
+    expected = data.expected_sizes()
+    if expected is None:
+        return None
+    classes = len(data.classes) if data.classes else KNOWN_SIZES[data.dataset][2]
+    return expected[0], expected[1], classes
+
+
+def _flops(model, classes: int, resolution: int, cost: Cost) -> float:
+    counted = forward_flops(model.name, classes, resolution)
+    if counted is None:
+        cost.uncounted.add(model.name)
+        return 0.0
+    return float(counted)
+
+
+def training_cost(data: DataConfig, facts, batch_size: int, students: list[tuple[object, int]],
+                  teacher=None) -> Cost:
+    """One cohort: ``students`` as ``(model config, epochs)``, sharing one data stream and, when
+    ``teacher`` is given, one teacher pass per batch; each member is evaluated on the test split
+    every epoch."""
+    cost = Cost()
+    sizes = split_sizes(data, facts)
+    if sizes is None or not students:
+        cost.unknown_data.add(data.dataset)
+        return cost
+    train, test, classes = sizes
+    steps = train // batch_size * batch_size
+    longest = max(epochs for _, epochs in students)
+    for model, epochs in students:
+        forward = _flops(model, classes, data.resolution, cost)
+        cost.image_steps += steps * epochs
+        cost.flops += forward * (3 * steps + test) * epochs
+    if teacher is not None:
+        forward = _flops(teacher, classes, data.resolution, cost)
+        cost.teacher_passes += steps * longest
+        cost.solo_teacher_passes += steps * sum(epochs for _, epochs in students)
+        cost.flops += forward * (steps * longest + train + test)  # the stream, one training-split pass, its test
+    return cost
