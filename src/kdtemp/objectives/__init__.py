@@ -13,7 +13,7 @@ BUILTIN_MODULES = ("kd", "dkd", "entropy_adaptive", "ctkd", "standardize", "mlkd
 """The built-in objective modules, imported first and in this order, which is the order of
 ``OBJECTIVES`` (kd, dkd, ea_kd, ea_dkd, ctkd, ls_kd, ...); every other module follows, by name."""
 
-_NOT_OBJECTIVES = {"registry"}
+_NOT_OBJECTIVES = {"registry", "akd"}  # akd: a loss without a registered two-phase run yet
 
 
 def _import_all() -> None:
@@ -25,6 +25,7 @@ def _import_all() -> None:
 
 _import_all()
 
+from .akd import akd_loss  # noqa: E402
 from .ats import ats_loss, ats_teacher_log_probs  # noqa: E402
 from .dist import dist_loss  # noqa: E402
 from .dkd import dkd_loss, dkd_parts  # noqa: E402
@@ -50,6 +51,7 @@ from .standardize import standardize_logits  # noqa: E402
 from .ttm import ttm_loss, wttm_weights  # noqa: E402
 
 __all__ = [
+    "akd_loss",
     "ENERGY_TEMPERATURE",
     "OBJECTIVES",
     "PROTOCOL",

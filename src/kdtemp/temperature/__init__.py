@@ -2,10 +2,10 @@
 CTKD's learnable temperature; and the study's temperature grid."""
 
 from .interface import CTKDPolicy, DTSPolicy, FixedPolicy, TemperaturePolicy, create_policy
-from .policies import DynamicTemperature, FixedTemperature, LearnableTemperature, curriculum_lambda, gradient_reversal
+from .policies import akd_level, DynamicTemperature, FixedTemperature, LearnableTemperature, curriculum_lambda, gradient_reversal
 
 STUDY_TEMPERATURES: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0, 20.0, 40.0)
 """The study's temperature grid (Frank & Davis): every experiment scores each of these."""
 
-__all__ = ["STUDY_TEMPERATURES", "CTKDPolicy", "DTSPolicy", "FixedPolicy", "TemperaturePolicy", "create_policy", "DynamicTemperature", "FixedTemperature", "LearnableTemperature",
+__all__ = ["STUDY_TEMPERATURES", "CTKDPolicy", "DTSPolicy", "FixedPolicy", "TemperaturePolicy", "akd_level", "create_policy", "DynamicTemperature", "FixedTemperature", "LearnableTemperature",
            "curriculum_lambda", "gradient_reversal"]

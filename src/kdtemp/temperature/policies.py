@@ -160,3 +160,21 @@ class LearnableTemperature(nn.Module):
     @property
     def value(self) -> float:
         return float(self.minimum + self.span * torch.sigmoid(self.theta.detach()))
+
+
+def akd_level(epoch: int, phase1_epochs: int, max_level: int = 10) -> int:
+    """Annealing KD's level ``k`` for 1-based ``epoch`` of phase 1: it starts at 1 and rises by one
+    every ``floor(phase1_epochs / max_level)`` epochs (the authors' counter, which rises at the start
+    of every 0-based epoch ``e > 0`` with ``e % floor(E1 / max_level) == 0``), clamped at
+    ``max_level`` (the authors' code lets it pass ``max_level`` when ``E1`` is not a multiple).
+
+    ``phase1_epochs < max_level`` is refused: a level would last zero epochs.
+    """
+    if max_level < 1:
+        raise ValueError(f"max_level must be >= 1; got {max_level}")
+    if phase1_epochs < max_level:
+        raise ValueError(f"phase1_epochs ({phase1_epochs}) must be >= max_level ({max_level}): each of the "
+                         f"{max_level} levels lasts floor(phase1_epochs / max_level) epochs")
+    if not 1 <= epoch <= phase1_epochs:
+        raise ValueError(f"epoch must be in [1, {phase1_epochs}] (phase 1); got {epoch}")
+    return min(1 + (epoch - 1) // (phase1_epochs // max_level), max_level)
