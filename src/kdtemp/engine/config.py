@@ -108,7 +108,7 @@ class MemberConfig:
     objective: str | None = "kd"
     objective_params: dict[str, Any] = field(default_factory=dict)
     temperature: float | None = None
-    temperature_policy: Literal["fixed", "dts", "ctkd"] = "fixed"
+    temperature_policy: Literal["fixed", "dts", "dts_instance", "ctkd"] = "fixed"
     dts: DTSConfig = field(default_factory=DTSConfig)
     ctkd_ramp_epochs: int = 10
     loss_preset: Literal["protocol", "official"] = "protocol"
@@ -143,6 +143,9 @@ class MemberConfig:
                                          if k in self.objective_params}
             except ValueError as error:
                 raise ConfigError(f"{path}.objective_params.{error}") from None
+            require(self.temperature_policy != "dts_instance" or self.objective == "kd", f"{path}.temperature_policy",
+                    f"dts_instance gives each sample its own temperature, which only objective 'kd' takes; got "
+                    f"objective {self.objective!r}")
             if get_spec(self.objective).temperature_policy == "ctkd":
                 require(self.temperature_policy == "ctkd", f"{path}.temperature_policy",
                         "objective 'ctkd' needs temperature_policy: ctkd")
@@ -206,7 +209,7 @@ class MemberConfig:
         else:
             if self.temperature_policy != "fixed":
                 unused.add("temperature")
-            if self.temperature_policy != "dts":
+            if self.temperature_policy not in ("dts", "dts_instance"):
                 unused.add("dts")
             if self.temperature_policy != "ctkd":
                 unused.add("ctkd_ramp_epochs")
@@ -237,6 +240,8 @@ class MemberConfig:
             return f"ce-{self.optimizer.name}"
         if self.temperature_policy == "dts":
             return f"{self.objective}-dts[{self.dts.minimum:g},{self.dts.maximum:g}]-{self.optimizer.name}"
+        if self.temperature_policy == "dts_instance":
+            return f"{self.objective}-dts-instance[{self.dts.minimum:g},{self.dts.maximum:g}]-{self.optimizer.name}"
         if self.temperature_policy == "ctkd":
             return f"{self.objective}-learned-T-{self.optimizer.name}"
         return f"{self.objective}-T{self.effective_temperature:g}-{self.optimizer.name}"

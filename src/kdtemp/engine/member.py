@@ -106,7 +106,8 @@ class Member:
                     torch.cuda.manual_seed(config.seed)
             self.model = task.create_model(config.model, data, runtime, "student")
             self.policy = create_policy(config.temperature_policy, temperature=config.effective_temperature,
-                                        dts=config.dts, ctkd_ramp_epochs=config.ctkd_ramp_epochs, device=device)
+                                        dts=config.dts, ctkd_ramp_epochs=config.ctkd_ramp_epochs, device=device,
+                                        samples=getattr(data, "train_size", 1))
             self.rng_state = torch.random.get_rng_state()
             self.cuda_rng_state = torch.cuda.get_rng_state(device) if cuda_devices else None
         self.student = self.model.module
@@ -190,7 +191,7 @@ class Member:
             with self.runtime.autocast():
                 logits = self.model(batch)
             logits = logits.float()
-            temperature = self.policy.current()
+            temperature = self.policy.current(batch)
             loss = logits.new_zeros(())
             if self.weights.ce_weight:
                 loss = loss + self.weights.ce_weight * batch.cross_entropy(logits, self.config.label_smoothing)
@@ -208,9 +209,13 @@ class Member:
             self.optimizer.step()
             self.scheduler.step()
             self._loss_sum += loss.detach()
+            def cross_entropies(per_sample: bool = False) -> tuple[Tensor, Tensor]:
+                if per_sample:
+                    return batch.per_sample_cross_entropy(logits), batch.per_sample_cross_entropy(teacher_logits)
+                return batch.cross_entropy(logits), batch.cross_entropy(teacher_logits)
+
             with torch.no_grad():  # the gap stays on the device: no host sync in the step
-                self.policy.after_step(temperature, lambda: (batch.cross_entropy(logits), batch.cross_entropy(teacher_logits)),
-                                       epoch, self.config.epochs)
+                self.policy.after_step(temperature, cross_entropies, epoch, self.config.epochs)
 
     def epoch_temperature(self) -> float | None:
         """Mean temperature used over the epoch (None for a cross-entropy-only run, which uses
@@ -219,6 +224,9 @@ class Member:
             return None
         mean, steps = self.policy.end_epoch()
         self.state.temperature_trace.extend(steps)
+        summary = self.policy.epoch_summary()
+        if summary is not None:  # per-sample temperatures: their distribution at each epoch's end
+            self.state.derived.setdefault("temperature_distribution", []).append(summary)
         return mean
 
     def end_epoch(self, epoch: int, evaluation: dict[str, float], train_loss: float) -> None:

@@ -33,9 +33,16 @@ class TrainingBatch(Protocol):
     targets: Tensor
     """The class index per row of the logits (the dominant label under MixUp/CutMix)."""
 
+    indices: Tensor | None
+    """The training-set position of each row's sample (what per-sample state is keyed by)."""
+
     def cross_entropy(self, logits: Tensor, label_smoothing: float = 0.0) -> Tensor:
         """The mean cross-entropy of ``logits`` against the batch's labels (soft labels where
         mixing made them), in float32."""
+        ...
+
+    def per_sample_cross_entropy(self, logits: Tensor) -> Tensor:
+        """Each row's cross-entropy ``[B]`` against its class index, in float32."""
         ...
 
 
@@ -51,6 +58,7 @@ class TaskData(Protocol):
     """The data of one cohort, on the training device."""
 
     num_classes: int
+    train_size: int
     stream: TrainStream
 
 

@@ -39,6 +39,10 @@ class ImageData:
         return self.train.num_classes
 
     @property
+    def train_size(self) -> int:
+        return len(self.train)
+
+    @property
     def classes(self) -> list[str]:
         return self.train.classes
 

@@ -86,6 +86,7 @@ class Batch:
     dominant_labels: Tensor
     channels_last: bool = False
     constants: dict | None = None  # (mean, std) tensors on the device, shared by a stream's batches
+    indices: Tensor | None = None  # each image's position in the training split (on the device)
 
     def __post_init__(self) -> None:
         self._normalized: dict = {}
@@ -98,6 +99,10 @@ class Batch:
     def cross_entropy(self, logits: Tensor, label_smoothing: float = 0.0) -> Tensor:
         """Mean over images of the soft cross-entropy against the (mixed) soft labels."""
         return soft_cross_entropy(logits, self.soft_labels, label_smoothing)
+
+    def per_sample_cross_entropy(self, logits: Tensor) -> Tensor:
+        """Each image's cross-entropy ``[B]`` (float32) against its class index (the dominant label)."""
+        return torch.nn.functional.cross_entropy(logits.float(), self.dominant_labels, reduction="none")
 
     def normalized(self, normalization) -> Tensor:
         """The images normalised with ``(mean, std)``, computed once per distinct normalisation.
@@ -228,7 +233,7 @@ class TrainStream:
         else:
             soft = torch.nn.functional.one_hot(labels, self.split.num_classes).float()
             dominant = labels
-        return Batch(images, soft, dominant, self.channels_last, self._constants)
+        return Batch(images, soft, dominant, self.channels_last, self._constants, drawn["index"])
 
 
 def pad_crop(images: Tensor, shifts: Tensor, pad: int) -> Tensor:
