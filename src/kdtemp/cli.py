@@ -201,8 +201,9 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _teacher_shared(path: str, overrides: Sequence[str], model: str | None):
-    """The shared config (data + teacher) of a teacher checkpoint, from its kdtemp metadata and overrides."""
+def _teacher_shared(path: str, overrides: Sequence[str], model: str | None, remap_classes: bool = False):
+    """The shared config (data + teacher) of a teacher checkpoint, from its kdtemp metadata and overrides;
+    ``remap_classes`` reorders its classifier to the data's classes by the names it records."""
     from .engine.config import SharedConfig
     from .tasks.image.preflight import preflight
     from .tasks.image.models import WeightsError, read_weights
@@ -218,9 +219,13 @@ def _teacher_shared(path: str, overrides: Sequence[str], model: str | None):
         raise ConfigError(f"--model: {path!r} has no kdtemp metadata; give --model NAME (and data.* overrides for its data)")
     data = apply_overrides({"data": meta.get("dataset", {"dataset": "digits"})}, list(overrides))["data"]
     # No training here: the batch size only has to fit the data.
-    shared = from_dict(SharedConfig, {"data": data, "teacher": {"name": name, "init": "checkpoint", "weights": path},
-                                      "batch_size": 1})
-    preflight([(shared, [])])
+    teacher = {"name": name, "init": "checkpoint", "weights": path, **({"remap_classes": True} if remap_classes else {})}
+    shared = from_dict(SharedConfig, {"data": data, "teacher": teacher, "batch_size": 1})
+    try:
+        preflight([(shared, [])])
+    except ConfigError as error:  # the config field's name, as this command spells it
+        message = str(error).replace("teacher.remap_classes: true", "--remap-classes")
+        raise ConfigError(message.replace("remove remap_classes", "remove --remap-classes")) from None
     return shared, meta
 
 
@@ -230,12 +235,13 @@ def cmd_diagnose(args) -> int:
     from .engine.diagnose import diagnose_teacher
     from .temperature import STUDY_TEMPERATURES
 
-    shared, meta = _teacher_shared(args.teacher, args.overrides, args.model)
+    shared, meta = _teacher_shared(args.teacher, args.overrides, args.model, args.remap_classes)
     temperatures = args.temperatures if args.temperatures is not None else list(STUDY_TEMPERATURES)
     result = diagnose_teacher(shared, temperatures, args.top_k, split=args.split, device=args.device)
     print(f"teacher {shared.teacher.name} on {shared.data.dataset} ({args.split}, {result['samples']} images, no augmentation)")
+    without_top = result["relative_entropy_without_top"]  # None with 2 classes: p_bar has a single class
     print(f"  top-1 {result['top1']:.2f}%   relative H(p) {result['relative_entropy']:.4f}   "
-          f"relative H(p_bar) {result['relative_entropy_without_top']:.4f}")
+          f"relative H(p_bar) {'n/a (2 classes)' if without_top is None else f'{without_top:.4f}'}")
     print("  average sorted softmax (top 5 of the top-k profile):")
     for t, profile in result["profiles"].items():
         print(f"    T={t:>4}: " + "  ".join(f"{p:.4f}" for p in profile[:5]))
@@ -310,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("teacher", help="teacher checkpoint (kdtemp's teacher.pt, or any with --model)")
     p.add_argument("overrides", nargs="*", help="data overrides, e.g. data.root=/data/cifar10")
     p.add_argument("--model", help="model name when the checkpoint has no kdtemp metadata")
+    p.add_argument("--remap-classes", action="store_true",
+                   help="reorder the checkpoint's classifier to the data's classes by the names it records")
     p.add_argument("--temperatures", type=float, nargs="+")  # default: the study's grid (see cmd_diagnose)
     p.add_argument("--top-k", type=int, default=20)
     p.add_argument("--split", choices=["train", "test"], default="train")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..config import require, to_dict
+from ..config import ConfigError, require, to_dict
 from ..tasks.image.models import ModelConfig
 from .cohort import run_cohort
 from .results import RunResult
@@ -78,14 +78,21 @@ def prepare_teacher(config: TeacherConfig, progress: bool = True) -> tuple[Path,
 
 def export_teacher(config: TeacherConfig, result: dict, runs_dir: Path) -> Path:
     """Write ``<config.output>/teacher.pt`` from a finished preparation run: the weights of its
-    checkpoint, with what produced them (model, dataset, epochs, origin, test top-1, run id,
-    input normalisation) beside them. Returns its path."""
+    checkpoint, with what produced them (model, dataset, the class names of its outputs in label
+    order, epochs, origin, test top-1, run id, input normalisation) beside them. Returns its path."""
     checkpoint = RunFolder(runs_dir, result["run_id"]).load_checkpoint()
     path = Path(config.output) / "teacher.pt"
+    classes = result["derived"].get("classes") or (checkpoint.get("kdtemp") or {}).get("classes")
+    if classes is None:  # a run of an earlier version: the names from the training split's index
+        try:
+            classes = config.data.index("train", download=False).classes
+        except ConfigError:  # the data is gone: the file records no names (preflight warns where it is used)
+            classes = None
     atomic_save({
         "kdtemp": {
             "kind": "teacher", "model": config.model.name, "dataset": to_dict(config.data),
-            "epochs": config.epochs, "origin": config.origin(), **_final_primary(result),
+            "classes": list(classes) if classes is not None else None, "epochs": config.epochs,
+            "origin": config.origin(), **_final_primary(result),
             "run_id": result["run_id"], "normalization": result["derived"]["normalization"],
         },
         "model": checkpoint["model"],

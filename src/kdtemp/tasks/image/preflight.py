@@ -3,9 +3,13 @@
 ``kdtemp study plan``, ``study run``, ``distill`` and ``teacher`` call :func:`preflight` before they
 write anything. It opens each distinct dataset once (class names, images per class, image size,
 from the cache's index or the dataset's listing: nothing is decoded), loads each distinct weights
-file once (``weights_only=True``) into its model and checks it against the data's class count,
-and checks every constraint that needs the data: class names, subset sizes, batch size, the
-device. Each failure is a ``ConfigError`` naming the field, the value and what is allowed.
+file once (``weights_only=True``) into its model and checks it against the data's class count
+and class names in order (a checkpoint that records other names, or the same in another order, is
+refused unless the model asks for ``remap_classes``; one that records none is assumed to be in the
+data's order, with a warning), finds each pretrained name in the local caches timm uses, or
+reaches its hub once with a short timeout (never with ``HF_HUB_OFFLINE=1``), and checks every
+constraint that needs the data: class names, subset sizes, batch size, the device. Each failure is
+a ``ConfigError`` naming the field, the value and what is allowed.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from typing import TYPE_CHECKING, Iterable
 import torch
 
 from kdtemp.config import ConfigError, to_dict
+from kdtemp.files import warn
 from .data import DataConfig, SplitIndex
-from .models import ModelConfig, WeightsError, hub_pretrained_cfg, load_model
+from .models import (LoadedModel, ModelConfig, WeightsError, find_pretrained, hub_offline, hub_pretrained_cfg,
+                     load_model, reach, read_weights, recorded_classes, shown_classes)
 
 if TYPE_CHECKING:  # the run descriptions of the engine, read here as plain data
     from kdtemp.engine.config import MemberConfig, SharedConfig
@@ -77,10 +83,10 @@ def preflight(cohorts: Iterable[tuple[SharedConfig, list[MemberConfig]]], device
             raise ConfigError(f"batch_size: {shared.batch_size} exceeds the {facts.train} training images of this data "
                               f"({facts.describe()}); allowed: at most {facts.train}")
         if shared.teacher is not None:
-            check_model(shared.teacher, count, "teacher", "teacher", state)
+            check_model(shared.teacher, count, "teacher", "teacher", state, classes=facts.classes)
         prefix = f"{member_field}." if member_field else ""
         for member in members:
-            check_model(member.model, count, "student", f"{prefix}model", state)
+            check_model(member.model, count, "student", f"{prefix}model", state, classes=facts.classes)
             keep_top = member.objective_params.get("keep_top")
             if keep_top is not None and keep_top > count:
                 raise ConfigError(f"{prefix}objective_params.keep_top: {keep_top} exceeds the {count} classes of "
@@ -133,14 +139,17 @@ def _check_splits(data: DataConfig, train: SplitIndex, test: SplitIndex) -> None
         raise ConfigError(f"data.root: class {empty[0]!r} has no training images")
 
 
-def check_model(config: ModelConfig, num_classes: int, role: str, field_name: str, state: Preflight) -> None:
+def check_model(config: ModelConfig, num_classes: int, role: str, field_name: str, state: Preflight,
+                classes: list[str] | None = None) -> None:
     """Load ``config``'s weights (once per distinct config) and check they fit the model and the data.
 
     A teacher must already fit the data's class count; a student with ``init: pretrained`` may get
-    a new classifier (fine-tuning). A normalisation given in the config must agree with the one a
-    kdtemp checkpoint recorded.
+    a new classifier (fine-tuning). Weights that record class names must record the data's
+    ``classes`` in the same order (see :func:`check_classes`). Pretrained weights by name must be
+    in a local cache or on a hub that answers (see :func:`check_pretrained`). A normalisation given
+    in the config must agree with the one a kdtemp checkpoint recorded.
     """
-    key = json.dumps([to_dict(config), num_classes, role], sort_keys=True)
+    key = json.dumps([to_dict(config), num_classes, role, classes], sort_keys=True)
     if key in state.models:
         return
     if config.init == "pretrained" and not config.weights:
@@ -149,16 +158,23 @@ def check_model(config: ModelConfig, num_classes: int, role: str, field_name: st
             raise ConfigError(f"{field_name}.init: timm's pretrained {config.name!r} has {hub_classes} classes and the "
                               f"data has {num_classes}; a teacher must already fit the data (fine-tune it first with "
                               "`kdtemp teacher`, then use init: checkpoint)")
+        check_pretrained(config.name, field_name)
     elif config.prepared and not Path(config.weights).expanduser().is_file():
         pass  # prepared by the study's first stage, whose own preflight checked it
     elif config.weights:
         try:
             with torch.random.fork_rng(devices=[]):
-                loaded = load_model(config, num_classes, allow_new_head=role == "student" and config.init == "pretrained")
+                loaded = load_model(config, num_classes, allow_new_head=role == "student" and config.init == "pretrained",
+                                    classes=classes)
         except WeightsError as error:
             hint = ""
             if role == "student" and config.init == "checkpoint" and "classifier has" in str(error):
                 hint = " (init: pretrained fine-tunes general weights with a new classifier)"
+            elif "classifier has" in str(error) and classes and not config.remap_classes:
+                names = recorded_classes(read_weights(config.weights)[1])
+                if names and set(classes) <= set(names):
+                    hint = (f" (it records the data's classes among its {len(names)}: {field_name}.remap_classes: true "
+                            "keeps their outputs)")
             raise ConfigError(f"{field_name}.weights: {error}{hint}") from None
         recorded = loaded.recorded
         if config.normalization is not None and recorded:
@@ -167,4 +183,68 @@ def check_model(config: ModelConfig, num_classes: int, role: str, field_name: st
                 raise ConfigError(f"{field_name}.mean: the config normalises with mean {list(config.normalization[0])}, "
                                   f"std {list(config.normalization[1])}, but {config.weights!r} was trained with mean "
                                   f"{list(wanted[0])}, std {list(wanted[1])}; remove mean/std to use the checkpoint's")
+        if classes is not None:
+            check_classes(config, loaded, classes, role, field_name)
     state.models.add(key)
+
+
+def check_classes(config: ModelConfig, loaded: LoadedModel, classes: list[str], role: str, field_name: str) -> None:
+    """The class names a weights file recorded (in label order) must be the data's ``classes`` in
+    the same order, where its classifier is used as it is: a teacher, or ``init: checkpoint``. (A
+    student with ``init: pretrained`` fine-tunes its classifier: only the data's own names in
+    another order are refused there.) A remapped classifier (``remap_classes``) fits by
+    construction; a file that records no names is assumed to be in the data's order, with a
+    warning."""
+    if loaded.remapped:
+        return
+    names, kept = loaded.classes, role == "teacher" or config.init == "checkpoint"
+    if names is None:
+        if kept:
+            warn(f"{field_name}.weights: {config.weights!r} records no class names; its classifier's order is assumed "
+                 f"to be the data's: {shown_classes(classes)}")
+        return
+    if names == classes or (not kept and sorted(names) != sorted(classes)):
+        return
+    if sorted(names) == sorted(classes):
+        detail = f"the same {len(names)} names in another order"
+    else:
+        parts = [(label, [n for n in first if n not in second]) for label, first, second in
+                 (("only in the checkpoint", names, classes), ("only in the data", classes, names))]
+        detail = "; ".join(f"{label}: {shown_classes(only, 5)}" for label, only in parts if only)
+    allowed = (f"data.classes in the checkpoint's order, or {field_name}.remap_classes: true to reorder its classifier "
+               "by name") if set(classes) <= set(names) else "weights trained on these classes, in this order"
+    raise ConfigError(f"{field_name}.weights: {config.weights!r} was trained on the classes {shown_classes(names)} in this "
+                      f"order, but the data's are {shown_classes(classes)} ({detail}): its outputs would be scored "
+                      f"against the wrong labels; allowed: {allowed}")
+
+
+def check_pretrained(name: str, field_name: str) -> None:
+    """timm's pretrained weights for ``name`` must be in a local cache (the Hugging Face hub
+    cache, or torch.hub's ``checkpoints`` for weights timm fetches by URL), or their hub must
+    serve them, asked once per file with a short timeout and never with ``HF_HUB_OFFLINE=1``
+    (:func:`~.models.reach`): otherwise ``run`` would retry the download in every cohort and fail
+    them all."""
+    found = find_pretrained(name)
+    if found.cached:
+        return
+    instead = (f"download them where there is internet and copy the cache here, or give {field_name}.weights a local "
+               "weights file")
+    if found.source is None:
+        raise ConfigError(f"{field_name}.init: timm has no pretrained weights for {name!r} ({found.what}); allowed: a "
+                          f"model with published weights (timm.list_models(pretrained=True)), init: random, or a local "
+                          f"weights file in {field_name}.weights")
+    if found.source == "file":
+        raise ConfigError(f"{field_name}.init: timm's pretrained weights for {name!r} are the file {found.what!r}, which "
+                          f"does not exist; give {field_name}.weights a local weights file")
+    from urllib.parse import urlparse
+
+    host = urlparse(found.remote[0]).netloc
+    where = f"{found.what} on the Hugging Face hub" if found.source == "hf-hub" else f"{found.what} from {host}"
+    if found.source == "hf-hub" and hub_offline():
+        why = "HF_HUB_OFFLINE=1 forbids downloading them"
+    else:
+        why = reach(found.remote)
+        if why is None:
+            return  # the hub serves them: ``run`` downloads them
+    raise ConfigError(f"{field_name}.init: timm's pretrained weights for {name!r} ({where}) are not in the local cache "
+                      f"({found.cache}) and {why}; {instead}")

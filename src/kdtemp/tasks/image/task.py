@@ -50,12 +50,14 @@ class ImageData:
 class ImageModel:
     """A classifier of images with the normalisation its weights expect: called on a training
     batch, it normalises the batch's images its own way (computed once per batch and
-    normalisation) and returns logits ``[B, C]``."""
+    normalisation) and returns logits ``[B, C]``. ``classes``: the class names of its outputs, in
+    order (the data's), recorded with every checkpoint of it."""
 
-    def __init__(self, loaded: LoadedModel, channels_last: bool = False) -> None:
+    def __init__(self, loaded: LoadedModel, channels_last: bool = False, classes: list[str] | None = None) -> None:
         self.module: nn.Module = loaded.module.to(memory_format=torch.channels_last) if channels_last else loaded.module
         self.normalization: Normalization = loaded.normalization
         self.channels_last = channels_last
+        self.classes = list(classes) if classes is not None else None
 
     def __call__(self, batch: Batch) -> Tensor:
         return self.module(batch.normalized(self.normalization))
@@ -65,7 +67,10 @@ class ImageModel:
         return predict(self.module, images, batch_size, runtime.autocast, self.channels_last, self.normalization)
 
     def metadata(self) -> dict[str, Any]:
-        return {"normalization": {"mean": list(self.normalization[0]), "std": list(self.normalization[1])}}
+        meta: dict[str, Any] = {"normalization": {"mean": list(self.normalization[0]), "std": list(self.normalization[1])}}
+        if self.classes is not None:
+            meta["classes"] = list(self.classes)
+        return meta
 
 
 @register_task("image_classification")
@@ -90,9 +95,9 @@ class ImageClassification:
         """A ``role`` (``teacher`` or ``student``) model on ``runtime.device``; a teacher never gets
         a new classifier."""
         allow_new_head = False if role == "teacher" else None
-        loaded = load_model(config, data.num_classes, allow_new_head=allow_new_head)
+        loaded = load_model(config, data.num_classes, allow_new_head=allow_new_head, classes=data.classes)
         loaded.module = loaded.module.to(runtime.device)
-        return ImageModel(loaded, runtime.channels_last)
+        return ImageModel(loaded, runtime.channels_last, classes=data.classes)
 
     def evaluate(self, model: ImageModel, data: ImageData, runtime: Any, batch_size: int) -> dict[str, Tensor]:
         """``top1``, ``top5`` (percent, from integer hit counts) and ``loss`` on the test split."""

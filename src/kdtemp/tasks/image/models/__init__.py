@@ -3,9 +3,10 @@
 Initialisation (``ModelConfig.init``):
 
 * ``random``: fresh weights;
-* ``pretrained``: timm's pretrained weights (downloaded by timm), or a local weights file given in
-  ``weights`` (a timm/torchvision state dict, possibly wrapped as ``{"state_dict": ...}`` with a
-  ``module.`` prefix). This is the one mode that may **replace the classifier** (fine-tuning
+* ``pretrained``: timm's pretrained weights (downloaded by timm; preflight first looks for them in
+  timm's local caches, :func:`find_pretrained`, and asks the hub at most once, :func:`reach`), or a
+  local weights file given in ``weights`` (a timm/torchvision state dict, possibly wrapped as
+  ``{"state_dict": ...}`` with a ``module.`` prefix). This is the one mode that may **replace the classifier** (fine-tuning
   general weights on a target): a classifier of another class count is left at a fresh
   initialisation. A teacher never gets a new classifier (it would be a random-head teacher);
 * ``checkpoint``: a trained model for *this* data (a kdtemp ``teacher.pt`` or run checkpoint,
@@ -13,6 +14,9 @@ Initialisation (``ModelConfig.init``):
   checkpoint of another class count is an error, never a silently replaced head.
 
 Weights files are data, not code: they are read with ``torch.load(..., weights_only=True)``.
+kdtemp's own checkpoints record the class names of their outputs in label order (``classes``);
+``remap_classes: true`` reorders such a file's classifier to the data's classes by name
+(:func:`remap_classifier`), and preflight refuses a file whose names differ from the data's.
 
 Input normalisation (``mean``/``std``) is a property of the weights: each model sees its input
 normalised the way its weights expect. Unless the config gives ``mean`` and ``std``, it is the
@@ -28,8 +32,10 @@ pretrained, pretrained then fine-tuned) and teacher originations (scratch, fine-
 from __future__ import annotations
 
 import functools
+import os
 import pickle
-from dataclasses import dataclass
+import urllib.parse
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -65,6 +71,7 @@ class ModelConfig:
     mean: list[float] | None = None
     std: list[float] | None = None
     prepared: str | None = None  # set by a study: the id of the preparation that writes ``weights``
+    remap_classes: bool = False  # reorder the weights' classifier to the data's classes, by the names they record
 
     def validate(self, path: str = "model") -> None:
         if ":" in self.name:
@@ -83,6 +90,9 @@ class ModelConfig:
             require(Path(self.weights).expanduser().is_file(), f"{path}.weights", f"{self.weights!r} does not exist")
         if self.init == "pretrained" and not self.weights and (self.name in CIFAR_MODELS or ":" in self.name):
             raise ConfigError(f"{path}.init: {self.name!r} has no published pretrained weights; give {path}.weights")
+        require(not self.remap_classes or bool(self.weights or self.prepared), f"{path}.remap_classes",
+                "reorders the classifier of a weights file by its recorded class names; give a weights file "
+                "(init: checkpoint or pretrained)")
         require(0.0 <= self.drop_path_rate < 1.0, f"{path}.drop_path_rate", f"must be in [0, 1); got {self.drop_path_rate}")
         require(not (self.drop_path_rate and self.name in CIFAR_MODELS), f"{path}.drop_path_rate",
                 f"{self.name!r} has no stochastic depth; got {self.drop_path_rate}")
@@ -98,8 +108,10 @@ class ModelConfig:
 
     def unused_fields(self) -> set[str]:
         """Fields that do not identify the model (unused ones are rejected): an unset preparation
-        id; for a prepared model, where its file lies (its preparation id says what it is)."""
-        return {"prepared"} if self.prepared is None else {"weights"}
+        id; for a prepared model, where its file lies (its preparation id says what it is); a remap
+        that is not asked for (so that runs keep the ids they had before the field)."""
+        unused = {"prepared"} if self.prepared is None else {"weights"}
+        return unused if self.remap_classes else unused | {"remap_classes"}
 
     @property
     def normalization(self) -> Normalization | None:
@@ -130,6 +142,150 @@ def hub_pretrained_cfg(name: str) -> Any:
     from timm.models import get_pretrained_cfg
 
     return get_pretrained_cfg(name)
+
+
+def _is_true(value: str | None) -> bool:
+    return (value or "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def hub_offline() -> bool:
+    """Whether Hugging Face's offline mode is on: ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``)
+    now, or when ``huggingface_hub`` was imported (what timm's downloads obey)."""
+    try:
+        from huggingface_hub import constants
+
+        imported = bool(constants.HF_HUB_OFFLINE)
+    except ImportError:
+        imported = False
+    return imported or _is_true(os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE"))
+
+
+def _hf_cache_dirs() -> list[str]:
+    """The Hugging Face hub cache by the environment now (``HF_HUB_CACHE``, else ``HF_HOME/hub``,
+    else ``~/.cache/huggingface/hub``), then the one ``huggingface_hub`` read at its import."""
+    env = os.environ
+    home = env.get("HF_HOME") or os.path.join(env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+                                              "huggingface")
+    now = env.get("HF_HUB_CACHE") or env.get("HUGGINGFACE_HUB_CACHE") or os.path.join(home, "hub")
+    dirs = [os.path.expandvars(os.path.expanduser(now))]
+    try:
+        from huggingface_hub import constants
+
+        dirs.append(constants.HF_HUB_CACHE)
+    except ImportError:
+        pass
+    return list(dict.fromkeys(dirs))
+
+
+def _hf_endpoint() -> str:
+    try:
+        from huggingface_hub import constants
+
+        imported = constants.ENDPOINT
+    except ImportError:
+        imported = "https://huggingface.co"
+    return (os.environ.get("HF_ENDPOINT") or imported or "https://huggingface.co").rstrip("/")
+
+
+@dataclass
+class PretrainedWeights:
+    """Where timm gets the pretrained weights of a model name (:func:`find_pretrained`).
+
+    ``source``: ``hf-hub``, ``url`` (through torch.hub's cache), ``file``, or ``None`` when timm
+    has none; ``what``: the repository or file, for messages; ``cached``: the local copy timm
+    would load, if there is one; ``cache``: where it looks; ``remote``: the addresses it would
+    download from (in the order it tries them)."""
+
+    name: str
+    source: str | None
+    what: str
+    cached: str | None = None
+    cache: str = ""
+    remote: list[str] = field(default_factory=list)
+
+
+def find_pretrained(name: str) -> PretrainedWeights:
+    """Where timm's ``create_model(name, pretrained=True)`` would take its weights from, and
+    whether a copy is in the local cache, without any download (the same resolution as timm's
+    ``_resolve_pretrained_source``: the Hugging Face hub cache for ``hf_hub_id`` weights, trying
+    ``model.safetensors`` then ``pytorch_model.bin`` unless the config names a file;
+    ``torch.hub.get_dir()/checkpoints`` for weights timm fetches by URL)."""
+    cfg = hub_pretrained_cfg(name)
+    get = (lambda key: getattr(cfg, key, None)) if cfg is not None else (lambda key: None)
+    url, file, hub_id = get("url") or None, get("file") or None, get("hf_hub_id") or None
+    torch_cache = os.path.join(torch.hub.get_dir(), "checkpoints")
+    url_copy = os.path.join(torch_cache, os.path.basename(urllib.parse.urlparse(url).path)) if url else None
+    old_cache = _is_true(os.environ.get("TIMM_USE_OLD_CACHE")) and url_copy is not None and os.path.isfile(url_copy)
+    if get("state_dict") is not None:
+        return PretrainedWeights(name, "file", "a state dict in timm's config", cached="config")
+    if get("source") == "local-dir" or (get("source") != "hf-hub" and file):
+        return PretrainedWeights(name, "file", str(file), cached=str(file) if file and os.path.exists(file) else None,
+                                 cache=str(file))
+    if hub_id and (get("source") == "hf-hub" or not old_cache):
+        from huggingface_hub import try_to_load_from_cache
+
+        repo, _, revision = hub_id.partition("@")
+        filenames = [get("hf_hub_filename")] if get("hf_hub_filename") else ["model.safetensors", "pytorch_model.bin"]
+        caches = _hf_cache_dirs()
+        for cache in caches:
+            for filename in filenames:
+                found = try_to_load_from_cache(repo, filename, cache_dir=cache, revision=revision or None)
+                if isinstance(found, str) and os.path.isfile(found):
+                    return PretrainedWeights(name, "hf-hub", hub_id, cached=found, cache=cache)
+        return PretrainedWeights(name, "hf-hub", hub_id, cache=caches[0],
+                                 remote=[f"{_hf_endpoint()}/{repo}/resolve/{revision or 'main'}/{f}" for f in filenames])
+    if url:
+        return PretrainedWeights(name, "url", os.path.basename(url_copy), cache=torch_cache,
+                                 cached=url_copy if os.path.isfile(url_copy) else None, remote=[url])
+    return PretrainedWeights(name, None, f"tag {get('tag')!r}" if get("tag") else "no pretrained config")
+
+
+HUB_TIMEOUT = 5.0  # seconds for the one request that tells whether a hub serves a file
+_REACHED: dict[str, tuple[bool, str | None]] = {}  # by URL, and a host that did not answer by host
+
+
+def _head(url: str, timeout: float) -> tuple[bool, str | None]:
+    """One ``HEAD`` request, redirects not followed, never retried: ``(the host answered, why
+    the file cannot be had or None)``."""
+    import urllib.error
+    import urllib.request
+
+    class _NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None  # a redirect (to the hub's file storage) is the hub serving the file
+
+    try:
+        with urllib.request.build_opener(_NoRedirect).open(urllib.request.Request(url, method="HEAD"), timeout=timeout):
+            return True, None
+    except urllib.error.HTTPError as error:
+        return True, None if 300 <= error.code < 400 else f"answered HTTP {error.code} {error.reason}".strip()
+    except (OSError, ValueError) as error:
+        detail = getattr(error, "reason", None) or error
+        if isinstance(detail, TimeoutError):
+            return False, f"no answer within {timeout:g} s"
+        return False, str(detail).strip().splitlines()[0][:120] if str(detail).strip() else type(detail).__name__
+
+
+def reach(urls: str | list[str], timeout: float = HUB_TIMEOUT) -> str | None:
+    """``None`` when one of ``urls`` (tried in order) is served, i.e. answers a ``HEAD`` request
+    with 2xx or 3xx within ``timeout`` seconds; else why not, as a clause (``<host> could not be
+    reached (...)``, ``<host> answered HTTP 404 ... for <file>``). Each URL is asked once per
+    process, a host that did not answer is not asked again, and nothing is retried."""
+    why = None
+    for url in [urls] if isinstance(urls, str) else urls:
+        parts = urllib.parse.urlparse(url)
+        host = parts.netloc or url
+        if host in _REACHED:
+            return f"{host} could not be reached ({_REACHED[host][1]})"
+        answered, reason = _REACHED.get(url) or _head(url, timeout)
+        _REACHED[url] = (answered, reason)
+        if not answered:
+            _REACHED[host] = (answered, reason)
+            return f"{host} could not be reached ({reason})"
+        if reason is None:
+            return None
+        why = f"{host} {reason} for {parts.path.rsplit('/', 1)[-1]}"
+    return why
 
 
 def _strip(state: dict) -> dict:
@@ -227,11 +383,51 @@ def load_weights(model: nn.Module, path: str | Path, strict: bool = True, allow_
     return _load_into(model, path, allow_new_head, strict)[0]
 
 
-def _load_into(model: nn.Module, path: str | Path, allow_new_head: bool, strict: bool = True
-               ) -> tuple[list[str], dict[str, Any]]:
-    """Read ``path`` (safely), check it fits ``model`` and load it; ``(replaced classifier keys,
-    kdtemp metadata)``."""
+def recorded_classes(meta: dict[str, Any] | None) -> list[str] | None:
+    """The class names, in label order, that a kdtemp checkpoint recorded (``classes``; a
+    ``teacher.pt`` of an earlier version recorded only its dataset, whose ``classes`` list, when
+    given, is that order), or ``None`` (a foreign checkpoint, or no list recorded)."""
+    meta = meta or {}
+    names = meta.get("classes")
+    if names is None and isinstance(meta.get("dataset"), dict):
+        names = meta["dataset"].get("classes")
+    return [str(name) for name in names] if isinstance(names, (list, tuple)) else None
+
+
+def shown_classes(names: list[str], limit: int = 10) -> str:
+    """``['a', 'b', ...]`` for messages: the first ``limit`` names, and how many there are."""
+    head = ", ".join(repr(name) for name in names[:limit])
+    return f"[{head}]" if len(names) <= limit else f"[{head}, ... ({len(names)} in all)]"
+
+
+def remap_classifier(model: nn.Module, state: dict[str, torch.Tensor], names: list[str], classes: list[str],
+                     source: str) -> dict[str, torch.Tensor]:
+    """``state`` with its classifier's rows reordered from the checkpoint's class ``names`` to the
+    data's ``classes`` (which must all be among them: a subset keeps only their rows)."""
+    missing = [name for name in classes if name not in names]
+    if missing:
+        raise WeightsError(f"{source} was trained on the classes {shown_classes(names)}; the data's {missing[0]!r} is "
+                           "not among them, so its classifier cannot be remapped to the data's classes")
+    order = torch.tensor([names.index(name) for name in classes])
+    state = dict(state)
+    for key in classifier_keys(model):
+        if key in state and state[key].ndim >= 1 and state[key].shape[0] == len(names):
+            state[key] = state[key].index_select(0, order)
+    return state
+
+
+def _load_into(model: nn.Module, path: str | Path, allow_new_head: bool, strict: bool = True,
+               remap_to: list[str] | None = None) -> tuple[list[str], dict[str, Any]]:
+    """Read ``path`` (safely), reorder its classifier to the classes ``remap_to`` (by the names it
+    records) when given, check it fits ``model`` and load it; ``(replaced classifier keys, kdtemp
+    metadata)``."""
     state, meta = read_weights(path)
+    if remap_to is not None:
+        names = recorded_classes(meta)
+        if names is None:
+            raise WeightsError(f"{str(path)!r} records no class names, so there is nothing to remap by; remove "
+                               "remap_classes and give data.classes in the order it was trained on")
+        state = remap_classifier(model, state, names, list(remap_to), repr(str(path)))
     if strict:
         replaced = fit_state(model, state, repr(str(path)), allow_new_head)
     else:
@@ -264,21 +460,28 @@ class LoadedModel:
     module: nn.Module
     normalization: Normalization
     recorded: dict | None = None
+    classes: list[str] | None = None  # the class names (label order) its weights file recorded, if any
+    remapped: bool = False  # its classifier was reordered to the data's classes (``remap_classes``)
 
 
-def create_model(config: ModelConfig, num_classes: int, allow_new_head: bool | None = None) -> nn.Module:
+def create_model(config: ModelConfig, num_classes: int, allow_new_head: bool | None = None,
+                 classes: list[str] | None = None) -> nn.Module:
     """The model described by ``config`` with ``num_classes`` outputs, created and initialised
     (:func:`load_model` without its normalisation)."""
-    return load_model(config, num_classes, allow_new_head).module
+    return load_model(config, num_classes, allow_new_head, classes).module
 
 
-def load_model(config: ModelConfig, num_classes: int, allow_new_head: bool | None = None) -> LoadedModel:
+def load_model(config: ModelConfig, num_classes: int, allow_new_head: bool | None = None,
+               classes: list[str] | None = None) -> LoadedModel:
     """Create and initialise the model described by ``config`` with ``num_classes`` outputs, and
     resolve the input normalisation its weights expect.
 
     ``allow_new_head`` (default: only for ``init: pretrained``) lets pretrained weights of another
-    class count get a fresh classifier; pass ``False`` for teachers.
+    class count get a fresh classifier; pass ``False`` for teachers. ``classes``: the data's class
+    names in label order, which ``remap_classes`` reorders the weights' classifier to.
     """
+    if config.remap_classes and classes is None:
+        raise ValueError("remap_classes needs the data's class names (pass classes=)")
     allow = config.init == "pretrained" if allow_new_head is None else allow_new_head
     meta: dict[str, Any] = {}
     from kdtemp.plugins import is_plugin, load
@@ -309,9 +512,11 @@ def load_model(config: ModelConfig, num_classes: int, allow_new_head: bool | Non
             raise WeightsError(f"could not download timm's pretrained weights for {config.name!r} "
                                f"({str(error).strip().splitlines()[0][:200]}); download them where there is "
                                "internet, or give a local weights file") from None
+    remap = bool(config.remap_classes and config.weights and config.init in ("pretrained", "checkpoint"))
     if config.weights and config.init in ("pretrained", "checkpoint"):
-        _, meta = _load_into(model, config.weights, allow)
-    return LoadedModel(model, resolve_normalization(config, model, meta), meta.get("normalization"))
+        _, meta = _load_into(model, config.weights, allow, remap_to=classes if remap else None)
+    return LoadedModel(model, resolve_normalization(config, model, meta), meta.get("normalization"),
+                       classes=recorded_classes(meta), remapped=remap)
 
 
 @functools.lru_cache(maxsize=256)
@@ -334,4 +539,5 @@ def forward_flops(name: str, num_classes: int, resolution: int) -> int | None:
 
 __all__ = ["CIFAR_MODELS", "CifarResNet", "IMAGENET_NORMALIZATION", "LoadedModel", "ModelConfig", "Normalization",
            "WeightsError", "classifier_keys", "create_model", "fit_state", "forward_flops", "load_model", "load_weights", "model_exists",
-           "read_weights", "resolve_normalization"]
+           "read_weights", "recorded_classes", "resolve_normalization", "find_pretrained", "hub_offline", "reach",
+           "PretrainedWeights", "remap_classifier", "shown_classes"]
