@@ -9,9 +9,8 @@ from __future__ import annotations
 from .kd import kd_objective
 from .registry import Preset, register
 
-# The display name is the raw name, as before the registry held display names: a report names a
-# run of the ``ctkd`` policy "CTKD (learned T)" from its policy, whatever the objective.
+# Its published name; a report's curve of a ``ctkd``-policy run reads "CTKD (learned T)".
 register("ctkd", summary="curriculum temperature KD: KD at a learnable, adversarial T",
-         official=Preset(0.1, 0.9, 0, None), display_name="ctkd",
+         official=Preset(0.1, 0.9, 0, None), display_name="CTKD",
          uses_label=False, temperature_policy="ctkd",
          notes="T = 1 + 20 sigmoid(theta) is learned; a run's fixed temperature is ignored.")(kd_objective)

@@ -93,7 +93,7 @@ def normkd_objective(s: Tensor, t: Tensor, y: Tensor, T: Any) -> Tensor:
 
 
 @register("normkd_dkd", summary="NormKD + DKD: T_t^2 (alpha TCKD + beta NCKD) on normalised logits",
-          official=Preset(1.0, 1.0, 20, 2.0), display_name="NormKD (DKD)", uses_label=True,
+          official=Preset(1.0, 1.0, 20, 2.0), display_name="NormKD+DKD", uses_label=True,
           parameters={"alpha": ParameterRule("number", 0.0), "beta": ParameterRule("number", 0.0)},
           notes="alpha + beta = 9 in the authors' configs (1, 8 by default; per pair otherwise).")
 def normkd_dkd_objective(s: Tensor, t: Tensor, y: Tensor, T: Any, alpha: float = 1.0, beta: float = 8.0) -> Tensor:

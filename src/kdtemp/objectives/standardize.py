@@ -36,13 +36,13 @@ def _eps_rule() -> ParameterRule:
 
 
 @register("ls_kd", summary="logit standardization, then KD at a base temperature", official=Preset(0.1, 9.0, 0, 2.0),
-          display_name="logit standardization (KD)", uses_label=False, parameters={"eps": _eps_rule()})
+          display_name="LS-KD (logit standardization)", uses_label=False, parameters={"eps": _eps_rule()})
 def ls_kd_objective(s: Tensor, t: Tensor, y: Tensor, T: Any, eps: float = 1e-7) -> Tensor:
     return kd_loss(standardize_logits(s, eps), standardize_logits(t, eps), T)
 
 
 @register("ls_dkd", summary="logit standardization, then DKD at a base temperature", official=Preset(1.0, 1.0, 20, 2.0),
-          display_name="logit standardization (DKD)", uses_label=True,
+          display_name="LS-DKD (logit standardization)", uses_label=True,
           parameters={"alpha": ParameterRule("number", 0.0), "beta": ParameterRule("number", 0.0), "eps": _eps_rule()},
           notes="kdtemp's choice: DKD's preset at the standardization base temperature 2.")
 def ls_dkd_objective(s: Tensor, t: Tensor, y: Tensor, T: Any, alpha: float = 1.0, beta: float = 8.0,

@@ -1,11 +1,14 @@
 """``kdtemp report``: the study's tables and figures, from the store alone.
 
 Writes into ``<study>/report/``: ``heatmap.{png,svg}`` and ``heatmap_final.md`` / ``heatmap_best.md``
-(rows a setting, columns T, mean over seeds, the best per row marked), ``heatmap.csv`` (long form
-with std and n), ``curves.{png,svg}`` (accuracy vs T with the seed spread; shorter runs in grey),
+(rows a setting, columns T, mean over seeds, the best per row marked and the cells within the best
+cell's seed std marked too), ``heatmap.csv`` (long form with std, n, the row's name and that mark),
+``curves.{png,svg}`` (accuracy vs T with the seed spread; shorter runs in grey),
 ``methods.{png,svg}`` (the method comparison, when objectives vary), ``profiles.{png,svg}`` and
 ``teachers.md`` (teachers' sorted softmax per T and relative entropies), ``signals.{png,svg}``
 (the teacher-signal ablation, when present), ``runs.csv`` and one self-contained ``index.html``.
+Methods are named as their papers name them (``KD``, ``WTTM``, ``DTS [4, 8]``, ``CTKD``), not by
+their configuration fields.
 Files an earlier report wrote there and this one does not are removed (``.kdtemp-report.json``
 lists the report's files); other files in the folder are left alone.
 """
@@ -21,14 +24,13 @@ from ..study.store import Store
 from . import figures
 from .html import image_tag, page, points_html, rows_html, table_html
 from .tables import (Metric, Record, aggregate, aggregate_points, heatmap_csv, heatmap_markdown, method_rows,
-                     methods_markdown, points_markdown, records, teacher_table_markdown, teachers_markdown, teachers_rows)
+                     methods_markdown, points_markdown, readable, records, relabel, teacher_table_markdown,
+                     teachers_markdown, teachers_rows)
 
 
 def _trace_label(run: dict, items: list[Record]) -> str:
-    from .figures import _method_name
-
     record = next((r for r in items if r.run_id == run["run_id"]), None)
-    return _method_name(record.label) if record is not None else run["label"]
+    return record.name() if record is not None else run["label"]
 
 
 @dataclass
@@ -79,8 +81,13 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
     final, best = primary.key("final"), primary.key("best")
     final_title, best_title = metrics[final], metrics[best]
     noun = primary.noun[:1].upper() + primary.noun[1:]
-    tables = {metric: aggregate(items, metric) for metric in metrics}
-    points = {metric: aggregate_points(items, metric) for metric in metrics}
+    # keyed by the settings' configuration fields (heatmap.csv's setting), shown by the methods'
+    # published names (its label column, every table and figure)
+    names = readable(items)
+    keyed = {metric: aggregate(items, metric) for metric in metrics}
+    keyed_points = {metric: aggregate_points(items, metric) for metric in metrics}
+    tables = {metric: relabel(table, names) for metric, table in keyed.items()}
+    points = {metric: relabel(table, names) for metric, table in keyed_points.items()}
     files = [folder / "runs.csv"]
     sections: list[tuple[str, str]] = []
 
@@ -89,7 +96,7 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
         files.extend(paths.values())
         sections.append((title, image_tag(paths["png"], stem, title) + (f"<p class='note'>{note}</p>" if note else "")))
 
-    (folder / "heatmap.csv").write_text(heatmap_csv(tables, points))
+    (folder / "heatmap.csv").write_text(heatmap_csv(keyed, keyed_points, names))
     files.append(folder / "heatmap.csv")
     for metric, label in metrics.items():
         path = folder / f"heatmap_{metric.split('_')[0]}.md"
@@ -98,17 +105,18 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
         files.append(path)
     if tables[final]:
         add_figure(figures.heatmap(tables[final], f"{final_title}, mean over seeds", row_scale, label=primary.label),
-                   "heatmap", f"{noun} heatmap", "Rows: settings; columns: temperature; the best of each row is boxed.")
-        sections.append(("Tables", table_html(tables[final], f"{final_title}, mean +- std over seeds; best per row "
+                   "heatmap", f"{noun} heatmap", "Rows: settings; columns: temperature; the best of each row is boxed; "
+                   "hatched cells lie within the best cell's seed std (not distinguishable from it by these seeds).")
+        sections.append(("Tables", table_html(tables[final], f"{final_title}, mean ± std over seeds; best per row "
                                                              "(and ties) highlighted")
-                         + table_html(tables[best], f"{best_title}, mean +- std over seeds; the best "
+                         + table_html(tables[best], f"{best_title}, mean ± std over seeds; the best "
                                                     "epoch is chosen on the test set (optimistic)")))
         add_figure(figures.curves(items, final, final_title, quantity=primary.noun), "curves", f"{noun} vs temperature",
                    "Methods that set their own temperature (DTS, CTKD) and cross-entropy-only runs (no KD) are "
                    "dashed horizontal lines: one value each, not a point at any T." if points[final] else "")
     if points[final]:
         sections.append(("Runs without a fixed temperature (DTS, CTKD, no KD)",
-                         points_html(points[final], f"{final_title}, mean +- std over seeds")))
+                         points_html(points[final], f"{final_title}, mean ± std over seeds")))
     methods = figures.method_objectives(items)
     if methods:
         add_figure(figures.by_objective(items, final, final_title, methods, "KD approaches"),
@@ -117,7 +125,7 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
         (folder / "methods.md").write_text(methods_markdown(rows, final_title))
         files.append(folder / "methods.md")
         sections.append(("Methods at their best temperature", rows_html(
-            [{**r, "gain over best KD": "" if r["gain"] is None else f"{r['gain']:+.2f}",
+            [{**r, "method": r["name"], "gain over best KD": "" if r["gain"] is None else f"{r['gain']:+.2f}",
               "KD std": "" if r["kd_std"] is None else f"{r['kd_std']:.2f}"} for r in rows],
             ["context", "method", "T", "mean", "std", "n", "gain over best KD", "KD std"])))
     signals = figures.signal_objectives(items)
@@ -140,8 +148,11 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
                    "Dashed: the label smoothing whose entropy equals the average profile's (what global label "
                    "smoothing distils from). profiles_log.png shows the same on a log scale.")
         files.extend(figures.save(figures.profiles(teachers, names, log=True), folder, "profiles_log").values())
-        sections.append(("Teachers", rows_html(rows, ["teacher", "dataset", f"test {primary.name}", "top1", "H(p)",
-                                                      "H(p_bar)"])))
+        test, train = f"test {primary.short}", "train top-1"  # the split of each accuracy
+        sections.append(("Teachers", rows_html([{**r, test: r[f"test {primary.name}"], train: r["top1"]} for r in rows],
+                                               ["teacher", "dataset", test, train, "H(p)", "H(p_bar)"])
+                         + "<p class='note'>test: the teacher's test split, as the runs that distilled from it measured "
+                           "it; train top-1, H(p), H(p_bar): its un-augmented training split at T = 1.</p>"))
     counts = {s: sum(1 for r in runs if r["status"] == s) for s in ("done", "failed", "pending", "running")}
     summary = f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + f". Store: {store_file}"
     notes = []

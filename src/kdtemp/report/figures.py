@@ -14,9 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from ..objectives.registry import display_name_of  # noqa: E402
-from .tables import (SIGNALS, Cell, Record, aggregate, aggregate_points, best_temperatures, natural_key,  # noqa: E402
-                     temperatures_of)
+from .tables import (SIGNALS, Cell, Record, aggregate, aggregate_points, best_temperatures, method_name,  # noqa: E402
+                     natural_key, readable, relabel, setting_label, temperatures_of, within_best_spread)
 
 plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False, "figure.dpi": 110})
 HEATMAP_CMAP = "viridis"
@@ -47,6 +46,9 @@ def _own_temperature_lines(axis, points: dict[str, Cell], first_colour: int, wit
         colour = plt.cm.tab10((first_colour + index) % 10)
         if row in without_kd:
             label = row if "no KD" in row else f"{row} (no KD)"
+        elif row.startswith("CTKD") or " + CTKD" in row:  # "CTKD (learned T)"
+            name, _, rest = row.partition(", ")
+            label = f"{name} (learned T)" + (f", {rest}" if rest else "")
         else:
             label = row if "learned T" in row or "DTS" in row else f"{row} (own T)"
         axis.axhline(cell.mean, color=colour, linestyle="--", linewidth=1.4, label=label)
@@ -56,9 +58,11 @@ def _own_temperature_lines(axis, points: dict[str, Cell], first_colour: int, wit
 
 def heatmap(table: dict[str, dict[float, Cell]], title: str, row_scale: bool = False,
             label: str = "top-1 (%)") -> Figure:
-    """Rows a setting, columns T, colour and text the mean over seeds; the best per row boxed.
-    ``label``: the colour bar's (the metric's name). Better values are brighter: for a metric
-    whose lower values are better (the cells' goal ``min``), the colour scale is reversed.
+    """Rows a setting, columns T, colour and text the mean over seeds; the best per row boxed, the
+    cells whose mean lies within the best cell's seed std hatched (with a legend saying so; none
+    with one seed), so noise does not read as a finding. ``label``: the colour bar's (the metric's
+    name). Better values are brighter: for a metric whose lower values are better (the cells' goal
+    ``min``), the colour scale is reversed.
 
     ``row_scale``: each row gets its own colour scale (its worst cell darkest, its best brightest),
     so the differences within a row show even when rows differ a lot in accuracy."""
@@ -81,8 +85,9 @@ def heatmap(table: dict[str, dict[float, Cell]], title: str, row_scale: bool = F
     axis.set_xlabel("temperature T")
     axis.set_title(title + (" (colour: each row on its own scale)" if row_scale else ""))
     low, high = np.nanmin(shown), np.nanmax(shown)
+    hatched = None
     for i, row in enumerate(rows):
-        best = best_temperatures(table[row])
+        best, near = best_temperatures(table[row]), within_best_spread(table[row])
         for j, t in enumerate(temps):
             if np.isnan(values[i, j]):
                 continue
@@ -92,10 +97,24 @@ def heatmap(table: dict[str, dict[float, Cell]], title: str, row_scale: bool = F
                       color="white" if light else "black", fontweight="bold" if t in best else "normal")
             if t in best:
                 axis.add_patch(plt.Rectangle((j - 0.48, i - 0.48), 0.96, 0.96, fill=False, edgecolor="red", linewidth=1.6))
+            elif t in near:  # not distinguishable from the best by these seeds
+                hatched = axis.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1.0, 1.0, fill=False, hatch="///",
+                                                       edgecolor="white" if light else "black", linewidth=0,
+                                                       alpha=0.55))
     if row_scale:
         figure.colorbar(image, ax=axis, label="within-row position (0 worst, 1 best)", fraction=0.046, pad=0.02)
     else:
         figure.colorbar(image, ax=axis, label=label, fraction=0.046, pad=0.02)
+    if hatched is not None:
+        from matplotlib.patches import Patch
+
+        handles = [Patch(facecolor="none", edgecolor="red", linewidth=1.6, label="best of the row"),
+                   Patch(facecolor="#888888", edgecolor="white", hatch="///", linewidth=0,
+                         label="within the best cell's seed std (not distinguishable from it)")]
+        figure.canvas.draw()  # under the axis label, wherever the layout put it
+        below = axis.xaxis.label.get_window_extent().transformed(figure.transFigure.inverted()).y0
+        figure.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, below - 0.01), ncol=2, fontsize=7,
+                      frameon=False)
     return figure
 
 
@@ -137,11 +156,6 @@ def _legend_outside(figure: Figure, axes: list) -> None:
     figure.tight_layout()
 
 
-def _strip(label: str, keys: list[str]) -> str:
-    parts = [part for part in label.split(", ") if part.split("=")[0] not in keys]
-    return ", ".join(parts) or "all runs"
-
-
 def _constant_keys(records: list[Record]) -> list[str]:
     """Setting fields with one value across ``records`` (a panel's title or common to all its lines)."""
     keys = {k for r in records for k in r.setting}
@@ -169,8 +183,8 @@ def _curve_panel(axis, records: list[Record], metric: str, ylabel: str, panel_ke
     epochs = sorted({r.epochs for r in records})
     longest, varies = _longest(records)
     hidden = panel_keys + _constant_keys(records)  # what the panel's title, or every line, already says
-    key = (lambda r: _strip(r.without("epochs"), hidden)) if varies else (lambda r: _strip(r.label, hidden))
-    table = aggregate(longest, metric, key)
+    key, names = _lines(records, hidden + (["epochs"] if varies else []))
+    table = relabel(aggregate(longest, metric, key), names)
     temps = temperatures_of(table) or [1.0]
     colours = plt.cm.tab10(np.arange(max(len(table), 1)) % 10)
     for colour, (row, cells) in zip(colours, table.items()):
@@ -179,13 +193,13 @@ def _curve_panel(axis, records: list[Record], metric: str, ylabel: str, panel_ke
         std = np.array([c.std for c in cells.values()])
         axis.plot(t, mean, marker="o", color=colour, label=row + (f" ({epochs[-1]} ep)" if varies else ""), linewidth=1.6)
         axis.fill_between(t, mean - std, mean + std, color=colour, alpha=0.18, linewidth=0)
-    _own_temperature_lines(axis, aggregate_points(longest, metric, key), len(table),
-                           {key(r) for r in longest if not r.distills})
+    _own_temperature_lines(axis, relabel(aggregate_points(longest, metric, key), names), len(table),
+                           {names[key(r)] for r in longest if not r.distills})
     if varies:
         right = axis.twinx()
         right.spines["right"].set_visible(True)
         for shade, count in zip(np.linspace(0.2, 0.75, len(epochs) - 1), epochs[:-1]):
-            shorter = aggregate([r for r in records if r.epochs == count], metric, key)
+            shorter = relabel(aggregate([r for r in records if r.epochs == count], metric, key), names)
             for index, (row, cells) in enumerate(shorter.items()):
                 right.plot(list(cells), [c.mean for c in cells.values()], marker=".", color=str(shade), linewidth=1,
                            label=f"{count} epochs (grey)" if index == 0 else None)
@@ -193,6 +207,15 @@ def _curve_panel(axis, records: list[Record], metric: str, ylabel: str, panel_ke
         axis._kdtemp_right = right
     _temperature_axis(axis, temps)
     axis.set_ylabel(ylabel)
+
+
+def _lines(records: list[Record], hidden: list[str]):
+    """The key that orders a panel's lines (its runs' settings without the ``hidden`` fields) and
+    ``{key: the line's label}``: the methods' published names (:meth:`Record.name`)."""
+    def key(r: Record) -> str:
+        return setting_label({k: v for k, v in r.setting.items() if k not in hidden})
+
+    return key, readable(records, key=key, drop=lambda r: hidden)
 
 
 def _longest(records: list[Record]) -> tuple[list[Record], bool]:
@@ -212,18 +235,19 @@ def by_objective(records: list[Record], metric: str, ylabel: str, objectives: li
     markers = "osD^vP*Xh<>"
     for axis, (panel, group) in zip(axes, groups.items()):
         hidden = list(PAIR_KEYS) + [k for k in _constant_keys(group) if k not in ("objective", "policy")]
+        order, names = _lines(group, hidden + (["epochs"] if varies else []))
 
-        def key(r, hidden=hidden):
-            label = _strip(r.without("epochs") if varies else r.label, hidden)
-            return _method_name(label, r.distills)
+        def key(r, order=order, names=names):
+            return names[order(r)]
 
-        table = aggregate(group, metric, key=key)
+        table = aggregate(group, metric, key=order)
+        table = relabel(table, names)
         is_kd = {key(r): r.objective == "kd" and r.temperature is not None for r in group}
         for index, (row, cells) in enumerate(table.items()):
             style = dict(linewidth=2.6, color="black", marker="o", zorder=3) if is_kd.get(row) else \
                 dict(linewidth=1.3, color=plt.cm.tab10(index % 10), marker=markers[index % len(markers)])
             axis.plot(list(cells), [c.mean for c in cells.values()], label=row, **style)
-        _own_temperature_lines(axis, aggregate_points(group, metric, key=key), len(table),
+        _own_temperature_lines(axis, relabel(aggregate_points(group, metric, key=order), names), len(table),
                                {key(r) for r in group if not r.distills})
         _temperature_axis(axis, temperatures_of(table) or [1.0])
         axis.set_ylabel(ylabel)
@@ -235,21 +259,26 @@ def by_objective(records: list[Record], metric: str, ylabel: str, objectives: li
 
 
 def _method_name(label: str, distills: bool = True) -> str:
-    """``objective=kd, policy=fixed`` -> ``KD (shared fixed T)``; a run without a distillation
-    term (``distills`` false) -> ``cross-entropy only (no KD)``; other labels stay as they are."""
+    """A setting label in configuration fields -> the method's published name (what
+    :meth:`Record.name` gives a record): ``objective=kd, policy=fixed`` -> ``KD``,
+    ``objective=kd, policy=dts, minimum=4, maximum=8`` -> ``DTS [4, 8]``, ``objective=ctkd,
+    policy=ctkd`` -> ``CTKD``; a run without a distillation term (``distills`` false) ->
+    ``cross-entropy only (no KD)``; labels without an objective stay as they are."""
     parts = dict(part.split("=", 1) for part in label.split(", ") if "=" in part)
     objective, policy = parts.pop("objective", None), parts.pop("policy", "fixed")
     if not distills:
         rest = ", ".join(f"{k}={v}" for k, v in parts.items())
-        return "cross-entropy only (no KD)" + (f", {rest}" if rest else "")
+        return method_name(None, distills=False) + (f", {rest}" if rest else "")
     if objective is None:
         return label
-    name = display_name_of(objective)  # the paper's name, registered with the objective
-    if policy == "dts":
-        bounds = [parts.pop(k) for k in ("minimum", "maximum") if k in parts]
-        name = f"{name.split(' (')[0]} + DTS" + (f" [{', '.join(bounds)}]" if bounds else "")
-    elif policy == "ctkd":
-        name = "CTKD (learned T)"
+    bounds = None
+    if policy in ("dts", "dts_instance") and "minimum" in parts and "maximum" in parts:
+        try:
+            bounds = (float(parts["minimum"]), float(parts["maximum"]))
+            parts.pop("minimum"), parts.pop("maximum")
+        except ValueError:
+            pass
+    name = method_name(objective, policy, True, bounds)  # the paper's name, registered with the objective
     parts.pop("initial", None)
     rest = ", ".join(f"{k}={v}" for k, v in parts.items())
     return name + (f", {rest}" if rest else "")

@@ -6,7 +6,7 @@ import base64
 import html
 from pathlib import Path
 
-from .tables import Cell, row_cells, temperatures_of
+from .tables import SPREAD_MARK, SPREAD_NOTE, Cell, marks_any, row_marks, temperatures_of
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1100px; color: #222; }
@@ -14,6 +14,7 @@ h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; border-bottom: 1
 table { border-collapse: collapse; font-size: 13px; margin: 8px 0; }
 th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; } th:first-child, td:first-child { text-align: left; }
 td.best { font-weight: bold; background: #fde9a9; }
+td.within { background: repeating-linear-gradient(45deg, #fff, #fff 4px, #f3ecd2 4px, #f3ecd2 8px); }
 figure { margin: 10px 0; } figure img { max-width: 100%; }
 .note { color: #666; font-size: 12px; }
 """
@@ -32,17 +33,28 @@ def image_tag(path: Path, identifier: str, alt: str) -> str:
     return f'<figure><img id="{identifier}" alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></figure>'
 
 
+def cell_text(cell: Cell, near: bool = False) -> str:
+    """A heatmap cell as the Markdown shows it: mean ± std when there are seeds to spread, the
+    mean alone with one seed; the spread mark when it lies within the best cell's seed std."""
+    text = f"{cell.mean:.2f} ± {cell.std:.2f}" if cell.n > 1 else f"{cell.mean:.2f}"
+    return text + (f" {SPREAD_MARK}" if near else "")
+
+
 def table_html(table: dict[str, dict[float, Cell]], caption: str) -> str:
+    """A heatmap table: the best of each row highlighted, the cells within the best cell's seed
+    std hatched and marked (with the legend line under the table)."""
     temps = temperatures_of(table)
     head = "".join(f"<th>T={t:g}</th>" for t in temps)
     body = []
     for row, cells in table.items():
         tds = ["<td></td>" if cell is None else
-               f'<td class="{"best" if best else ""}" title="mean {cell.mean:.3f}, std {cell.std:.3f}, n={cell.n}">'
-               f"{cell.mean:.2f}</td>" for cell, best in row_cells(cells, temps)]
+               f'<td class="{"best" if best else "within" if near else ""}" '
+               f'title="mean {cell.mean:.3f}, std {cell.std:.3f}, n={cell.n}">{html.escape(cell_text(cell, near))}</td>'
+               for cell, best, near in row_marks(cells, temps)]
         body.append(f"<tr><td>{html.escape(row)}</td>{''.join(tds)}</tr>")
+    legend = f"<p class='note'>{html.escape(SPREAD_NOTE, quote=False)} (hatched).</p>" if marks_any(table) else ""
     return (f'<table><caption class="note">{html.escape(caption)}</caption><tr><th>setting</th>{head}</tr>'
-            + "".join(body) + "</table>")
+            + "".join(body) + "</table>" + legend)
 
 
 def points_html(points: dict[str, Cell], caption: str) -> str:

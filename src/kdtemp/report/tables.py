@@ -32,6 +32,15 @@ FRIENDLY = {
     "student.loss_preset": "preset", "student.objective_params.keep_top": "k",
 }
 SIGNALS = ("ls_instance", "ls_global", "shuffled_tail")
+NO_KD = "cross-entropy only (no KD)"
+"""The method name of runs without a distillation term (no objective, or a KD weight of 0)."""
+METHOD_KEYS = ("objective", "policy", "preset", "kd_weight", "initial", "minimum", "maximum", "k")
+"""Setting fields that name a method (an objective and how its temperature is set); with a
+record's ``method_keys`` (its objective's parameters), they are the method; the others (student,
+epochs, dataset, ...) are the context a method is compared in."""
+NAMED_KEYS = ("objective", "policy", "minimum", "maximum", "initial")
+"""Method fields a method's published name stands for (``DTS [4, 8]``: objective, policy and DTS's
+bounds; its initial T is DTS's own); the others (``preset=official``, DKD's ``beta=4``) follow it."""
 METRIC_NAMES = {"top1": "top-1 (%)", "top5": "top-5 (%)"}
 """How tables and figures name a metric (with its unit); any other metric is named as the store names it."""
 METRIC_SHORT = {"top1": ("top-1", "%"), "top5": ("top-5", "%")}
@@ -111,7 +120,7 @@ def unused_keys(config: dict[str, Any]) -> set[str]:
     under the cosine, a prepared model's architecture (its label says it), a folder's root when
     the dataset is shown by it."""
     policy = config.get("student.temperature_policy", "fixed")
-    unused = {k for k in config if k.startswith("student.dts.") and policy != "dts"}
+    unused = {k for k in config if k.startswith("student.dts.") and policy not in ("dts", "dts_instance")}
     if policy != "ctkd":
         unused.add("student.ctkd_ramp_epochs")
     if config.get("student.optimizer.name") == "adamw":
@@ -162,6 +171,8 @@ class Record:
     method_keys: frozenset[str] = frozenset()  # setting keys of the method's own parameters (DKD's beta, ...)
     metric: str = "top1"  # the primary metric's name
     goal: str = "max"  # and which of its values are better
+    policy: str = "fixed"  # how its temperature is set: fixed, dts, dts_instance or ctkd
+    bounds: tuple[float, float] | None = None  # DTS's [minimum, maximum] (a DTS run's name says them)
 
     def value(self, metric: str) -> float | None:
         """The primary metric at the final (``final``, ``final_top1``) or best (``best_...``) epoch."""
@@ -178,9 +189,84 @@ class Record:
     def without(self, key: str) -> str:
         return setting_label({k: v for k, v in self.setting.items() if k != key})
 
+    @property
+    def method(self) -> str:
+        """The published name of the run's method: ``KD``, ``WTTM``, ``DTS [4, 8]``, ``CTKD``,
+        ``cross-entropy only (no KD)`` (:func:`method_name`)."""
+        return method_name(self.objective, self.policy, self.distills, self.bounds)
+
+    def name(self, drop: Iterable[str] = (), full: bool = False) -> str:
+        """The row label a person reads: the setting with its method fields (objective, policy,
+        DTS bounds) replaced by the method's published name, first (``KD, epochs=2``; ``DTS [4, 8],
+        student=resnet32``), and without the fields in ``drop``. A setting without method fields
+        (the method does not vary) is shown as :attr:`label` is. ``full``: the method fields the
+        name stands for that still tell two runs apart follow it too (DTS's ``initial=3``; a
+        cross-entropy-only run's ``kd_weight=0``)."""
+        drop = set(drop)
+        own = set(METHOD_KEYS) | self.method_keys
+        shown = {k: v for k, v in self.setting.items() if k not in drop}
+        method = [k for k in shown if k in own]
+        # the method's own parameters (DKD's beta=4, preset=official) follow its name; a run
+        # without distillation is named by that alone
+        named = {"objective", "policy", "minimum", "maximum"} if full else set(NAMED_KEYS)
+        extra = [f"{k}={v}" for k, v in shown.items() if k in own and k not in named and (self.distills or full)]
+        context = [f"{k}={v}" for k, v in shown.items() if k not in own]
+        return ", ".join(([self.method] if method else []) + extra + context) or "all runs"
+
 
 def setting_label(setting: dict[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in setting.items()) or "all runs"
+
+
+def method_name(objective: str | None, policy: str = "fixed", distills: bool = True,
+                bounds: tuple[float, float] | None = None) -> str:
+    """A method's published name: the objective's registered display name (``KD``, ``WTTM``,
+    ``LS-KD (logit standardization)``); DTS on KD ``DTS [4, 8]`` (its bounds), on another objective
+    ``DKD + DTS [4, 8]``, per sample ``instance-wise DTS [4, 8]``; the learned temperature of CTKD
+    ``CTKD`` (``DKD + CTKD`` on another objective); a run without a distillation term
+    ``cross-entropy only (no KD)``."""
+    from ..objectives.registry import display_name_of
+
+    if not distills:
+        return NO_KD
+    if objective is None:
+        return "no objective"
+    name = display_name_of(objective)
+    base = name.split(" (")[0]  # "LS-KD (logit standardization)" + DTS: "LS-KD + DTS [...]"
+    if policy in ("dts", "dts_instance"):
+        dts = ("instance-wise DTS" if policy == "dts_instance" else "DTS") + (
+            f" [{bounds[0]:g}, {bounds[1]:g}]" if bounds else "")
+        return dts if objective == "kd" else f"{base} + {dts}"
+    if policy == "ctkd":
+        return "CTKD" if objective in ("kd", "ctkd") else f"{base} + CTKD"
+    return name
+
+
+def readable(items: Iterable[Record], key=lambda r: r.label, drop=lambda r: ()) -> dict[str, str]:
+    """``{key: the name a person reads}`` for the rows of a table keyed by ``key``: each record's
+    :meth:`Record.name` without the fields ``drop`` gives; where two different keys would get one
+    name, their full names (:meth:`Record.name`, ``full``), and where those are one too, the name
+    with the key beside it, so no two rows read the same."""
+    first: dict[str, Record] = {}
+    for record in items:
+        first.setdefault(key(record), record)
+
+    def unique(names: dict[str, str]) -> set[str]:
+        count: dict[str, int] = {}
+        for value in names.values():
+            count[value] = count.get(value, 0) + 1
+        return {k for k, v in names.items() if count[v] > 1}
+
+    names = {k: r.name(drop(r)) for k, r in first.items()}
+    clash = unique(names)
+    names.update({k: first[k].name(drop(first[k]), full=True) for k in clash})
+    clash = unique(names)
+    return {k: (f"{v} ({k})" if k in clash else v) for k, v in names.items()}
+
+
+def relabel(table: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """``table`` (a heatmap's or the points') with each row named by ``names``, in the same order."""
+    return {names.get(row, row): cells for row, cells in table.items()}
 
 
 def primary_of(run: dict) -> tuple[str, str, float | None, float | None]:
@@ -214,26 +300,67 @@ def records(runs: list[dict], prepared: dict[str, str] | None = None) -> list[Re
     varying = [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
     # a shortened value (a path's last part) must not make two different settings one row
     full = {k for k in varying if len({_show(k, f.get(k)) for f in flat}) < len({repr(f.get(k)) for f in flat})}
-    out = []
-    for run, config in zip(runs, flat):
+    settings, method_keys = [], []
+    for config in flat:
         unused = unused_keys(config) - full
         # a field this run's configuration does not have (another objective's parameter) says nothing about it
         shown = [k for k in varying if k not in unused and k in config]
-        setting = {FRIENDLY.get(k, k.split(".")[-1]): (str(config.get(k)) if k in full else _show(k, config.get(k)))
-                   for k in shown}
-        method_keys = frozenset(FRIENDLY.get(k, k.split(".")[-1]) for k in shown if k.startswith(METHOD_PREFIXES))
+        settings.append({FRIENDLY.get(k, k.split(".")[-1]): str(config.get(k)) if k in full else _show(k, config.get(k))
+                         for k in shown})
+        method_keys.append(frozenset(FRIENDLY.get(k, k.split(".")[-1]) for k in shown if k.startswith(METHOD_PREFIXES)))
+    for role in MODEL_ROLES:  # a model given by name and weights file: one field, its weights' name
+        settings = _merge_model(settings, role)
+    out = []
+    for run, config, setting, own in zip(runs, flat, settings, method_keys):
         temperature = config.get("student.temperature")
+        policy = str(config.get("student.temperature_policy", "fixed"))
         uses_own = config.get("student.temperature_policy", "fixed") != "fixed"
         # a fixed-policy run stored without a temperature is a cross-entropy-only run (``resolved``)
         distills = (config.get("student.objective") is not None and config.get("student.kd_weight") != 0
                     and (uses_own or temperature is not None))
         fixed = temperature is not None and not uses_own and distills
         metric, goal, final, best = primary_of(run)
+        low, high = config.get("student.dts.minimum"), config.get("student.dts.maximum")
+        dts = policy in ("dts", "dts_instance") and low is not None and high is not None
+        bounds = (float(low), float(high)) if dts else None
         out.append(Record(run["run_id"], run["status"], float(temperature) if fixed else None,
                           run["seed"], setting,
                           config.get("student.objective"), int(config["student.epochs"]),
                           final, best, run["curve"] or [], distills=distills,
-                          method_keys=method_keys, metric=metric, goal=goal))
+                          method_keys=own, metric=metric, goal=goal, policy=policy, bounds=bounds))
+    return out
+
+
+MODEL_ROLES = {"teacher": "teacher", "student.model": "student"}
+"""Config roles whose model name and weights file make one setting field (the value's key)."""
+
+
+def model_label(name: str, weights: str) -> str:
+    """One readable name of a model given by architecture and weights file: the file's name when
+    it names the architecture (``resnet56-4bfd9763``), else both (``resnet56 (best)``)."""
+    return weights if name.lower() in weights.lower() else f"{name} ({weights})"
+
+
+def _merge_model(settings: list[dict[str, str]], role: str) -> list[dict[str, str]]:
+    """``teacher model=resnet56, teacher=resnet56-4bfd9763`` -> ``teacher=resnet56-4bfd9763``, in
+    every setting that has both fields, unless that would make two different settings one."""
+    name_key, weights_key, key = FRIENDLY[f"{role}.name"], FRIENDLY[f"{role}.weights"], MODEL_ROLES[role]
+    both = [s for s in settings if name_key in s and weights_key in s]
+    pairs = {(s[name_key], s[weights_key]) for s in both}
+    if not both or len({model_label(*pair) for pair in pairs}) < len(pairs):
+        return settings
+    out = []
+    for setting in settings:
+        if name_key not in setting or weights_key not in setting:
+            out.append(setting)
+            continue
+        merged = {}
+        for k, v in setting.items():
+            if k == name_key:
+                merged[key] = model_label(v, setting[weights_key])
+            elif k != weights_key:
+                merged[k] = v
+        out.append(merged)
     return out
 
 
@@ -321,23 +448,66 @@ def row_cells(cells: dict[float, Cell], temperatures: list[float]) -> list[tuple
     return [(cells.get(t), t in best) for t in temperatures]
 
 
+def best_spread(row: dict[float, Cell]) -> float:
+    """The seed std of the row's best cell (the largest of tied best cells); 0 without seeds to
+    spread (one seed)."""
+    return max((row[t].std for t in best_temperatures(row) if row[t].n > 1), default=0.0)
+
+
+def within_best_spread(row: dict[float, Cell]) -> set[float]:
+    """The temperatures whose mean lies within the best cell's seed std of the best mean (the best
+    included): with these seeds, not distinguishable from the best. Empty when the best has no
+    spread (one seed)."""
+    spread = best_spread(row)
+    if not row or spread <= 0:
+        return set()
+    best = best_temperatures(row)
+    top = row[min(best)].mean
+    return {t for t, cell in row.items() if t in best or abs(cell.mean - top) <= spread + TIE_TOLERANCE}
+
+
+SPREAD_MARK = "†"
+"""Marks a heatmap cell (not the best) whose mean lies within the best cell's seed std."""
+SPREAD_NOTE = (f"{SPREAD_MARK} within the best cell's seed std of the row's best mean: with these seeds, not "
+               "distinguishable from the best")
+"""The legend line of the mark (the Markdown and HTML tables; the figure hatches such cells)."""
+
+
+def row_marks(cells: dict[float, Cell], temperatures: list[float]) -> list[tuple[Cell | None, bool, bool]]:
+    """:func:`row_cells` with a third field: whether the cell (not the best) lies within the best
+    cell's seed spread (:func:`within_best_spread`), so a reader does not take noise for a finding."""
+    near = within_best_spread(cells)
+    return [(cell, best, t in near and not best)
+            for t, (cell, best) in zip(temperatures, row_cells(cells, temperatures))]
+
+
+def marks_any(table: dict[str, dict[float, Cell]]) -> bool:
+    """Whether any cell of ``table`` is marked as within its row's best cell's spread."""
+    return any(len(within_best_spread(cells)) > len(best_temperatures(cells)) for cells in table.values() if cells)
+
+
+def cell_markdown(cell: Cell | None, best: bool, near: bool = False) -> str:
+    """A heatmap cell in Markdown: the mean (bold for the best) +- the std when there are seeds to
+    spread, and the spread mark (:data:`SPREAD_MARK`) when it lies within the best cell's std."""
+    if cell is None:
+        return ""
+    mean = f"**{cell.mean:.2f}**" if best else f"{cell.mean:.2f}"
+    return (f"{mean} +- {cell.std:.2f}" if cell.n > 1 else mean) + (f" {SPREAD_MARK}" if near else "")
+
+
 def heatmap_markdown(table: dict[str, dict[float, Cell]], title: str) -> str:
     """Rows a setting, columns T, each cell the mean +- std over seeds; the best of each row (and
-    its ties) in bold."""
+    its ties) in bold, the cells within the best cell's seed std marked (:data:`SPREAD_NOTE`)."""
     temps = temperatures_of(table)
     note = metric_note(title)
     lines = [f"**{title}** (mean +- std over seeds; best per row, and ties, in bold){note}", "",
              "| setting | " + " | ".join(f"T={t:g}" for t in temps) + " |",
              "|---|" + "---:|" * len(temps)]
     for row, cells in table.items():
-        values = []
-        for cell, best in row_cells(cells, temps):
-            if cell is None:
-                values.append("")
-                continue
-            mean = f"**{cell.mean:.2f}**" if best else f"{cell.mean:.2f}"
-            values.append(f"{mean} +- {cell.std:.2f}" if cell.n > 1 else mean)
+        values = [cell_markdown(*marks) for marks in row_marks(cells, temps)]
         lines.append(f"| {markdown_text(row)} | " + " | ".join(values) + " |")
+    if marks_any(table):
+        lines += ["", SPREAD_NOTE + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -354,40 +524,45 @@ def points_markdown(points: dict[str, Cell], title: str) -> str:
 
 
 def heatmap_csv(tables: dict[str, dict[str, dict[float, Cell]]],
-                points: dict[str, dict[str, Cell]] | None = None) -> str:
-    """Long form: metric, setting, T, mean, std, n, best (1 for the best of its row). Runs without
-    a fixed temperature have an empty T and best."""
+                points: dict[str, dict[str, Cell]] | None = None, names: dict[str, str] | None = None) -> str:
+    """Long form: metric, setting (the configuration's fields: a stable key), T, mean, std, n, best
+    (1 for the best of its row), label (the row's name in the tables and figures, ``names``: the
+    methods' published names) and within_best_std (1 where the mean lies within the best cell's
+    seed std of the best mean, the best included; empty where the best has no spread, one seed).
+    Runs without a fixed temperature have an empty T, best and within_best_std."""
+    names = names or {}
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["metric", "setting", "temperature", "mean", "std", "n", "best"])
+    writer.writerow(["metric", "setting", "temperature", "mean", "std", "n", "best", "label", "within_best_std"])
     for metric, table in tables.items():
         for row, cells in table.items():
-            best = best_temperatures(cells)
+            best, near = best_temperatures(cells), within_best_spread(cells)
             for t, cell in cells.items():
-                writer.writerow([metric, row, f"{t:g}", repr(cell.mean), repr(cell.std), cell.n, int(t in best)])
+                writer.writerow([metric, row, f"{t:g}", repr(cell.mean), repr(cell.std), cell.n, int(t in best),
+                                 names.get(row, row), int(t in near) if near else ""])
         for row, cell in (points or {}).get(metric, {}).items():
-            writer.writerow([metric, row, "", repr(cell.mean), repr(cell.std), cell.n, ""])
+            writer.writerow([metric, row, "", repr(cell.mean), repr(cell.std), cell.n, "", names.get(row, row), ""])
     return buffer.getvalue()
-
-
-NO_KD = "cross-entropy only (no KD)"
-"""The method name of runs without a distillation term (no objective, or a KD weight of 0)."""
-METHOD_KEYS = ("objective", "policy", "preset", "kd_weight", "initial", "minimum", "maximum", "k")
-"""Setting fields that name a method (an objective and how its temperature is set); with a
-record's ``method_keys`` (its objective's parameters), they are the method; the others (student,
-epochs, dataset, ...) are the context a method is compared in."""
 
 
 def method_rows(items: list[Record], metric: str) -> list[dict[str, Any]]:
     """Each method at its best: per context (the setting without the method's own fields), every
     method's best mean over T (or its single value when it sets its own temperature), with std
     and seeds, and the gain over the best fixed-temperature KD of the same context (positive:
-    better, by the metric's goal)."""
+    better, by the metric's goal). ``method`` is the method's configuration fields (a key:
+    ``objective=kd, policy=dts``), ``name`` its published name (``DTS [4, 8]``, :meth:`Record.name`)."""
     def split(record: Record) -> tuple[str, str]:
         own = set(METHOD_KEYS) | record.method_keys
         method = {k: v for k, v in record.setting.items() if k in own}
         context = {k: v for k, v in record.setting.items() if k not in own}
         return setting_label(context), setting_label(method) if record.distills else NO_KD
+
+    def context_keys(record: Record) -> list[str]:
+        own = set(METHOD_KEYS) | record.method_keys
+        return [k for k in record.setting if k not in own]
+
+    names = readable(items, key=lambda r: split(r)[1], drop=context_keys)
+    names.update({split(r)[1]: r.method for r in items if split(r)[1] == "all runs"})  # the method does not vary
 
     with_t = aggregate(items, metric, key=lambda r: "\x00".join(split(r)))
     without_t = aggregate_points(items, metric, key=lambda r: "\x00".join(split(r)))
@@ -413,7 +588,8 @@ def method_rows(items: list[Record], metric: str) -> list[dict[str, Any]]:
         context, method = key.split("\x00")
         baseline = best_kd.get(context)
         gain = None if baseline is None else (cell.mean - baseline[1].mean) * (1 if goal == "max" else -1)
-        out.append({"context": context, "method": method, "T": temperature, "mean": cell.mean, "std": cell.std,
+        out.append({"context": context, "method": method, "name": names.get(method, method), "T": temperature,
+                    "mean": cell.mean, "std": cell.std,
                     "n": cell.n, "gain": gain,
                     "kd_std": None if baseline is None else baseline[1].std,
                     "kd_T": None if baseline is None else baseline[0]})
@@ -431,7 +607,8 @@ def methods_markdown(rows: list[dict[str, Any]], title: str) -> str:
              "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         gain = "" if r["gain"] is None else f"{r['gain']:+.2f} ({r['kd_std']:.2f}, KD at T={r['kd_T']})"
-        lines.append(f"| {markdown_text(r['context'])} | {markdown_text(r['method'])} | {r['T']} | {r['mean']:.2f} | "
+        name = markdown_text(r.get("name", r["method"]))
+        lines.append(f"| {markdown_text(r['context'])} | {name} | {r['T']} | {r['mean']:.2f} | "
                      f"{r['std']:.2f} | {r['n']} | {gain} |")
     return "\n".join(lines) + "\n"
 
@@ -450,9 +627,9 @@ def teachers_rows(teachers: list[dict], runs: list[dict] | None = None, prepared
         model = config["teacher"]
         if model.get("prepared"):
             name = prepared.get(model["prepared"], model["prepared"])
-        else:
+        else:  # named once: its weights file when that names the architecture (resnet56-4bfd9763)
             source = model.get("weights") or model.get("init")
-            name = f"{model['name']} ({_show('teacher.weights', source)})"
+            name = model_label(str(model["name"]), _show("teacher.weights", source))
         data = config["data"]
         dataset = PurePath(str(data["root"])).name if data.get("dataset") == "folder" and data.get("root") else data["dataset"]
         test = [r["teacher"].get(metric.name) for r in runs or [] if r.get("teacher") and distilled_from(r, teacher)]
@@ -511,24 +688,31 @@ def teacher_table_markdown(items: list[Record], runs: list[dict], rows: list[dic
         blocks.setdefault(context, []).append(record)
     lines = [f"**{title} by teacher** (test {primary.short} of each teacher; H(p), H(p_bar) on its training split at T = 1; "
              "students' mean +- std over seeds; best per row in bold)", ""]
+    # each block by its methods' published names (KD, DTS [4, 8]), as the other tables
+    named_context = {setting_label({k: v for k, v in r.setting.items() if k not in TEACHER_KEYS}):
+                     r.name(drop=TEACHER_KEYS) for r in named}
+    marked = False
     for context, block in sorted(blocks.items(), key=lambda item: natural_key(item[0])):
         table = aggregate(block, metric, key=lambda r: by_run[r.run_id]["teacher_id"])
+        if not table:  # runs without a fixed temperature (DTS, CTKD): no T column to show them at
+            continue
         temps = temperatures_of(table)
         if context != "all runs":
-            lines.append(f"*{markdown_text(context)}*")
+            lines.append(f"*{markdown_text(named_context.get(context, context))}*")
             lines.append("")
         lines.append(f"| teacher | dataset | test {primary.short} | H(p) | H(p_bar) | " + " | ".join(f"T={t:g}" for t in temps) + " |")
         lines.append("|---|---|---:|---:|---:|" + "---:|" * len(temps))
         info = {row["teacher_id"]: row for row in rows}
         for teacher_id in sorted(table, key=lambda i: (natural_key(info[i]["dataset"]), natural_key(info[i]["teacher"]))):
             row = info[teacher_id]
-            cells = [("" if cell is None else (f"**{cell.mean:.2f}**" if best else f"{cell.mean:.2f}")
-                      + (f" +- {cell.std:.2f}" if cell is not None and cell.n > 1 else ""))
-                     for cell, best in row_cells(table[teacher_id], temps)]
+            cells = [cell_markdown(*marks) for marks in row_marks(table[teacher_id], temps)]
+            marked = marked or marks_any({teacher_id: table[teacher_id]})
             value = row.get(f"test {primary.name}")
             test = "" if value is None else f"{value:.2f}"
             tail = "n/a" if row["H(p_bar)"] is None else f"{row['H(p_bar)']:.3f}"
             lines.append(f"| {markdown_text(row['teacher'])} | {markdown_text(row['dataset'])} | {test} | "
                          f"{row['H(p)']:.3f} | {tail} | " + " | ".join(cells) + " |")
         lines.append("")
+    if marked:
+        lines += [SPREAD_NOTE + ".", ""]
     return "\n".join(lines)
