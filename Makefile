@@ -31,7 +31,7 @@ bench: $(STAMP)
 # On a CUDA machine, in one go: the CUDA-only tests, both augmentation arms on the device, and the
 # GPU benchmark's two configurations (BENCHMARKS.md records what they print).
 bench-gpu: $(STAMP)
-	$(PY) -m pytest -q -rs tests/test_augment_batched.py tests/test_engine_device.py -k cuda
+	$(PY) -m pytest -q -rs tests/tasks/image/test_augment.py tests/engine/test_member.py -k cuda
 	$(PY) bench/augment.py --device cuda --repeats 5
 	$(PY) bench/gpu.py --device cuda --teacher resnet56 --student resnet20 --resolution 32 --batch-size 64 --steps 50 --members 9
 	$(PY) bench/gpu.py --device cuda --teacher resnet50 --student resnet18 --resolution 224 --crop --batch-size 64 --steps 30 --members 9

@@ -15,7 +15,7 @@ dense bf16 rate (``--peak-tflops``, else a table of known GPUs).
     python bench/gpu.py --teacher resnet50 --student resnet18 --resolution 224 --crop --steps 30
     python bench/gpu.py --data cifar100 --root ~/data --steps 50          # a dataset via DataConfig
 
-It also runs on CPU with tiny sizes (``tests/test_bench_gpu.py``); the MFU is reported on CUDA only.
+It also runs on CPU with tiny sizes (``tests/bench/test_gpu.py``); the MFU is reported on CUDA only.
 """
 
 from __future__ import annotations

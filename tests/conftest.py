@@ -1,25 +1,22 @@
-"""Shared fixtures: tiny, fast, deterministic configurations on scikit-learn's digits."""
+"""Shared fixtures: tiny, fast, deterministic configurations on scikit-learn's digits.
+
+Fixtures used by the tests of more than one folder live here; builders a test imports live in
+``tests/helpers/``.
+"""
 
 import subprocess
-from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from helpers.shared import shared_data
+from helpers.trust import study, write_yaml
+from kdtemp.study import load_study, run_study
 
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
     """Keep dataset caches out of the user's home: one cache for the whole test session."""
     monkeypatch.setenv("KDTEMP_CACHE", str(tmp_path_factory.getbasetemp() / "kdtemp-cache"))
-
-
-def shared_data(name: str) -> Path:
-    """A file from ../shared/data, or skip the test when it is absent."""
-    path = SHARED_DATA / name
-    if not path.exists():
-        pytest.skip(f"{path} is absent (real data lives in ../shared/data beside the checkout)")
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +35,23 @@ def resnet_checkpoints(tmp_path_factory):
     target = tmp_path_factory.mktemp("resnet-weights")
     subprocess.run(["tar", "-xf", str(archive), "-C", str(target)], check=True)
     return {p.name.split("-")[0]: p for p in (target / "resnet-cifar10").glob("*.th")}
+
+
+@pytest.fixture
+def marker(tmp_path):
+    """Where a planted payload (``helpers.trust.plant``) would leave its mark: it must never run."""
+    path = tmp_path / "payload-ran"
+    yield path
+    assert not path.exists(), "a planted payload ran"
+
+
+@pytest.fixture(scope="session")
+def finished(tmp_path_factory):
+    """Every temperature method of the literature in one finished digits study (the
+    ``temperature_methods`` preset at T = 1 and 4): one cohort per seed, trained once per session
+    for the spec, engine, store and report tests that read it."""
+    folder = tmp_path_factory.mktemp("methods")
+    path = write_yaml(folder / "s.yaml", study(presets=["temperature_methods"], grid={"student.temperature": [1, 4]}))
+    s = load_study(path, output=folder / "out")
+    assert run_study(s, progress=False)["done"] == len(s.runs)
+    return s

@@ -1,0 +1,85 @@
+"""Every example shipped with kdtemp plans, unchanged, against data in each real format (tiny copies
+with the real class counts, made here), from a folder outside the checkout."""
+
+import pytest
+
+from kdtemp.cli import main
+from kdtemp.paths import examples
+from kdtemp.study import load_study
+
+from helpers import fake_datasets
+from helpers.fake_datasets import bird_folder
+from helpers.pretrained import cached_hub
+
+PRETRAINED = ("convnext_tiny", "mobilenetv4_conv_medium", "regnety_064", "resnet18", "resnet50", "vit_small_patch16_224")
+"""The timm models the examples fine-tune from their pretrained weights: cached here, as a user's
+machine has them (preflight refuses a pretrained name it cannot find or download)."""
+
+STUDIES = [name for name in examples() if name.endswith("_study") or name.startswith(("fig", "table", "dts", "temperature"))]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A user's folder: ./data/<dataset> in each format, ./runs/... for the examples that name a teacher."""
+    import torch
+
+    from kdtemp.tasks.image.models import ModelConfig, create_model
+
+    root = tmp_path_factory.mktemp("workspace")
+    patch = pytest.MonkeyPatch()
+    cached_hub(root, PRETRAINED, patch)
+    fake_datasets.pets(root / "data" / "pets")
+    fake_datasets.cars(root / "data" / "cars")
+    fake_datasets.cifar100(root / "data" / "cifar100")
+    fake_datasets.tiny_imagenet(root / "data")
+    bird_folder(root / "data" / "birds-in-imagenet")
+    bird_folder(root / "data" / "birds-fine")
+    bird_folder(root / "data" / "cifar10-jpeg", classes=10, train=7, test=1)
+    (root / "runs" / "demo" / "teacher").mkdir(parents=True)
+    torch.save(create_model(ModelConfig("resnet32"), 10).state_dict(), root / "runs/demo/teacher/teacher.pt")
+    yield root
+    patch.undo()
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_every_example_study_plans_unchanged(workspace, monkeypatch, capsys, name):
+    monkeypatch.chdir(workspace)
+    weights = {"pets_baseline_study": "runs/pets-resnet50-ft20/teacher.pt"}
+    if name in weights:  # the one example that names a teacher prepared outside the study
+        import torch
+
+        from kdtemp.tasks.image.models import ModelConfig, create_model
+
+        path = workspace / weights[name]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(create_model(ModelConfig("resnet50"), 37).state_dict(), path)
+    assert main(["study", "plan", name, "--output", str(workspace / "studies" / name)]) == 0, capsys.readouterr().err
+    assert "preflight: data, weights and devices checked" in capsys.readouterr().out
+
+
+def test_table1_plans_the_papers_19_teachers_per_dataset(workspace, monkeypatch):
+    monkeypatch.chdir(workspace)
+    for name in ("table1_pets", "table1_cifar100"):
+        study = load_study(name, output=workspace / "studies" / name)
+        preparations = study.preparations
+        assert len(preparations) == 19
+        finetuned = [p for p in preparations if p.config.model.init == "pretrained"]
+        scratch = [p for p in preparations if p.config.model.init == "random"]
+        assert len(finetuned) == 16 and len(scratch) == 3
+        assert {p.config.model.name for p in scratch} == {"resnet50", "convnext_tiny", "regnety_064"}
+        lengths = sorted({p.config.epochs for p in finetuned})
+        assert lengths == ([20, 50, 200, 400] if name == "table1_pets" else [40, 100, 200, 400])
+        vit = [p for p in finetuned if p.config.model.name.startswith("vit")]
+        assert {(p.config.optimizer.lr, p.config.optimizer.weight_decay) for p in vit} == {(5e-5, 0.1)}
+        assert len(study.runs) == 19 * 9 * 3 and "teachers" in study.axis_names
+
+
+def test_table2_students_and_fig6_7_datasets(workspace, monkeypatch):
+    monkeypatch.chdir(workspace)
+    table2 = load_study("table2_student_init", output=workspace / "studies" / "t2")
+    inits = {(r.spec.student.model.name, r.spec.student.model.init, r.spec.student.model.prepared)
+             for r in table2.runs}
+    assert len(inits) == 8 and len(table2.preparations) == 5
+    fig67 = load_study("fig6_7_datasets", output=workspace / "studies" / "f67")
+    assert len({r.spec.data.dataset for r in fig67.runs}) == 5 and len(fig67.preparations) == 6
+    assert len(fig67.cohorts) == 6 * 3
