@@ -159,7 +159,8 @@ def run_arm(args, split: ImageSplit, members_count: int, device: torch.device) -
     augment = AugmentConfig(random_resized_crop=args.crop, randaugment_ops=args.randaugment_ops,
                             randaugment_magnitude=args.magnitude)
     stream = TrainStream(split, args.batch_size, augment, args.resolution, data_seed=0, channels_last=channels_last)
-    data = SimpleNamespace(num_classes=split.num_classes, stream=stream)  # what a member needs of the task's data
+    data = SimpleNamespace(num_classes=split.num_classes, classes=split.classes, train_size=len(split),
+                           stream=stream)  # what a member needs of the task's data
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         teacher = task.create_model(ModelConfig(args.teacher), data, runtime, "teacher")

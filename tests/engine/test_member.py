@@ -32,7 +32,8 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUD
 
 
 def build(config, device, num_classes=4):
-    data = types.SimpleNamespace(num_classes=num_classes, stream=types.SimpleNamespace(batches_per_epoch=4))
+    data = types.SimpleNamespace(num_classes=num_classes, classes=[str(c) for c in range(num_classes)], train_size=64,
+                                 stream=types.SimpleNamespace(batches_per_epoch=4))
     m = Member(config, "run", get_task("image_classification"), data, Runtime.create(device))
     if m.needs_training_logits():
         m.bind_training_logits(torch.randn(64, num_classes, generator=torch.Generator().manual_seed(1)).to(device))

@@ -378,8 +378,8 @@ def test_the_stream_forks_no_rng_per_image(monkeypatch):
 def test_a_cohort_and_a_solo_run_see_identical_batches(monkeypatch):
     from helpers.engine import cohort, member
 
-    from kdtemp.engine import cohort as cohort_module
     from kdtemp.engine import run_cohort
+    from kdtemp.tasks.image import task as task_module
 
     seen: dict[str, list] = {}
 
@@ -391,7 +391,7 @@ def test_a_cohort_and_a_solo_run_see_identical_batches(monkeypatch):
                 seen.setdefault(Recording.label, []).append(batch.images.clone())
                 yield batch
 
-    monkeypatch.setattr(cohort_module, "TrainStream", Recording)
+    monkeypatch.setattr(task_module, "TrainStream", Recording)  # the image task builds the cohort's stream
     recipe = AugmentConfig(random_resized_crop=True, randaugment_ops=2, randaugment_magnitude=14)
     Recording.label = "cohort"
     run_cohort(cohort([member(epochs=1, temperature=t) for t in (1.0, 4.0, 16.0)], augment=recipe), progress=False)
