@@ -17,23 +17,11 @@ import yaml
 from kdtemp.cli import main
 from kdtemp.tasks.image.models import ModelConfig, create_model
 
+from helpers.cli import assert_one_line, run_cli
 from helpers.trust import BASE, study, write_yaml
 
 ORDER = ["7", "2", "5"]  # a subset of digits in an order of its own: labels 0, 1, 2 are 7, 2, 5
 TEST_DATA = {"dataset": "digits", "resolution": 8, "train_per_class": 16}  # every test image: the same set in any order
-
-
-def run_cli(argv, capsys):
-    code = main(argv)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err.strip()
-
-
-def assert_one_line(code, err, *fragments):
-    assert code == 2, err
-    assert err.startswith("kdtemp: error: ") and len(err.splitlines()) == 1, err
-    for fragment in fragments:
-        assert fragment in err, err
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from kdtemp.cli import main
 from kdtemp.tasks.image import models
 
 from helpers.pretrained import COMMIT, plant_hf  # noqa: F401  (COMMIT: the planted revision)
+from helpers.cli import assert_one_line, run_cli
 from helpers.trust import BASE, study, write_yaml
 
 @pytest.fixture
@@ -55,19 +55,6 @@ def hub(tmp_path, monkeypatch):
 
 def pretrained_student(name="resnet18"):
     return {**BASE, "student": {**BASE["student"], "model": {"name": name, "init": "pretrained"}}}
-
-
-def run_cli(argv, capsys):
-    code = main(argv)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err.strip()
-
-
-def assert_one_line(code, err, *fragments):
-    assert code == 2, err
-    assert err.startswith("kdtemp: error: ") and len(err.splitlines()) == 1, err
-    for fragment in fragments:
-        assert fragment in err, err
 
 
 def plan(tmp_path, capsys, base, action="plan"):
