@@ -24,7 +24,7 @@ suggestion: across architectures it separates fine-tuning lengths far less than 
 at 20 epochs has the H(p) of ResNet50 at 400). Class granularity does not move the suggestion: finding
 7 puts fine-grained overlapping targets at or above coarse ones, and coarse ones already get the top.
 
-Calibration (tests/advise/test_calibration.py, tests/test_advise_cross_validation.py) on the paper's
+Calibration (tests/advise/test_calibration.py, tests/advise/test_cross_validation.py) on the paper's
 published Table 2 (58 rows: students x initialisations x ResNet50 / ViT-S teachers x Pets / CIFAR-100,
 AdamW, long training, teachers fine-tuned 20 / 40 epochs from ImageNet weights; the teachers' entropies
 from Table 1): mean regret against each row's best T, in accuracy points. With the teachers' entropies

@@ -16,7 +16,7 @@ rounds ``x * r`` to float32 and then adds ``y * (1 - r)`` with a single rounding
 Pointwise ops are per-image, per-channel lookup tables over the 256 pixel values, built with
 torchvision's formulas and applied in one gather.
 
-Agreement with torchvision (pinned by ``tests/test_augment_batched.py``): the lookup-table ops
+Agreement with torchvision (pinned by ``tests/tasks/image/test_augment.py``): the lookup-table ops
 (brightness, contrast, posterize, solarize, autocontrast, equalize), saturation and sharpness are
 bit-exact; shear, translation and rotation pick torchvision's source pixels (its float32 grid
 steps are reproduced; at odd image sizes a rounding tie may still fall the other way); the
