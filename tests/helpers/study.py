@@ -2,19 +2,17 @@
 
 import csv
 import io
+import copy
 from pathlib import Path
 
 import yaml
 
 from kdtemp.study import Store, export, store_path
 
-BASE = {
-    "data": {"dataset": "digits", "resolution": 8, "train_per_class": 16, "test_per_class": 10},
-    "augment": {"randaugment_ops": 0, "horizontal_flip": False, "mix": True},
-    "teacher": {"name": "resnet20", "init": "random"},
-    "batch_size": 32,
-    "student": {"model": {"name": "resnet20"}, "objective": "kd", "epochs": 2},
-}
+from helpers import trust
+
+BASE = {**copy.deepcopy(trust.BASE), "student": {**trust.BASE["student"], "epochs": 2}}
+"""The trust tests' tiny digits base (helpers.trust.BASE), trained for two epochs."""
 
 # 9 temperatures x 2 optimizers x 2 seeds = 36 runs, in 2 cohorts (one per seed).
 DIGITS_STUDY = {
