@@ -47,3 +47,25 @@ def test_the_staircase_for_a_length_that_is_not_a_multiple_is_clamped():
     assert [akd_level(e, 25) for e in range(1, 26)] == [k for k in range(1, 11) for _ in range(2)] + [10] * 5
     with pytest.raises(ValueError, match=r"phase1_epochs \(9\) must be >= max_level \(10\)"):
         akd_level(1, 9)
+
+
+def test_the_study_objective_at_the_policy_s_annealing_temperature_is_akd_loss_at_its_level():
+    from kdtemp.objectives import create_objective
+    from kdtemp.temperature import create_policy
+
+    student, teacher = torch.randn(6, 5, dtype=torch.float64), torch.randn(6, 5, dtype=torch.float64)
+    policy = create_policy("akd", temperature=4.0, akd={"phase1_epochs": 25, "max_level": 10})
+    objective = create_objective("akd", phase1_epochs=25)
+    seen = []
+    for epoch in range(1, 26):
+        policy.begin_epoch(epoch)
+        tau = policy.current()
+        level = akd_level(epoch, 25)
+        assert tau == 11 - level  # the paper's temperature: 10 at the first level, 1 at the last
+        assert float(objective(student, teacher, None, tau)) == float(akd_loss(student, teacher, level))
+        seen.append(tau)
+    assert seen[0] == 10.0 and seen[-1] == 1.0
+    state = policy.state_dict()
+    again = create_policy("akd", temperature=4.0, akd={"phase1_epochs": 25, "max_level": 10})
+    again.load_state_dict(state)
+    assert again.current() == 1.0

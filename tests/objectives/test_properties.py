@@ -25,6 +25,11 @@ KL_BASED = ["kd", "dkd", "ea_kd", "ea_dkd", "ctkd", "ls_kd", "ls_dkd", "mlkd", "
 SHIFT_DEPENDENT = {"ats", "dtkd", "energy_kd"}
 
 
+# Regressions on the raw logits (Annealing KD's MSE to the scaled teacher): no softmax, so neither
+# invariant to a constant added to a row nor finite where a teacher logit is -inf (as in its authors' code).
+ON_RAW_LOGITS = {"akd"}
+
+
 # Reduced with batchmean (or a batch-size-free statistic): unchanged when the batch is duplicated.
 BATCH_INVARIANT = [name for name in ALL if name not in ("mlkd", "shuffled_tail")]  # shuffled: fresh per sample
 
@@ -62,7 +67,7 @@ def test_zero_when_student_equals_teacher(name, temperature):
     assert abs(value.item()) < 1e-12
 
 
-@pytest.mark.parametrize("name", [name for name in ALL if name not in SHIFT_DEPENDENT])
+@pytest.mark.parametrize("name", [name for name in ALL if name not in SHIFT_DEPENDENT | ON_RAW_LOGITS])
 def test_unchanged_when_a_constant_is_added_to_each_row(name):
     student, teacher, target = sample()
     g = torch.Generator().manual_seed(7)
@@ -153,7 +158,7 @@ def objective(name):
     return create_objective(name, **params.get(name, {}))
 
 
-@pytest.mark.parametrize("name", sorted(OBJECTIVES))
+@pytest.mark.parametrize("name", sorted(set(OBJECTIVES) - ON_RAW_LOGITS))
 def test_a_masked_teacher_class_gives_finite_loss_and_gradient(name):
     torch.manual_seed(0)
     student = torch.randn(8, 10, requires_grad=True)

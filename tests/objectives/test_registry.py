@@ -141,10 +141,10 @@ def test_registration_refuses_an_incomplete_objective(name, parameters, loss, me
 # --- Every registered objective ---------------------------------------------------------------------------------
 
 def test_order_is_the_registration_order_of_before():
-    assert list(OBJECTIVES) == LEGACY_ORDER
+    assert list(OBJECTIVES) == LEGACY_ORDER + ["akd"]  # objectives added since follow, in their modules' order
 
 
-@pytest.mark.parametrize("name", LEGACY_ORDER)
+@pytest.mark.parametrize("name", LEGACY_ORDER + ["akd"])
 def test_every_objective_has_a_display_name_a_summary_a_preset_and_its_rules(name):
     spec = OBJECTIVES[name]
     assert spec.name == name and spec.display_name.strip() and spec.summary.strip()
@@ -152,7 +152,7 @@ def test_every_objective_has_a_display_name_a_summary_a_preset_and_its_rules(nam
     assert set(spec.parameters) == set(spec.defaults)
     assert all(isinstance(rule, ParameterRule) for rule in spec.parameters.values())
     assert check_parameters(name, {}) == spec.defaults  # every default passes its own rule
-    assert spec.temperature_policy in ("fixed", "ctkd")
+    assert spec.temperature_policy in ("fixed", "ctkd", "akd")
     assert spec.loss.__module__.startswith("kdtemp.objectives.")  # registered beside its definition
 
 
@@ -163,7 +163,7 @@ def test_display_names_are_the_reports_names():
                 "ls_dkd": "LS-DKD (logit standardization)", "mlkd": "MLKD", "rld": "RLD", "dist": "DIST",
                 "ttm": "TTM", "wttm": "WTTM", "normkd": "NormKD", "normkd_dkd": "NormKD+DKD", "ats": "ATS",
                 "dtkd": "DTKD", "energy_kd": "Energy KD",
-                "ctkd": "CTKD"}  # the papers' names (a ctkd run's curve is labelled "CTKD (learned T)")
+                "ctkd": "CTKD", "akd": "AKD"}  # the papers' names (a ctkd run's curve is labelled "CTKD (learned T)")
     assert {name: spec.display_name for name, spec in OBJECTIVES.items()} == expected
 
 
@@ -180,7 +180,8 @@ def test_labels_and_dataset_statistics_are_declared_with_the_objective():
     assert {n for n, s in OBJECTIVES.items() if s.uses_label} == {"dkd", "ea_dkd", "ls_dkd", "rld", "normkd_dkd", "ats"}
     assert {n for n, s in OBJECTIVES.items() if s.dataset_constants} == {"energy_kd", "ls_global"}
     assert {n for n, s in OBJECTIVES.items() if s.monitor} == {"dtkd"}
-    assert {n for n, s in OBJECTIVES.items() if s.temperature_policy != "fixed"} == {"ctkd"}
+    assert {n for n, s in OBJECTIVES.items() if s.temperature_policy != "fixed"} == {"ctkd", "akd"}
+    assert {n for n, s in OBJECTIVES.items() if s.phase_one} == {"akd"}  # two phases in one run
 
 
 # --- Layout: the registry knows no objective; every module registers itself ------------------------------------

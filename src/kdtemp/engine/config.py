@@ -100,7 +100,13 @@ class MemberConfig:
 
     ``temperature: null`` (the default) means the official preset's temperature under
     ``loss_preset: official`` (e.g. 2 for ``ls_kd``), else 4. A temperature given explicitly
-    always wins. DTS and CTKD set the temperature themselves and ignore this field.
+    always wins. DTS, CTKD and AKD set the temperature themselves and ignore this field.
+
+    A two-phase objective (``akd``, Annealing KD) trains ``objective_params.phase1_epochs`` epochs
+    (by default two thirds of ``epochs``) of its distillation phase and the rest of ``epochs`` on the hard labels alone, from its best
+    phase-1 epoch, with a fresh optimizer and schedule; ``optimizer``'s schedule applies to each
+    phase scaled to its length (a milestone ``m`` of the run's ``epochs`` falls ``floor(m * L /
+    epochs)`` epochs into a phase of ``L``; likewise the warm-up), and ``label_smoothing`` to phase 2.
     """
 
     name: str | None = None
@@ -108,7 +114,7 @@ class MemberConfig:
     objective: str | None = "kd"
     objective_params: dict[str, Any] = field(default_factory=dict)
     temperature: float | None = None
-    temperature_policy: Literal["fixed", "dts", "dts_instance", "ctkd"] = "fixed"
+    temperature_policy: Literal["fixed", "dts", "dts_instance", "ctkd", "akd"] = "fixed"
     dts: DTSConfig = field(default_factory=DTSConfig)
     ctkd_ramp_epochs: int = 10
     loss_preset: Literal["protocol", "official"] = "protocol"
@@ -146,9 +152,18 @@ class MemberConfig:
             require(self.temperature_policy != "dts_instance" or self.objective == "kd", f"{path}.temperature_policy",
                     f"dts_instance gives each sample its own temperature, which only objective 'kd' takes; got "
                     f"objective {self.objective!r}")
-            if get_spec(self.objective).temperature_policy == "ctkd":
-                require(self.temperature_policy == "ctkd", f"{path}.temperature_policy",
-                        "objective 'ctkd' needs temperature_policy: ctkd")
+            spec = get_spec(self.objective)
+            if spec.temperature_policy != "fixed":
+                require(self.temperature_policy == spec.temperature_policy, f"{path}.temperature_policy",
+                        f"objective {self.objective!r} needs temperature_policy: {spec.temperature_policy}; "
+                        f"got {self.temperature_policy}")
+            require(self.temperature_policy != "akd" or spec.temperature_policy == "akd", f"{path}.temperature_policy",
+                    f"akd is Annealing KD's staircase, which only objective 'akd' takes; got objective {self.objective!r}")
+            if spec.check_run is not None:
+                try:
+                    spec.check_run(check_parameters(self.objective, self.objective_params), self.epochs)
+                except ValueError as error:
+                    raise ConfigError(f"{path}.objective_params.{error}") from None
         else:
             require(self.temperature_policy == "fixed", f"{path}.temperature_policy", "needs an objective")
             require(not self.objective_params, f"{path}.objective_params", "needs an objective")
@@ -184,6 +199,16 @@ class MemberConfig:
         return self.objective is not None and self.weights().kd_weight > 0
 
     @property
+    def phase_one_epochs(self) -> int | None:
+        """For a run of a two-phase objective (``akd``): the epochs of its distillation phase; else None."""
+        if not self.distills:
+            return None
+        spec = get_spec(self.objective)
+        if spec.phase_one is None:
+            return None
+        return spec.phase_one(check_parameters(self.objective, self.objective_params), self.epochs)
+
+    @property
     def effective_temperature(self) -> float:
         """The fixed temperature the run uses: the explicit one, else the official preset's
         temperature under ``loss_preset: official``, else 4."""
@@ -213,7 +238,7 @@ class MemberConfig:
                 unused.add("dts")
             if self.temperature_policy != "ctkd":
                 unused.add("ctkd_ramp_epochs")
-        if weights.ce_weight == 0:
+        if weights.ce_weight == 0 and self.phase_one_epochs is None:  # a two-phase run's phase 2 uses it
             unused.add("label_smoothing")
         unused |= {f"optimizer.{name}" for name in self.optimizer.unused_fields()}
         unused |= {f"model.{name}" for name in self.model.unused_fields()}
@@ -244,6 +269,8 @@ class MemberConfig:
             return f"{self.objective}-dts-instance[{self.dts.minimum:g},{self.dts.maximum:g}]-{self.optimizer.name}"
         if self.temperature_policy == "ctkd":
             return f"{self.objective}-learned-T-{self.optimizer.name}"
+        if self.temperature_policy == "akd":
+            return f"{self.objective}-{self.phase_one_epochs}+{self.epochs - self.phase_one_epochs}-{self.optimizer.name}"
         return f"{self.objective}-T{self.effective_temperature:g}-{self.optimizer.name}"
 
 

@@ -8,6 +8,7 @@ same run trained alone.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ..objectives import create_objective
+from ..objectives.registry import check_parameters
 from ..tasks.base import Task, TaskData, TrainingBatch
 from ..temperature import create_policy
 from .config import MemberConfig, OptimizerConfig
@@ -47,6 +49,15 @@ def build_optimizer(config: OptimizerConfig, model: nn.Module, extra: list[nn.Pa
 def half_cosine(total_steps: int):
     """LR multiplier ``0.5 * (1 + cos(pi * step / total_steps))`` for step 0..total-1."""
     return lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
+
+
+def phase_schedule(config: OptimizerConfig, epochs: int, length: int) -> OptimizerConfig:
+    """``config``'s schedule of an ``epochs``-epoch run scaled to a phase of ``length`` epochs (a
+    two-phase run's): each milestone ``m`` falls at ``floor(m * length / epochs)`` epochs into the
+    phase, and the warm-up lasts ``floor(lr_warmup_epochs * length / epochs)`` epochs. With
+    milestones 150 and 225 of 300, phases of 200 and 100 epochs drop at 100, 150 and 50, 75."""
+    return dataclasses.replace(config, milestones=[m * length // epochs for m in config.milestones],
+                               lr_warmup_epochs=config.lr_warmup_epochs * length // epochs)
 
 
 def lr_multiplier(config: OptimizerConfig, epochs: int, steps_per_epoch: int):
@@ -87,7 +98,11 @@ class MemberState:
 
 
 class Member:
-    """Runtime of one cohort member."""
+    """Runtime of one cohort member.
+
+    A member of a two-phase objective (Annealing KD) keeps a copy of its weights at its best
+    phase-1 epoch by the task's primary metric (the first best on ties, as the authors' strict
+    ``>``), and at the start of phase 2 takes them back and a fresh optimizer and schedule."""
 
     def __init__(self, config: MemberConfig, run_id: str, task: Task, data: TaskData, runtime: Runtime) -> None:
         self.config, self.run_id, self.runtime = config, run_id, runtime
@@ -95,6 +110,9 @@ class Member:
         self.weights = config.weights()
         self.state = MemberState()
         self.steps_per_epoch = data.stream.batches_per_epoch
+        self.primary, self.goal = task.primary_metric, task.primary_goal
+        self.phase_one = config.phase_one_epochs  # None: one phase
+        self._phase_one_best: dict | None = None  # {"epoch", "value", "model"} of the best phase-1 epoch
         # The member's own random streams, seeded with its seed: the CPU's (initialisation,
         # CPU-side draws) and, on CUDA, its device's (device-side draws), both restored for the
         # caller and carried by the member from step to step (:meth:`own_rng`).
@@ -107,20 +125,57 @@ class Member:
             self.model = task.create_model(config.model, data, runtime, "student")
             self.policy = create_policy(config.temperature_policy, temperature=config.effective_temperature,
                                         dts=config.dts, ctkd_ramp_epochs=config.ctkd_ramp_epochs, device=device,
-                                        samples=getattr(data, "train_size", 1))
+                                        samples=getattr(data, "train_size", 1),
+                                        akd={**check_parameters(config.objective, config.objective_params),
+                                             "phase1_epochs": self.phase_one}
+                                        if config.temperature_policy == "akd" else None)
             self.rng_state = torch.random.get_rng_state()
             self.cuda_rng_state = torch.cuda.get_rng_state(device) if cuda_devices else None
         self.student = self.model.module
         self.objective = create_objective(config.objective, **config.objective_params) if config.distills else None
         self.state.derived.update(self.model.metadata())  # e.g. the input normalisation, saved with the weights
-        extra = self.policy.parameters()
-        self.parameters = list(self.student.parameters()) + extra
-        self.optimizer = build_optimizer(config.optimizer, self.student, extra)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_multiplier(config.optimizer, config.epochs, self.steps_per_epoch))
+        self.parameters = list(self.student.parameters()) + self.policy.parameters()
+        self.optimizer, self.scheduler = self._optimizer_for(1)
         self._loss_sum = torch.zeros((), device=device)
         self._started = 0.0
         self.warnings: list[str] = []
+
+    def _optimizer_for(self, phase: int):
+        """A fresh optimizer and schedule for ``phase`` (1 or 2): the run's own, or for a two-phase
+        run the run's schedule scaled to the phase (:func:`phase_schedule`, recorded in ``derived``)."""
+        config, epochs = self.config.optimizer, self.config.epochs
+        if self.phase_one is not None:
+            length = self.phase_one if phase == 1 else self.config.epochs - self.phase_one
+            config, epochs = phase_schedule(config, self.config.epochs, length), length
+            phases = self.state.derived.setdefault("phases", [])
+            del phases[phase - 1:]
+            phases.append({"phase": phase, "epochs": length, "milestones": list(config.milestones),
+                           "lr_warmup_epochs": config.lr_warmup_epochs})
+        optimizer = build_optimizer(config, self.student, self.policy.parameters())
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(config, epochs, self.steps_per_epoch))
+
+    def in_phase_two(self, epoch: int) -> bool:
+        """Whether 1-based ``epoch`` is in a two-phase run's hard-label phase."""
+        return self.phase_one is not None and epoch > self.phase_one
+
+    def _start_phase_two(self) -> None:
+        """Take back the best phase-1 weights; a fresh optimizer and schedule for phase 2."""
+        best = self._phase_one_best
+        if best is None:
+            raise RuntimeError(f"run {self.run_id}: phase 1 recorded no {self.primary} to choose its best epoch by")
+        self.student.load_state_dict(best["model"])
+        self._phase_one_best = None
+        self.optimizer, self.scheduler = self._optimizer_for(2)
+        self.state.derived["phase_two_from"] = {"epoch": best["epoch"], self.primary: best["value"]}
+
+    def _keep_if_best(self, epoch: int, evaluation: dict[str, float]) -> None:
+        value = evaluation.get(self.primary)
+        if value is None or value != value:
+            return
+        best = self._phase_one_best
+        if best is None or (value > best["value"] if self.goal == "max" else value < best["value"]):
+            self._phase_one_best = {"epoch": epoch, "value": value,
+                                    "model": {k: v.detach().clone() for k, v in self.student.state_dict().items()}}
 
     def note(self, message: str) -> None:
         """Something the user should know about this run (printed by the driver, kept in its result)."""
@@ -162,6 +217,8 @@ class Member:
         return self.active and self.state.epochs_done < epoch <= self.config.epochs
 
     def begin_epoch(self, epoch: int) -> None:
+        if self.phase_one is not None and epoch == self.phase_one + 1 == self.state.epochs_done + 1:
+            self._start_phase_two()
         self.state.status = "running"
         self._loss_sum.zero_()
         self._monitored: dict[str, Tensor] = {}
@@ -193,9 +250,12 @@ class Member:
             logits = logits.float()
             temperature = self.policy.current(batch)
             loss = logits.new_zeros(())
-            if self.weights.ce_weight:
+            phase_two = self.in_phase_two(epoch)
+            if phase_two:  # a two-phase run's hard-label phase: cross-entropy alone
+                loss = loss + batch.cross_entropy(logits, self.config.label_smoothing)
+            elif self.weights.ce_weight:
                 loss = loss + self.weights.ce_weight * batch.cross_entropy(logits, self.config.label_smoothing)
-            if self.objective is not None and self.weights.kd_weight:
+            if self.objective is not None and self.weights.kd_weight and not phase_two:
                 kd = self.objective(logits, teacher_logits, batch.targets, temperature)
                 loss = loss + self.weights.kd_weight * self.weights.warmup(epoch) * kd
                 if self.objective.spec.monitor is not None:  # summed on the device, read once per epoch
@@ -217,17 +277,16 @@ class Member:
             with torch.no_grad():  # the gap stays on the device: no host sync in the step
                 self.policy.after_step(temperature, cross_entropies, epoch, self.config.epochs)
 
-    def epoch_temperature(self) -> float | None:
-        """Mean temperature used over the epoch (None for a cross-entropy-only run, which uses
-        none); the per-step values the policy logs (DTS's) join ``state.temperature_trace``."""
+    def epoch_temperature(self, epoch: int) -> tuple[float | None, dict[str, float] | None]:
+        """Mean temperature used over the epoch (None for a cross-entropy-only run or a two-phase
+        run's hard-label phase, which use none) and, for per-sample temperatures, their
+        distribution at the epoch's end; the per-step values the policy logs (DTS's) join
+        ``state.temperature_trace``."""
         if not self.config.distills:
-            return None
+            return None, None
         mean, steps = self.policy.end_epoch()
         self.state.temperature_trace.extend(steps)
-        summary = self.policy.epoch_summary()
-        if summary is not None:  # per-sample temperatures: their distribution at each epoch's end
-            self.state.derived.setdefault("temperature_distribution", []).append(summary)
-        return mean
+        return (None if self.in_phase_two(epoch) else mean), self.policy.epoch_summary()
 
     def end_epoch(self, epoch: int, evaluation: dict[str, float], train_loss: float) -> None:
         """Record the epoch with the evaluation's metrics by name; a non-finite training loss marks
@@ -239,11 +298,16 @@ class Member:
             return
         for name, value in self._monitored.items():  # e.g. DTKD's guarded samples, one count per epoch
             self.state.derived.setdefault(name, []).append(int(value))
+        temperature, distribution = self.epoch_temperature(epoch)
         record = {"epoch": epoch, "train_loss": train_loss,
                   **{metric_key("test", name): value for name, value in evaluation.items()},
-                  "temperature": self.epoch_temperature(), "lr": self.optimizer.param_groups[0]["lr"]}
+                  "temperature": temperature, "lr": self.optimizer.param_groups[0]["lr"]}
+        if distribution is not None:  # per-sample temperatures: their distribution at the epoch's end
+            record["temperature_distribution"] = distribution
         self.state.curve.append(record)
         self.state.epochs_done = epoch
+        if self.phase_one is not None and epoch <= self.phase_one:
+            self._keep_if_best(epoch, evaluation)
         if epoch >= self.config.epochs:
             self.state.status = "done"
 
@@ -258,12 +322,16 @@ class Member:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "policy": self.policy.state_dict(),
+            "phase_one_best": self._phase_one_best,
             "rng_state": self.rng_state,
             "cuda_rng_state": self.cuda_rng_state,
             "state": self.state.__dict__,
         }
 
     def restore(self, checkpoint: dict) -> None:
+        if self.phase_one is not None and checkpoint["state"]["epochs_done"] > self.phase_one:
+            self.optimizer, self.scheduler = self._optimizer_for(2)  # the checkpoint's are phase 2's
+        self._phase_one_best = checkpoint.get("phase_one_best")
         self.student.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])

@@ -2,8 +2,9 @@
 
 A run's **curve** is one dict per finished epoch: ``epoch``, ``train_loss``, the evaluation's
 metrics by name (images: ``top1``, ``top5``, ``test_loss``), ``temperature`` (``None`` for a
-cross-entropy-only run) and ``lr``. Every task declares one **primary metric** and whether
-higher is better; a run's *final* metrics are those of its last epoch, its *best* ones those of
+cross-entropy-only run) and ``lr``; instance-wise DTS adds ``temperature_distribution``, the
+per-sample temperatures' mean, quartiles, minimum and maximum at the epoch's end. Every task
+declares one **primary metric** and whether higher is better; a run's *final* metrics are those of its last epoch, its *best* ones those of
 the epoch with the best primary metric (the first such epoch on ties). Stores, exports, reports and
 the advisor read the primary metric; they never assume which one it is.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
-NOT_METRICS = ("epoch", "temperature", "lr")
+NOT_METRICS = ("epoch", "temperature", "lr", "temperature_distribution")
 """Curve fields that are not metrics of a split."""
 
 DEFAULT_PRIMARY = ("top1", "max")

@@ -9,11 +9,11 @@ import importlib as _importlib
 import pkgutil as _pkgutil
 
 BUILTIN_MODULES = ("kd", "dkd", "entropy_adaptive", "ctkd", "standardize", "mlkd", "rld", "dist", "ttm", "normkd",
-                   "ats", "dtkd", "energy", "teacher_signals")
+                   "ats", "dtkd", "energy", "teacher_signals", "akd")
 """The built-in objective modules, imported first and in this order, which is the order of
 ``OBJECTIVES`` (kd, dkd, ea_kd, ea_dkd, ctkd, ls_kd, ...); every other module follows, by name."""
 
-_NOT_OBJECTIVES = {"registry", "akd"}  # akd: a loss without a registered two-phase run yet
+_NOT_OBJECTIVES = {"registry"}
 
 
 def _import_all() -> None:

@@ -112,6 +112,11 @@ class ObjectiveSpec:
     ``dataset_constants(teacher_logits, T, **params)``: parameters computed once from the
     teacher's logits on the un-augmented training split (``ls_global``'s coefficient, Energy KD's
     thresholds), needed while the parameters it returns are null.
+    ``phase_one(params, epochs)``: for a two-phase objective (Annealing KD), how many of the run's
+    ``epochs`` its distillation phase lasts; the run then trains on the hard labels alone, from its best epoch of
+    phase one by the task's primary metric, with a fresh optimizer and schedule.
+    ``check_run(params, epochs)``: what the objective needs of the run as a whole (AKD: a phase
+    one of at least ``max_level`` epochs and a phase two), ``ValueError("<param>: ...")`` if not.
     """
 
     name: str
@@ -125,6 +130,8 @@ class ObjectiveSpec:
     dataset_constants: Callable[..., dict[str, Any]] | None = None
     display_name: str = ""
     parameters: Mapping[str, ParameterRule] = field(default_factory=dict)
+    phase_one: Callable[[Mapping[str, Any], int], int] | None = None
+    check_run: Callable[[Mapping[str, Any], int], None] | None = None
 
     def __post_init__(self) -> None:
         if not self.display_name:
@@ -192,6 +199,8 @@ def register(
     notes: str = "",
     monitor: Callable[..., dict[str, Tensor]] | None = None,
     dataset_constants: Callable[..., dict[str, Any]] | None = None,
+    phase_one: Callable[[Mapping[str, Any], int], int] | None = None,
+    check_run: Callable[[Mapping[str, Any], int], None] | None = None,
 ) -> Callable[[Loss], Loss]:
     """Decorator registering ``loss(s, t, y, T, **params)`` as the objective ``name``; returns ``loss``.
 
@@ -204,7 +213,8 @@ def register(
     def decorate(loss: Loss) -> Loss:
         register_spec(ObjectiveSpec(name, summary, loss, official, uses_label, temperature_policy=temperature_policy,
                                     notes=notes, monitor=monitor, dataset_constants=dataset_constants,
-                                    display_name=display_name, parameters=dict(parameters or {})))
+                                    display_name=display_name, parameters=dict(parameters or {}),
+                                    phase_one=phase_one, check_run=check_run))
         return loss
 
     return decorate

@@ -134,7 +134,10 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
                    "signals", "Teacher-signal ablation (the study's Fig. 5)")
     traces = figures.temperature_traces(runs, lambda run: _trace_label(run, items))
     if traces is not None:
-        add_figure(traces, "temperatures", "Temperatures of DTS and CTKD over training")
+        add_figure(traces, "temperatures", "Temperatures over training (DTS, instance-wise DTS, CTKD, AKD)",
+                   "DTS per step; CTKD, AKD's annealing temperature (its phase 1) and instance-wise DTS per epoch, "
+                   "the last as the mean of its samples' temperatures with their interquartile range shaded and, lighter, "
+                   "their whole range.")
     if teachers:
         rows = teachers_rows(teachers, runs, prepared, primary)
         (folder / "teachers.md").write_text(teachers_markdown(rows, primary))

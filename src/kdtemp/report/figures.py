@@ -325,34 +325,54 @@ def profiles(teachers: list[dict], names: dict[str, str] | None = None, top_k: i
 
 
 def temperature_traces(runs: list[dict], label_of) -> Figure | None:
-    """The temperature each DTS or CTKD run used over training (mean over seeds per setting): DTS
-    per step, CTKD per epoch, against the fraction of training done."""
-    series: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    """The temperature each run that sets its own used over training (mean over seeds per setting),
+    against the fraction of training done: DTS per step; CTKD and AKD per epoch (AKD's annealing
+    temperature over its phase 1, nothing over its hard-label phase 2); instance-wise DTS per epoch
+    as the mean of its samples' temperatures, their interquartile range shaded and, lighter, their
+    whole range."""
+    series: dict[str, list[tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...] | None]]] = {}
     for run in runs:
         if run["status"] != "done":
             continue
         trace = run.get("temperature_trace") or []
+        curve = run["curve"] or []
         policy = run["config"]["student"].get("temperature_policy", "fixed")
+        band = None
         if policy == "dts" and trace:
             values = np.asarray(trace, dtype=float)
-        elif policy == "ctkd" and run["curve"]:
-            values = np.asarray([r["temperature"] for r in run["curve"]], dtype=float)
+            progress = (np.arange(len(values)) + 1) / len(values)
+        elif policy in ("ctkd", "akd") and curve:
+            rows = [r for r in curve if r.get("temperature") is not None]
+            values = np.asarray([r["temperature"] for r in rows], dtype=float)
+            progress = np.asarray([r["epoch"] for r in rows], dtype=float) / len(curve)
+        elif policy == "dts_instance" and curve and all(r.get("temperature_distribution") for r in curve):
+            spread = [r["temperature_distribution"] for r in curve]
+            values = np.asarray([d["mean"] for d in spread], dtype=float)
+            band = tuple(np.asarray([d[k] for d in spread], dtype=float) for k in ("q1", "q3", "min", "max"))
+            progress = np.asarray([r["epoch"] for r in curve], dtype=float) / len(curve)
         else:
             continue
-        progress = (np.arange(len(values)) + 1) / len(values)
-        series.setdefault(label_of(run), []).append((progress, values))
+        if len(values):
+            series.setdefault(label_of(run), []).append((progress, values, band))
     if not series:
         return None
     figure, axis = plt.subplots(figsize=(6.4, 3.6))
     for index, (label, traces) in enumerate(sorted(series.items(), key=lambda item: natural_key(item[0]))):
-        length = min(len(v) for _, v in traces)
-        mean = np.mean([v[:length] for _, v in traces], axis=0)
-        axis.plot(traces[0][0][:length], mean, color=plt.cm.tab10(index % 10), linewidth=1.4,
-                  marker="o" if length <= 50 else None, markersize=3,
+        length = min(len(v) for _, v, _ in traces)
+        colour = plt.cm.tab10(index % 10)
+        mean = np.mean([v[:length] for _, v, _ in traces], axis=0)
+        x = traces[0][0][:length]
+        axis.plot(x, mean, color=colour, linewidth=1.4, marker="o" if length <= 50 else None, markersize=3,
                   label=f"{label} ({len(traces)} seed{'s' if len(traces) > 1 else ''})")
+        if traces[0][2] is not None:  # quartiles 1-3, and lighter the whole range
+            q1, q3, low, high = (np.mean([b[i][:length] for _, _, b in traces], axis=0) for i in range(4))
+            axis.fill_between(x, q1, q3, color=colour, alpha=0.3, linewidth=0)
+            axis.fill_between(x, low, high, color=colour, alpha=0.1, linewidth=0)
     axis.set_xlabel("fraction of training")
     axis.set_ylabel("temperature")
-    axis.set_title("temperatures of DTS (per step) and CTKD (per epoch), mean over seeds", fontsize=10)
+    shaded = any(b is not None for traces in series.values() for _, _, b in traces)
+    axis.set_title("temperature over training, mean over seeds" + ("\n(shaded: per-sample quartiles 1-3, lighter: min-max)" if shaded
+                                                                   else ""), fontsize=10)
     _legend_outside(figure, [axis])
     return figure
 

@@ -1,4 +1,4 @@
-"""One interface for every temperature policy: what the engine asks of fixed T, DTS and CTKD.
+"""One interface for every temperature policy: what the engine asks of fixed T, DTS, CTKD and AKD.
 
 A member holds exactly one policy and calls, in this order::
 
@@ -25,7 +25,7 @@ from typing import Any, Callable, Protocol
 import torch
 from torch import Tensor, nn
 
-from .policies import DynamicTemperature, FixedTemperature, LearnableTemperature, curriculum_lambda
+from .policies import DynamicTemperature, FixedTemperature, LearnableTemperature, akd_level, curriculum_lambda
 
 CrossEntropies = Callable[[], tuple[Tensor, Tensor]]
 
@@ -233,12 +233,53 @@ class InstanceDTSPolicy:
         self.values = values.to(device=self.values.device, dtype=torch.float64)
 
 
+class AKDPolicy:
+    """Annealing KD's staircase (phase 1 of an ``akd`` run): the level ``k`` of each 1-based epoch
+    (:func:`akd_level`), given as the paper's annealing temperature ``tau = max_level + 1 - k``
+    (from ``max_level`` down to 1; the teacher is scaled by ``Phi(tau) = 1 - (tau - 1) / max_level
+    = k / max_level``). After phase 1 the level stays at its last value; the run's phase 2 uses no
+    temperature (the member records none)."""
+
+    name = "akd"
+
+    def __init__(self, phase1_epochs: int, max_level: int = 10) -> None:
+        self.phase1_epochs, self.max_level = phase1_epochs, max_level
+        self.level = akd_level(1, phase1_epochs, max_level)  # refuses phase1_epochs < max_level
+
+    def current(self, batch: Any = None) -> float:
+        return float(self.max_level + 1 - self.level)
+
+    def parameters(self) -> list[nn.Parameter]:
+        return []
+
+    def begin_epoch(self, epoch: int) -> None:
+        if epoch <= self.phase1_epochs:
+            self.level = akd_level(epoch, self.phase1_epochs, self.max_level)
+
+    def after_step(self, used, cross_entropies: CrossEntropies, epoch: int, total_epochs: int) -> None:
+        pass
+
+    def end_epoch(self) -> tuple[float, list[float]]:
+        return self.current(), []
+
+    def epoch_summary(self) -> dict[str, float] | None:
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"level": self.level}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.level = int(state["level"])
+
+
 def create_policy(kind: str, *, temperature: float, dts: Any = None, ctkd_ramp_epochs: int = 10,
-                  device: torch.device | str = "cpu", samples: int = 1) -> TemperaturePolicy:
-    """The policy ``kind`` (``fixed``, ``dts``, ``dts_instance`` or ``ctkd``): ``temperature`` for a
-    fixed one, ``dts`` (anything with ``initial``, ``minimum``, ``maximum``, ``momentum``) for both
+                  device: torch.device | str = "cpu", samples: int = 1,
+                  akd: dict[str, int] | None = None) -> TemperaturePolicy:
+    """The policy ``kind`` (``fixed``, ``dts``, ``dts_instance``, ``ctkd`` or ``akd``): ``temperature``
+    for a fixed one, ``dts`` (anything with ``initial``, ``minimum``, ``maximum``, ``momentum``) for both
     DTS forms, the training set's size ``samples`` for the instance-wise one (its state is made on
-    ``device``), the curriculum length for CTKD (whose parameter is made on ``device``)."""
+    ``device``), the curriculum length for CTKD (whose parameter is made on ``device``), and for
+    Annealing KD ``akd``, the objective's ``{"phase1_epochs": ..., "max_level": ...}``."""
     if kind == "fixed":
         return FixedPolicy(temperature)
     if kind == "dts":
@@ -247,4 +288,8 @@ def create_policy(kind: str, *, temperature: float, dts: Any = None, ctkd_ramp_e
         return InstanceDTSPolicy(dts.initial, dts.minimum, dts.maximum, dts.momentum, samples, device)
     if kind == "ctkd":
         return CTKDPolicy(ctkd_ramp_epochs, device)
-    raise ValueError(f"unknown temperature policy {kind!r}; allowed: fixed, dts, dts_instance, ctkd")
+    if kind == "akd":
+        if akd is None:
+            raise ValueError("the akd policy needs the objective's phase1_epochs and max_level")
+        return AKDPolicy(akd["phase1_epochs"], akd["max_level"])
+    raise ValueError(f"unknown temperature policy {kind!r}; allowed: fixed, dts, dts_instance, ctkd, akd")
