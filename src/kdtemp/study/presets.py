@@ -56,6 +56,21 @@ PRESETS: dict[str, list[Variant]] = {
                               "student.dts": {"initial": 3.0, "minimum": 1.0, "maximum": 3.0}}),
         ("ctkd", {"student.objective": "ctkd", "student.temperature_policy": "ctkd"}),
     ],
+    # The DTS paper's Table II: fixed-T KD, CTKD, Annealing KD (phase 1 two thirds of the run),
+    # DTS with both ranges, and DTS per sample (instance-wise) with both ranges.
+    "dts_table2": [
+        ("kd", {"student.objective": "kd", "student.temperature_policy": "fixed"}),
+        ("ctkd", {"student.objective": "ctkd", "student.temperature_policy": "ctkd"}),
+        ("akd", {"student.objective": "akd", "student.temperature_policy": "akd"}),
+        ("dts_same_family", {"student.objective": "kd", "student.temperature_policy": "dts",
+                             "student.dts": {"initial": 8.0, "minimum": 4.0, "maximum": 8.0}}),
+        ("dts_cross_family", {"student.objective": "kd", "student.temperature_policy": "dts",
+                              "student.dts": {"initial": 3.0, "minimum": 1.0, "maximum": 3.0}}),
+        ("dts_instance_same_family", {"student.objective": "kd", "student.temperature_policy": "dts_instance",
+                                      "student.dts": {"initial": 8.0, "minimum": 4.0, "maximum": 8.0}}),
+        ("dts_instance_cross_family", {"student.objective": "kd", "student.temperature_policy": "dts_instance",
+                                       "student.dts": {"initial": 3.0, "minimum": 1.0, "maximum": 3.0}}),
+    ],
     # DTS experiments: fixed-T KD against DTS with the paper's two ranges.
     "dts": [
         ("fixed", {"student.temperature_policy": "fixed"}),

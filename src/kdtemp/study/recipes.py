@@ -16,6 +16,15 @@ CE 0.1 and KD 0.9, DKD with CE 1, KD 1 and a 20-epoch warm-up, ...), as those co
 study protocol's teacher matching only (CE 0, KD 1) is ``student.loss_preset: protocol``. kdtemp
 differs in one documented way: weight decay applies to weight matrices and kernels only, not to
 biases and normalisation parameters.
+
+``annealing_kd_cifar`` is the CIFAR setting of Annealing KD's authors (huawei-noah/Efficient-NLP,
+``Annealing_KD/computer_vision_tasks``) for a run of ``objective: akd``: SGD, learning rate 0.1,
+momentum 0.9, weight decay 1e-4, batch 128, 300 epochs (phase 1 two thirds of them: their 200 and
+100), each phase's rate times 0.1 at 50 % and 75 % of it (milestones 150 and 225 of the run, scaled
+to each phase), random crop of the 4-pixel-padded image plus a flip; teachers for 200 epochs with the
+rate times 0.1 at 100 and 150. Their script uses a constant rate of 0.01 for plain CNN students
+(VGG, MobileNet); set ``student.optimizer`` for those. kdtemp's weight decay skips biases and
+normalisation parameters here too.
 """
 
 from __future__ import annotations
@@ -33,6 +42,8 @@ _CLASSIC_AUGMENT = {"random_resized_crop": False, "randaugment_ops": 0, "pad_cro
 _CLASSIC_OPTIMIZER = {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "schedule": "step",
                       "milestones": [150, 180, 210], "gamma": 0.1, "clip_norm": None}
 _CIFAR_NORMALIZATION = {"mean": CIFAR100_MEAN, "std": CIFAR100_STD}
+_AKD_OPTIMIZER = {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "schedule": "step",
+                  "milestones": [150, 225], "gamma": 0.1, "clip_norm": None}
 
 RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     "classic_cifar": {
@@ -43,6 +54,14 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
         # a teacher or student preparation (a stage's base): cross-entropy, no label smoothing
         "preparation": {"augment": _CLASSIC_AUGMENT, "batch_size": 64, "optimizer": _CLASSIC_OPTIMIZER,
                         "epochs": 240, "label_smoothing": 0.0, "model": _CIFAR_NORMALIZATION},
+    },
+    "annealing_kd_cifar": {
+        "run": {"augment": _CLASSIC_AUGMENT, "batch_size": 128,
+                "student": {"optimizer": _AKD_OPTIMIZER, "epochs": 300, "model": _CIFAR_NORMALIZATION,
+                            "loss_preset": "official"}},
+        "preparation": {"augment": _CLASSIC_AUGMENT, "batch_size": 128,
+                        "optimizer": {**_AKD_OPTIMIZER, "milestones": [100, 150]}, "epochs": 200,
+                        "label_smoothing": 0.0, "model": _CIFAR_NORMALIZATION},
     },
 }
 
