@@ -33,3 +33,50 @@ def test_one_named_gpu_gets_one_cohort_at_a_time(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert LocalExecutor(from_dict(ExecutorConfig, {"kind": "local", "device": "cuda:1"})).slots == ["cuda:1"]
+
+
+def test_a_local_worker_hands_over_a_finished_member_while_its_cohort_trains(tmp_path, monkeypatch):
+    """The cohort holds in the long member's second epoch until the driver has recorded the short
+    one (the plug-in objective waits for a flag the driver's record sets), so its run folder then
+    shows one epoch: the short member was recorded from the middle of its cohort's training."""
+    from kdtemp.engine.storage import RunFolder
+    from kdtemp.study import Store
+    from helpers.trust import BASE
+
+    flag = tmp_path / "flag"
+    monkeypatch.setenv("KDTEMP_TEST_FLAG", str(flag))
+    data = {"name": "handover", "base": BASE, "seeds": [0],
+            "zip": [{"student.epochs": [1, 3], "student.objective": ["kd", "helpers.blocking:loss"]}],
+            "executor": {"kind": "local", "workers": 1, "threads": 1}}
+    study = load_study(write_study(tmp_path / "s.yaml", data), output=tmp_path / "out")
+    short, long = sorted(study.runs, key=lambda run: run.spec.student.epochs)
+    seen = {}
+    real = Store.record
+
+    def record(self, result):
+        real(self, result)
+        if result["run_id"] == short.run_id and "long" not in seen:  # the long member's folder at that moment
+            seen["long"] = (RunFolder(study.output / "runs", long.run_id).read_metrics() or {}).get("epochs_done", 0)
+            flag.touch()
+
+    monkeypatch.setattr(Store, "record", record)
+    assert run_study(study, progress=False)["done"] == 2
+    assert seen["long"] <= 1  # recorded in the middle of the cohort (at most the long one's first epoch done)
+
+
+def test_workers_times_threads_fit_the_cores_by_default(monkeypatch):
+    import torch
+
+    from kdtemp.study import executors
+    from kdtemp.study.executors import LocalExecutor
+
+    monkeypatch.setattr(executors, "available_cores", lambda: 16)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cpu = LocalExecutor(from_dict(ExecutorConfig, {"kind": "local"}))
+    assert (len(cpu.slots), cpu.threads) == (8, 2)
+    assert LocalExecutor(from_dict(ExecutorConfig, {"kind": "local", "workers": 3})).threads == 5
+    gpu = LocalExecutor(from_dict(ExecutorConfig, {"kind": "local", "device": "cuda:0", "workers": 4}))
+    assert (len(gpu.slots), gpu.threads) == (4, 4)  # GPU workers share the cores too
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
+    assert LocalExecutor(from_dict(ExecutorConfig, {"kind": "local"})).threads == 2

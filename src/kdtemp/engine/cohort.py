@@ -55,6 +55,7 @@ def run_cohort(
     progress: bool | str = True,
     step_callback: Callable[[int, int], None] | None = None,
     diagnosis: "TeacherDiagnosis | None" = None,
+    member_done: Callable[[RunResult], None] | None = None,
 ) -> list[RunResult]:
     """Train every member of ``config``; return one :class:`RunResult` per member, in order.
 
@@ -64,7 +65,9 @@ def run_cohort(
     ``config.checkpoint_every`` epochs). ``step_callback(epoch,
     step)`` is called after every batch (used to inject faults in tests). ``diagnosis``: the
     teacher's diagnostics on the un-augmented training split are computed from the same teacher
-    pass the members use and left in ``diagnosis.result``.
+    pass the members use and left in ``diagnosis.result``. ``member_done(result)`` is called for each
+    member as soon as it finishes (done or failed) while the rest of its cohort trains on, after its
+    run folder has its last checkpoint and metrics.
     """
     runtime = Runtime.create(config.device, config.precision)
     task = get_task(config.task)
@@ -95,7 +98,7 @@ def run_cohort(
     if teacher is not None:
         scores = task.evaluate(teacher, data, runtime, config.eval_batch_size)
         teacher_metrics = {**{k: float(v) for k, v in scores.items()}, **teacher.metadata()}
-    cohort = _Cohort(config, task, data, runtime, members, teacher, teacher_metrics, output)
+    cohort = _Cohort(config, task, data, runtime, members, teacher, teacher_metrics, output, member_done)
     cohort.train(progress, step_callback)
     return [member_result(m, task, teacher_metrics) for m in members]
 
@@ -132,9 +135,11 @@ class _Cohort:
     each member's step, then evaluation, checkpoints and the run folders at each epoch's end."""
 
     def __init__(self, config: CohortConfig, task: Task, data: TaskData, runtime: Runtime, members: list[Member],
-                 teacher: ModelAdapter | None, teacher_metrics: dict | None, output: str | Path | None) -> None:
+                 teacher: ModelAdapter | None, teacher_metrics: dict | None, output: str | Path | None,
+                 member_done: Callable[[RunResult], None] | None = None) -> None:
         self.config, self.task, self.data, self.runtime = config, task, data, runtime
         self.members, self.teacher, self.teacher_metrics, self.output = members, teacher, teacher_metrics, output
+        self.member_done = member_done
         self.loggers: dict[str, RunLoggers] = {}
 
     def folder(self, member: Member) -> RunFolder:
@@ -202,16 +207,17 @@ class _Cohort:
                 scores = self.task.evaluate(member.model, self.data, self.runtime, self.config.eval_batch_size)
                 evaluation = {k: float(v) for k, v in scores.items()}
             member.end_epoch(epoch, evaluation, train_loss)
-            if self.output is None:
-                continue
-            folder = self.folder(member)
-            due = epoch % self.config.checkpoint_every == 0 or member.state.status == "done"
-            if due and member.state.status != "failed":
-                folder.save_checkpoint(member.checkpoint())
-            folder.write_metrics({**self.result(member).__dict__, "finished_at": time.time()})
-            folder.append_event({"epoch": epoch, "status": member.state.status, "time": time.time()})
-            if member.run_id in self.loggers:
-                self.loggers[member.run_id].log(member.state.curve)
+            if self.output is not None:
+                folder = self.folder(member)
+                due = epoch % self.config.checkpoint_every == 0 or member.state.status == "done"
+                if due and member.state.status != "failed":
+                    folder.save_checkpoint(member.checkpoint())
+                folder.write_metrics({**self.result(member).__dict__, "finished_at": time.time()})
+                folder.append_event({"epoch": epoch, "status": member.state.status, "time": time.time()})
+                if member.run_id in self.loggers:
+                    self.loggers[member.run_id].log(member.state.curve)
+            if self.member_done is not None and not member.active:  # finished now: known at once
+                self.member_done(self.result(member))
 
 
 def _progress_bar(progress: bool | str, total: int, members: int):

@@ -234,17 +234,26 @@ def run_study(study: Study, executor: ExecutorConfig | None = None, progress: bo
             print(f"study {study.file.name}: {len(study.runs)} runs in {len(study.cohorts)} cohorts; "
                   f"{sum(len(t.run_ids) for t in tasks)} to train in {len(tasks)} cohorts ({executor.kind} executor)")
         unfinished = {task.cohort_id: task for task in tasks}
+        warned: set[str] = set()
+
+        def record(result: dict) -> None:
+            """A run's result into the store (again at its cohort's end: the same values), its warnings once."""
+            store.record(result)
+            if result["run_id"] not in warned:
+                warned.add(result["run_id"])
+                for message in result.get("warnings") or []:
+                    warn(f"run {result['run_id']} ({result['label']}): {message}")
+
         try:  # a run is running from when its cohort starts, not while it waits for a worker
             for task, results, error in make_executor(executor, progress).execute(
-                    tasks, started=lambda task: store.mark_running(task.run_ids)):
+                    tasks, started=lambda task: store.mark_running(task.run_ids),
+                    finished=lambda task, result: record(result)):  # done while its cohort trains on
                 unfinished.pop(task.cohort_id, None)
                 if error is not None:
                     store.record_failure(task.run_ids, f"cohort {task.cohort_id} failed: {error}")
                 else:
                     for result in results["results"]:
-                        store.record(result)
-                        for message in result.get("warnings") or []:
-                            warn(f"run {result['run_id']} ({result['label']}): {message}")
+                        record(result)
                     if results["teacher"] is not None:
                         store.record_teacher(task.teacher_id, {"teacher": task.cohort["teacher"],
                                                                "data": task.cohort["data"]}, results["teacher"])

@@ -11,7 +11,11 @@
   study spreads over a cluster. Needs ``pip install kdtemp[ray]`` and a shared filesystem for the
   study's output folder.
 
-Workers return results; only the driver writes the store.
+Workers return results; only the driver writes the store. A member that finishes while the rest of
+its cohort trains is handed to the driver at once (``finished``): inline by a call, from a local
+worker through its pipe, from a Ray task by the driver reading its run folder. By default a CPU
+machine's cores are shared out, never oversubscribed: workers x threads <= the cores this process
+may use (:func:`available_cores`), on GPU slots too.
 """
 
 from __future__ import annotations
@@ -43,10 +47,20 @@ class Task:
     temperatures: list[float] | None = None
 
 
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the platform tells it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def train_cohort(cohort: dict[str, Any], runs_dir: str, device: str, threads: int | None,
-                 progress: bool | str = False, diagnose: bool = False, temperatures: list[float] | None = None) -> dict:
+                 progress: bool | str = False, diagnose: bool = False, temperatures: list[float] | None = None,
+                 member_done: Callable[[dict], None] | None = None) -> dict:
     """Train one cohort (in whatever process runs this); return its results as plain dicts and,
-    when ``diagnose`` is set, the teacher's diagnostics on the un-augmented training split."""
+    when ``diagnose`` is set, the teacher's diagnostics on the un-augmented training split.
+    ``member_done(result)``: each member's result as soon as it finishes (see :func:`run_cohort`)."""
     import torch
 
     from ..config import from_dict
@@ -57,11 +71,14 @@ def train_cohort(cohort: dict[str, Any], runs_dir: str, device: str, threads: in
         torch.set_num_threads(threads)
     config = from_dict(CohortConfig, {**cohort, "device": device})
     diagnosis = TeacherDiagnosis(tuple(temperatures or DEFAULT_TEMPERATURES)) if diagnose and config.teacher else None
-    results = [result.__dict__ for result in run_cohort(config, output=runs_dir, progress=progress, diagnosis=diagnosis)]
+    done = (lambda result: member_done(result.__dict__)) if member_done is not None else None
+    results = [result.__dict__ for result in run_cohort(config, output=runs_dir, progress=progress, diagnosis=diagnosis,
+                                                        member_done=done)]
     return {"results": results, "teacher": diagnosis.result if diagnosis is not None else None}
 
 
 Started = Callable[[Task], None] | None
+Finished = Callable[[Task, dict], None] | None
 
 
 def _describe(error: BaseException) -> str:
@@ -73,13 +90,15 @@ class InlineExecutor:
     def __init__(self, config: ExecutorConfig, progress: bool = True) -> None:
         self.config, self.progress = config, progress
 
-    def execute(self, tasks: list[Task], started: Started = None) -> Iterator[tuple[Task, dict | None, str | None]]:
+    def execute(self, tasks: list[Task], started: Started = None,
+                finished: Finished = None) -> Iterator[tuple[Task, dict | None, str | None]]:
         for task in tasks:
             if started is not None:
                 started(task)
+            done = (lambda result, task=task: finished(task, result)) if finished is not None else None
             try:
                 yield task, train_cohort(task.cohort, task.runs_dir, self.config.device, self.config.threads,
-                                         self.progress, task.diagnose, task.temperatures), None
+                                         self.progress, task.diagnose, task.temperatures, done), None
             except Exception as error:  # a broken cohort is recorded; the study goes on
                 yield task, None, _describe(error)
 
@@ -106,10 +125,11 @@ def _die_with(parent: int) -> None:
 
 
 def _worker(connection, parent: int, arguments: tuple) -> None:
-    """Entry point of a local worker process: train one cohort, send back the result or the error."""
+    """Entry point of a local worker process: train one cohort, send each member's result as it
+    finishes (``("member", result)``), then the cohort's results or the error."""
     _die_with(parent)
     try:
-        message = ("ok", train_cohort(*arguments))
+        message = ("ok", train_cohort(*arguments, member_done=lambda result: connection.send(("member", result))))
     except BaseException as error:  # sent to the driver, which records it
         message = ("error", _describe(error))
     try:
@@ -134,21 +154,23 @@ class LocalExecutor:
         import torch
 
         self.config, self.progress = config, progress
+        cores = available_cores()
         if config.device in ("auto", "cuda") and torch.cuda.is_available():
             gpus = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
             self.slots = gpus[: config.workers] if config.workers else gpus
-            self.threads = config.threads
         elif config.device.startswith("cuda"):  # one named GPU: one cohort on it at a time unless told otherwise
             self.slots = [config.device if config.device != "cuda" else "cuda:0"] * (config.workers or 1)
-            self.threads = config.threads
-            return
         else:
             device = "cpu" if config.device == "auto" else config.device
-            workers = config.workers or max(1, (os.cpu_count() or 1) // 2)
-            self.slots = [device] * workers
-            self.threads = config.threads or max(1, (os.cpu_count() or 1) // workers)
+            self.slots = [device] * (config.workers or max(1, cores // 2))
+        # each worker's share of the cores (the input pipeline and CPU kernels of a GPU worker too)
+        self.threads = config.threads or max(1, cores // len(self.slots))
+        if config.threads and len(self.slots) * config.threads > cores:
+            warn(f"executor: {len(self.slots)} workers x {config.threads} threads exceed the {cores} cores here; "
+                 "they will slow each other down")
 
-    def execute(self, tasks: list[Task], started: Started = None) -> Iterator[tuple[Task, dict | None, str | None]]:
+    def execute(self, tasks: list[Task], started: Started = None,
+                finished: Finished = None) -> Iterator[tuple[Task, dict | None, str | None]]:
         import multiprocessing
         from multiprocessing.connection import wait
 
@@ -173,11 +195,18 @@ class LocalExecutor:
                 ready = wait([r.connection for r in running if not r.closed] + [r.process.sentinel for r in running])
                 for entry in [r for r in running if r.connection in ready or r.process.sentinel in ready]:
                     message = None
-                    try:
-                        if not entry.closed and entry.connection.poll():
-                            message = entry.connection.recv()
-                    except Exception:  # a worker killed while sending: treated as a death below
-                        entry.closed, message = True, None
+                    while message is None and not entry.closed:
+                        try:
+                            if not entry.connection.poll():
+                                break
+                            received = entry.connection.recv()
+                        except Exception:  # a worker killed while sending: treated as a death below
+                            entry.closed = True
+                            break
+                        if received[0] != "member":
+                            message = received
+                        elif finished is not None:  # a member done while its cohort trains on
+                            finished(entry.task, received[1])
                     if message is None and entry.process.is_alive():
                         continue  # the process sentinel will tell how it ended
                     entry.process.join(timeout=60)
@@ -217,7 +246,8 @@ class RayExecutor:
             raise ConfigError("executor.kind: 'ray' needs Ray; install it with: pip install 'kdtemp[ray]'") from None
         self.ray, self.config = ray, config
 
-    def execute(self, tasks: list[Task], started: Started = None) -> Iterator[tuple[Task, dict | None, str | None]]:
+    def execute(self, tasks: list[Task], started: Started = None,
+                finished: Finished = None) -> Iterator[tuple[Task, dict | None, str | None]]:
         ray = self.ray
         started_here = not ray.is_initialized()
         if started_here:
@@ -244,8 +274,11 @@ class RayExecutor:
             for task in tasks:  # handed to the cluster, which schedules them
                 if started is not None:
                     started(task)
+            reported: set[str] = set()
             while futures:
-                done, _ = ray.wait(list(futures), num_returns=1)
+                done, _ = ray.wait(list(futures), num_returns=1, timeout=5.0 if finished is not None else None)
+                if finished is not None:  # members done while their cohorts train on: their run folders say so
+                    _report_finished(list(futures.values()), reported, finished)
                 for reference in done:
                     task = futures.pop(reference)
                     try:
@@ -257,11 +290,26 @@ class RayExecutor:
                 ray.shutdown()
 
 
+def _report_finished(tasks: list[Task], reported: set[str], finished: Callable[[Task, dict], None]) -> None:
+    """Hand ``finished`` each run of ``tasks`` whose run folder says it is done or failed (once)."""
+    from ..engine.storage import RunFolder
+
+    for task in tasks:
+        for run_id in task.run_ids:
+            if run_id in reported:
+                continue
+            metrics = RunFolder(task.runs_dir, run_id).read_metrics()
+            if metrics and metrics.get("run_id") == run_id and metrics.get("status") in ("done", "failed"):
+                reported.add(run_id)
+                finished(task, metrics)
+
+
 def make_executor(config: ExecutorConfig, progress: bool = True):
-    """The executor ``config`` names. Each has ``execute(tasks, started=None)``, which yields
-    ``(task, results, error)`` as cohorts end and calls ``started(task)`` (in the driver's process)
-    when a cohort begins: inline before it trains, local when its worker starts, Ray when the
-    cluster takes it."""
+    """The executor ``config`` names. Each has ``execute(tasks, started=None, finished=None)``, which
+    yields ``(task, results, error)`` as cohorts end, calls ``started(task)`` (in the driver's
+    process) when a cohort begins (inline before it trains, local when its worker starts, Ray when
+    the cluster takes it) and ``finished(task, result)`` for each member that finishes before its
+    cohort does."""
     if config.kind == "inline":
         return InlineExecutor(config, progress)
     if config.kind == "local":
