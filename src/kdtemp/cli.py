@@ -55,11 +55,11 @@ def format_results(results) -> str:
 
 def cmd_teacher(args) -> int:
     from .engine import TeacherConfig, prepare_teacher
-    from .tasks.image.preflight import preflight
+    from .tasks import get_task
 
     config = _load(TeacherConfig, args.config, args.overrides, "teacher")
     cohort = config.cohort()
-    preflight([(cohort, cohort.members)], device=config.device, member_field="")
+    get_task(cohort.task).preflight([(cohort, cohort.members)], device=config.device, member_field="")
     _save_resolved(config, Path(config.output), "config.yaml")
     path, result = prepare_teacher(config, progress=not args.quiet)
     print(f"teacher {config.model.name}: top-1 {result.final_primary:.2f}% after {config.epochs} epochs -> {path}")
@@ -68,12 +68,11 @@ def cmd_teacher(args) -> int:
 
 def cmd_distill(args) -> int:
     from .engine import DistillConfig, run_cohort
-
-    from .tasks.image.preflight import preflight
+    from .tasks import get_task
 
     config = _load(DistillConfig, args.config, args.overrides, "distill")
     cohort = config.cohort()
-    preflight([(cohort, cohort.members)], device=config.device)
+    get_task(cohort.task).preflight([(cohort, cohort.members)], device=config.device)
     _save_resolved(config, Path(config.output), "config.yaml")
     results = run_cohort(cohort, output=Path(config.output) / "runs", progress=not args.quiet)
     print(format_results(results))

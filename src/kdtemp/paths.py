@@ -15,12 +15,15 @@ from .config import ConfigError
 
 EXAMPLES = Path(__file__).parent / "examples"
 
-RUN_PATHS = ("data.root", "data.cache_dir", "data.split_file", "teacher.weights", "student.model.weights")
+RUN_PATHS = ("data.root", "data.cache_dir", "data.split_file", "data.tokenizer", "teacher.weights",
+             "student.model.weights")
 PATH_FIELDS = {
     "study": RUN_PATHS,
     "distill": RUN_PATHS + ("output",),
-    "teacher": ("data.root", "data.cache_dir", "data.split_file", "model.weights", "output"),
+    "teacher": ("data.root", "data.cache_dir", "data.split_file", "data.tokenizer", "model.weights", "output"),
 }
+NAME_OR_PATH = ("tokenizer",)
+"""Fields that hold a hub name or a folder: made absolute only when the folder exists beside the file."""
 
 
 def examples() -> dict[str, Path]:
@@ -67,7 +70,10 @@ def _resolve_field(node: dict, dotted: str, base: Path) -> None:
         if not isinstance(node, dict):
             return
     if keys[-1] in node:
-        node[keys[-1]] = _absolute(node[keys[-1]], base)
+        value = node[keys[-1]]
+        if keys[-1] in NAME_OR_PATH and isinstance(value, str) and not (base / value).expanduser().exists():
+            return  # a hub name (``bert-base-uncased``), not a folder here
+        node[keys[-1]] = _absolute(value, base)
 
 
 def _axis_value(key: str, value: Any, fields: tuple[str, ...], base: Path) -> Any:

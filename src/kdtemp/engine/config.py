@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
+import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 from ..config import ConfigError, require, to_dict
 from ..tasks.image.data import AugmentConfig, DataConfig
@@ -285,11 +287,24 @@ def _without(data: dict[str, Any], fields: set[str]) -> dict[str, Any]:
     return result
 
 
+@functools.cache
+def member_config(task: str) -> type[MemberConfig]:
+    """The member dataclass of ``task``: :class:`MemberConfig` with that task's model config
+    (image classification's is :class:`MemberConfig` itself)."""
+    model = TASKS[task].model_config
+    if model is ModelConfig:
+        return MemberConfig
+    return dataclasses.make_dataclass("MemberConfig", [("model", model, field(default_factory=model))],
+                                      bases=(MemberConfig,), namespace={"__module__": __name__,
+                                                                        "__doc__": MemberConfig.__doc__})
+
+
 @dataclass
 class SharedConfig:
     """What every member of a cohort shares: the task, data, augmentation, teacher, batch size and
-    data seed. ``task`` names the kind of problem (:mod:`kdtemp.tasks`); ``data``, ``augment`` and
-    the model configs are those of image classification, the one task so far."""
+    data seed. ``task`` names the kind of problem (:mod:`kdtemp.tasks`) and chooses the dataclasses
+    of ``data``, ``augment`` and the models (:meth:`field_types`); those declared here are image
+    classification's, the default task's."""
 
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -297,6 +312,25 @@ class SharedConfig:
     batch_size: int = 64
     data_seed: int = 0
     task: str = DEFAULT_TASK
+
+    @classmethod
+    def field_types(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+        """The dataclasses the run's ``task`` gives ``data``, ``augment``, the teacher and every
+        member (or model) field of this class (read by :func:`kdtemp.config.from_dict`)."""
+        task = data.get("task", DEFAULT_TASK) if isinstance(data, Mapping) else DEFAULT_TASK
+        if not isinstance(task, str) or task not in TASKS or task == DEFAULT_TASK:
+            return {}
+        spec = TASKS[task]
+        chosen: dict[str, Any] = {"data": spec.data_config, "augment": spec.augment_config,
+                                  "teacher": typing.Optional[spec.model_config]}
+        for name, hint in typing.get_type_hints(cls).items():
+            if hint is MemberConfig:
+                chosen[name] = member_config(task)
+            elif hint == list[MemberConfig]:
+                chosen[name] = list[member_config(task)]
+            elif hint is ModelConfig:
+                chosen[name] = spec.model_config
+        return chosen
 
     def key(self) -> dict[str, Any]:
         """The cohort key: what members must share. Fields that do not change results (where the
@@ -318,6 +352,9 @@ class SharedConfig:
 
     def validate_shared(self, prefix: str) -> None:
         require(self.task in TASKS, f"{prefix}task", f"unknown task {self.task!r}; allowed: {', '.join(sorted(TASKS))}")
+        expected = TASKS[self.task].data_config
+        require(isinstance(self.data, expected), f"{prefix}data",
+                f"task {self.task!r} reads its data as {expected.__name__}; got {type(self.data).__name__}")
         require(self.batch_size >= 1, f"{prefix}batch_size", f"must be >= 1; got {self.batch_size}")
         require_seed(self.data_seed, f"{prefix}data_seed")
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..config import from_dict, require, set_path, to_dict
-from .config import CohortConfig, MemberConfig, SharedConfig, require_temperature
+from .config import CohortConfig, MemberConfig, SharedConfig, member_config, require_temperature
 from .tracking import LoggingConfig
 
 
@@ -44,12 +44,12 @@ class DistillConfig(SharedConfig):
             for temperature in self.temperatures or [None]:
                 if temperature is not None:
                     data = {**data, "temperature": temperature}
-                result.append(from_dict(MemberConfig, data, path).resolved())
+                result.append(from_dict(member_config(self.task), data, path).resolved())
         return result
 
     def cohort(self) -> CohortConfig:
         config = CohortConfig(data=self.data, augment=self.augment, teacher=self.teacher, batch_size=self.batch_size,
-                              data_seed=self.data_seed, members=self.member_configs(), device=self.device,
+                              data_seed=self.data_seed, task=self.task, members=self.member_configs(), device=self.device,
                               precision=self.precision, checkpoint_every=self.checkpoint_every, logging=self.logging)
         config.validate()
         return config

@@ -15,7 +15,7 @@ from ..config import ConfigError, require, to_dict
 from ..tasks.image.models import ModelConfig
 from .cohort import run_cohort
 from .results import RunResult
-from .config import CohortConfig, MemberConfig, OptimizerConfig, SharedConfig, require_device, require_seed
+from .config import CohortConfig, MemberConfig, OptimizerConfig, SharedConfig, member_config, require_device, require_seed
 from ..files import remove_stale_temporaries
 from .storage import RunFolder, atomic_save
 
@@ -47,8 +47,9 @@ class TeacherConfig(SharedConfig):
 
     def member(self) -> MemberConfig:
         """The preparation as a cohort member: cross-entropy only."""
-        return MemberConfig(name=f"teacher-{self.model.name}", model=self.model, objective=None, optimizer=self.optimizer,
-                            epochs=self.epochs, label_smoothing=self.label_smoothing, seed=self.seed)
+        return member_config(self.task)(name=f"teacher-{self.model.name}", model=self.model, objective=None,
+                                        optimizer=self.optimizer, epochs=self.epochs,
+                                        label_smoothing=self.label_smoothing, seed=self.seed)
 
     def cohort(self) -> CohortConfig:
         return CohortConfig(data=self.data, augment=self.augment, teacher=None, batch_size=self.batch_size,
@@ -79,7 +80,9 @@ def prepare_teacher(config: TeacherConfig, progress: bool = True) -> tuple[Path,
 def export_teacher(config: TeacherConfig, result: dict, runs_dir: Path) -> Path:
     """Write ``<config.output>/teacher.pt`` from a finished preparation run: the weights of its
     checkpoint, with what produced them (model, dataset, the class names of its outputs in label
-    order, epochs, origin, test top-1, run id, input normalisation) beside them. Returns its path."""
+    order, epochs, origin, the final primary metric, run id, and what the model's adapter saves with its
+    weights: an image model's input normalisation, a text model's Transformers config and tokenizer)
+    beside them. Returns its path."""
     checkpoint = RunFolder(runs_dir, result["run_id"]).load_checkpoint()
     path = Path(config.output) / "teacher.pt"
     classes = result["derived"].get("classes") or (checkpoint.get("kdtemp") or {}).get("classes")
@@ -88,12 +91,16 @@ def export_teacher(config: TeacherConfig, result: dict, runs_dir: Path) -> Path:
             classes = config.data.index("train", download=False).classes
         except ConfigError:  # the data is gone: the file records no names (preflight warns where it is used)
             classes = None
+    derived = result["derived"]
+    header = checkpoint.get("kdtemp") or {}
+    extras = {k: v for k, v in header.items() if k not in ("kind", "model", "run_id", "classes", "normalization")}
     atomic_save({
         "kdtemp": {
             "kind": "teacher", "model": config.model.name, "dataset": to_dict(config.data),
             "classes": list(classes) if classes is not None else None, "epochs": config.epochs,
-            "origin": config.origin(), **_final_primary(result),
-            "run_id": result["run_id"], "normalization": result["derived"]["normalization"],
+            "origin": config.origin(), **_final_primary(result), "run_id": result["run_id"],
+            **({"normalization": derived["normalization"]} if "normalization" in derived else {}),
+            **extras,  # what else the model's adapter saves with its weights (a text model's config, tokenizer)
         },
         "model": checkpoint["model"],
     }, path)

@@ -70,8 +70,8 @@ def split_sizes(data: DataConfig, facts) -> tuple[int, int, int] | None:
     return expected[0], expected[1], classes
 
 
-def _flops(model, classes: int, resolution: int, cost: Cost) -> float:
-    counted = forward_flops(model.name, classes, resolution)
+def _flops(model, classes: int, resolution: int | None, cost: Cost) -> float:
+    counted = forward_flops(model.name, classes, resolution) if resolution is not None else None  # images only, yet
     if counted is None:
         cost.uncounted.add(model.name)
         return 0.0
@@ -92,11 +92,11 @@ def training_cost(data: DataConfig, facts, batch_size: int, students: list[tuple
     steps = train // batch_size * batch_size
     longest = max(epochs for _, epochs in students)
     for model, epochs in students:
-        forward = _flops(model, classes, data.resolution, cost)
+        forward = _flops(model, classes, getattr(data, "resolution", None), cost)
         cost.image_steps += steps * epochs
         cost.flops += forward * (3 * steps + test) * epochs
     if teacher is not None:
-        forward = _flops(teacher, classes, data.resolution, cost)
+        forward = _flops(teacher, classes, getattr(data, "resolution", None), cost)
         cost.teacher_passes += steps * longest
         cost.solo_teacher_passes += steps * sum(epochs for _, epochs in students)
         cost.flops += forward * (steps * longest + train + test)  # the stream, one training-split pass, its test

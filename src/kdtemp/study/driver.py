@@ -17,7 +17,8 @@ from pathlib import Path
 from ..config import ConfigError, to_dict
 from ..tasks.image.data import default_cache_dir
 from ..engine.diagnose import DEFAULT_TEMPERATURES
-from ..tasks.image.preflight import Preflight, preflight
+from ..tasks import get_task
+from ..tasks.base import Preflight
 from ..files import warn
 from .executors import Task, make_executor
 from .layout import store_path
@@ -34,7 +35,9 @@ def teacher_id(spec) -> str | None:
     if spec.teacher is None:
         return None
     key = spec.key()
-    identity = {"teacher": key["teacher"], "data": key["data"], "crop": spec.augment.random_resized_crop}
+    identity = {"teacher": key["teacher"], "data": key["data"]}
+    if hasattr(spec.augment, "random_resized_crop"):  # images: the evaluation view depends on it
+        identity["crop"] = spec.augment.random_resized_crop
     return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -163,17 +166,22 @@ def _needs(run, prep_ids: set[str]) -> str | None:
 
 
 def check_study(study: Study, executor: ExecutorConfig | None = None, download: bool = True) -> Preflight:
-    """Preflight of every cohort of ``study`` (see :mod:`kdtemp.tasks.image.preflight`); nothing is written."""
+    """Preflight of every cohort of ``study`` by its task (images: :mod:`kdtemp.tasks.image.preflight`, text:
+    :mod:`kdtemp.tasks.text.preflight`); nothing is written."""
     executor = executor or study.file.executor
     remote = executor.kind == "ray" and bool(executor.ray_address)
     device = "auto" if remote else executor.device
     state = Preflight()
     for preparation in study.preparations:  # the first stage's cohorts, named by their stage
         cohort = preparation.config.cohort()
-        preflight([(cohort, cohort.members)], device=device, download=download,
-                  member_field=f"prepare.{preparation.stage}", state=state)
-    cohorts = [(cohort.config(), [run.spec.student for run in cohort.runs]) for cohort in study.cohorts]
-    state = preflight(cohorts, device=device, download=download, state=state)
+        get_task(cohort.task).preflight([(cohort, cohort.members)], device=device, download=download,
+                                        member_field=f"prepare.{preparation.stage}", state=state)
+    by_task: dict[str, list] = {}
+    for cohort in study.cohorts:
+        config = cohort.config()
+        by_task.setdefault(config.task, []).append((config, [run.spec.student for run in cohort.runs]))
+    for task, cohorts in by_task.items():
+        state = get_task(task).preflight(cohorts, device=device, download=download, state=state)
     by_id = {p.prep_id: p for p in study.preparations}
     for run in study.runs:  # a prepared model must have learned the classes the run uses, in the same order
         for field_name, model in (("teacher", run.spec.teacher), ("student.model", run.spec.student.model)):

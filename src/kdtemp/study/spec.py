@@ -55,8 +55,8 @@ class RunSpec(SharedConfig):
         self.cohort_config().validate(path)
 
     def cohort_config(self) -> CohortConfig:
-        return CohortConfig(data=self.data, augment=self.augment, teacher=self.teacher,
-                            batch_size=self.batch_size, data_seed=self.data_seed, members=[self.student])
+        return CohortConfig(data=self.data, augment=self.augment, teacher=self.teacher, batch_size=self.batch_size,
+                            data_seed=self.data_seed, task=self.task, members=[self.student])
 
     @property
     def run_id(self) -> str:
@@ -157,7 +157,8 @@ class Cohort:
     def config(self, device: str = "auto") -> CohortConfig:
         first = self.runs[0].spec
         return CohortConfig(data=first.data, augment=first.augment, teacher=first.teacher, batch_size=first.batch_size,
-                            data_seed=first.data_seed, members=[r.spec.student for r in self.runs], device=device)
+                            data_seed=first.data_seed, task=first.task, members=[r.spec.student for r in self.runs],
+                            device=device)
 
 
 @dataclass

@@ -39,7 +39,7 @@ from ..engine.teacher import TeacherConfig
 from .axes import Axis, axes_of
 from .recipes import merged, recipe_of
 
-SHARED_FROM_BASE = ("data", "augment", "batch_size")
+SHARED_FROM_BASE = ("data", "augment", "batch_size", "task")
 REFERENCE_FIELDS = ("teacher", "student.model")
 
 

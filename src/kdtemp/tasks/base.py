@@ -15,16 +15,28 @@ nothing of images, text or tokens. A task supplies:
 * :meth:`Task.split_logits`: a model's logits on a split without augmentation (the teacher's
   pass over the training split, for dataset-level constants and diagnostics);
 * :meth:`Task.evaluate`: named metrics on the evaluation split, with one declared **primary
-  metric** (``primary_metric``, better when higher unless ``primary_goal`` is ``min``).
+  metric** (``primary_metric``, better when higher unless ``primary_goal`` is ``min``);
+* :meth:`Task.preflight`: every mistake that depends on the data or on a file, found before any
+  work (one line naming the field), with what it learned kept in a :class:`Preflight`;
+* the dataclasses of its configuration: ``data_config``, ``augment_config``, ``model_config``
+  (a run's ``task`` chooses them when its file is read).
 
 Tasks are registered by name (:func:`register_task`) where they are defined.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Protocol
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
+import numpy as np
 from torch import Tensor, nn
+
+
+def stream_seed(data_seed: int, epoch: int) -> int:
+    """A 63-bit seed for epoch ``epoch`` of the stream with ``data_seed`` (every task's stream)."""
+    return int(np.random.SeedSequence([data_seed, epoch]).generate_state(2, dtype=np.uint64)[0] >> np.uint64(1))
 
 
 class TrainingBatch(Protocol):
@@ -77,10 +89,36 @@ class ModelAdapter(Protocol):
         ...
 
 
+@dataclass
+class Preflight:
+    """What preflight learned, for ``plan`` and the cost estimate: each dataset's facts (its class
+    names, ``train`` and ``test`` sizes and ``describe()``) by its config, and the models checked."""
+
+    datasets: dict[str, Any] = field(default_factory=dict)
+    models: set[str] = field(default_factory=set)
+
+    @staticmethod
+    def key(data: Any) -> str:
+        from ..config import to_dict
+
+        return json.dumps({k: v for k, v in to_dict(data).items() if k not in ("download",)}, sort_keys=True)
+
+    def facts(self, data: Any) -> Any:
+        return self.datasets[self.key(data)]
+
+
 class Task(Protocol):
     name: str
     primary_metric: str
     primary_goal: str
+    data_config: type
+    augment_config: type
+    model_config: type
+
+    def preflight(self, cohorts: Iterable[tuple[Any, list[Any]]], device: str = "auto", download: bool = True,
+                  member_field: str = "student", state: Preflight | None = None) -> Preflight:
+        """Check every ``(shared config, members)`` against its data and files; nothing is written."""
+        ...
 
     def open(self, shared: Any, runtime: Any, progress: bool = False) -> TaskData: ...
 

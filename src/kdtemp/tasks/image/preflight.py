@@ -23,6 +23,7 @@ import torch
 
 from kdtemp.config import ConfigError, to_dict
 from kdtemp.files import warn
+from ..base import Preflight
 from .data import DataConfig, SplitIndex
 from .models import (LoadedModel, ModelConfig, WeightsError, find_pretrained, hub_offline, hub_pretrained_cfg,
                      load_model, reach, read_weights, recorded_classes, shown_classes)
@@ -48,19 +49,8 @@ class DatasetFacts:
                 f"images{size}")
 
 
-@dataclass
-class Preflight:
-    """The facts preflight gathered, for ``plan`` and the cost estimate."""
-
-    datasets: dict[str, DatasetFacts] = field(default_factory=dict)
-    models: set[str] = field(default_factory=set)
-
-    def facts(self, data: DataConfig) -> DatasetFacts:
-        return self.datasets[_data_key(data)]
-
-
 def _data_key(data: DataConfig) -> str:
-    return json.dumps({k: v for k, v in to_dict(data).items() if k not in ("download",)}, sort_keys=True)
+    return Preflight.key(data)
 
 
 def preflight(cohorts: Iterable[tuple[SharedConfig, list[MemberConfig]]], device: str = "auto",

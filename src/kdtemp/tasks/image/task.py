@@ -16,10 +16,10 @@ import torch
 from torch import Tensor, nn
 
 from ..base import register_task
-from .data import ImageSplit, TrainStream, eval_images
+from .data import AugmentConfig, DataConfig, ImageSplit, TrainStream, eval_images
 from .data.augment import Batch
 from .evaluate import accuracy, predict
-from .models import LoadedModel, load_model
+from .models import LoadedModel, ModelConfig, load_model
 from .normalization import Normalization
 
 
@@ -80,6 +80,9 @@ class ImageClassification:
     name = "image_classification"
     primary_metric = "top1"
     primary_goal = "max"
+    data_config = DataConfig
+    augment_config = AugmentConfig
+    model_config = ModelConfig
 
     def open(self, shared: Any, runtime: Any, progress: bool = False) -> ImageData:
         """Load (or read from the cache) both splits onto ``runtime.device`` and build the stream."""
@@ -114,3 +117,10 @@ class ImageClassification:
     def scores(self, logits: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """The evaluation's metrics of given logits (for diagnostics)."""
         return accuracy(logits, labels)
+
+    def preflight(self, cohorts, device: str = "auto", download: bool = True, member_field: str = "student",
+                  state=None):
+        """:func:`kdtemp.tasks.image.preflight.preflight`."""
+        from .preflight import preflight
+
+        return preflight(cohorts, device=device, download=download, member_field=member_field, state=state)

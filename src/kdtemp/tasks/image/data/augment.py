@@ -27,6 +27,7 @@ from .batched_augment import (
     CropBoxes, RandAugmentDraw, draw_crop_boxes, draw_randaugment, rand_augment, random_resized_crop, to_device,
 )
 from .cache import ImageSplit
+from ...base import stream_seed  # noqa: F401  (re-exported: every task's stream is seeded the same way)
 from ..normalization import normalization_tensors, normalize, normalize_float  # noqa: F401  (re-exported)
 
 EVAL_RESIZE_SLICE = 512  # images resized at once for the test-time view
@@ -116,11 +117,6 @@ class Batch:
                 constants[key] = normalization_tensors(key, self.images.device, self.images.dtype)
             self._normalized[key] = normalize_float(self.images, constants[key], self.channels_last)
         return self._normalized[key]
-
-
-def stream_seed(data_seed: int, epoch: int) -> int:
-    """A 63-bit seed for epoch ``epoch`` of the stream with ``data_seed``."""
-    return int(np.random.SeedSequence([data_seed, epoch]).generate_state(2, dtype=np.uint64)[0] >> np.uint64(1))
 
 
 def mix_batch(images: Tensor, labels: Tensor, num_classes: int, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
