@@ -83,3 +83,26 @@ def test_table2_students_and_fig6_7_datasets(workspace, monkeypatch):
     fig67 = load_study("fig6_7_datasets", output=workspace / "studies" / "f67")
     assert len({r.spec.data.dataset for r in fig67.runs}) == 5 and len(fig67.preparations) == 6
     assert len(fig67.cohorts) == 6 * 3
+
+
+def test_the_glue_example_plans_both_stages_with_the_models_in_the_hugging_face_cache(tmp_path):
+    """glue_sst2 names hub models: with their configs in the local cache (offline, as a machine that
+    has used them), plan checks them and leaves the GLUE data, not cached yet, to the run."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("transformers", reason="the text example needs the text extra: pip install 'kdtemp[text]'")
+    from helpers.text import fake_hub_cache, tiny_bert
+
+    bert = {**tiny_bert(vocab_size=30522), "max_position_embeddings": 512}
+    home = fake_hub_cache(tmp_path / "hf", {"bert-base-uncased": bert, "google/bert_uncased_L-4_H-256_A-4": bert})
+    env = {**os.environ, "HF_HOME": str(home), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-m", "kdtemp", "study", "plan", "glue_sst2", "--output",
+                           str(tmp_path / "study")], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "99 runs" in done.stdout and "stage prepare: 1 models" in done.stdout
+    assert "preflight: data, weights and devices checked" in done.stdout
+    study = load_study(examples()["glue_sst2"], output=tmp_path / "study")
+    assert {run.spec.task for run in study.runs} == {"text_classification"}
+    assert {run.spec.student.objective for run in study.runs} == {"kd", "ls_kd", "dist"}

@@ -15,3 +15,13 @@ def find_browser():
         if shutil.which(name):
             return shutil.which(name)
     return None
+
+
+def rendered_figures(browser: str, html, profile) -> set[str]:
+    """The ids of the figures a report page shows once Chromium has loaded it (its script lists them)."""
+    import subprocess
+
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={profile}",
+             "--virtual-time-budget=5000", "--dump-dom"]
+    dom = subprocess.run(flags + [html.resolve().as_uri()], capture_output=True, text=True, timeout=120)
+    return set(dom.stdout.split('data-rendered="', 1)[1].split('"', 1)[0].split())

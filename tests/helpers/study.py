@@ -38,3 +38,25 @@ def table(study, drop=("seconds",)):
     with Store(store_path(study), readonly=True) as store:
         rows = list(csv.DictReader(io.StringIO(export(study, store, "csv"))))
     return [{k: v for k, v in row.items() if k not in drop} for row in rows]
+
+
+def epoch_events(runs: Path) -> int:
+    """Finished epochs recorded in the run folders under ``runs`` (``events.jsonl`` lines)."""
+    from kdtemp.engine.storage import RunFolder
+
+    return sum(len(RunFolder(runs, f.name).read_events()) for f in runs.iterdir()) if runs.is_dir() else 0
+
+
+def wait_for(condition, process, seconds: float = 240) -> None:
+    """Poll ``condition`` until it holds; fail when the driver ``process`` ends first or time runs out."""
+    import time
+
+    import pytest
+
+    end = time.time() + seconds
+    while not condition():
+        if process.poll() is not None:
+            pytest.fail(f"the driver ended first: {process.stderr.read().decode()[-800:]}")
+        if time.time() > end:
+            pytest.fail("timed out")
+        time.sleep(0.02)

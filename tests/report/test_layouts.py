@@ -5,7 +5,6 @@ CTKD, the method table. Numbers equal the store's; the page renders in headless 
 
 import csv
 import statistics
-import subprocess
 from collections import defaultdict
 
 import pytest
@@ -14,7 +13,7 @@ from PIL import Image
 from kdtemp.report import build_report
 from kdtemp.study import Store, load_study, run_study, store_path
 
-from helpers.report import find_browser
+from helpers.report import find_browser, rendered_figures
 from helpers.trust import BASE, image_folder, study, write_yaml
 
 
@@ -124,8 +123,5 @@ def test_the_pages_render_in_chromium(pairs, teachers, tmp_path):
         pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium)")
     for (_, report), expected in [(pairs, {"methods", "temperatures", "curves", "heatmap"}),
                                   (teachers, {"profiles", "heatmap", "curves"})]:
-        flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 f"--user-data-dir={tmp_path / report.folder.parent.name}", "--virtual-time-budget=5000", "--dump-dom"]
-        dom = subprocess.run(flags + [report.html.resolve().as_uri()], capture_output=True, text=True, timeout=120)
-        rendered = set(dom.stdout.split('data-rendered="', 1)[1].split('"', 1)[0].split())
+        rendered = rendered_figures(browser, report.html, tmp_path / report.folder.parent.name)
         assert expected <= rendered, expected - rendered

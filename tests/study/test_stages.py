@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -16,6 +15,7 @@ from kdtemp.engine.storage import RunFolder
 from kdtemp.tasks.image.models import ModelConfig, create_model
 from kdtemp.study import Store, export, load_study, run_study, store_path
 
+from helpers.study import epoch_events, wait_for
 from helpers.trust import BASE, write_yaml
 
 EPOCHS = 3
@@ -92,23 +92,11 @@ def test_preparations_are_recorded_and_reused_by_another_study(study_file, refer
 
 
 def events(output):
-    runs = output / "runs"
-    return sum(len(RunFolder(runs, f.name).read_events()) for f in runs.iterdir()) if runs.is_dir() else 0
+    return epoch_events(output / "runs")
 
 
 def prepared_events(output):
-    runs = output.parent / "prepared" / "runs"
-    return sum(len(RunFolder(runs, f.name).read_events()) for f in runs.iterdir()) if runs.is_dir() else 0
-
-
-def wait(condition, process):
-    end = time.time() + 240
-    while not condition():
-        if process.poll() is not None:
-            pytest.fail(f"the driver ended first: {process.stderr.read().decode()[-800:]}")
-        if time.time() > end:
-            pytest.fail("timed out")
-        time.sleep(0.02)
+    return epoch_events(output.parent / "prepared" / "runs")
 
 
 def test_killed_in_each_stage_and_resumed_to_the_same_table(study_file, reference, tmp_path):
@@ -116,7 +104,7 @@ def test_killed_in_each_stage_and_resumed_to_the_same_table(study_file, referenc
     command = [sys.executable, "-m", "kdtemp.cli", "study", "run", study_file, "--output", str(output), "--quiet"]
     for stage_reached in (lambda: prepared_events(output) >= 2, lambda: events(output) >= 3):
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        wait(stage_reached, process)
+        wait_for(stage_reached, process)
         process.send_signal(signal.SIGKILL)
         process.wait()
     assert prepared_events(output) == 2 + 3 + 3  # the teacher stage finished once, after its kill

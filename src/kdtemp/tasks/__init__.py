@@ -1,7 +1,9 @@
-"""Tasks: what a kind of problem gives the engine (:mod:`.base`); image classification first."""
+"""Tasks: what a kind of problem gives the engine (:mod:`.base`): image classification and text
+classification."""
 
 from .base import TASKS, ModelAdapter, Task, TaskData, TrainingBatch, get_task, register_task
 from . import image  # noqa: F401  (registers image_classification)
+from . import text  # noqa: F401  (registers text_classification; Transformers is imported only when it is used)
 
 DEFAULT_TASK = "image_classification"
 

@@ -1,0 +1,369 @@
+"""Text data: rows read once (GLUE through ``datasets`` or its TSV files, or your own TSV/CSV/JSONL),
+tokenised once and cached as integer tensors, then a deterministic stream of dynamically padded batches.
+
+A split on the device is ragged: every input's token ids one after another (``ids``, int32), where
+each begins (``offsets``), its token type ids where the tokenizer gives them, and its label. A batch
+gathers its rows into ``[B, L]`` with ``L`` the longest of them (padding with the tokenizer's pad id,
+masked out by the attention mask). The cache file is safetensors (data, never code), keyed by what
+determines its content: the dataset, its files (names, sizes, modification times), the columns, the
+tokenizer (name and vocabulary digest) and ``max_length``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from torch import Tensor
+
+from ...config import ConfigError
+from ...files import warn
+from ..base import stream_seed
+from .config import FORMATS, GENERIC, TextDataConfig
+from .glue import GLUE, GlueTask
+
+CACHE_VERSION = 1
+TEST_NAMES = ("test", "validation", "dev")
+
+
+@dataclass
+class Rows:
+    """A split as read: the texts (and second texts of pairs), the label indices, the class names."""
+
+    texts: list[str]
+    pairs: list[str] | None
+    labels: list[int]
+    classes: list[str]
+    source: str  # where it was read, for messages
+
+
+def natural(value: str) -> tuple:
+    return (0, float(value), "") if value.replace(".", "", 1).lstrip("-").isdigit() else (1, 0.0, value)
+
+
+def _read_table(path: Path, header: bool = True) -> tuple[list[str] | None, list[list[str]]]:
+    """The header (or None) and rows of a TSV/CSV file, or of a JSONL file as columns by name."""
+    if path.suffix == ".jsonl":
+        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        names = list(dict.fromkeys(key for record in records for key in record))
+        return names, [["" if record.get(n) is None else str(record.get(n)) for n in names] for record in records]
+    delimiter = "\t" if path.suffix == ".tsv" else ","
+    quoting = csv.QUOTE_NONE if path.suffix == ".tsv" else csv.QUOTE_MINIMAL  # GLUE's TSVs quote nothing
+    with open(path, encoding="utf-8", newline="") as handle:
+        table = list(csv.reader(handle, delimiter=delimiter, quoting=quoting))
+    table = [row for row in table if row]
+    return (table[0], table[1:]) if header and table else (None, table)
+
+
+def _columns(path: Path, header: list[str] | None, wanted: list[str | int], field: str) -> list[int]:
+    """The indexes of the ``wanted`` columns (names, or indexes of a file without a header)."""
+    indexes = []
+    for name in wanted:
+        if isinstance(name, int):
+            indexes.append(name)
+            continue
+        if header is None or name not in header:
+            shown = ", ".join(header or []) or "none (no header)"
+            raise ConfigError(f"{field}: {path} has no column {name!r} (its columns: {shown})")
+        indexes.append(header.index(name))
+    return indexes
+
+
+def read_glue_tsv(task: GlueTask, root: Path, split: str) -> Rows:
+    """One split of GLUE task ``task`` from GLUE's own TSV file in ``root``."""
+    path = root / task.tsv_files[split]
+    if not path.is_file():
+        raise ConfigError(f"data.root: {root} has no {task.tsv_files[split]} (GLUE's {task.name} {split} file)")
+    header, table = _read_table(path, task.tsv_header)
+    text_columns = list(task.tsv_text_index) or list(task.tsv_columns)
+    text, *pair = _columns(path, header, [*text_columns, task.tsv_label], "data.root")
+    label = pair.pop()
+    names = {name: index for index, name in enumerate(task.label_names)}
+    texts, pairs, labels = [], [] if pair else None, []
+    for number, row in enumerate(table, 2 if header else 1):
+        needed = max([text, label, *pair])
+        if len(row) <= needed:
+            raise ConfigError(f"data.root: {path} line {number} has {len(row)} columns; {task.name} needs {needed + 1}")
+        value = row[label].strip()
+        if value in names:
+            labels.append(names[value])
+        elif value.isdigit() and int(value) < len(task.label_names):
+            labels.append(int(value))
+        else:
+            raise ConfigError(f"data.root: {path} line {number}: label {value!r} is not one of {task.name}'s "
+                              f"({', '.join(task.label_names)}, or their indexes)")
+        texts.append(row[text])
+        if pairs is not None:
+            pairs.append(row[pair[0]])
+    return Rows(texts, pairs, labels, list(task.label_names), str(path))
+
+
+def read_glue_hub(task: GlueTask, split: str, download: bool) -> Rows:
+    """One split of GLUE task ``task`` through ``datasets`` (``nyu-mll/glue``): from its cache, and
+    from the hub only with ``download``."""
+    try:
+        import datasets
+    except ImportError:
+        raise ConfigError("data.dataset: GLUE through `datasets` needs the text extra: pip install 'kdtemp[text]'") from None
+    mode = "reuse_dataset_if_exists" if download else "reuse_cache_if_exists"
+    previous = datasets.config.HF_HUB_OFFLINE
+    datasets.config.HF_HUB_OFFLINE = previous or not download
+    try:
+        loaded = datasets.load_dataset("nyu-mll/glue", task.name, split=split, download_mode=mode)
+    except Exception as error:  # offline, not cached, or the hub refused: one line
+        hint = "set data.download: true on a machine that is online" if not download else "check the connection"
+        raise ConfigError(f"data.dataset: GLUE {task.name} ({split}) could not be read through datasets "
+                          f"({type(error).__name__}); {hint}, or give data.root: a folder of GLUE's TSV files") from None
+    finally:
+        datasets.config.HF_HUB_OFFLINE = previous
+    first, *second = task.hub_columns
+    return Rows(list(loaded[first]), list(loaded[second[0]]) if second else None, [int(v) for v in loaded["label"]],
+                list(task.label_names), f"nyu-mll/glue {task.name} {split}")
+
+
+def generic_file(root: Path, names: tuple[str, ...], split: str) -> Path:
+    for name in names:
+        for suffix in FORMATS:
+            if (root / f"{name}{suffix}").is_file():
+                return root / f"{name}{suffix}"
+    wanted = " or ".join(f"{n}{{{','.join(FORMATS)}}}" for n in names)
+    raise ConfigError(f"data.root: {root} has no {split} file ({wanted})")
+
+
+def read_generic(config: TextDataConfig, split: str, classes: list[str] | None = None) -> Rows:
+    """One split of a ``text_classification`` folder; the class names are the training split's
+    label values in natural order (``classes``, given for the test split)."""
+    root = Path(config.root).expanduser()
+    path = generic_file(root, ("train",) if split == "train" else TEST_NAMES, split)
+    header, table = _read_table(path)
+    wanted = [config.text_column, config.label_column] + ([config.text_pair_column] if config.text_pair_column else [])
+    fields = ["data.text_column", "data.label_column", "data.text_pair_column"]
+    indexes = []
+    for name, field in zip(wanted, fields):
+        indexes += _columns(path, header, [name], field)
+    text, label, *pair = indexes
+    values = [row[label].strip() if len(row) > label else "" for row in table]
+    if classes is None:
+        classes = sorted(set(values), key=natural)
+        if len(classes) < 2:
+            raise ConfigError(f"data.label_column: {path} has {len(classes)} label value(s); classification needs 2 or more")
+    unknown = sorted(set(values) - set(classes), key=natural)
+    if unknown:
+        raise ConfigError(f"data.label_column: {path} has labels the training split has not ({', '.join(unknown[:5])})")
+    index = {name: i for i, name in enumerate(classes)}
+    return Rows([row[text] if len(row) > text else "" for row in table],
+                [row[pair[0]] if len(row) > pair[0] else "" for row in table] if pair else None,
+                [index[v] for v in values], list(classes), str(path))
+
+
+def test_splits(config: TextDataConfig) -> tuple[str, ...]:
+    """The evaluation splits: GLUE's validation split(s) (MNLI: matched, then mismatched), or ``test``."""
+    return GLUE[config.dataset].test_splits if config.dataset in GLUE else ("test",)
+
+
+def read_rows(config: TextDataConfig, split: str, classes: list[str] | None = None) -> Rows:
+    if config.dataset == GENERIC:
+        return read_generic(config, split, classes)
+    task = GLUE[config.dataset]
+    if config.root is not None:
+        return read_glue_tsv(task, Path(config.root).expanduser(), split)
+    return read_glue_hub(task, split, config.download)
+
+
+def source_files(config: TextDataConfig) -> list[Path]:
+    """The local files a dataset reads (none for GLUE through ``datasets``)."""
+    if config.root is None:
+        return []
+    root = Path(config.root).expanduser()
+    if config.dataset == GENERIC:
+        return [generic_file(root, ("train",), "train"), generic_file(root, TEST_NAMES, "test")]
+    return [root / name for name in GLUE[config.dataset].tsv_files.values()]
+
+
+@dataclass
+class TextSplit:
+    """A tokenised split (ragged, see the module docstring)."""
+
+    ids: Tensor
+    offsets: Tensor
+    type_ids: Tensor | None
+    labels: Tensor
+    classes: list[str]
+    pad_id: int
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def to(self, device: torch.device | str) -> "TextSplit":
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return TextSplit(move(self.ids), move(self.offsets), move(self.type_ids), move(self.labels), self.classes,
+                         self.pad_id)
+
+    def lengths(self) -> Tensor:
+        return self.offsets[1:] - self.offsets[:-1]
+
+    def inputs(self, rows: Tensor) -> dict[str, Tensor]:
+        """``input_ids``, ``attention_mask`` (and ``token_type_ids``) of ``rows``, padded to the
+        longest of them; gathered on the split's device in a few kernels."""
+        starts, lengths = self.offsets[rows], self.lengths()[rows]
+        width = int(lengths.max()) if len(rows) else 1  # one read per batch: the padded width
+        positions = torch.arange(width, device=self.ids.device)
+        mask = positions.unsqueeze(0) < lengths.unsqueeze(1)
+        index = (starts.unsqueeze(1) + positions.unsqueeze(0)).clamp(max=max(len(self.ids) - 1, 0))
+        pad = torch.full((), self.pad_id, dtype=self.ids.dtype, device=self.ids.device)
+        inputs = {"input_ids": torch.where(mask, self.ids[index], pad).long(), "attention_mask": mask.long()}
+        if self.type_ids is not None:
+            inputs["token_type_ids"] = torch.where(mask, self.type_ids[index], 0).long()
+        return inputs
+
+    def subset(self, rows: Tensor) -> "TextSplit":
+        """The split of ``rows`` (in that order)."""
+        starts, lengths = self.offsets[rows], self.lengths()[rows]
+        pieces = [torch.arange(int(s), int(s) + int(n)) for s, n in zip(starts.tolist(), lengths.tolist())]
+        take = torch.cat(pieces) if pieces else torch.zeros(0, dtype=torch.long)
+        offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)])
+        return TextSplit(self.ids[take], offsets, None if self.type_ids is None else self.type_ids[take],
+                         self.labels[rows], self.classes, self.pad_id)
+
+
+def first_per_class(labels: Tensor, classes: int, per_class: int | None) -> Tensor | None:
+    """Row indexes of the first ``per_class`` rows of each class, in file order (None: all)."""
+    if per_class is None:
+        return None
+    keep, seen = [], [0] * classes
+    for row, label in enumerate(labels.tolist()):
+        if seen[label] < per_class:
+            seen[label] += 1
+            keep.append(row)
+    return torch.tensor(keep, dtype=torch.long)
+
+
+def tokenizer_identity(tokenizer: Any, name: str) -> str:
+    """The tokenizer's name and a digest of its vocabulary and rules (what its ids depend on)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:  # its rules and vocabulary; not the truncation and padding a call last set
+        rules = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}
+        text = json.dumps(rules, sort_keys=True)
+    else:
+        text = json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    return f"{name}@{hashlib.sha1(text.encode()).hexdigest()[:16]}"
+
+
+def cache_key(config: TextDataConfig, tokenizer_id: str) -> str:
+    files = [{"name": p.name, "size": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns}
+             for p in source_files(config) if p.is_file()]
+    text = json.dumps({"version": CACHE_VERSION, "dataset": config.dataset,
+                       "root": str(Path(config.root).expanduser().resolve()) if config.root else None, "files": files,
+                       "columns": [config.text_column, config.text_pair_column, config.label_column]
+                       if config.dataset == GENERIC else None,
+                       "tokenizer": tokenizer_id, "max_length": config.max_length}, sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:20]
+
+
+def tokenize(rows: Rows, tokenizer: Any, max_length: int) -> tuple[dict[str, Tensor], int]:
+    """The ragged tensors of ``rows`` and how many inputs were truncated to ``max_length``."""
+    full = tokenizer(rows.texts, rows.pairs, truncation=False)["input_ids"]
+    truncated = sum(len(ids) > max_length for ids in full)
+    encoded = tokenizer(rows.texts, rows.pairs, truncation=True, max_length=max_length, return_token_type_ids=True)
+    ids = encoded["input_ids"]
+    lengths = torch.tensor([len(x) for x in ids], dtype=torch.long)
+    tensors = {"ids": torch.tensor([t for x in ids for t in x], dtype=torch.int32),
+               "offsets": torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)]),
+               "labels": torch.tensor(rows.labels, dtype=torch.long)}
+    types = encoded.get("token_type_ids")
+    if types is not None and any(any(x) for x in types):  # single-sentence inputs carry only zeros: not kept
+        tensors["type_ids"] = torch.tensor([t for x in types for t in x], dtype=torch.int8)
+    return tensors, truncated
+
+
+def load_splits(config: TextDataConfig, tokenizer: Any, tokenizer_name: str, cache_dir: Path,
+                progress: bool = False) -> dict[str, TextSplit]:
+    """Every split of ``config`` (``train`` and the evaluation splits), tokenised, from the cache
+    when it has them (written there the first time), with the per-class subsets applied."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    key = cache_key(config, tokenizer_identity(tokenizer, tokenizer_name))
+    path = cache_dir / "text" / f"{config.dataset}-{key}.safetensors"
+    splits = ("train", *test_splits(config))
+    if path.is_file():
+        try:
+            tensors = load_file(str(path))
+            with safe_open(str(path), "pt") as handle:  # the header's metadata: classes, pad id, truncations
+                meta = json.loads(handle.metadata()["kdtemp"])
+        except Exception as error:  # a damaged cache file is rebuilt
+            warn(f"the token cache {path.name} could not be read ({type(error).__name__}); tokenising again")
+            tensors, meta = None, None
+    else:
+        tensors, meta = None, None
+    if tensors is None:
+        tensors, truncated, classes = {}, {}, None
+        for split in splits:
+            rows = read_rows(config, split, classes)
+            classes = rows.classes
+            encoded, truncated[split] = tokenize(rows, tokenizer, config.max_length)
+            tensors.update({f"{split}.{name}": value for name, value in encoded.items()})
+        meta = {"classes": classes, "pad_id": int(tokenizer.pad_token_id or 0), "truncated": truncated}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        save_file(tensors, str(temporary), metadata={"kdtemp": json.dumps(meta)})
+        os.replace(temporary, path)
+        for split, count in truncated.items():
+            if count and progress:
+                print(f"data: {count} {split} inputs longer than max_length {config.max_length} were truncated")
+    out = {}
+    for split in splits:
+        split_tensors = {name.split(".", 1)[1]: value for name, value in tensors.items() if name.startswith(split + ".")}
+        whole = TextSplit(split_tensors["ids"], split_tensors["offsets"], split_tensors.get("type_ids"),
+                          split_tensors["labels"], list(meta["classes"]), int(meta["pad_id"]))
+        per_class = config.train_per_class if split == "train" else config.test_per_class
+        rows = first_per_class(whole.labels, whole.num_classes, per_class)
+        out[split] = whole if rows is None else whole.subset(rows)
+    return out
+
+
+@dataclass
+class TextBatch:
+    """A training batch of text: the padded inputs, the label per row and each row's position in
+    the training split."""
+
+    inputs: dict[str, Tensor]
+    targets: Tensor
+    indices: Tensor
+
+    def cross_entropy(self, logits: Tensor, label_smoothing: float = 0.0) -> Tensor:
+        return torch.nn.functional.cross_entropy(logits.float(), self.targets, label_smoothing=label_smoothing)
+
+    def per_sample_cross_entropy(self, logits: Tensor) -> Tensor:
+        return torch.nn.functional.cross_entropy(logits.float(), self.targets, reduction="none")
+
+
+class TextStream:
+    """Per epoch, a seeded permutation of the training split cut into full batches (the last partial
+    one is dropped), each padded to its longest input. Epoch ``e`` depends only on ``(data_seed, e)``."""
+
+    def __init__(self, split: TextSplit, batch_size: int, data_seed: int) -> None:
+        if len(split) < batch_size:
+            raise ValueError(f"batch_size {batch_size} exceeds the {len(split)} training inputs")
+        self.split, self.batch_size, self.data_seed = split, batch_size, data_seed
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return len(self.split) // self.batch_size
+
+    def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[TextBatch]:
+        generator = torch.Generator().manual_seed(stream_seed(self.data_seed, epoch))
+        order = torch.randperm(len(self.split), generator=generator).to(self.split.labels.device)
+        for index in range(start_batch, self.batches_per_epoch):
+            rows = order[index * self.batch_size:(index + 1) * self.batch_size]
+            yield TextBatch(self.split.inputs(rows), self.split.labels[rows], rows)

@@ -1,0 +1,159 @@
+"""Hugging Face sequence classifiers and tokenizers for the text task, created without running code
+from files: weights load as safetensors or ``torch.load(weights_only=True)``, and ``trust_remote_code``
+is off unless a model config turns it on.
+
+A model named ``init: pretrained`` is looked for in the local Hugging Face cache first and asked of
+the hub only when that fails (a machine offline gets one line naming the field). A kdtemp checkpoint
+of a text model records its Transformers config (``hf_config``), its class names and its tokenizer,
+so it is rebuilt exactly and refused when its labels differ from the data's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ...config import ConfigError
+from ..image.models import WeightsError, read_weights
+from .config import TextModelConfig
+from .data import TextSplit
+
+
+def transformers_module():
+    try:
+        import transformers
+    except ImportError:
+        raise ConfigError("task: text_classification needs Hugging Face Transformers; install it with: "
+                          "pip install 'kdtemp[text]'") from None
+    transformers.logging.set_verbosity_error()  # its own warnings (a new head, ...) are kdtemp's lines here
+    return transformers
+
+
+def _from_hub(load, name: str, where: str, **kwargs):
+    """``load(name, ...)`` from the local cache, else from the hub; one line when neither has it."""
+    try:
+        return load(name, local_files_only=True, **kwargs)
+    except OSError:
+        pass
+    try:
+        return load(name, **kwargs)
+    except OSError as error:
+        first = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"{where}: {name!r} is neither in the local Hugging Face cache nor reachable on the hub "
+                          f"(offline?): {first}") from None
+
+
+def load_tokenizer(name: str, where: str = "data.tokenizer"):
+    """The fast tokenizer ``name`` (a hub name or a local folder)."""
+    transformers = transformers_module()
+    return _from_hub(transformers.AutoTokenizer.from_pretrained, name, where)
+
+
+def recorded_tokenizer(config: TextModelConfig) -> str | None:
+    """The tokenizer a model's weights come with: a kdtemp checkpoint's recorded one, a folder with
+    tokenizer files, or the hub name of a pretrained model (None for a random one)."""
+    if config.init == "random":
+        return None
+    if config.init == "pretrained":
+        return config.name
+    path = Path(config.weights).expanduser()
+    if path.is_dir():
+        return str(path) if any((path / f).exists() for f in ("tokenizer.json", "tokenizer_config.json")) else config.name
+    if path.is_file():
+        try:
+            return read_weights(path)[1].get("tokenizer") or config.name
+        except WeightsError:
+            return config.name
+    return config.name  # a prepared model's file is written by the study's first stage
+
+
+def tokenizer_source(shared: Any, members: list[Any] | None = None) -> str:
+    """The tokenizer the cohort's data is tokenised with: ``data.tokenizer``, else the teacher's (a
+    cohort without a teacher, a teacher's preparation: its model's)."""
+    if shared.data.tokenizer:
+        return shared.data.tokenizer
+    members = getattr(shared, "members", []) if members is None else members
+    models = [shared.teacher] if shared.teacher is not None else [m.model for m in members]
+    for model in models:
+        source = recorded_tokenizer(model)
+        if source is not None:
+            return source
+    raise ConfigError("data.tokenizer: the teacher (a random model from a config) comes with no tokenizer; name one "
+                      "(a hub name or a folder)")
+
+
+def _labels(classes: list[str]) -> dict[str, Any]:
+    return {"num_labels": len(classes), "id2label": dict(enumerate(classes)),
+            "label2id": {name: index for index, name in enumerate(classes)}}
+
+
+def load_text_model(config: TextModelConfig, classes: list[str], role: str, where: str) -> nn.Module:
+    """The model ``config`` describes for data of ``classes``; a teacher never gets a new head."""
+    transformers = transformers_module()
+    auto = transformers.AutoModelForSequenceClassification
+    remote = {"trust_remote_code": True} if config.trust_remote_code else {}
+    if config.init == "random":
+        settings = dict(config.config)
+        model_type = settings.pop("model_type")
+        try:
+            hf_config = transformers.AutoConfig.for_model(model_type, **settings, **_labels(classes))
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"{where}.config: {str(error).splitlines()[0][:200]}") from None
+        return auto.from_config(hf_config, **remote)
+    if config.init == "checkpoint" and Path(config.weights).expanduser().is_file():
+        state, meta = read_weights(config.weights)
+        hf = meta.get("hf_config")
+        if not isinstance(hf, dict):
+            raise ConfigError(f"{where}.weights: {config.weights!r} is not a kdtemp checkpoint of a text model (it "
+                              "records no hf_config); give a save_pretrained folder instead")
+        if meta.get("classes") is not None and list(meta["classes"]) != list(classes):
+            raise ConfigError(f"{where}.weights: its labels ({', '.join(map(str, meta['classes']))}) differ from the "
+                              f"data's ({', '.join(classes)})")
+        hf = dict(hf)
+        hf_config = transformers.AutoConfig.for_model(hf.pop("model_type"), **{**hf, **_labels(classes)})
+        module = auto.from_config(hf_config, **remote)
+        module.load_state_dict(state)
+        return module
+    name = str(Path(config.weights).expanduser()) if config.init == "checkpoint" else config.name
+    field = f"{where}.weights" if config.init == "checkpoint" else f"{where}.name"
+    module, info = _from_hub(auto.from_pretrained, name, field, output_loading_info=True,
+                             ignore_mismatched_sizes=role == "student" and config.init == "pretrained",
+                             **_labels(classes), **remote)
+    fresh = [k for k in info.get("missing_keys", [])] + [k[0] if isinstance(k, tuple) else k
+                                                         for k in info.get("mismatched_keys", [])]
+    if fresh and (role == "teacher" or config.init == "checkpoint"):
+        raise ConfigError(f"{field}: {name!r} has no trained classification head for these {len(classes)} labels "
+                          f"(new: {', '.join(map(str, fresh[:3]))}); a {role} must be trained on the task first "
+                          "(prepare it with `prepare:`)")
+    return module
+
+
+class TextModel:
+    """A sequence classifier as the engine uses it: called on a batch, logits ``[B, C]``."""
+
+    def __init__(self, module: nn.Module, classes: list[str], tokenizer: str) -> None:
+        self.module, self.classes, self.tokenizer = module, list(classes), tokenizer
+
+    def __call__(self, batch) -> Tensor:
+        return self.module(**batch.inputs).logits
+
+    def predict(self, split: TextSplit, batch_size: int, runtime: Any) -> Tensor:
+        """Float32 logits in eval mode for every input of ``split``, in order."""
+        was_training = self.module.training
+        self.module.eval()
+        out = []
+        with torch.no_grad(), runtime.autocast():
+            for start in range(0, len(split), batch_size):
+                rows = torch.arange(start, min(start + batch_size, len(split)), device=split.labels.device)
+                out.append(self.module(**split.inputs(rows)).logits.float())
+        self.module.train(was_training)
+        return torch.cat(out) if out else torch.zeros(0, len(self.classes))
+
+    def metadata(self) -> dict[str, Any]:
+        """The class names, the Transformers config and the tokenizer, saved with the weights."""
+        return {"classes": list(self.classes), "hf_config": json.loads(self.module.config.to_json_string()),
+                "tokenizer": self.tokenizer}

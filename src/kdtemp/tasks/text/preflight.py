@@ -1,0 +1,140 @@
+"""Preflight of text cohorts: every mistake that depends on the data, the tokenizer or a model file,
+found before any work, as one line naming the field.
+
+It reads each dataset's rows once (columns, labels; nothing is tokenised), loads the tokenizer once,
+and checks each model without building it: a pretrained name is found in the local Hugging Face
+cache or asked of the hub once (a name neither has is one line, e.g. offline); a kdtemp checkpoint's
+recorded labels must be the data's, in order; a model's vocabulary must hold every id the tokenizer
+gives and its positions the inputs' ``max_length``. A GLUE task read through ``datasets`` that is not
+cached yet while ``plan`` may not download is checked when the study runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from ...config import ConfigError
+from ..base import Preflight
+from ..image.models import WeightsError, read_weights
+from ..image.preflight import check_device
+from .config import TextDataConfig, TextModelConfig
+from .data import read_rows, test_splits
+from .models import load_tokenizer, tokenizer_source, transformers_module
+
+
+@dataclass
+class TextFacts:
+    """What preflight learned about one text dataset (after the per-class subsets)."""
+
+    data: TextDataConfig
+    classes: list[str]
+    train: int
+    test: int
+
+    def describe(self) -> str:
+        where = f" {self.data.root}" if self.data.root else " (datasets: nyu-mll/glue)"
+        return f"{self.data.dataset}{where}: {len(self.classes)} classes, {self.train:,} train / {self.test:,} test inputs"
+
+
+def _count(labels: list[int], classes: int, per_class: int | None) -> int:
+    if per_class is None:
+        return len(labels)
+    return sum(min(per_class, labels.count(c)) for c in range(classes))
+
+
+def _dataset(data: TextDataConfig, download: bool, state: Preflight) -> TextFacts | None:
+    key = Preflight.key(data)
+    if key in state.datasets:
+        return state.datasets[key]
+    try:
+        train = read_rows(data, "train")
+        tests = [read_rows(data, split, train.classes) for split in test_splits(data)]
+    except ConfigError as error:
+        if data.root is None and not download and str(error).startswith("data.dataset: GLUE"):
+            return None  # not cached yet: the run reads it (downloading with data.download) and checks it then
+        raise
+    facts = TextFacts(data, train.classes, _count(train.labels, len(train.classes), data.train_per_class),
+                      _count(tests[0].labels, len(train.classes), data.test_per_class))
+    state.datasets[key] = facts
+    return facts
+
+
+def _hf_config(config: TextModelConfig, field: str) -> dict[str, Any] | None:
+    """The model's Transformers config as a dict, read without its weights (None: written later by
+    the study's preparation stage)."""
+    if config.init == "random":
+        return dict(config.config)
+    if config.init == "checkpoint":
+        path = Path(config.weights).expanduser()
+        if config.prepared and not path.exists():
+            return None
+        if path.is_file():
+            try:
+                return read_weights(path)[1].get("hf_config")
+            except WeightsError as error:
+                raise ConfigError(f"{field}.weights: {error}") from None
+        name = str(path)
+    else:
+        name = config.name
+    transformers = transformers_module()
+    loader = transformers.AutoConfig.from_pretrained
+    remote = {"trust_remote_code": True} if config.trust_remote_code else {}
+    try:
+        return loader(name, local_files_only=True, **remote).to_dict()
+    except OSError:
+        pass
+    try:
+        return loader(name, **remote).to_dict()
+    except (OSError, ValueError) as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+        where = f"{field}.weights" if config.init == "checkpoint" else f"{field}.name"
+        raise ConfigError(f"{where}: {name!r} is neither in the local Hugging Face cache nor reachable on the hub "
+                          f"(offline?): {first}") from None
+
+
+def check_model(config: TextModelConfig, facts: TextFacts, tokenizer: Any, tokenizer_name: str, max_length: int,
+                field: str) -> None:
+    """The labels a checkpoint records, and whether the tokenizer's ids and the inputs' length fit."""
+    if config.init == "checkpoint" and Path(config.weights).expanduser().is_file():
+        meta = read_weights(config.weights)[1]
+        recorded = meta.get("classes")
+        if recorded is not None and list(recorded) != list(facts.classes):
+            raise ConfigError(f"{field}.weights: its labels ({', '.join(map(str, recorded))}) differ from the data's "
+                              f"({', '.join(facts.classes)})")
+    hf = _hf_config(config, field)
+    if hf is None:
+        return
+    vocabulary, positions = hf.get("vocab_size"), hf.get("max_position_embeddings")
+    if isinstance(vocabulary, int) and len(tokenizer) > vocabulary:
+        raise ConfigError(f"data.tokenizer: {tokenizer_name!r} gives ids up to {len(tokenizer) - 1}, but {field} "
+                          f"{config.name!r} has embeddings for {vocabulary} tokens; use the model's own tokenizer or "
+                          "one that fits it")
+    if isinstance(positions, int) and max_length > positions:
+        raise ConfigError(f"data.max_length: {max_length} exceeds the {positions} positions of {field} "
+                          f"{config.name!r}; allowed: at most {positions}")
+
+
+def preflight(cohorts: Iterable[tuple[Any, list[Any]]], device: str = "auto", download: bool = True,
+              member_field: str = "student", state: Preflight | None = None) -> Preflight:
+    """Check every text cohort (its shared config and members) against its data, tokenizer and models."""
+    state = state or Preflight()
+    check_device(device, "executor.device" if member_field == "student" else "device")
+    for shared, members in cohorts:
+        facts = _dataset(shared.data, download, state)
+        prefix = f"{member_field}." if member_field else ""
+        models = ([(shared.teacher, "teacher")] if shared.teacher is not None else []) + \
+            [(member.model, f"{prefix}model") for member in members]
+        if facts is None:  # the data is read when the run starts; the models can be found now
+            for model, field in models:
+                _hf_config(model, field)
+            continue
+        if shared.batch_size > facts.train:
+            raise ConfigError(f"batch_size: {shared.batch_size} exceeds the {facts.train} training inputs of this data "
+                              f"({facts.describe()}); allowed: at most {facts.train}")
+        name = tokenizer_source(shared, members)
+        tokenizer = load_tokenizer(name)
+        for model, field in models:
+            check_model(model, facts, tokenizer, name, shared.data.max_length, field)
+    return state

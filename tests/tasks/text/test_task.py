@@ -1,0 +1,79 @@
+"""Text classification on the engine (``kdtemp.tasks.text.task``): a teacher fine-tuned on the task,
+then a cohort of students that equals the same runs trained alone, bit for bit on the CPU; a teacher
+whose labels differ, a tokenizer that does not fit, and the image path never importing Transformers."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from kdtemp.config import ConfigError, from_dict
+from kdtemp.engine import CohortConfig, run_cohort
+from kdtemp.engine.storage import RunFolder
+from kdtemp.engine.teacher import TeacherConfig, prepare_teacher
+
+from helpers.text import tiny_bert, write_sst2
+
+
+def shared(sst2_folder, tokenizer_folder, cache, **fields):
+    data = {"dataset": "sst2", "root": str(sst2_folder), "tokenizer": str(tokenizer_folder), "cache_dir": str(cache),
+            "max_length": 32}
+    return {"task": "text_classification", "data": data, "batch_size": 16, "device": "cpu", **fields}
+
+
+def student(**fields):
+    return {"model": {"name": "tiny-student", "init": "random", "config": tiny_bert(layers=1)}, "epochs": 2,
+            "optimizer": {"lr": 3e-3}, **fields}
+
+
+@pytest.fixture(scope="module")
+def teacher(sst2_folder, tokenizer_folder, tmp_path_factory):
+    """A tiny BERT trained on the SST-2-layout data (its teacher.pt records config, labels, tokenizer)."""
+    folder = tmp_path_factory.mktemp("teacher")
+    config = from_dict(TeacherConfig, {**shared(sst2_folder, tokenizer_folder, folder / "cache"), "epochs": 6,
+                                       "model": {"name": "tiny-teacher", "init": "random", "config": tiny_bert()},
+                                       "optimizer": {"lr": 3e-3}, "output": str(folder)})
+    path, result = prepare_teacher(config, progress=False)
+    assert result.primary_metric == "accuracy" and result.curve[-1]["accuracy"] >= 80  # it learned the task
+    return path
+
+
+def test_a_cohort_of_text_students_equals_each_trained_alone(sst2_folder, tokenizer_folder, teacher, tmp_path):
+    members = [student(temperature=1.0), student(temperature=4.0, seed=1), student(objective="dkd", temperature=2.0),
+               student(temperature_policy="dts", dts={"initial": 3, "minimum": 1, "maximum": 3}, seed=2),
+               student(objective="ctkd", temperature_policy="ctkd", seed=3)]
+    # the tokenizer comes from the teacher's checkpoint: data.tokenizer left out
+    base = shared(sst2_folder, tokenizer_folder, tmp_path / "cache")
+    base["data"].pop("tokenizer")
+    config = {**base, "teacher": {"name": "tiny-teacher", "init": "checkpoint", "weights": str(teacher)}}
+    together = run_cohort(from_dict(CohortConfig, {**config, "members": members}), output=tmp_path / "cohort",
+                          progress=False)
+    assert all(r.status == "done" for r in together)
+    assert together[0].teacher["accuracy"] >= 80
+    for index, member in enumerate(members):
+        (alone,) = run_cohort(from_dict(CohortConfig, {**config, "members": [member]}), output=tmp_path / f"solo{index}",
+                              progress=False)
+        assert alone.run_id == together[index].run_id and alone.curve == together[index].curve
+        assert alone.temperature_trace == together[index].temperature_trace
+        a = RunFolder(tmp_path / "cohort", alone.run_id).load_checkpoint()["model"]
+        b = RunFolder(tmp_path / f"solo{index}", alone.run_id).load_checkpoint()["model"]
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert len({str(r.curve) for r in together}) == len(members)  # they differ, so equality proves something
+
+
+def test_a_teacher_with_other_labels_is_refused(sst2_folder, mrpc_folder, tokenizer_folder, teacher, tmp_path):
+    config = shared(mrpc_folder, tokenizer_folder, tmp_path / "cache",
+                    teacher={"name": "tiny-teacher", "init": "checkpoint", "weights": str(teacher)},
+                    members=[student()])
+    config["data"]["dataset"] = "mrpc"
+    with pytest.raises(ConfigError, match=r"teacher.weights: its labels \(negative, positive\) differ from the "
+                                          r"data's \(not_equivalent, equivalent\)"):
+        run_cohort(from_dict(CohortConfig, config), progress=False)
+
+
+def test_the_image_path_imports_neither_transformers_nor_datasets():
+    code = ("import sys, kdtemp.cli, kdtemp.engine, kdtemp.study, kdtemp.report, kdtemp.tasks; "
+            "print(sorted(m for m in ('transformers', 'datasets', 'tokenizers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
