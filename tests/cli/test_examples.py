@@ -88,16 +88,15 @@ def test_table2_students_and_fig6_7_datasets(workspace, monkeypatch):
 def test_the_glue_example_plans_both_stages_with_the_models_in_the_hugging_face_cache(tmp_path):
     """glue_sst2 names hub models: with their configs in the local cache (offline, as a machine that
     has used them), plan checks them and leaves the GLUE data, not cached yet, to the run."""
-    import os
     import subprocess
     import sys
 
     pytest.importorskip("transformers", reason="the text example needs the text extra: pip install 'kdtemp[text]'")
-    from helpers.text import fake_hub_cache, tiny_bert
+    from helpers.text import fake_hub_cache, hf_environment, tiny_bert
 
     bert = {**tiny_bert(vocab_size=30522), "max_position_embeddings": 512}
     home = fake_hub_cache(tmp_path / "hf", {"bert-base-uncased": bert, "google/bert_uncased_L-4_H-256_A-4": bert})
-    env = {**os.environ, "HF_HOME": str(home), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env = hf_environment(home)
     done = subprocess.run([sys.executable, "-m", "kdtemp", "study", "plan", "glue_sst2", "--output",
                            str(tmp_path / "study")], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -87,3 +87,15 @@ def fake_hub_cache(home: Path, configs: dict[str, dict]) -> Path:
         snapshot.mkdir(parents=True, exist_ok=True)
         (snapshot / "config.json").write_text(json.dumps(config))
     return home
+
+
+def hf_environment(home: Path, offline: bool = True) -> dict[str, str]:
+    """This process's environment with every Hugging Face setting replaced: its caches under ``home``
+    (other tests may have pointed ``HF_HUB_CACHE`` elsewhere), and offline unless told otherwise."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
+    env["HF_HOME"] = str(home)
+    if offline:
+        env.update({"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    return env

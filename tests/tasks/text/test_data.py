@@ -107,13 +107,14 @@ def test_the_stream_is_deterministic_and_pads_each_batch_to_its_longest_input(ss
 
 
 def test_glue_through_datasets_without_its_cache_and_without_download_is_one_line(tmp_path):
-    import os
     import subprocess
     import sys
 
+    from helpers.text import hf_environment
+
     code = ("from kdtemp.tasks.text.data import read_glue_hub\nfrom kdtemp.tasks.text.glue import GLUE\n"
             "read_glue_hub(GLUE['sst2'], 'train', download=False)")
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf")}  # an empty cache, whatever this machine has
+    env = hf_environment(tmp_path / "hf", offline=False)  # an empty cache, whatever this machine has
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode != 0
     assert ("ConfigError: data.dataset: GLUE sst2 (train) could not be read through datasets" in done.stderr

@@ -1,7 +1,6 @@
 """Preflight of text studies (``kdtemp.tasks.text.preflight``): each mistake is one line naming the
 field, from ``kdtemp study plan``, before anything is written."""
 
-import os
 import subprocess
 import sys
 
@@ -11,7 +10,7 @@ from kdtemp.cli import main
 from kdtemp.engine.teacher import TeacherConfig, prepare_teacher
 from kdtemp.config import from_dict
 
-from helpers.text import tiny_bert
+from helpers.text import hf_environment, tiny_bert
 from helpers.trust import write_yaml
 
 
@@ -70,7 +69,7 @@ def test_an_unknown_glue_task_and_a_missing_column(sst2_folder, tokenizer_folder
 def test_a_model_name_neither_cached_nor_reachable_offline(sst2_folder, tokenizer_folder, tmp_path):
     path = study(tmp_path, sst2_folder, tokenizer_folder,
                  teacher={"name": "kdtemp-tests/no-such-model", "init": "pretrained"})
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    env = hf_environment(tmp_path / "hf")
     done = subprocess.run([sys.executable, "-m", "kdtemp", "study", "plan", path, "--output", str(tmp_path / "out")],
                           capture_output=True, text=True, env=env, timeout=300)
     lines = done.stderr.strip().splitlines()
