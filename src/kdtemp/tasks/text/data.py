@@ -212,11 +212,13 @@ class TextSplit:
     def lengths(self) -> Tensor:
         return self.offsets[1:] - self.offsets[:-1]
 
-    def inputs(self, rows: Tensor) -> dict[str, Tensor]:
+    def inputs(self, rows: Tensor, width: int | None = None) -> dict[str, Tensor]:
         """``input_ids``, ``attention_mask`` (and ``token_type_ids``) of ``rows``, padded to the
-        longest of them; gathered on the split's device in a few kernels."""
+        longest of them (``width``, when the caller knows it from the host, so the device is not
+        asked); gathered on the split's device in a few kernels."""
         starts, lengths = self.offsets[rows], self.lengths()[rows]
-        width = int(lengths.max()) if len(rows) else 1  # one read per batch: the padded width
+        if width is None:
+            width = int(lengths.max()) if len(rows) else 1
         positions = torch.arange(width, device=self.ids.device)
         mask = positions.unsqueeze(0) < lengths.unsqueeze(1)
         index = (starts.unsqueeze(1) + positions.unsqueeze(0)).clamp(max=max(len(self.ids) - 1, 0))
@@ -356,6 +358,7 @@ class TextStream:
         if len(split) < batch_size:
             raise ValueError(f"batch_size {batch_size} exceeds the {len(split)} training inputs")
         self.split, self.batch_size, self.data_seed = split, batch_size, data_seed
+        self._lengths = split.lengths().cpu()  # each batch's padded width from the host: no sync in the step
 
     @property
     def batches_per_epoch(self) -> int:
@@ -363,7 +366,10 @@ class TextStream:
 
     def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[TextBatch]:
         generator = torch.Generator().manual_seed(stream_seed(self.data_seed, epoch))
-        order = torch.randperm(len(self.split), generator=generator).to(self.split.labels.device)
+        host = torch.randperm(len(self.split), generator=generator)
+        order = host.to(self.split.labels.device)
         for index in range(start_batch, self.batches_per_epoch):
-            rows = order[index * self.batch_size:(index + 1) * self.batch_size]
-            yield TextBatch(self.split.inputs(rows), self.split.labels[rows], rows)
+            window = slice(index * self.batch_size, (index + 1) * self.batch_size)
+            rows = order[window]
+            width = int(self._lengths[host[window]].max())
+            yield TextBatch(self.split.inputs(rows, width), self.split.labels[rows], rows)
