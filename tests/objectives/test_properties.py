@@ -29,6 +29,10 @@ SHIFT_DEPENDENT = {"ats", "dtkd", "energy_kd"}
 # invariant to a constant added to a row nor finite where a teacher logit is -inf (as in its authors' code).
 ON_RAW_LOGITS = {"akd"}
 
+# KL(q || p) is infinite where the teacher gives a class probability 0 and the student does not: the
+# reverse KL's true value at a masked teacher class (its skewed form mixes the student in and stays finite).
+INFINITE_AT_A_MASKED_TEACHER_CLASS = {"reverse_kl"}
+
 
 # Reduced with batchmean (or a batch-size-free statistic): unchanged when the batch is duplicated.
 BATCH_INVARIANT = [name for name in ALL if name not in ("mlkd", "shuffled_tail")]  # shuffled: fresh per sample
@@ -158,7 +162,7 @@ def objective(name):
     return create_objective(name, **params.get(name, {}))
 
 
-@pytest.mark.parametrize("name", sorted(set(OBJECTIVES) - ON_RAW_LOGITS))
+@pytest.mark.parametrize("name", sorted(set(OBJECTIVES) - ON_RAW_LOGITS - INFINITE_AT_A_MASKED_TEACHER_CLASS))
 def test_a_masked_teacher_class_gives_finite_loss_and_gradient(name):
     torch.manual_seed(0)
     student = torch.randn(8, 10, requires_grad=True)

@@ -141,10 +141,11 @@ def test_registration_refuses_an_incomplete_objective(name, parameters, loss, me
 # --- Every registered objective ---------------------------------------------------------------------------------
 
 def test_order_is_the_registration_order_of_before():
-    assert list(OBJECTIVES) == LEGACY_ORDER + ["akd"]  # objectives added since follow, in their modules' order
+    # objectives added since follow, in their modules' order (the divergences of token.py after the built-ins)
+    assert list(OBJECTIVES) == LEGACY_ORDER + ["akd", "reverse_kl", "jsd", "skew_kl", "skew_reverse_kl"]
 
 
-@pytest.mark.parametrize("name", LEGACY_ORDER + ["akd"])
+@pytest.mark.parametrize("name", LEGACY_ORDER + ["akd", "reverse_kl", "jsd", "skew_kl", "skew_reverse_kl"])
 def test_every_objective_has_a_display_name_a_summary_a_preset_and_its_rules(name):
     spec = OBJECTIVES[name]
     assert spec.name == name and spec.display_name.strip() and spec.summary.strip()
@@ -163,7 +164,8 @@ def test_display_names_are_the_reports_names():
                 "ls_dkd": "LS-DKD (logit standardization)", "mlkd": "MLKD", "rld": "RLD", "dist": "DIST",
                 "ttm": "TTM", "wttm": "WTTM", "normkd": "NormKD", "normkd_dkd": "NormKD+DKD", "ats": "ATS",
                 "dtkd": "DTKD", "energy_kd": "Energy KD",
-                "ctkd": "CTKD", "akd": "AKD"}  # the papers' names (a ctkd run's curve is labelled "CTKD (learned T)")
+                "ctkd": "CTKD", "akd": "AKD", "reverse_kl": "RKL", "jsd": "JSD", "skew_kl": "SKL",
+                "skew_reverse_kl": "SRKL"}  # the papers' names (a ctkd run's curve is labelled "CTKD (learned T)")
     assert {name: spec.display_name for name, spec in OBJECTIVES.items()} == expected
 
 

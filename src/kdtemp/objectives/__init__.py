@@ -48,6 +48,7 @@ from .registry import (  # noqa: E402
 )
 from .rld import rld_loss  # noqa: E402
 from .standardize import standardize_logits  # noqa: E402
+from .token import DIVERGENCES, chunked_rows, objective_rows, token_divergence, token_kd_loss  # noqa: E402
 from .ttm import ttm_loss, wttm_weights  # noqa: E402
 
 __all__ = [
@@ -84,6 +85,11 @@ __all__ = [
     "preset",
     "rld_loss",
     "standardize_logits",
+    "DIVERGENCES",
+    "chunked_rows",
+    "objective_rows",
+    "token_divergence",
+    "token_kd_loss",
     "ttm_loss",
     "wttm_weights",
 ]

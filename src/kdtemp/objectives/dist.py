@@ -42,6 +42,7 @@ def dist_loss(
 
 @register("dist", summary="DIST: inter- and intra-class Pearson correlation", official=Preset(1.0, 2.0, 0, 4.0),
           display_name="DIST", uses_label=False,
-          parameters={"beta": ParameterRule("number", 0.0), "gamma": ParameterRule("number", 0.0)})
+          parameters={"beta": ParameterRule("number", 0.0), "gamma": ParameterRule("number", 0.0)},
+          no_token_form="its inter-class term correlates each class over the rows of a batch")
 def dist_objective(s: Tensor, t: Tensor, y: Tensor, T: Any, beta: float = 1.0, gamma: float = 1.0) -> Tensor:
     return dist_loss(s, t, T, beta=beta, gamma=gamma)

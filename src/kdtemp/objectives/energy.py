@@ -122,6 +122,7 @@ def _energy_constants(teacher: Tensor, T: Any, low_rate: float = 0.2, high_rate:
 @register("energy_kd", summary="energy KD: temperature (T/2, T, 3T/2) by the teacher's energy",
           official=Preset(0.1, 0.9, 0, 4.0), display_name="Energy KD",
           uses_label=False, dataset_constants=_energy_constants,
+          no_token_form="its energy thresholds come from the teacher over the whole training set",
           parameters={"low": ParameterRule("number", optional=True), "high": ParameterRule("number", optional=True),
                       "low_rate": ParameterRule("number", 0.0, 0.5), "high_rate": ParameterRule("number", 0.0, 0.5)},
           notes="low, high: dataset-level energy thresholds, computed from one teacher pass over the "

@@ -64,7 +64,8 @@ def mlkd_loss(student: Tensor, teacher: Tensor, temperatures: Sequence[float] = 
           official=Preset(0.1, 0.9, 0, 4.0), display_name="MLKD", uses_label=False,
           parameters={"relative_temperatures": ParameterRule("numbers", 0.0, low_open=True)},
           notes="Temperatures are T x (1, .75, 1.25, .5, 1.5): the authors' (4, 3, 5, 2, 6) at T = 4. "
-                "Single augmented view, no confidence mask.")
+                "Single augmented view, no confidence mask.",
+          no_token_form="its batch and class levels compare the rows of a batch (a C x C class matrix)")
 def mlkd_objective(
     s: Tensor, t: Tensor, y: Tensor, T: Any, relative_temperatures: tuple = MLKD_RELATIVE_TEMPERATURES
 ) -> Tensor:

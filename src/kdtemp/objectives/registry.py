@@ -117,6 +117,9 @@ class ObjectiveSpec:
     phase one by the task's primary metric, with a fresh optimizer and schedule.
     ``check_run(params, epochs)``: what the objective needs of the run as a whole (AKD: a phase
     one of at least ``max_level`` epochs and a phase two), ``ValueError("<param>: ...")`` if not.
+    ``no_token_form``: why the objective does not apply to the token rows of a language model
+    (its value couples the rows of a batch, needs dataset-level constants, or draws random numbers
+    that a chunked recomputation would draw again); empty when it is row-wise and applies.
     """
 
     name: str
@@ -132,6 +135,7 @@ class ObjectiveSpec:
     parameters: Mapping[str, ParameterRule] = field(default_factory=dict)
     phase_one: Callable[[Mapping[str, Any], int], int] | None = None
     check_run: Callable[[Mapping[str, Any], int], None] | None = None
+    no_token_form: str = ""
 
     def __post_init__(self) -> None:
         if not self.display_name:
@@ -201,6 +205,7 @@ def register(
     dataset_constants: Callable[..., dict[str, Any]] | None = None,
     phase_one: Callable[[Mapping[str, Any], int], int] | None = None,
     check_run: Callable[[Mapping[str, Any], int], None] | None = None,
+    no_token_form: str = "",
 ) -> Callable[[Loss], Loss]:
     """Decorator registering ``loss(s, t, y, T, **params)`` as the objective ``name``; returns ``loss``.
 
@@ -214,7 +219,7 @@ def register(
         register_spec(ObjectiveSpec(name, summary, loss, official, uses_label, temperature_policy=temperature_policy,
                                     notes=notes, monitor=monitor, dataset_constants=dataset_constants,
                                     display_name=display_name, parameters=dict(parameters or {}),
-                                    phase_one=phase_one, check_run=check_run))
+                                    phase_one=phase_one, check_run=check_run, no_token_form=no_token_form))
         return loss
 
     return decorate

@@ -32,7 +32,8 @@ def _ls_global_constants(teacher: Tensor, T: Any, **params: Any) -> dict:
           official=PROTOCOL, display_name="global label smoothing", uses_label=False,
           dataset_constants=_ls_global_constants,
           parameters={"coefficient": ParameterRule("number", 0.0, 1.0, optional=True)},
-          notes="coefficient: computed by the engine from the teacher on the un-augmented training set.")
+          notes="coefficient: computed by the engine from the teacher on the un-augmented training set.",
+          no_token_form="its coefficient comes from the teacher over the whole training set")
 def ls_global_objective(s: Tensor, t: Tensor, y: Tensor, T: Any, coefficient: float | None = None) -> Tensor:
     from ..signals import distill_to_targets, global_label_smoothing
 
@@ -45,7 +46,8 @@ def ls_global_objective(s: Tensor, t: Tensor, y: Tensor, T: Any, coefficient: fl
 @register("shuffled_tail", summary="KD toward the teacher with its bottom C - k probabilities randomly permuted",
           official=PROTOCOL, display_name="shuffled tail (bottom N-k randomised)", uses_label=False,
           parameters={"keep_top": ParameterRule("integer", 0)},
-          notes="Draws from the global RNG, which the engine keeps per member.")
+          notes="Draws from the global RNG, which the engine keeps per member.",
+          no_token_form="it draws random permutations, which a chunked recomputation would draw again")
 def shuffled_tail_objective(s: Tensor, t: Tensor, y: Tensor, T: Any, keep_top: int = 1) -> Tensor:
     from ..signals import distill_to_targets, shuffled_tail
 
