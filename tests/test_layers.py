@@ -28,6 +28,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("pure maths", ["kdtemp.objectives", "kdtemp.temperature", "kdtemp.signals", "kdtemp.diagnostics"]),
     ("tasks", ["kdtemp.tasks"]),
     ("engine", ["kdtemp.engine"]),
+    # bridges to other trainers (Hugging Face's Trainer): kdtemp's maths in someone else's loop
+    ("integrations", ["kdtemp.integrations"]),
     ("study", ["kdtemp.study"]),
     ("report and advice", ["kdtemp.report", "kdtemp.advise"]),
     ("entry points", ["kdtemp.cli", "kdtemp.demo", "kdtemp.__main__", "kdtemp.examples"]),

@@ -105,3 +105,35 @@ def test_the_glue_example_plans_both_stages_with_the_models_in_the_hugging_face_
     study = load_study(examples()["glue_sst2"], output=tmp_path / "study")
     assert {run.spec.task for run in study.runs} == {"text_classification"}
     assert {run.spec.student.objective for run in study.runs} == {"kd", "ls_kd", "dist"}
+
+
+def test_the_dolly_example_plans_both_stages_with_gpt2_in_the_hugging_face_cache(tmp_path, monkeypatch):
+    """dolly_gpt2 names GPT-2 XL and GPT-2: with their configs and a tokenizer in the local cache
+    (offline, as a machine that has used them) and MiniLLM's files in ./dolly, plan checks it all."""
+    import shutil
+    import subprocess
+    import sys
+
+    pytest.importorskip("transformers", reason="the language-model example needs the lm extra: pip install 'kdtemp[lm]'")
+    from helpers.lm import tiny_gpt2, train_tokenizer, write_instructions
+    from helpers.text import fake_hub_cache, hf_environment
+
+    gpt2 = {**tiny_gpt2(vocab_size=50257), "n_positions": 1024}
+    home = fake_hub_cache(tmp_path / "hf", {"gpt2-xl": gpt2, "gpt2": gpt2})
+    tokenizer = train_tokenizer(tmp_path / "tokenizer")
+    for name in ("gpt2-xl", "gpt2"):  # a tokenizer beside each config, as the hub has GPT-2's
+        snapshot = next((home / "hub" / f"models--{name}" / "snapshots").iterdir())
+        for file in tokenizer.iterdir():
+            shutil.copy(file, snapshot / file.name)
+    write_instructions(tmp_path / "dolly", extra_sets={"selfinst": 4, "unni": 4, "sni": 4})
+    done = subprocess.run([sys.executable, "-m", "kdtemp", "study", "plan", "dolly_gpt2", "--output",
+                           str(tmp_path / "study")], capture_output=True, text=True, env=hf_environment(home),
+                          cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "24 runs" in done.stdout and "stage prepare: 1 models" in done.stdout
+    assert "evaluation test 12, selfinst 4, unni 4, sni 4" in done.stdout
+    assert "preflight: data, weights and devices checked" in done.stdout
+    monkeypatch.chdir(tmp_path)  # a packaged example's paths resolve against the current folder
+    study = load_study("dolly_gpt2", output=tmp_path / "study")
+    assert {run.spec.task for run in study.runs} == {"causal_lm"}
+    assert {run.spec.student.objective for run in study.runs} == {"kd", "reverse_kl", "skew_kl"}

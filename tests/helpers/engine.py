@@ -35,3 +35,27 @@ def cohort(members, **kwargs) -> CohortConfig:
                     batch_size=32, members=list(members), device="cpu")
     defaults.update(kwargs)
     return CohortConfig(**defaults)
+
+
+def assert_cohort_equals_each_alone(config: dict, members: list[dict], folder) -> list:
+    """Train ``members`` as one cohort of the cohort mapping ``config`` and each alone; their run ids,
+    curves, temperature traces and final weights must be equal bit for bit. Returns the cohort's results."""
+    import torch
+
+    from kdtemp.config import from_dict
+    from kdtemp.engine import run_cohort
+    from kdtemp.engine.storage import RunFolder
+
+    together = run_cohort(from_dict(CohortConfig, {**config, "members": members}), output=folder / "cohort",
+                          progress=False)
+    assert all(r.status == "done" for r in together), [r.error for r in together]
+    for index, member_config in enumerate(members):
+        (alone,) = run_cohort(from_dict(CohortConfig, {**config, "members": [member_config]}),
+                              output=folder / f"solo{index}", progress=False)
+        assert alone.run_id == together[index].run_id and alone.curve == together[index].curve
+        assert alone.temperature_trace == together[index].temperature_trace
+        a = RunFolder(folder / "cohort", alone.run_id).load_checkpoint()["model"]
+        b = RunFolder(folder / f"solo{index}", alone.run_id).load_checkpoint()["model"]
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert len({str(r.curve) for r in together}) == len(members)  # they differ, so equality proves something
+    return together

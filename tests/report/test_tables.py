@@ -61,5 +61,7 @@ def test_the_method_table_names_cross_entropy_only_runs_as_such():
 def test_metric_names():
     assert METRICS == {"final_top1": "final top-1 (%)", "best_top1": "best-epoch top-1 (%)"}
     assert Metric("top1").tables == METRICS and Metric("top1").short == "top-1" and Metric().unit == "%"
-    assert Metric("rouge_l").tables == {"final_rouge_l": "final rouge_l", "best_rouge_l": "best-epoch rouge_l"}
+    assert Metric("rouge_l").tables == {"final_rouge_l": "final ROUGE-L (x100)", "best_rouge_l": "best-epoch ROUGE-L (x100)"}
+    assert Metric("rouge_l_selfinst").label == "ROUGE-L (x100) on selfinst"
+    assert Metric("bleu").tables == {"final_bleu": "final bleu", "best_bleu": "best-epoch bleu"}
     assert Metric("loss", "min").label == "loss (lower is better)"

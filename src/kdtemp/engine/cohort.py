@@ -140,6 +140,7 @@ class _Cohort:
         self.config, self.task, self.data, self.runtime = config, task, data, runtime
         self.members, self.teacher, self.teacher_metrics, self.output = members, teacher, teacher_metrics, output
         self.member_done = member_done
+        self.keep_precision = getattr(task, "keeps_logit_precision", False)  # a vocabulary's logits: upcast per chunk
         self.loggers: dict[str, RunLoggers] = {}
 
     def folder(self, member: Member) -> RunFolder:
@@ -181,7 +182,9 @@ class _Cohort:
                 teacher_logits = None
                 if self.teacher is not None:
                     with torch.no_grad(), self.runtime.autocast():
-                        teacher_logits = self.teacher(batch).float()
+                        teacher_logits = self.teacher(batch)
+                    if not self.keep_precision:
+                        teacher_logits = teacher_logits.float()
                 for member in active:
                     member.train_step(batch, teacher_logits, epoch)
                 if bar is not None:

@@ -132,7 +132,13 @@ class Member:
             self.rng_state = torch.random.get_rng_state()
             self.cuda_rng_state = torch.cuda.get_rng_state(device) if cuda_devices else None
         self.student = self.model.module
-        self.objective = create_objective(config.objective, **config.objective_params) if config.distills else None
+        # A task whose logits are wide (a vocabulary) keeps them in the model's precision and has its
+        # losses upcast a chunk of rows at a time; its DTS progress may count optimizer steps.
+        self.keep_precision = getattr(task, "keeps_logit_precision", False)
+        self.progress_by_step = getattr(task, "progress_unit", "epoch") == "step"
+        self._prepare_objective = getattr(task, "prepare_objective", None)
+        self._data = data
+        self.objective = self._create_objective(config.objective_params) if config.distills else None
         self.state.derived.update(self.model.metadata())  # e.g. the input normalisation, saved with the weights
         self.parameters = list(self.student.parameters()) + self.policy.parameters()
         self.optimizer, self.scheduler = self._optimizer_for(1)
@@ -207,7 +213,13 @@ class Member:
         self._bind(constants)
 
     def _bind(self, constants: dict[str, Any]) -> None:
-        self.objective = create_objective(self.config.objective, **{**self.config.objective_params, **constants})
+        self.objective = self._create_objective({**self.config.objective_params, **constants})
+
+    def _create_objective(self, params: dict[str, Any]):
+        objective = create_objective(self.config.objective, **params)
+        if self._prepare_objective is not None:  # e.g. applied to token rows, chunked
+            objective = self._prepare_objective(objective, self._data)
+        return objective
 
     @property
     def active(self) -> bool:
@@ -247,7 +259,8 @@ class Member:
             self.student.train()
             with self.runtime.autocast():
                 logits = self.model(batch)
-            logits = logits.float()
+            if not self.keep_precision:
+                logits = logits.float()
             temperature = self.policy.current(batch)
             loss = logits.new_zeros(())
             phase_two = self.in_phase_two(epoch)
@@ -274,8 +287,11 @@ class Member:
                     return batch.per_sample_cross_entropy(logits), batch.per_sample_cross_entropy(teacher_logits)
                 return batch.cross_entropy(logits), batch.cross_entropy(teacher_logits)
 
+            progress = (epoch, self.config.epochs)
+            if self.progress_by_step:  # optimizer steps taken / the run's total
+                progress = (self.scheduler.last_epoch, self.config.epochs * self.steps_per_epoch)
             with torch.no_grad():  # the gap stays on the device: no host sync in the step
-                self.policy.after_step(temperature, cross_entropies, epoch, self.config.epochs)
+                self.policy.after_step(temperature, cross_entropies, *progress)
 
     def epoch_temperature(self, epoch: int) -> tuple[float | None, dict[str, float] | None]:
         """Mean temperature used over the epoch (None for a cross-entropy-only run or a two-phase

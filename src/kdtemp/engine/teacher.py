@@ -86,7 +86,7 @@ def export_teacher(config: TeacherConfig, result: dict, runs_dir: Path) -> Path:
     checkpoint = RunFolder(runs_dir, result["run_id"]).load_checkpoint()
     path = Path(config.output) / "teacher.pt"
     classes = result["derived"].get("classes") or (checkpoint.get("kdtemp") or {}).get("classes")
-    if classes is None:  # a run of an earlier version: the names from the training split's index
+    if classes is None and hasattr(config.data, "index"):  # an image run of an earlier version: from the index
         try:
             classes = config.data.index("train", download=False).classes
         except ConfigError:  # the data is gone: the file records no names (preflight warns where it is used)

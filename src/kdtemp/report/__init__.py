@@ -15,6 +15,8 @@ lists the report's files); other files in the folder are left alone.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +60,14 @@ def resolve_store(target: str | Path) -> Path:
 
         raise ConfigError(f"study: no store at {path}; run the study first")
     return path
+
+
+def other_evaluation_sets(items: list[Record], primary: Metric) -> list[str]:
+    """The primary metric on a study's other evaluation sets (a language model's ``rouge_l_<set>``),
+    as its finished runs' curves name them."""
+    names = {key for r in items if r.status == "done" and r.curve for key in r.curve[-1]
+             if key.startswith(f"{primary.name}_")}
+    return sorted(names)
 
 
 def build_report(target: str | Path, output: str | Path | None = None, row_scale: bool = False) -> Report:
@@ -117,6 +127,19 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
     if points[final]:
         sections.append(("Runs without a fixed temperature (DTS, CTKD, no KD)",
                          points_html(points[final], f"{final_title}, mean ± std over seeds")))
+    for extra in other_evaluation_sets(items, primary):  # a language model's other evaluation sets
+        metric = Metric(extra, primary.goal)
+        shown = [dataclasses.replace(r, final=r.curve[-1].get(extra) if r.curve else None, best=None) for r in items]
+        title = metric.title("final")
+        table, table_points = relabel(aggregate(shown, "final"), names), relabel(aggregate_points(shown, "final"), names)
+        path = folder / f"heatmap_{extra}.md"
+        text = heatmap_markdown(table, title) if table else ""
+        path.write_text(text + ("\n" if text and table_points else "") + points_markdown(table_points, title))
+        files.append(path)
+        if table:
+            sections.append((f"{metric.noun[:1].upper() + metric.noun[1:]}", table_html(table, f"{title}, mean ± std over seeds")))
+            add_figure(figures.curves(shown, "final", title, quantity=metric.noun), f"curves_{extra}",
+                       f"{metric.noun} vs temperature")
     methods = figures.method_objectives(items)
     if methods:
         add_figure(figures.by_objective(items, final, final_title, methods, "KD approaches"),

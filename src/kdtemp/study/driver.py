@@ -230,6 +230,8 @@ def run_study(study: Study, executor: ExecutorConfig | None = None, progress: bo
         for cohort in study.cohorts:
             todo = [r for r in cohort.runs if status[r.run_id] not in finished and r.run_id not in blocked]
             teacher = teacher_id(cohort.runs[0].spec)
+            if not getattr(get_task(cohort.runs[0].spec.task), "diagnoses_teacher", True):
+                teacher = None  # a task whose teacher diagnostics have no form (a vocabulary's)
             if not todo and (teacher is None or teacher in diagnosed):
                 continue
             config = dataclasses.replace(cohort.config(), members=[r.spec.student for r in todo])

@@ -10,9 +10,9 @@ import torch
 
 from kdtemp.config import ConfigError, from_dict
 from kdtemp.engine import CohortConfig, run_cohort
-from kdtemp.engine.storage import RunFolder
 from kdtemp.engine.teacher import TeacherConfig, prepare_teacher
 
+from helpers.engine import assert_cohort_equals_each_alone
 from helpers.text import tiny_bert, write_sst2
 
 
@@ -47,19 +47,8 @@ def test_a_cohort_of_text_students_equals_each_trained_alone(sst2_folder, tokeni
     base = shared(sst2_folder, tokenizer_folder, tmp_path / "cache")
     base["data"].pop("tokenizer")
     config = {**base, "teacher": {"name": "tiny-teacher", "init": "checkpoint", "weights": str(teacher)}}
-    together = run_cohort(from_dict(CohortConfig, {**config, "members": members}), output=tmp_path / "cohort",
-                          progress=False)
-    assert all(r.status == "done" for r in together)
+    together = assert_cohort_equals_each_alone(config, members, tmp_path)
     assert together[0].teacher["accuracy"] >= 80
-    for index, member in enumerate(members):
-        (alone,) = run_cohort(from_dict(CohortConfig, {**config, "members": [member]}), output=tmp_path / f"solo{index}",
-                              progress=False)
-        assert alone.run_id == together[index].run_id and alone.curve == together[index].curve
-        assert alone.temperature_trace == together[index].temperature_trace
-        a = RunFolder(tmp_path / "cohort", alone.run_id).load_checkpoint()["model"]
-        b = RunFolder(tmp_path / f"solo{index}", alone.run_id).load_checkpoint()["model"]
-        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert len({str(r.curve) for r in together}) == len(members)  # they differ, so equality proves something
 
 
 def test_a_teacher_with_other_labels_is_refused(sst2_folder, mrpc_folder, tokenizer_folder, teacher, tmp_path):

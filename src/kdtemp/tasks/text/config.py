@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ...config import ConfigError, require
+from ..hf import FileFreeData, NotAugmented, source_unused_fields, validate_source
 from .glue import GLUE, REFUSED
 
 GENERIC = "text_classification"
@@ -20,7 +21,7 @@ FORMATS = (".tsv", ".csv", ".jsonl")
 
 
 @dataclass
-class TextDataConfig:
+class TextDataConfig(FileFreeData):
     """A text-classification dataset, tokenised once and cached as integer tensors.
 
     ``dataset``: a GLUE task, read through ``datasets`` (``nyu-mll/glue``; with ``download: true``
@@ -68,22 +69,10 @@ class TextDataConfig:
             unused |= {"text_column", "text_pair_column", "label_column"}
         return unused
 
-    def expected_sizes(self) -> None:
-        """The size of data not on disk yet is not estimated for text (``plan`` says so)."""
-        return None
-
-    @property
-    def split_file(self) -> None:
-        """Text datasets have no split file (the cohort key asks every dataset)."""
-        return None
-
 
 @dataclass
-class TextAugmentConfig:
+class TextAugmentConfig(NotAugmented):
     """Text is not augmented: the stream is a seeded permutation of the tokenised training split."""
-
-    def unused_fields(self) -> set[str]:
-        return set()
 
 
 @dataclass
@@ -107,23 +96,7 @@ class TextModelConfig:
     prepared: str | None = None  # set by a study: the id of the preparation that writes ``weights``
 
     def validate(self, path: str = "model") -> None:
-        require(bool(self.name), f"{path}.name", "give a Hugging Face model name, a folder, or a label")
-        if self.init == "random":
-            require(isinstance(self.config, dict) and isinstance(self.config.get("model_type"), str), f"{path}.config",
-                    "init 'random' builds the model from a config: give at least its model_type (e.g. bert)")
-            require(not self.weights, f"{path}.weights",
-                    f"{self.weights!r} is given but init is 'random'; set init: checkpoint to use it")
-        else:
-            require(self.config is None, f"{path}.config", f"is only for init 'random'; init is {self.init!r}")
-        if self.init == "checkpoint":
-            require(bool(self.weights), f"{path}.weights", "init 'checkpoint' needs a weights path")
-            if not self.prepared:
-                require(Path(self.weights).expanduser().exists(), f"{path}.weights", f"{self.weights!r} does not exist")
+        validate_source(self, path, "bert")
 
     def unused_fields(self) -> set[str]:
-        unused = {"prepared"} if self.prepared is None else {"weights"}
-        if self.config is None:
-            unused.add("config")
-        if not self.trust_remote_code:
-            unused.add("trust_remote_code")
-        return unused
+        return source_unused_fields(self)

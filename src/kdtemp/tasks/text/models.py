@@ -18,17 +18,20 @@ import torch
 from torch import Tensor, nn
 
 from ...config import ConfigError
+from ..hf import from_settings
 from ..image.models import WeightsError, read_weights
 from .config import TextModelConfig
 from .data import TextSplit
 
 
-def transformers_module():
+def transformers_module(task: str = "text_classification"):
+    """Transformers, imported at first use (one line naming the extra when it is missing)."""
     try:
         import transformers
     except ImportError:
-        raise ConfigError("task: text_classification needs Hugging Face Transformers; install it with: "
-                          "pip install 'kdtemp[text]'") from None
+        extra = "lm" if task == "causal_lm" else "text"
+        raise ConfigError(f"task: {task} needs Hugging Face Transformers; install it with: "
+                          f"pip install 'kdtemp[{extra}]'") from None
     transformers.logging.set_verbosity_error()  # its own warnings (a new head, ...) are kdtemp's lines here
     return transformers
 
@@ -97,13 +100,7 @@ def load_text_model(config: TextModelConfig, classes: list[str], role: str, wher
     auto = transformers.AutoModelForSequenceClassification
     remote = {"trust_remote_code": True} if config.trust_remote_code else {}
     if config.init == "random":
-        settings = dict(config.config)
-        model_type = settings.pop("model_type")
-        try:
-            hf_config = transformers.AutoConfig.for_model(model_type, **settings, **_labels(classes))
-        except (ValueError, TypeError) as error:
-            raise ConfigError(f"{where}.config: {str(error).splitlines()[0][:200]}") from None
-        return auto.from_config(hf_config, **remote)
+        return from_settings(transformers, auto, config.config, where, _labels(classes), **remote)
     if config.init == "checkpoint" and Path(config.weights).expanduser().is_file():
         state, meta = read_weights(config.weights)
         hf = meta.get("hf_config")

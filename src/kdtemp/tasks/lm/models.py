@@ -1,0 +1,154 @@
+"""Hugging Face causal language models for the ``causal_lm`` task, created without running code from
+files (safetensors or ``torch.load(weights_only=True)``; ``trust_remote_code`` off unless set).
+
+The adapter returns the logits of the predicted positions only (``[N, V]``, ``N`` the response
+tokens of the batch): the base model's last hidden states are gathered at those positions and only
+then multiplied by the output embedding, so no ``[B, W, V]`` tensor is made. Every model's logits
+are cut to the shared vocabulary (the tokenizer's length): a model whose embedding matrix is only
+padded larger (a multiple of 64, say) loses the padding columns, which no token id reaches.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ...config import ConfigError
+from ..hf import from_settings
+from ..image.models import read_weights
+from ..text.models import _from_hub, transformers_module
+from .config import CausalLMConfig, GenerationConfig
+from .data import LMBatch, LMSplit
+
+
+def output_vocabulary(module: nn.Module) -> int:
+    """The number of rows of the model's output embedding (its logits' width)."""
+    return int(module.get_output_embeddings().weight.shape[0])
+
+
+def load_causal_lm(config: CausalLMConfig, role: str, where: str, device: torch.device | None = None) -> nn.Module:
+    """The causal language model ``config`` describes (on ``device`` unless placed by ``device_map``)."""
+    transformers = transformers_module("causal_lm")
+    auto = transformers.AutoModelForCausalLM
+    remote = {"trust_remote_code": True} if config.trust_remote_code else {}
+    if config.init == "random":
+        module = from_settings(transformers, auto, config.config, where, **remote)
+    elif config.init == "checkpoint" and Path(config.weights).expanduser().is_file():
+        state, meta = read_weights(config.weights)
+        hf = meta.get("hf_config")
+        if not isinstance(hf, dict):
+            raise ConfigError(f"{where}.weights: {config.weights!r} is not a kdtemp checkpoint of a language model "
+                              "(it records no hf_config); give a save_pretrained folder instead")
+        hf = dict(hf)
+        module = auto.from_config(transformers.AutoConfig.for_model(hf.pop("model_type"), **hf), **remote)
+        module.load_state_dict(state)
+    else:
+        name = str(Path(config.weights).expanduser()) if config.init == "checkpoint" else config.name
+        field = f"{where}.weights" if config.init == "checkpoint" else f"{where}.name"
+        placement = {}
+        if config.device_map == "auto" and role == "teacher" and torch.cuda.device_count() > 1:
+            placement = {"device_map": "auto"}  # layers spread over the GPUs by Accelerate
+        module = _from_hub(auto.from_pretrained, name, field, **placement, **remote)
+        if placement:
+            return module
+    if config.gradient_checkpointing and role == "student":
+        module.gradient_checkpointing_enable()
+        module.config.use_cache = False
+    return module if device is None else module.to(device)
+
+
+def hidden_states(module: nn.Module, inputs: dict[str, Tensor]) -> Tensor:
+    """The last hidden states ``[B, W, H]`` (after the final norm), without the output projection
+    where the model exposes its base model."""
+    base = getattr(module, "base_model", module)
+    if base is not module:
+        return base(**inputs, use_cache=False).last_hidden_state
+    return module(**inputs, output_hidden_states=True, use_cache=False).hidden_states[-1]
+
+
+class CausalLM:
+    """A causal LM as the engine uses it: called on a batch, the logits ``[N, V]`` of its predicted
+    positions (rows aligned with ``batch.targets``), cut to the shared vocabulary ``V``."""
+
+    def __init__(self, module: nn.Module, tokenizer: str, vocabulary: int) -> None:
+        self.module, self.tokenizer, self.vocabulary = module, tokenizer, int(vocabulary)
+
+    def head(self, hidden: Tensor) -> Tensor:
+        projection = self.module.get_output_embeddings()
+        weight = projection.weight[: self.vocabulary]
+        bias = None if getattr(projection, "bias", None) is None else projection.bias[: self.vocabulary]
+        return torch.nn.functional.linear(hidden.to(weight.dtype) if not torch.is_autocast_enabled() else hidden,
+                                          weight, bias)
+
+    def __call__(self, batch: LMBatch) -> Tensor:
+        hidden = hidden_states(self.module, batch.inputs)
+        flat = hidden.reshape(-1, hidden.shape[-1])
+        return self.head(flat.index_select(0, batch.rows.to(flat.device)))
+
+    def token_loss(self, split: LMSplit, batch_size: int, runtime: Any) -> tuple[float, int]:
+        """The mean cross-entropy (nats) over the split's response tokens, and their count."""
+        was_training = self.module.training
+        self.module.eval()
+        total = torch.zeros((), dtype=torch.float64, device=split.ids.device)
+        count = 0
+        with torch.no_grad(), runtime.autocast():
+            for batch in split.batches(batch_size):
+                logits = self(batch)
+                total += torch.nn.functional.cross_entropy(logits.float(), batch.targets.to(logits.device),
+                                                           reduction="sum").to(total.device, torch.float64)
+                count += batch.tokens
+        self.module.train(was_training)
+        return (float(total) / count if count else float("nan")), count
+
+    def generate(self, split: LMSplit, generation: GenerationConfig, pad_id: int, eos_id: int, runtime: Any,
+                 decode) -> list[str]:
+        """Responses to the split's prompts: left-padded batches, the KV cache, greedy or seeded
+        sampling, at most ``max_new_tokens`` (and no more than the model's positions allow); each
+        cut at its first EOS and decoded without special tokens."""
+        module = self.module
+        was_training = module.training
+        module.eval()
+        device = next(module.parameters()).device
+        positions = getattr(module.config, "max_position_embeddings", None) or getattr(module.config, "n_positions", None)
+        model_vocabulary = output_vocabulary(module)
+        suppress = list(range(self.vocabulary, model_vocabulary)) or None
+        sampling = generation.decoding == "sample"
+        out: list[str] = []
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(generation.seed)  # the same draws for every model and epoch
+            for start in range(0, len(split), generation.batch_size):
+                prompts = split.prompts(range(start, min(start + generation.batch_size, len(split))))
+                width = max(len(p) for p in prompts)
+                ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(prompts), width), dtype=torch.long)
+                for row, prompt in enumerate(prompts):
+                    ids[row, width - len(prompt):] = torch.tensor(prompt)
+                    mask[row, width - len(prompt):] = 1
+                new_tokens = generation.max_new_tokens
+                if positions:
+                    new_tokens = max(1, min(new_tokens, int(positions) - width))
+                settings: dict[str, Any] = {"do_sample": sampling, "max_new_tokens": new_tokens, "use_cache": True,
+                                            "pad_token_id": pad_id, "eos_token_id": eos_id}
+                if sampling:
+                    settings.update(temperature=generation.temperature, top_p=generation.top_p, top_k=0)
+                else:
+                    settings.update(temperature=None, top_p=None, top_k=None)
+                if suppress:
+                    settings["suppress_tokens"] = suppress
+                with torch.no_grad(), runtime.autocast():
+                    generated = module.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **settings)
+                for row in generated[:, width:].tolist():
+                    if eos_id in row:
+                        row = row[: row.index(eos_id)]
+                    out.append(decode(row))
+        module.train(was_training)
+        return out
+
+    def metadata(self) -> dict[str, Any]:
+        """The Transformers config, the tokenizer and the shared vocabulary, saved with the weights."""
+        return {"hf_config": json.loads(self.module.config.to_json_string()), "tokenizer": self.tokenizer,
+                "vocabulary": self.vocabulary}

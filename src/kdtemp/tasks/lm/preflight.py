@@ -1,0 +1,159 @@
+"""Preflight of language-model cohorts: every mistake that depends on the data, the tokenizer, a
+model file or the objective, found before any work, as one line naming the field.
+
+It reads each dataset's records once (every line must give a prompt and a response), tokenises the
+prompts once when ``prompt_policy`` is ``refuse`` (to name the first prompt over the limit), loads
+the tokenizer once, and checks each model from its config without building it: teacher and
+students must share one tokenizer; a model's vocabulary must hold every id the tokenizer gives (a
+teacher's larger only by padding is cut to it, with a note) and its positions ``max_length``. An
+objective whose value couples the rows of a batch, and instance-wise DTS, do not apply to tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from ...config import ConfigError
+from ...files import warn
+from ...objectives.registry import get_spec
+from ..base import Preflight
+from ..image.preflight import check_device
+from ..text.data import tokenizer_identity
+from ..text.models import load_tokenizer, recorded_tokenizer, tokenizer_source
+from ..text.preflight import _hf_config
+from .config import LMDataConfig
+from .data import long_prompts, read_records, splits_of
+
+__all__ = ["preflight", "tokenizer_source"]
+
+ROW_WISE_HINT = "kd (forward KL), reverse_kl, jsd, skew_kl, skew_reverse_kl or another row-wise objective"
+
+
+@dataclass
+class LMFacts:
+    """What preflight learned about one instruction dataset (after the sample limits)."""
+
+    data: LMDataConfig
+    train: int
+    test: int
+    sets: dict[str, int]
+
+    @property
+    def classes(self) -> list[str]:  # the cost estimate and plan ask every dataset
+        return []
+
+    def describe(self) -> str:
+        where = f" {self.data.root}" if self.data.root else " (datasets: databricks/databricks-dolly-15k)"
+        sets = ", ".join(f"{name} {count:,}" for name, count in self.sets.items())
+        return f"{self.data.dataset}{where}: {self.train:,} train records; evaluation {sets}"
+
+
+def _limit(count: int, limit: int | None) -> int:
+    return count if limit is None else min(count, limit)
+
+
+def _dataset(data: LMDataConfig, download: bool, state: Preflight) -> tuple[LMFacts | None, dict | None]:
+    key = Preflight.key(data)
+    if key in state.datasets:
+        return state.datasets[key], None
+    try:
+        records = read_records(data)
+    except ConfigError as error:
+        if data.root is None and not download and str(error).startswith("data.dataset: Dolly"):
+            return None, None  # not cached yet: the run reads it (downloading with data.download) and checks it then
+        raise
+    sets = {name: _limit(len(records[name]), data.eval_samples) for name in data.eval_sets}
+    facts = LMFacts(data, _limit(len(records["train"]), data.train_samples), sets[data.eval_sets[0]], sets)
+    state.datasets[key] = facts
+    return facts, records
+
+
+def check_prompts(data: LMDataConfig, records: dict, tokenizer: Any) -> None:
+    """Under ``prompt_policy: refuse``, one line for the first split with a prompt over the limit."""
+    if data.prompt_policy != "refuse":
+        return
+    for split in splits_of(data):
+        limit = data.train_samples if split == "train" else data.eval_samples
+        chosen = records[split][:limit] if limit else records[split]
+        over = long_prompts(chosen, tokenizer, data.max_prompt_length)
+        if over:
+            raise ConfigError(f"data.max_prompt_length: {len(over)} {split} prompt(s) have more than "
+                              f"{data.max_prompt_length} tokens (the first is record {over[0] + 1}) and prompt_policy "
+                              "is refuse; raise the limit, or set prompt_policy: truncate (keeps each prompt's last "
+                              "tokens and reports the count)")
+
+
+def check_objectives(members: list[Any], prefix: str) -> None:
+    for member in members:
+        if not member.distills:
+            continue
+        spec = get_spec(member.objective)
+        if spec.no_token_form:
+            raise ConfigError(f"{prefix}objective: {member.objective!r} does not apply to a vocabulary "
+                              f"({spec.no_token_form}); allowed: {ROW_WISE_HINT}")
+        if member.temperature_policy == "dts_instance":
+            raise ConfigError(f"{prefix}temperature_policy: dts_instance keeps one temperature per training sample "
+                              "and has no token form; use dts (batch-wise, progress over optimizer steps)")
+
+
+def check_models(models: list[tuple[Any, str]], tokenizer: Any, tokenizer_name: str, data: LMDataConfig,
+                 noted: set[str] | None = None) -> None:
+    """One tokenizer for all; vocabularies and positions that fit it (each note printed once per
+    model, field and tokenizer in ``noted``)."""
+    noted = set() if noted is None else noted
+    identity = tokenizer_identity(tokenizer, "")
+    size = len(tokenizer)
+    for model, field in models:
+        pending = model.init == "checkpoint" and model.prepared and not Path(model.weights).expanduser().exists()
+        source = None if pending else recorded_tokenizer(model)  # a model prepared by the study: this data's
+        if source is not None and source != tokenizer_name:
+            other = load_tokenizer(source, f"{field}.name")
+            if tokenizer_identity(other, "") != identity:
+                raise ConfigError(f"{field}: {model.name!r} uses the tokenizer {source!r}, which differs from the "
+                                  f"cohort's {tokenizer_name!r} (its vocabulary or rules); teacher and students must "
+                                  "share one tokenizer and vocabulary")
+        hf = _hf_config(model, field)
+        if hf is None:
+            continue
+        vocabulary = hf.get("vocab_size")
+        positions = hf.get("max_position_embeddings") or hf.get("n_positions")
+        if isinstance(vocabulary, int) and vocabulary < size:
+            raise ConfigError(f"{field}: {model.name!r} has embeddings for {vocabulary} tokens, but the tokenizer "
+                              f"{tokenizer_name!r} gives ids up to {size - 1}; use the model's own tokenizer")
+        note = f"{field}|{model.name}|{tokenizer_name}"
+        if isinstance(vocabulary, int) and vocabulary > size and note not in noted:
+            noted.add(note)
+            warn(f"{field}: {model.name!r} has {vocabulary} output tokens, {vocabulary - size} more than the "
+                 f"tokenizer's {size} (padding); its logits are cut to the {size} shared tokens")
+        if isinstance(positions, int) and data.max_length > positions:
+            raise ConfigError(f"data.max_length: {data.max_length} exceeds the {positions} positions of {field} "
+                              f"{model.name!r}; allowed: at most {positions}")
+
+
+def preflight(cohorts: Iterable[tuple[Any, list[Any]]], device: str = "auto", download: bool = True,
+              member_field: str = "student", state: Preflight | None = None) -> Preflight:
+    """Check every language-model cohort (its shared config and members)."""
+    state = state or Preflight()
+    check_device(device, "executor.device" if member_field == "student" else "device")
+    noted: set[str] = set()
+    for shared, members in cohorts:
+        prefix = f"{member_field}." if member_field else ""
+        check_objectives(members, prefix)
+        facts, records = _dataset(shared.data, download, state)
+        models = ([(shared.teacher, "teacher")] if shared.teacher is not None else []) + \
+            [(member.model, f"{prefix}model") for member in members]
+        if facts is None:  # the data is read when the run starts (from datasets); the models can be found now
+            for model, field in models:
+                _hf_config(model, field)
+            continue
+        if shared.batch_size > facts.train:
+            raise ConfigError(f"batch_size: {shared.batch_size} exceeds the {facts.train} training records of this data "
+                              f"({facts.describe()}); allowed: at most {facts.train}")
+        name = tokenizer_source(shared, members)
+        tokenizer = load_tokenizer(name)
+        if records is not None:  # None: this dataset was read for an earlier cohort, and checked then
+            check_prompts(shared.data, records, tokenizer)
+        check_models(models, tokenizer, name, shared.data, noted)
+    return state

@@ -1,0 +1,150 @@
+"""Causal language models on the task interface: instruction data, token-level distillation, ROUGE-L.
+
+A training batch's rows are its predicted response tokens: the teacher's logits ``[N, V]`` at those
+positions are computed once per batch and shared by every member of the cohort (kept in the
+model's precision, bf16 on a GPU; every loss upcasts ``chunk_tokens`` rows at a time). Any row-wise
+objective applies to token rows (``kd`` is the forward KL; ``reverse_kl``, ``jsd``, ``skew_kl`` and
+``skew_reverse_kl`` are the other divergences), chunked; the batch-coupled ones are refused before
+any work. DTS's progress counts optimizer steps (``step / total_steps``), not epochs.
+
+Evaluation per epoch: the validation token loss and perplexity, then on every evaluation set the
+generations' ROUGE-L (the primary metric: the first set's ``rouge_l``) and exact match.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..base import register_task
+from .config import CausalLMConfig, LMAugmentConfig, LMDataConfig
+from .data import LMSplit, LMStream, load_splits
+from .metrics import EXACT_MATCH, ROUGE_L, exact_match, rouge_l
+from .models import CausalLM, load_causal_lm, output_vocabulary
+
+
+def metric_names(eval_sets: list[str]) -> list[tuple[str, str]]:
+    """``(ROUGE-L name, exact-match name)`` per evaluation set: the first set's plain, the others suffixed."""
+    return [(ROUGE_L, EXACT_MATCH) if index == 0 else (f"{ROUGE_L}_{name}", f"{EXACT_MATCH}_{name}")
+            for index, name in enumerate(eval_sets)]
+
+
+@dataclass
+class LMData:
+    """The data of one language-model cohort on its device."""
+
+    train: LMSplit
+    validation: LMSplit
+    evals: dict[str, LMSplit]
+    stream: LMStream
+    tokenizer_name: str
+    tokenizer: Any
+    vocabulary: int
+    config: LMDataConfig
+
+    @property
+    def num_classes(self) -> int:
+        return self.vocabulary
+
+    @property
+    def train_size(self) -> int:
+        return len(self.train)
+
+
+class TokenObjective:
+    """A row-wise objective applied to token rows ``chunk_tokens`` at a time (same ``spec`` and
+    ``params`` as the objective it wraps)."""
+
+    def __init__(self, objective: Any, chunk_tokens: int) -> None:
+        from ...objectives.token import objective_rows
+
+        self.inner, self.chunk_tokens = objective, chunk_tokens
+        self.spec, self.params = objective.spec, objective.params
+        self._rows = objective_rows(objective)
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def __call__(self, student: Tensor, teacher: Tensor, target: Tensor, temperature: Any) -> Tensor:
+        from ...objectives.token import chunked_rows
+
+        return chunked_rows(self._rows, student, teacher, target, temperature, chunk_tokens=self.chunk_tokens)
+
+
+@register_task("causal_lm")
+class CausalLanguageModeling:
+    """Instruction-following distillation of Hugging Face causal LMs; primary metric ROUGE-L."""
+
+    name = "causal_lm"
+    primary_metric = ROUGE_L
+    primary_goal = "max"
+    data_config = LMDataConfig
+    augment_config = LMAugmentConfig
+    model_config = CausalLMConfig
+    keeps_logit_precision = True  # [N, V] logits stay in the model's precision; losses upcast per chunk
+    progress_unit = "step"  # DTS's cosine runs over optimizer steps
+    diagnoses_teacher = False  # the study's class-profile diagnostics have no token form yet
+
+    def open(self, shared: Any, runtime: Any, progress: bool = False) -> LMData:
+        from ..image.data import default_cache_dir
+        from ..text.models import load_tokenizer
+        from .preflight import tokenizer_source
+
+        name = tokenizer_source(shared)
+        tokenizer = load_tokenizer(name)
+        cache = Path(shared.data.cache_dir).expanduser() if shared.data.cache_dir else default_cache_dir()
+        splits = load_splits(shared.data, tokenizer, name, cache, progress)
+        train = splits["train"].to(runtime.device)
+        evals = {split: splits[split].to(runtime.device) for split in shared.data.eval_sets}
+        return LMData(train, splits["validation"].to(runtime.device), evals,
+                      LMStream(train, shared.batch_size, shared.data_seed, shared.data.chunk_tokens), name, tokenizer,
+                      len(tokenizer), shared.data)
+
+    def create_model(self, config: CausalLMConfig, data: LMData, runtime: Any, role: str) -> CausalLM:
+        where = "teacher" if role == "teacher" else "student.model"
+        module = load_causal_lm(config, role, where, runtime.device)
+        width = output_vocabulary(module)
+        if width < data.vocabulary:
+            from ...config import ConfigError
+
+            raise ConfigError(f"{where}: {config.name!r} has {width} output tokens, fewer than the tokenizer's "
+                              f"{data.vocabulary}")
+        return CausalLM(module, data.tokenizer_name, data.vocabulary)
+
+    def prepare_objective(self, objective: Any, data: LMData) -> TokenObjective:
+        """The member's objective applied to token rows, chunked."""
+        return TokenObjective(objective, data.config.chunk_tokens)
+
+    def evaluate(self, model: CausalLM, data: LMData, runtime: Any, batch_size: int) -> dict[str, Tensor]:
+        """``loss`` and ``perplexity`` on the validation split, then ROUGE-L and exact match per set."""
+        loss, _ = model.token_loss(data.validation, batch_size, runtime)
+        out = {"loss": torch.tensor(loss), "perplexity": torch.tensor(math.exp(min(loss, 700.0)))}
+        tokenizer = data.tokenizer
+        eos = tokenizer.eos_token_id
+        decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
+        for (rouge_name, match_name), split in zip(metric_names(data.config.eval_sets), data.evals.values()):
+            predictions = model.generate(split, data.config.generation, split.pad_id, eos, runtime, decode)
+            out[rouge_name] = torch.tensor(rouge_l(predictions, split.references))
+            out[match_name] = torch.tensor(exact_match(predictions, split.references))
+        return out
+
+    def split_logits(self, model: CausalLM, data: LMData, split: str, runtime: Any,
+                     batch_size: int) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError("causal_lm has no split-level logits: dataset-level constants and the teacher's "
+                                  "class-profile diagnostics do not apply to a vocabulary")
+
+    def scores(self, logits: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        raise NotImplementedError("causal_lm scores generations, not logits")
+
+    def preflight(self, cohorts, device: str = "auto", download: bool = True, member_field: str = "student",
+                  state=None):
+        """:func:`kdtemp.tasks.lm.preflight.preflight`."""
+        from .preflight import preflight
+
+        return preflight(cohorts, device=device, download=download, member_field=member_field, state=state)
