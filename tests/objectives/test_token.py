@@ -181,3 +181,17 @@ def test_bad_arguments_are_refused():
         token_kd_loss(s, t, y, divergence="jsd", beta=1.5)
     with pytest.raises(ValueError, match="align"):
         token_kd_loss(s, t, torch.tensor([1, 2]))
+
+
+@pytest.mark.parametrize("divergence", ["forward_kl", "reverse_kl"])
+def test_float64_gradcheck_of_the_closed_form_gradients(divergence):
+    """At a fixed T the forward and reverse KL take their gradient in closed form (not by autograd)."""
+    torch.manual_seed(5)
+    s = torch.randn(6, 7, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(6, 7, dtype=torch.float64)
+    labels = torch.tensor([0, -100, 2, 3, 1, -100])
+    for temperature in (0.5, 3.0):
+        assert torch.autograd.gradcheck(
+            lambda student: token_kd_loss(student, t, labels, temperature, divergence, chunk_tokens=3), (s,))
+        assert torch.autograd.gradcheck(
+            lambda student: token_kd_loss(student, t, labels, temperature, divergence, t_squared=False), (s,))

@@ -76,65 +76,108 @@ def token_divergence(student: Tensor, teacher: Tensor, temperature: Temperature,
     raise ValueError(f"divergence: unknown {divergence!r}; allowed: {', '.join(DIVERGENCES)}")
 
 
+RowGradient = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
+"""``grad(student_rows, teacher_rows, target_rows, temperature)``: the gradient of a :data:`RowLoss`
+with respect to the student rows, in closed form (a few ``[chunk, V]`` buffers, computed in place)."""
+
+
+def _kl_gradient(divergence: str, t_squared: bool) -> RowGradient | None:
+    """The closed-form gradient of ``T^2 KL`` (forward or reverse) per row, or None for the others.
+
+    With ``q = softmax(s / T)``, ``p = softmax(t / T)``: ``d KL(p || q) / ds = (q - p) / T`` and
+    ``d KL(q || p) / ds = q * (d - sum(q * d)) / T`` with ``d = log q - log p``."""
+    if divergence not in ("forward_kl", "reverse_kl"):
+        return None
+
+    def gradient(s: Tensor, t: Tensor, y: Tensor, T: Tensor) -> Tensor:
+        factor = T if t_squared else 1.0 / T
+        log_q = scaled_log_softmax(s, T)
+        log_p = scaled_log_softmax(t, T)
+        if divergence == "forward_kl":
+            return log_q.exp_().sub_(log_p.exp_()).mul_(factor)
+        q = log_q.exp()
+        d = log_q.sub_(log_p)  # log q - log p, in place
+        kl = torch.linalg.vecdot(q, d).unsqueeze(1)
+        return d.sub_(kl).mul_(q).mul_(factor)
+
+    return gradient
+
+
+def _chunks(rows: Tensor | None, count: int, chunk: int):
+    """The index of each chunk: a slice (a view, no copy) when every row counts, else the rows'
+    positions (a gather)."""
+    if rows is None:
+        for start in range(0, count, chunk):
+            yield slice(start, start + chunk)
+    else:
+        for start in range(0, rows.numel(), chunk):
+            yield rows[start:start + chunk]
+
+
 class _ChunkedRows(torch.autograd.Function):
     """``sum over chunks of fn(rows) / denominator``; forward keeps no graph, backward recomputes
-    each chunk's gradient (for the student rows and, when it needs one, the temperature)."""
+    each chunk's gradient (for the student rows and, when it needs one, the temperature): in closed
+    form when a ``gradient`` is given and the temperature needs none, else by autograd."""
 
     @staticmethod
-    def forward(ctx, fn, rows, chunk, denominator, student, teacher, targets, temperature):  # type: ignore[override]
+    def forward(ctx, fn, gradient, rows, chunk, denominator, student, teacher, targets, temperature):  # type: ignore[override]
         wide = torch.float64 if student.dtype == torch.float64 else torch.float32  # float64 stays float64
         total = torch.zeros((), dtype=wide, device=student.device)
         with torch.no_grad():
-            for start in range(0, rows.numel(), chunk):
-                index = rows[start:start + chunk]
-                total = total + fn(student[index], teacher[index], targets[index], temperature).to(wide)
-        ctx.fn, ctx.chunk, ctx.denominator = fn, chunk, denominator
+            for part in _chunks(rows, student.shape[0], chunk):
+                total = total + fn(student[part], teacher[part], targets[part], temperature).to(wide)
+        ctx.fn, ctx.gradient, ctx.chunk, ctx.denominator = fn, gradient, chunk, denominator
         ctx.save_for_backward(rows, student, teacher, targets, temperature)
         return total / denominator
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         rows, student, teacher, targets, temperature = ctx.saved_tensors
-        want_student, want_temperature = ctx.needs_input_grad[4], ctx.needs_input_grad[7]
+        want_student, want_temperature = ctx.needs_input_grad[5], ctx.needs_input_grad[8]
         grad_student = torch.zeros_like(student) if want_student else None
         grad_temperature = torch.zeros_like(temperature) if want_temperature else None
         scale = grad / ctx.denominator
-        for start in range(0, rows.numel(), ctx.chunk):
-            index = rows[start:start + ctx.chunk]
+        closed_form = ctx.gradient is not None and not want_temperature
+        for part in _chunks(rows, student.shape[0], ctx.chunk):
+            if closed_form and want_student:
+                with torch.no_grad():
+                    grad_student[part] = ctx.gradient(student[part], teacher[part], targets[part],
+                                                      temperature.detach()).mul_(scale).to(student.dtype)
+                continue
             with torch.enable_grad():
-                part = student[index].detach().requires_grad_(want_student)
+                rows_of = student[part].detach().requires_grad_(want_student)
                 value = temperature.detach().requires_grad_(want_temperature)
-                loss = ctx.fn(part, teacher[index], targets[index], value) * scale
-                inputs = [t for t, wanted in ((part, want_student), (value, want_temperature)) if wanted]
+                loss = ctx.fn(rows_of, teacher[part], targets[part], value) * scale
+                inputs = [t for t, wanted in ((rows_of, want_student), (value, want_temperature)) if wanted]
                 grads = list(torch.autograd.grad(loss, inputs))
             if want_student:
-                grad_student.index_copy_(0, index, grads.pop(0).to(student.dtype))
+                grad_student[part] = grads.pop(0).to(student.dtype)
             if want_temperature:
                 grad_temperature += grads.pop(0)
-        return None, None, None, None, grad_student, None, None, grad_temperature
+        return None, None, None, None, None, grad_student, None, None, grad_temperature
 
 
 def chunked_rows(fn: RowLoss, student: Tensor, teacher: Tensor, targets: Tensor, temperature: Temperature,
                  rows: Tensor | None = None, chunk_tokens: int | None = None,
-                 denominator: float | Tensor | None = None) -> Tensor:
+                 denominator: float | Tensor | None = None, gradient: RowGradient | None = None) -> Tensor:
     """``sum_chunks fn(student[rows], teacher[rows], targets[rows], T) / denominator``.
 
     ``student``, ``teacher``: ``[N, V]``; ``targets``: ``[N]``; ``rows``: the rows that count (all by
     default); ``denominator``: ``len(rows)`` by default (then the value is a mean over rows; 0 rows
     give 0). ``fn`` returns the *sum* of its rows' losses. ``temperature`` may be a tensor that
-    requires gradient (CTKD's), which then receives it.
+    requires gradient (CTKD's), which then receives it. ``gradient``: ``fn``'s gradient in closed
+    form (used while the temperature needs none), else the backward pass differentiates ``fn``.
     """
-    if rows is None:
-        rows = torch.arange(student.shape[0], device=student.device)
+    count = student.shape[0] if rows is None else rows.numel()
     if denominator is None:
-        denominator = rows.numel()
-    if isinstance(denominator, (int, float)) and denominator == 0:
+        denominator = count
+    if isinstance(denominator, (int, float)) and denominator == 0 or count == 0:
         return student.sum() * 0.0  # no valid token: 0, with a (zero) gradient path
-    chunk = int(chunk_tokens or rows.numel() or 1)
+    chunk = int(chunk_tokens or count)
     if chunk < 1:
         raise ValueError(f"chunk_tokens must be >= 1; got {chunk_tokens}")
     value = temperature if isinstance(temperature, Tensor) else torch.tensor(float(temperature), device=student.device)
-    return _ChunkedRows.apply(fn, rows, chunk, denominator, student, teacher.detach(), targets, value)
+    return _ChunkedRows.apply(fn, gradient, rows, chunk, denominator, student, teacher.detach(), targets, value)
 
 
 def _flatten(logits: Tensor) -> Tensor:
@@ -178,12 +221,44 @@ def token_kd_loss(student: Tensor, teacher: Tensor, labels: Tensor, temperature:
                          f"{tuple(labels.shape)} do not align")
     rows = (flat != ignore_index).nonzero().squeeze(1)
     denominator = rows.numel() if num_items is None else num_items
+    if rows.numel() == flat.numel():
+        rows = None  # every position counts: chunks are views
+
+    return chunked_rows(divergence_rows(divergence, beta, skew, t_squared), s, t, flat, temperature, rows, chunk_tokens,
+                        denominator, _kl_gradient(divergence, t_squared))
+
+
+def divergence_rows(divergence: str, beta: float = 0.5, skew: float = 0.1, t_squared: bool = True) -> RowLoss:
+    """The chosen divergence as the sum over a chunk's rows (times ``T^2`` when ``t_squared``)."""
 
     def fn(s_rows: Tensor, t_rows: Tensor, y_rows: Tensor, T: Tensor) -> Tensor:
-        per_token = token_divergence(s_rows, t_rows, T, divergence, beta, skew)
+        if divergence in ("forward_kl", "reverse_kl") and not torch.is_grad_enabled():
+            per_token = _kl_value(s_rows, t_rows, T, divergence == "reverse_kl")
+        else:
+            per_token = token_divergence(s_rows, t_rows, T, divergence, beta, skew)
         return (per_token * (T * T if t_squared else 1.0)).sum()
 
-    return chunked_rows(fn, s, t, flat, temperature, rows, chunk_tokens, denominator)
+    return fn
+
+
+def _kl_value(s: Tensor, t: Tensor, T: Tensor, reverse: bool) -> Tensor:
+    """Per-row ``KL(p || q)`` (or ``KL(q || p)``) without gradient, in place: three ``[chunk, V]``
+    buffers. A probability of 0 contributes 0 (``0 * -inf`` is taken as 0), as everywhere."""
+    log_a, log_b = scaled_log_softmax(t, T), scaled_log_softmax(s, T)
+    if reverse:
+        log_a, log_b = log_b, log_a
+    a = log_a.exp()
+    difference = log_a.sub_(log_b).nan_to_num_(nan=0.0, posinf=float("inf"), neginf=-torch.finfo(log_a.dtype).max)
+    return torch.linalg.vecdot(a, difference)
+
+
+def token_form(name: str, params: dict[str, Any]) -> tuple[RowLoss, RowGradient | None] | None:
+    """The registered objective ``name`` as a token divergence with a closed-form gradient (``kd``
+    is the forward KL, ``reverse_kl`` the reverse one), or None for any other objective."""
+    divergence = {"kd": "forward_kl", "reverse_kl": "reverse_kl"}.get(name)
+    if divergence is None or params:
+        return None
+    return divergence_rows(divergence), _kl_gradient(divergence, True)
 
 
 def objective_rows(objective: Callable[[Tensor, Tensor, Tensor, Any], Tensor]) -> RowLoss:

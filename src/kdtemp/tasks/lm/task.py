@@ -61,11 +61,12 @@ class TokenObjective:
     ``params`` as the objective it wraps)."""
 
     def __init__(self, objective: Any, chunk_tokens: int) -> None:
-        from ...objectives.token import objective_rows
+        from ...objectives.token import objective_rows, token_form
 
         self.inner, self.chunk_tokens = objective, chunk_tokens
         self.spec, self.params = objective.spec, objective.params
-        self._rows = objective_rows(objective)
+        # the forward and reverse KL take their gradient in closed form (fewer [chunk, V] buffers)
+        self._rows, self._gradient = token_form(objective.name, dict(objective.params)) or (objective_rows(objective), None)
 
     @property
     def name(self) -> str:
@@ -74,7 +75,8 @@ class TokenObjective:
     def __call__(self, student: Tensor, teacher: Tensor, target: Tensor, temperature: Any) -> Tensor:
         from ...objectives.token import chunked_rows
 
-        return chunked_rows(self._rows, student, teacher, target, temperature, chunk_tokens=self.chunk_tokens)
+        return chunked_rows(self._rows, student, teacher, target, temperature, chunk_tokens=self.chunk_tokens,
+                            gradient=self._gradient)
 
 
 @register_task("causal_lm")
