@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(PY) bench/cohort.py
 	$(PY) bench/augment.py
 	$(PY) bench/gpu.py --steps 20 --warmup 2
+	$(PY) bench/lm.py
 
 # On a CUDA machine, in one go: the CUDA-only tests, both augmentation arms on the device, and the
 # GPU benchmark's two configurations (BENCHMARKS.md records what they print).
@@ -35,6 +36,7 @@ bench-gpu: $(STAMP)
 	$(PY) bench/augment.py --device cuda --repeats 5
 	$(PY) bench/gpu.py --device cuda --teacher resnet56 --student resnet20 --resolution 32 --batch-size 64 --steps 50 --members 9
 	$(PY) bench/gpu.py --device cuda --teacher resnet50 --student resnet18 --resolution 224 --crop --batch-size 64 --steps 30 --members 9
+	$(PY) bench/lm.py --device cuda --preset gpt2 --members 4 --epochs 1 --records 256 --batch-size 8
 
 clean:
 	rm -rf $(VENV) .pytest_cache

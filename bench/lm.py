@@ -1,0 +1,228 @@
+"""Language-model distillation, measured side by side in one run (BENCHMARKS.md records the figures).
+
+(a) ``memory``: the peak extra memory of the token loss (forward KL at T = 2, forward and backward)
+    chunked (``token_kd_loss``, ``--chunk`` rows at a time) against a plain full-vocabulary
+    implementation (``log_softmax`` of ``[N, V]``, autograd), at ``--vocab`` 50,257 and ``--tokens``
+    4,096 by default. Each arm runs in its own fresh process; on CPU the peak is the process's peak
+    resident memory (``ru_maxrss``) above what it held once the inputs existed, on CUDA
+    ``torch.cuda.max_memory_allocated`` above the inputs. Printed twice: all extra memory, and the
+    extra memory besides the gradient of the student's logits (``[N, V]``, which any implementation
+    returns).
+(b) ``cohort``: a cohort of ``--members`` students (different temperatures and divergences) against
+    the same students trained one by one, with a teacher about 8 times a student's cost per token,
+    through the engine (``run_cohort``) on the same tokenised data; wall-clock of each arm and their
+    ratio.
+(c) ``--device cuda --preset gpt2``: (b) at GPT-2 medium -> GPT-2 shapes (random weights, bf16, the
+    GPT-2 vocabulary), ready for a machine with a GPU.
+
+    python bench/lm.py [--part memory|cohort|all] [--device cpu] [--preset tiny|gpt2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests"))  # the instruction data and tokenizer builders of the tests
+
+PRESETS = {
+    # teacher / student GPT-2 shapes; "tiny" is sized for a CPU, with a teacher ~8x a student per token
+    "tiny": {"teacher": {"n_layer": 12, "n_embd": 128, "n_head": 4}, "student": {"n_layer": 1, "n_embd": 128, "n_head": 4},
+             "vocab": None, "positions": 128},
+    "gpt2": {"teacher": {"n_layer": 24, "n_embd": 1024, "n_head": 16}, "student": {"n_layer": 12, "n_embd": 768, "n_head": 12},
+             "vocab": 50257, "positions": 1024},
+}
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * resource.getpagesize()
+
+
+def memory_arm(arm: str, vocab: int, tokens: int, chunk: int, device: str) -> dict:
+    """One arm of (a) in this process: extra peak bytes of a forward and backward of the loss."""
+    from kdtemp.objectives import token_kd_loss
+
+    torch.manual_seed(0)
+    student = torch.randn(tokens, vocab, device=device, requires_grad=True)
+    teacher = torch.randn(tokens, vocab, device=device)
+    labels = torch.zeros(tokens, dtype=torch.long, device=device)
+    gradient = tokens * vocab * 4
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+    else:
+        before = _rss_bytes()
+    temperature = 2.0
+    if arm == "plain":
+        p = torch.softmax(teacher / temperature, -1)
+        log_p = torch.log_softmax(teacher / temperature, -1)
+        log_q = torch.log_softmax(student / temperature, -1)
+        loss = temperature ** 2 * (p * (log_p - log_q)).sum(-1).mean()
+    else:
+        loss = token_kd_loss(student, teacher, labels, temperature, chunk_tokens=chunk)
+    loss.backward()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - before
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    return {"arm": arm, "extra": peak, "gradient": gradient, "loss": float(loss)}
+
+
+def memory(args) -> dict:
+    results = {}
+    for arm in ("plain", "chunked"):
+        command = [sys.executable, __file__, "--memory-arm", arm, "--vocab", str(args.vocab), "--tokens",
+                   str(args.tokens), "--chunk", str(args.chunk), "--device", args.device]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        results[arm] = json.loads(done.stdout.strip().splitlines()[-1])
+    plain, chunked = results["plain"], results["chunked"]
+    gib = 2 ** 30
+    print(f"(a) token loss at V = {args.vocab:,}, {args.tokens:,} tokens, forward + backward, {args.device}; "
+          f"[N, V] float32 = {plain['gradient'] / gib:.2f} GiB")
+    print(f"    plain full-vocabulary: extra peak {plain['extra'] / gib:.2f} GiB")
+    print(f"    chunked ({args.chunk} rows): extra peak {chunked['extra'] / gib:.2f} GiB")
+    ratio = chunked["extra"] / plain["extra"]
+    besides = (chunked["extra"] - chunked["gradient"]) / (plain["extra"] - plain["gradient"])
+    print(f"    chunked / plain: {ratio:.3f} of all extra memory; {besides:.3f} besides the logits' gradient")
+    print(f"    same value: plain {plain['loss']:.6f}, chunked {chunked['loss']:.6f}")
+    return {"plain": plain, "chunked": chunked, "ratio": ratio, "ratio_besides_gradient": besides}
+
+
+def _model(shape: dict, vocab: int, positions: int) -> dict:
+    return {"model_type": "gpt2", "vocab_size": vocab, "n_positions": positions, "resid_pdrop": 0.0,
+            "embd_pdrop": 0.0, "attn_pdrop": 0.0, "bos_token_id": 0, "eos_token_id": 0, **shape}
+
+
+def _median(call, repeats: int = 15, warmup: int = 5) -> float:
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return sorted(times)[len(times) // 2]
+
+
+def forward_costs(config) -> dict:
+    """Median seconds per batch of the teacher's forward, a student's forward and its whole training
+    step (forward, loss, backward, optimizer), measured after a warm-up on one batch of the stream."""
+    from kdtemp.engine.member import Member
+    from kdtemp.engine.runtime import Runtime
+    from kdtemp.tasks import get_task
+
+    runtime = Runtime.create(config.device, config.precision)
+    task = get_task(config.task)
+    data = task.open(config, runtime)
+    teacher = task.create_model(config.teacher, data, runtime, "teacher")
+    teacher.module.eval()
+    member = Member(config.members[0], "bench", task, data, runtime)
+    batch = next(iter(data.stream.epoch(1)))
+
+    def teacher_forward():
+        with torch.no_grad(), runtime.autocast():
+            return teacher(batch)
+
+    def student_forward():
+        with torch.no_grad(), runtime.autocast():
+            return member.model(batch)
+
+    logits = teacher_forward()
+    member.begin_epoch(1)
+    return {"teacher": _median(teacher_forward), "student": _median(student_forward),
+            "step": _median(lambda: member.train_step(batch, logits, 1))}
+
+
+def cohort(args) -> dict:
+    from helpers.lm import train_tokenizer, write_instructions
+    from transformers import AutoTokenizer
+
+    from kdtemp.config import from_dict
+    from kdtemp.engine import CohortConfig, run_cohort
+
+    preset = PRESETS[args.preset]
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        data = write_instructions(folder / "data", train=args.records, validation=8, test=8)
+        tokenizer = train_tokenizer(folder / "tokenizer")
+        vocab = preset["vocab"] or len(AutoTokenizer.from_pretrained(str(tokenizer)))
+        shared = {"task": "causal_lm", "device": args.device, "precision": "bf16" if args.device.startswith("cuda") else "fp32",
+                  "batch_size": args.batch_size,
+                  "data": {"dataset": "instructions", "root": str(data), "tokenizer": str(tokenizer),
+                           "cache_dir": str(folder / "cache"), "max_prompt_length": 24, "max_length": 40,
+                           "eval_samples": 8, "generation": {"max_new_tokens": 4}},
+                  "teacher": {"name": "teacher", "init": "random",
+                              "config": _model(preset["teacher"], vocab, preset["positions"])}}
+        objectives = [("kd", 1.0), ("kd", 2.0), ("reverse_kl", 1.0), ("reverse_kl", 2.0), ("skew_kl", 1.0),
+                      ("kd", 4.0), ("jsd", 1.0), ("reverse_kl", 4.0)][: args.members]
+        members = [{"model": {"name": "student", "init": "random",
+                              "config": _model(preset["student"], vocab, preset["positions"])},
+                    "objective": name, "temperature": t, "epochs": args.epochs, "seed": index,
+                    "optimizer": {"name": "adamw", "lr": 1e-3}} for index, (name, t) in enumerate(objectives)]
+        run_cohort(from_dict(CohortConfig, {**shared, "members": members[:1]}), progress=False)  # warm-up and cache
+        parts = forward_costs(from_dict(CohortConfig, {**shared, "members": members[:1]}))
+        started = time.perf_counter()
+        together = run_cohort(from_dict(CohortConfig, {**shared, "members": members}), progress=False)
+        cohort_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        alone = [run_cohort(from_dict(CohortConfig, {**shared, "members": [m]}), progress=False)[0] for m in members]
+        solo_seconds = time.perf_counter() - started
+    same = all(a.curve == b.curve for a, b in zip(together, alone))
+    ratio = cohort_seconds / solo_seconds
+    print(f"    per batch: teacher forward {parts['teacher'] * 1e3:.1f} ms, student forward {parts['student'] * 1e3:.1f} ms "
+          f"({parts['teacher'] / parts['student']:.1f}x), student training step {parts['step'] * 1e3:.1f} ms")
+    print(f"(b) cohort of {len(members)} students vs {len(members)} solo runs ({args.preset}: teacher "
+          f"{preset['teacher']}, student {preset['student']}, V = {vocab:,}, {args.epochs} epoch(s) of "
+          f"{args.records // args.batch_size} batches of {args.batch_size}, {args.device})")
+    print(f"    cohort {cohort_seconds:.1f} s, solo runs {solo_seconds:.1f} s: cohort / solo {ratio:.3f} "
+          f"({1 / ratio:.2f}x); curves equal: {same}")
+    return {"cohort_seconds": cohort_seconds, "solo_seconds": solo_seconds, "ratio": ratio, "equal": same, "parts": parts}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("memory", "cohort", "all"), default="all")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--vocab", type=int, default=50257)
+    parser.add_argument("--tokens", type=int, default=4096)
+    parser.add_argument("--chunk", type=int, default=256)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
+    parser.add_argument("--members", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--records", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--json", default=None, help="also write the figures to this file")
+    parser.add_argument("--memory-arm", choices=("plain", "chunked"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.memory_arm:
+        print(json.dumps(memory_arm(args.memory_arm, args.vocab, args.tokens, args.chunk, args.device)))
+        return {}
+    print(f"machine: {torch.get_num_threads()} CPU threads, torch {torch.__version__}, device {args.device}")
+    figures = {}
+    if args.part in ("memory", "all"):
+        figures["memory"] = memory(args)
+    if args.part in ("cohort", "all"):
+        figures["cohort"] = cohort(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+    return figures
+
+
+if __name__ == "__main__":
+    main()
