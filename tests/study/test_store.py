@@ -297,7 +297,7 @@ def synthetic_store(folder: Path, metric: str, goal: str) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("metric,goal,label", [("accuracy", "max", "accuracy"), ("rouge_l", "max", "rouge_l"),
+@pytest.mark.parametrize("metric,goal,label", [("accuracy", "max", "accuracy"), ("rouge_l", "max", "ROUGE-L (x100)"),
                                                ("loss", "min", "loss (lower is better)")])
 def test_a_store_of_another_primary_metric_is_reported_by_it(tmp_path, metric, goal, label):
     folder = synthetic_store(tmp_path / "study", metric, goal)
