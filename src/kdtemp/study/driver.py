@@ -197,6 +197,8 @@ def check_study(study: Study, executor: ExecutorConfig | None = None, download: 
                                   f"{preparation.stage!r}) learns {len(learned)} classes ({', '.join(learned[:3])}, ...) "
                                   f"but the run's data has {len(used)} ({', '.join(used[:3])}, ...); prepare it on the "
                                   "run's data")
+    if not remote:  # a remote cluster's devices are not this machine's: packed by max_cohort_size alone
+        study.fit_memory(state, executor)  # cohorts under the memory budget; a member that cannot fit is refused
     return state
 
 
@@ -330,11 +332,15 @@ def plan(study: Study) -> str:
         spec = cohort.runs[0].spec
         epochs = [r.spec.student.epochs for r in cohort.runs]
         teacher = spec.teacher.name if spec.teacher else "none"
+        memory = study.packing.memories[study.cohorts.index(cohort)] if study.packing is not None else None
         lines.append(f"  cohort {cohort.cohort_id}: {len(cohort.runs)} runs, {spec.data.dataset}, teacher {teacher}, "
-                     f"batch {spec.batch_size}, data seed {spec.data_seed}, epochs {min(epochs)}-{max(epochs)}")
+                     f"batch {spec.batch_size}, data seed {spec.data_seed}, epochs {min(epochs)}-{max(epochs)}"
+                     + (f", memory {memory.describe()}" if memory is not None else ""))
         distill.add(training_cost(spec.data, facts_of(spec.data), spec.batch_size,
                                   [(r.spec.student.model, r.spec.student.epochs) for r in cohort.runs], spec.teacher))
     total.add(distill)
+    if study.packing is not None:
+        lines += study.packing.lines()
     if distill.image_steps:
         saved = 1 - distill.teacher_passes / distill.solo_teacher_passes if distill.solo_teacher_passes else 0.0
         lines.append(f"cost: ~{distill.image_steps:,} student image-steps (forward+backward) and "

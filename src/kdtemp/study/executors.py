@@ -72,9 +72,38 @@ def train_cohort(cohort: dict[str, Any], runs_dir: str, device: str, threads: in
     config = from_dict(CohortConfig, {**cohort, "device": device})
     diagnosis = TeacherDiagnosis(tuple(temperatures or DEFAULT_TEMPERATURES)) if diagnose and config.teacher else None
     done = (lambda result: member_done(result.__dict__)) if member_done is not None else None
-    results = [result.__dict__ for result in run_cohort(config, output=runs_dir, progress=progress, diagnosis=diagnosis,
-                                                        member_done=done)]
+    results = [result.__dict__ for result in split_on_oom(run_cohort, config, runs_dir, progress, diagnosis, done)]
     return {"results": results, "teacher": diagnosis.result if diagnosis is not None else None}
+
+
+def split_on_oom(run_cohort: Callable, config: Any, runs_dir: str, progress: bool | str, diagnosis: Any,
+                 member_done: Callable | None) -> list:
+    """``run_cohort(config, ...)``; a cohort of two or more members that runs out of CUDA memory is
+    split in two halves, each trained on (split again if it still does not fit). Members finished
+    before the error are kept (their run folders are done, so a half returns them untrained) and
+    the others continue from their last checkpoints; a single member that does not fit fails."""
+    import dataclasses
+
+    import torch
+
+    try:
+        return run_cohort(config, output=runs_dir, progress=progress, diagnosis=diagnosis, member_done=member_done)
+    except torch.cuda.OutOfMemoryError:
+        members = config.members
+        if len(members) < 2:
+            raise
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        half = len(members) // 2
+        from ..files import warn
+
+        warn(f"a cohort of {len(members)} members ran out of CUDA memory; split into {half} and "
+             f"{len(members) - half} and retried (finished members kept, the others from their checkpoints)")
+        first = split_on_oom(run_cohort, dataclasses.replace(config, members=members[:half]), runs_dir, progress,
+                             diagnosis, member_done)
+        rest = None if diagnosis is None or diagnosis.result is not None else diagnosis
+        return first + split_on_oom(run_cohort, dataclasses.replace(config, members=members[half:]), runs_dir,
+                                    progress, rest, member_done)
 
 
 Started = Callable[[Task], None] | None

@@ -80,7 +80,9 @@ class ExecutorConfig:
     """Where cohorts run: ``inline`` (this process), ``local`` (a pool over GPUs or CPU
     processes) or ``ray`` (a cluster; each cohort is a task asking for a GPU when there is one).
     ``retries``: how often a cohort whose worker process died is started again from its
-    checkpoints before its runs fail (local executor)."""
+    checkpoints before its runs fail (local executor). ``memory``: the budget of one cohort
+    (``80GB``, ``24GiB`` or bytes; by default 90 % of the GPU's memory, on a CPU the available RAM
+    less a tenth), which cohorts are packed under (:mod:`kdtemp.study.memory`)."""
 
     kind: Literal["inline", "local", "ray"] = "inline"
     workers: int | None = None
@@ -89,9 +91,14 @@ class ExecutorConfig:
     device: str = "auto"
     checkpoint_every: int = 1
     retries: int = 2
+    memory: str | int | None = None
 
     def validate(self, path: str = "executor") -> None:
         require_device(self.device, f"{path}.device")
+        if self.memory is not None:
+            from .memory import parse_memory
+
+            parse_memory(self.memory, f"{path}.memory")
         require(0 <= self.retries <= 100, f"{path}.retries", f"must be in [0, 100]; got {self.retries}")
         require(self.checkpoint_every >= 1, f"{path}.checkpoint_every", f"must be >= 1; got {self.checkpoint_every}")
         require(self.workers is None or self.workers >= 1, f"{path}.workers", f"must be >= 1; got {self.workers}")
@@ -172,14 +179,26 @@ class Study:
     runs: list[Run]
     notes: list[str] = field(default_factory=list)
     stages: dict[str, list] = field(default_factory=dict)  # stage name -> its Preparations
+    packing: Any = None  # the cohorts packed under a memory budget (:meth:`fit_memory`), once preflight ran
 
     @property
     def preparations(self) -> list:
         """Every distinct preparation of the study's stages, in order."""
         return all_preparations(self.stages)
 
+    def fit_memory(self, state: Any, executor: ExecutorConfig | None = None) -> None:
+        """Pack the cohorts under the memory budget of ``executor`` (the file's by default) from the
+        data facts preflight learned (``state``); :attr:`cohorts` returns them from then on."""
+        from .memory import fit
+
+        self.packing = fit(self, state, executor or self.file.executor)
+
     @property
     def cohorts(self) -> list[Cohort]:
+        """The cohorts: packed under the memory budget once :meth:`fit_memory` ran, else cut by
+        ``max_cohort_size`` alone."""
+        if self.packing is not None:
+            return self.packing.cohorts
         groups: dict[str, list[Run]] = {}
         for run in self.runs:
             groups.setdefault(run.spec.cohort_key, []).append(run)

@@ -89,6 +89,25 @@ class ModelAdapter(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes a model of a cohort holds on the training device: its weights, their gradients, its
+    optimizer's state and its activations (a student's saved for backward at its batch size; a
+    teacher's of one inference pass). A task that can estimate them answers the optional
+    ``memory(shared, model, role, optimizer, facts)`` (``role``: ``student``, ``teacher`` or
+    ``evaluation``, an inference pass at the evaluation batch size) and ``data_memory(shared,
+    facts)`` (the data it keeps on the device); ``None`` where it cannot."""
+
+    parameters: int = 0
+    gradients: int = 0
+    optimizer: int = 0
+    activations: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.parameters + self.gradients + self.optimizer + self.activations
+
+
 @dataclass
 class Preflight:
     """What preflight learned, for ``plan`` and the cost estimate: each dataset's facts (its class

@@ -15,11 +15,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..base import register_task
+from ..base import MemoryEstimate, register_task
 from .data import AugmentConfig, DataConfig, ImageSplit, TrainStream, eval_images
 from .data.augment import Batch
 from .evaluate import accuracy, predict
-from .models import LoadedModel, ModelConfig, load_model
+from .models import LoadedModel, ModelConfig, load_model, memory_profile
 from .normalization import Normalization
 
 
@@ -118,9 +118,48 @@ class ImageClassification:
         """The evaluation's metrics of given logits (for diagnostics)."""
         return accuracy(logits, labels)
 
+    def memory(self, shared: Any, model: Any, role: str, optimizer: Any, facts: Any) -> MemoryEstimate | None:
+        """A model's bytes on the device, from its meta-device profile at the data's resolution
+        (float32; :func:`~kdtemp.tasks.image.models.memory_profile`): a student's weights, gradients,
+        optimizer state (AdamW: two moments; SGD: a momentum buffer) and the activations it saves for
+        backward at the batch size; a teacher's weights and an inference pass (three times its
+        largest module output: the input, the output and a residual branch live at once), at the
+        batch size, or at the evaluation batch size for ``role="evaluation"``."""
+        resolution = _resolution(shared.data, facts)
+        if facts is None or resolution is None:
+            return None
+        profile = memory_profile(model.name, len(facts.classes), resolution)
+        if profile is None:
+            return None
+        if role in ("teacher", "evaluation"):
+            batch = shared.batch_size if role == "teacher" else getattr(shared, "eval_batch_size", 512)
+            weights = profile.parameter_bytes if role == "teacher" else 0
+            return MemoryEstimate(parameters=weights, activations=3 * profile.largest_output_per_image * batch)
+        states = 2 if optimizer.name == "adamw" else (1 if optimizer.momentum else 0)
+        return MemoryEstimate(profile.parameter_bytes, profile.parameter_bytes, states * profile.parameter_bytes,
+                              profile.saved(shared.batch_size))
+
+    def data_memory(self, shared: Any, facts: Any) -> int | None:
+        """The uint8 training and test images kept on the device (3 channels at the stored size)."""
+        size = getattr(facts, "image_size", None) if facts is not None else None
+        if size is None:
+            resolution = _resolution(shared.data, facts)
+            size = (resolution, resolution) if resolution else None
+        if size is None:
+            return None
+        return (facts.train + facts.test) * 3 * int(size[0]) * int(size[1])
+
     def preflight(self, cohorts, device: str = "auto", download: bool = True, member_field: str = "student",
                   state=None):
         """:func:`kdtemp.tasks.image.preflight.preflight`."""
         from .preflight import preflight
 
         return preflight(cohorts, device=device, download=download, member_field=member_field, state=state)
+
+
+def _resolution(data: Any, facts: Any) -> int | None:
+    """The side of the images a model sees: the data's resolution, else the stored size's."""
+    if getattr(data, "resolution", None):
+        return int(data.resolution)
+    size = getattr(facts, "image_size", None) if facts is not None else None
+    return int(size[0]) if size else None

@@ -537,7 +537,71 @@ def forward_flops(name: str, num_classes: int, resolution: int) -> int | None:
     return counter.get_total_flops() // 2
 
 
+@dataclass(frozen=True)
+class MemoryProfile:
+    """What one model holds, measured on the meta device (no weights are made, nothing is computed):
+    its parameters (count and bytes) and, per image at a resolution, the bytes its forward pass saves
+    for the backward pass (``saved_fixed`` + ``saved_per_image`` x batch) and the largest output of any
+    of its modules in an inference pass (``largest_output_per_image``)."""
+
+    parameters: int
+    parameter_bytes: int
+    saved_fixed: int
+    saved_per_image: int
+    largest_output_per_image: int
+
+    def saved(self, batch: int) -> int:
+        return self.saved_fixed + self.saved_per_image * batch
+
+
+def saved_for_backward(model: nn.Module, inputs: torch.Tensor) -> int:
+    """Bytes of every tensor ``model(inputs)`` saves for its backward pass, each storage counted once,
+    the parameters' own storages aside (they are counted as parameters)."""
+    parameters = {p.untyped_storage()._cdata for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage._cdata not in parameters:
+            saved[storage._cdata] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        model(inputs)
+    return sum(saved.values())
+
+
+@functools.lru_cache(maxsize=256)
+def memory_profile(name: str, num_classes: int, resolution: int) -> MemoryProfile | None:
+    """The :class:`MemoryProfile` of model ``name`` at ``resolution`` (float32, train mode), from two
+    probes on the meta device (batches of 2 and 4 separate what grows with the batch); ``None`` for a
+    model that cannot be built there (some plug-ins)."""
+    try:
+        with torch.device("meta"):
+            model = create_model(ModelConfig(name), num_classes).train()
+            two = saved_for_backward(model, torch.empty(2, 3, resolution, resolution))
+            four = saved_for_backward(model, torch.empty(4, 3, resolution, resolution))
+            largest = [0]
+
+            def record(module, args, output):
+                if isinstance(output, torch.Tensor):
+                    largest[0] = max(largest[0], output.numel() * output.element_size())
+
+            handles = [m.register_forward_hook(record) for m in model.modules() if not list(m.children())]
+            with torch.no_grad():
+                model.eval()(torch.empty(1, 3, resolution, resolution))
+            for handle in handles:
+                handle.remove()
+    except Exception:  # a plan without this figure is still a plan
+        return None
+    per_image = max((four - two) // 2, 0)
+    parameters = sum(p.numel() for p in model.parameters())
+    return MemoryProfile(parameters, sum(p.numel() * p.element_size() for p in model.parameters()),
+                         max(two - 2 * per_image, 0), per_image, largest[0])
+
+
 __all__ = ["CIFAR_MODELS", "CifarResNet", "IMAGENET_NORMALIZATION", "LoadedModel", "ModelConfig", "Normalization",
-           "WeightsError", "classifier_keys", "create_model", "fit_state", "forward_flops", "load_model", "load_weights", "model_exists",
+           "WeightsError", "MemoryProfile", "classifier_keys", "create_model", "fit_state", "forward_flops", "memory_profile",
+           "saved_for_backward", "load_model", "load_weights", "model_exists",
            "read_weights", "recorded_classes", "resolve_normalization", "find_pretrained", "hub_offline", "reach",
            "PretrainedWeights", "remap_classifier", "shown_classes"]

@@ -1,0 +1,206 @@
+"""Cohorts sized to the device: a memory budget, each cohort's estimate, and cohorts packed under it.
+
+A cohort holds its data on the device, its teacher (weights and an inference pass at the batch size)
+and, per member, parameters, gradients, optimizer state and the activations its forward pass saves
+for backward (:class:`kdtemp.tasks.base.MemoryEstimate`, measured by the task's probe), plus one
+evaluation pass at a time. Runs of one cohort key are packed in order into cohorts whose estimate
+stays under the budget (``executor.memory``; by default 90 % of the smallest GPU's memory, or on a CPU
+the available RAM less a tenth); ``max_cohort_size`` caps them too. A member that cannot fit even
+alone is one line before any work. Estimates count activations in float32: under bf16 autocast they
+are an upper bound.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..config import ConfigError
+
+UNITS = {"": 1, "b": 1, "kb": 10 ** 3, "mb": 10 ** 6, "gb": 10 ** 9, "tb": 10 ** 12,
+         "kib": 2 ** 10, "mib": 2 ** 20, "gib": 2 ** 30, "tib": 2 ** 40}
+_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
+
+
+def parse_memory(value: Any, path: str = "executor.memory") -> int:
+    """Bytes from ``80GB`` (10^9), ``80GiB`` (2^30), ``512MB`` or a number of bytes; one line otherwise."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return int(value)
+    match = _SIZE.match(str(value)) if isinstance(value, str) else None
+    if match is None or match.group(2).lower() not in UNITS or float(match.group(1)) <= 0:
+        raise ConfigError(f"{path}: {value!r} is not a memory size; allowed: a positive number of bytes or a size "
+                          "such as 80GB, 24GiB, 512MB")
+    return int(float(match.group(1)) * UNITS[match.group(2).lower()])
+
+
+def gigabytes(count: int) -> str:
+    return f"{count / 1e9:.1f} GB"
+
+
+def available_ram() -> int:
+    """The memory this machine has free for new work (``MemAvailable``), else its total."""
+    try:
+        with open("/proc/meminfo") as handle:
+            fields = dict(line.split(":", 1) for line in handle)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        import os
+
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def default_budget(device: str) -> tuple[int, str]:
+    """The budget when ``executor.memory`` is not set, and where it comes from."""
+    import torch
+
+    if device != "cpu" and torch.cuda.is_available():
+        indexes = [int(device.split(":")[1])] if device.startswith("cuda:") else range(torch.cuda.device_count())
+        smallest = min(torch.cuda.get_device_properties(i).total_memory for i in indexes)
+        return int(0.9 * smallest), "90% of the GPU's memory"
+    return int(0.9 * available_ram()), "the available RAM less a tenth (CPU)"
+
+
+@dataclass
+class CohortMemory:
+    """A cohort's estimate: what it holds once (data, teacher, one evaluation pass) and per member."""
+
+    fixed: int
+    members: list[int]
+
+    @property
+    def total(self) -> int:
+        return self.fixed + sum(self.members)
+
+    def describe(self) -> str:
+        low, high = gigabytes(min(self.members)), gigabytes(max(self.members))
+        each = low if low == high else f"{low}-{high}"
+        return f"~{gigabytes(self.total)} (members {each} each, teacher, data and evaluation {gigabytes(self.fixed)})"
+
+
+Estimator = Callable[[Any], "tuple[int, int, int] | None"]
+"""``estimate(run) -> (member bytes, fixed bytes of its cohort, evaluation bytes)`` or None."""
+
+
+def pack(runs: list, estimate: Estimator, budget: int, max_size: int | None) -> tuple[list[list], list[CohortMemory | None]]:
+    """``runs`` (of one cohort key, in order) cut into consecutive cohorts under ``budget`` and
+    ``max_size``; each with its estimate (None when the task gives none). ``ConfigError`` for a run
+    that cannot fit even alone."""
+    chunks: list[list] = []
+    memories: list[CohortMemory | None] = []
+    current: list = []
+    members: list[int] = []
+    fixed = 0
+    unknown = False
+    for run in runs:
+        measured = estimate(run)
+        if measured is None:
+            unknown = True
+        else:
+            member, shared, evaluation = measured
+            need = shared + evaluation + member
+            if need > budget:
+                model = run.spec.student.model
+                raise ConfigError(
+                    f"student.model: {model.name} at batch {run.spec.batch_size} needs ~{gigabytes(need)} with its "
+                    f"teacher, data and an evaluation pass ({gigabytes(member)} for itself), over the memory budget of "
+                    f"{gigabytes(budget)} (executor.memory); lower batch_size, or raise executor.memory")
+            cohort_fixed = max(fixed, shared + evaluation)
+            if current and (cohort_fixed + sum(members) + member > budget):
+                chunks.append(current)
+                memories.append(None if unknown else CohortMemory(fixed, members))
+                current, members, fixed, unknown = [], [], 0, False
+                cohort_fixed = shared + evaluation
+            fixed = cohort_fixed
+            members.append(member)
+        current.append(run)
+        if max_size is not None and len(current) >= max_size:
+            chunks.append(current)
+            memories.append(None if unknown or not members else CohortMemory(fixed, members))
+            current, members, fixed, unknown = [], [], 0, False
+    if current:
+        chunks.append(current)
+        memories.append(None if unknown or not members else CohortMemory(fixed, members))
+    return chunks, memories
+
+
+@dataclass
+class Packing:
+    """A study's cohorts packed under a memory budget, with each cohort's estimate."""
+
+    cohorts: list
+    memories: list[CohortMemory | None]
+    budget: int
+    source: str
+
+    def lines(self) -> list[str]:
+        """What ``plan`` prints about memory."""
+        known = [m for m in self.memories if m is not None]
+        lines = [f"memory: budget {gigabytes(self.budget)} per cohort ({self.source}); "
+                 + (f"the largest cohort ~{gigabytes(max(m.total for m in known))}" if known else "no estimate")
+                 + "; on CUDA a cohort that still runs out of memory is split in two and retried, its finished "
+                   "members kept"]
+        missing = sorted({c.runs[0].spec.task for c, m in zip(self.cohorts, self.memories) if m is None})
+        if missing:
+            lines.append(f"memory: not estimated for {', '.join(missing)} (packed by max_cohort_size alone)")
+        return lines
+
+
+def fit(study: Any, state: Any, executor: Any) -> Packing:
+    """The study's cohorts under the budget of ``executor`` (see the module docstring), from the
+    data facts preflight learned (``state``); the estimate of each distinct setting is made once."""
+    from ..config import to_dict
+    from ..tasks import get_task
+    import json
+
+    if executor.memory is not None:
+        budget, source = parse_memory(executor.memory), "executor.memory"
+    else:
+        budget, source = default_budget(executor.device)
+    cache: dict[str, tuple[int, int, int] | None] = {}
+
+    def estimate(run) -> tuple[int, int, int] | None:
+        spec = run.spec
+        task = get_task(spec.task)
+        if not hasattr(task, "memory"):
+            return None
+        key = json.dumps({"task": spec.task, "data": to_dict(spec.data), "batch": spec.batch_size,
+                          "model": to_dict(spec.student.model), "optimizer": to_dict(spec.student.optimizer),
+                          "teacher": to_dict(spec.teacher) if spec.teacher is not None else None}, sort_keys=True,
+                         default=str)
+        if key not in cache:
+            cache[key] = _measure(task, spec, state)
+        return cache[key]
+
+    groups: dict[str, list] = {}
+    for run in study.runs:
+        groups.setdefault(run.spec.cohort_key, []).append(run)
+    cohorts, memories = [], []
+    from .spec import Cohort
+
+    for key, runs in groups.items():
+        chunks, estimates = pack(runs, estimate, budget, study.file.max_cohort_size)
+        for index, (chunk, memory) in enumerate(zip(chunks, estimates)):
+            cohorts.append(Cohort(key if len(chunks) == 1 else f"{key}-{index}", chunk))
+            memories.append(memory)
+    return Packing(cohorts, memories, budget, source)
+
+
+def _measure(task: Any, spec: Any, state: Any) -> tuple[int, int, int] | None:
+    try:
+        facts = state.facts(spec.data)
+    except KeyError:  # not on disk yet: estimated once it is
+        return None
+    member = task.memory(spec, spec.student.model, "student", spec.student.optimizer, facts)
+    evaluation = task.memory(spec, spec.student.model, "evaluation", None, facts)
+    data = task.data_memory(spec, facts)
+    if member is None or evaluation is None or data is None:
+        return None
+    shared = data
+    if spec.teacher is not None:
+        teacher = task.memory(spec, spec.teacher, "teacher", None, facts)
+        teacher_eval = task.memory(spec, spec.teacher, "evaluation", None, facts)
+        if teacher is None or teacher_eval is None:
+            return None
+        shared += teacher.parameters + max(teacher.activations, teacher_eval.activations)
+    return member.total, shared, evaluation.activations
