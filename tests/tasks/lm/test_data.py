@@ -98,3 +98,29 @@ def test_splits_are_cached_and_the_stream_is_seeded(lm_tokenizer, instructions, 
     assert one != [b.indices.tolist() for b in stream.epoch(3)]
     assert len(one) == len(first["train"]) // 8
     assert cached.stat().st_size > 0
+
+
+def test_dolly_through_datasets_without_its_cache_and_without_download_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from helpers.text import hf_environment
+
+    code = ("from kdtemp.tasks.lm.config import LMDataConfig\nfrom kdtemp.tasks.lm.data import read_records\n"
+            "read_records(LMDataConfig(dataset='dolly'))")
+    env = hf_environment(tmp_path / "hf", offline=False)  # an empty cache, whatever this machine has
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode != 0
+    assert ("ConfigError: data.dataset: Dolly (databricks/databricks-dolly-15k) could not be read through datasets"
+            in done.stderr and "set data.download: true on a machine that is online" in done.stderr)
+
+
+def test_a_local_dolly_file_is_split_as_minillm_holds_out(tmp_path):
+    lines = [json.dumps({"instruction": f"Say {i}.", "context": "", "response": f"{i}", "category": "open_qa"})
+             for i in range(1200)]
+    (tmp_path / "databricks-dolly-15k.jsonl").write_text("\n".join(lines) + "\n")
+    records = read_records(from_dict(LMDataConfig, {"dataset": "dolly", "root": str(tmp_path)}))
+    assert {k: len(v) for k, v in records.items()} == {"train": 200, "validation": 500, "test": 500}
+    responses = [r.response for split in records.values() for r in split]
+    assert sorted(responses, key=int) == [str(i) for i in range(1200)]  # a partition of the file
+    assert records["test"][0].prompt == dolly_prompt("Say " + records["test"][0].response + ".")

@@ -138,3 +138,13 @@ def test_a_teacher_fine_tuned_by_prepare_learns_the_instructions(instructions, l
     cohort["data"].pop("tokenizer")  # the tokenizer comes from the teacher's checkpoint
     (run,) = run_cohort(from_dict(CohortConfig, {**cohort, "members": [student(epochs=1)]}), progress=False)
     assert run.status == "done" and run.teacher["rouge_l"] == pytest.approx(result.curve[-1]["rouge_l"])
+
+
+def test_a_student_with_gradient_checkpointing_trains_as_without(instructions, lm_tokenizer, tmp_path):
+    """Recomputing activations in the backward pass changes no number (float32, CPU)."""
+    plain = student(temperature=2.0, epochs=1)
+    checkpointed = {**plain, "model": {**plain["model"], "gradient_checkpointing": True}}
+    config = shared(instructions, lm_tokenizer, tmp_path / "cache", teacher=RANDOM_TEACHER)
+    (a,) = run_cohort(from_dict(CohortConfig, {**config, "members": [plain]}), progress=False)
+    (b,) = run_cohort(from_dict(CohortConfig, {**config, "members": [checkpointed]}), progress=False)
+    assert a.curve == b.curve and a.run_id != b.run_id

@@ -56,7 +56,8 @@ def load_causal_lm(config: CausalLMConfig, role: str, where: str, device: torch.
         if placement:
             return module
     if config.gradient_checkpointing and role == "student":
-        module.gradient_checkpointing_enable()
+        enable = getattr(module, "activation_checkpointing_enable", None) or module.gradient_checkpointing_enable
+        enable()  # Transformers 5 renames it; both recompute activations in the backward pass
         module.config.use_cache = False
     return module if device is None else module.to(device)
 
