@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from kdtemp.tasks.image.data import AugmentConfig, DataConfig, ImageSplit, TrainStream  # noqa: E402
 from kdtemp.engine.config import MemberConfig  # noqa: E402
+from kdtemp.engine.fused import FusedGroup  # noqa: E402
 from kdtemp.engine.member import Member  # noqa: E402
 from kdtemp.engine.runtime import Runtime, device_label, resolve_device  # noqa: E402
 from kdtemp.tasks import get_task  # noqa: E402
@@ -151,8 +152,12 @@ def model_flops(teacher, student, batch_size: int, resolution: int, device, auto
     return {"teacher_forward": teacher_flops, "student_forward_backward": counter.get_total_flops()}
 
 
-def run_arm(args, split: ImageSplit, members_count: int, device: torch.device) -> dict:
-    """Train ``members_count`` members for ``args.steps`` timed steps; return wall time and phases."""
+def run_arm(args, split: ImageSplit, members_count: int, device: torch.device, fuse: bool = False) -> dict:
+    """Train ``members_count`` members for ``args.steps`` timed steps (``fuse``: as one stacked model,
+    :mod:`kdtemp.engine.fused`); return wall time, phases and the peak memory allocated (CUDA)."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
     runtime = Runtime.create(str(device), "auto")
     channels_last, autocast = runtime.channels_last, runtime.autocast
     task = get_task("image_classification")
@@ -175,15 +180,21 @@ def run_arm(args, split: ImageSplit, members_count: int, device: torch.device) -
         members.append(Member(config, f"bench{i}", task, data, runtime))
 
     clock = PhaseClock(device)
-    for member in members:
-        instrument(member, clock)
+    group = FusedGroup(members) if fuse else None
+    if group is None:  # a fused step has no per-member optimizer to time: its arm gives the wall clock
+        for member in members:
+            instrument(member, clock)
 
     def batches():
         for epoch in range(1, epochs + 1):
             for member in members:
                 member.begin_epoch(epoch)
+            if group is not None:
+                group.begin_epoch()
             for batch in stream.epoch(epoch):
                 yield epoch, batch
+            if group is not None:
+                group.end_epoch()
 
     source = batches()
     host_data = 0.0
@@ -203,14 +214,34 @@ def run_arm(args, split: ImageSplit, members_count: int, device: torch.device) -
         with torch.no_grad(), autocast():
             teacher_logits = teacher(batch).float()
         clock.add("teacher forward", loaded, clock.now())
-        for member in members:
-            member.train_step(batch, teacher_logits, epoch)
+        if group is not None:
+            group.train_step(batch, teacher_logits, epoch)
+        else:
+            for member in members:
+                member.train_step(batch, teacher_logits, epoch)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     wall = time.perf_counter() - started
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
     flops = model_flops(teacher.module, members[0].student, args.batch_size, args.resolution, device, autocast, channels_last)
     return {"members": members_count, "wall_seconds": wall, "phases": clock.totals(), "host_data_seconds": host_data,
-            "flops": flops}
+            "flops": flops, "peak_memory": peak, "estimated_memory": estimated_memory(args, split, members_count),
+            "fused": fuse}
+
+
+def estimated_memory(args, split: ImageSplit, members_count: int) -> int | None:
+    """What the study's planner estimates for this arm (:mod:`kdtemp.study.memory`): the members, the
+    teacher and its inference pass, and the training data on the device (float32 activations)."""
+    task = get_task("image_classification")
+    shared = SimpleNamespace(data=SimpleNamespace(resolution=args.resolution), batch_size=args.batch_size,
+                             eval_batch_size=args.batch_size)
+    facts = SimpleNamespace(classes=split.classes, train=len(split), test=0, image_size=tuple(split.images.shape[-2:]))
+    member = task.memory(shared, ModelConfig(args.student), "student", MemberConfig().optimizer, facts)
+    teacher = task.memory(shared, ModelConfig(args.teacher), "teacher", None, facts)
+    data = task.data_memory(shared, facts)
+    if member is None or teacher is None or data is None:
+        return None
+    return members_count * member.total + teacher.total + data
 
 
 def peak_flops(args, device: torch.device) -> tuple[float | None, str]:
@@ -231,6 +262,8 @@ def summarise(arm: dict, args, peak: float | None) -> dict:
     achieved = flops * steps / arm["wall_seconds"]
     return {
         "members": arm["members"],
+        "peak_memory": arm["peak_memory"],
+        "estimated_memory": arm["estimated_memory"],
         "wall_seconds": arm["wall_seconds"],
         "images_per_second_per_member": images / arm["wall_seconds"],
         "ms_per_step": 1e3 * arm["wall_seconds"] / steps,
@@ -248,18 +281,26 @@ def report(result: dict) -> str:
     lines.append(f"model FLOPs per batch: teacher forward {flops['teacher_forward'] / 1e9:.2f} GFLOP, "
                  f"student forward+backward {flops['student_forward_backward'] / 1e9:.2f} GFLOP")
     timer = "CUDA events, device time" if result["device"].startswith("cuda") else "wall clock"
-    for key in ("solo", "cohort"):
+    for key in ("solo", "cohort", "fused"):
         arm = result[key]
-        title = "solo run" if key == "solo" else f"cohort of {arm['members']}"
+        title = {"solo": "solo run", "cohort": f"cohort of {arm['members']}",
+                 "fused": f"fused cohort of {arm['members']}"}[key]
         mfu = f"{100 * arm['mfu']:.1f}%" if arm["mfu"] is not None else f"n/a ({result['peak_source']})"
         lines.append(f"{title}: {arm['images_per_second_per_member']:.0f} images/s per member, "
                      f"{arm['ms_per_step']:.1f} ms per step, {arm['achieved_tflops']:.2f} TFLOP/s, MFU {mfu}")
-        split = ", ".join(f"{name} {ms:.2f}" for name, ms in arm["split_ms_per_step"].items())
-        lines.append(f"  time split (ms per step, {timer}): {split}; "
-                     f"data on the host {arm['host_data_ms_per_step']:.2f}")
+        if key != "fused":
+            split = ", ".join(f"{name} {ms:.2f}" for name, ms in arm["split_ms_per_step"].items())
+            lines.append(f"  time split (ms per step, {timer}): {split}; "
+                         f"data on the host {arm['host_data_ms_per_step']:.2f}")
+        peak = f"{arm['peak_memory'] / 2 ** 30:.2f} GiB" if arm["peak_memory"] is not None else "n/a (not on CUDA)"
+        estimate = f"{arm['estimated_memory'] / 2 ** 30:.2f} GiB" if arm["estimated_memory"] is not None else "n/a"
+        lines.append(f"  peak memory allocated {peak}; the planner's estimate {estimate}")
     members = result["cohort"]["members"]
     lines.append(f"cohort / {members} solo runs wall-clock ratio: {result['cohort_to_solo_ratio']:.3f} "
                  f"(speed-up {1 / result['cohort_to_solo_ratio']:.2f}x)")
+    lines.append(f"fused cohort / {members} solo runs wall-clock ratio: {result['fused_to_solo_ratio']:.3f} "
+                 f"(speed-up {1 / result['fused_to_solo_ratio']:.2f}x); fused / unfused cohort "
+                 f"{result['fused_to_cohort_ratio']:.3f}")
     return "\n".join(lines)
 
 
@@ -275,6 +316,7 @@ def run(argv: list[str] | None = None) -> dict:
     peak, peak_source = peak_flops(args, device)
     solo = run_arm(args, split, 1, device)
     cohort = run_arm(args, split, args.members, device)
+    fused = run_arm(args, split, args.members, device, fuse=True)
     precision = "bf16 autocast, channels-last" if device.type == "cuda" else "float32"
     stored = tuple(split.images.shape[-2:])
     result = {
@@ -283,8 +325,11 @@ def run(argv: list[str] | None = None) -> dict:
         "batch_size": args.batch_size, "steps": args.steps, "data": args.data, "stored_size": list(stored),
         "peak_flops": peak, "peak_source": peak_source, "flops": solo["flops"],
         "solo": summarise(solo, args, peak), "cohort": summarise(cohort, args, peak),
+        "fused": summarise(fused, args, peak),
     }
     result["cohort_to_solo_ratio"] = cohort["wall_seconds"] / (args.members * solo["wall_seconds"])
+    result["fused_to_solo_ratio"] = fused["wall_seconds"] / (args.members * solo["wall_seconds"])
+    result["fused_to_cohort_ratio"] = fused["wall_seconds"] / cohort["wall_seconds"]
     result["header"] = (
         f"{result['device']}, torch {torch.__version__}, {precision}, {torch.get_num_threads()} CPU threads; "
         f"{args.teacher} -> {args.student} at {args.resolution} px, batch {args.batch_size}, {args.steps} steps "

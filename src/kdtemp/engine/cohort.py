@@ -22,6 +22,7 @@ from ..tasks import get_task
 from ..tasks.base import ModelAdapter, Task, TaskData
 from .config import CohortConfig, run_id
 from .diagnose import summarize
+from .fused import fused_groups
 from .member import Member
 from .results import RunResult
 from .runtime import Runtime
@@ -178,6 +179,9 @@ class _Cohort:
                 continue
             for member in active:
                 member.begin_epoch(epoch)
+            groups, alone = fused_groups(active) if self.config.fuse else ([], active)
+            for group in groups:
+                group.begin_epoch()
             for step, batch in enumerate(stream.epoch(epoch)):
                 teacher_logits = None
                 if self.teacher is not None:
@@ -185,12 +189,16 @@ class _Cohort:
                         teacher_logits = self.teacher(batch)
                     if not self.keep_precision:
                         teacher_logits = teacher_logits.float()
-                for member in active:
+                for group in groups:  # members of one architecture in one stacked pass
+                    group.train_step(batch, teacher_logits, epoch)
+                for member in alone:
                     member.train_step(batch, teacher_logits, epoch)
                 if bar is not None:
                     bar.update(1)
                 if step_callback is not None:
                     step_callback(epoch, step)
+            for group in groups:  # the stacked weights back into each member before evaluation and checkpoints
+                group.end_epoch()
             self.finish_epoch(active, epoch)
             if bar is not None:
                 best = max((m.state.curve[-1][primary] for m in active if m.state.curve), default=float("nan"))

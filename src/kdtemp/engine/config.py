@@ -365,6 +365,8 @@ class CohortConfig(SharedConfig):
 
     ``checkpoint_every``: members are checkpointed every that many epochs (and at their last);
     a restart after a crash redoes at most ``checkpoint_every - 1`` epochs, with the same result.
+    ``fuse``: members of one architecture train as one stacked model (:mod:`kdtemp.engine.fused`);
+    their results agree with unfused training to float32 rounding, and they record ``derived.fused``.
     """
 
     members: list[MemberConfig] = field(default_factory=list)
@@ -373,6 +375,7 @@ class CohortConfig(SharedConfig):
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     eval_batch_size: int = 512
     checkpoint_every: int = 1
+    fuse: bool = False
 
     def validate(self, path: str = "") -> None:
         prefix = f"{path}." if path else ""

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -259,39 +260,61 @@ class Member:
             self.student.train()
             with self.runtime.autocast():
                 logits = self.model(batch)
-            if not self.keep_precision:
-                logits = logits.float()
-            temperature = self.policy.current(batch)
-            loss = logits.new_zeros(())
-            phase_two = self.in_phase_two(epoch)
-            if phase_two:  # a two-phase run's hard-label phase: cross-entropy alone
-                loss = loss + batch.cross_entropy(logits, self.config.label_smoothing)
-            elif self.weights.ce_weight:
-                loss = loss + self.weights.ce_weight * batch.cross_entropy(logits, self.config.label_smoothing)
-            if self.objective is not None and self.weights.kd_weight and not phase_two:
-                kd = self.objective(logits, teacher_logits, batch.targets, temperature)
-                loss = loss + self.weights.kd_weight * self.weights.warmup(epoch) * kd
-                if self.objective.spec.monitor is not None:  # summed on the device, read once per epoch
-                    for name, value in self.objective.spec.monitor(logits, teacher_logits, batch.targets,
-                                                                   temperature).items():
-                        self._monitored[name] = self._monitored.get(name, 0) + value
+            loss, temperature, logits = self.loss(batch, logits, teacher_logits, epoch)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if self.config.optimizer.clip_norm is not None:
-                clip_per_tensor(self.parameters, self.config.optimizer.clip_norm)
-            self.optimizer.step()
-            self.scheduler.step()
-            self._loss_sum += loss.detach()
-            def cross_entropies(per_sample: bool = False) -> tuple[Tensor, Tensor]:
-                if per_sample:
-                    return batch.per_sample_cross_entropy(logits), batch.per_sample_cross_entropy(teacher_logits)
-                return batch.cross_entropy(logits), batch.cross_entropy(teacher_logits)
+            self.step(self.optimizer, self.parameters, loss, temperature, batch, logits, teacher_logits, epoch)
 
-            progress = (epoch, self.config.epochs)
-            if self.progress_by_step:  # optimizer steps taken / the run's total
-                progress = (self.scheduler.last_epoch, self.config.epochs * self.steps_per_epoch)
-            with torch.no_grad():  # the gap stays on the device: no host sync in the step
-                self.policy.after_step(temperature, cross_entropies, *progress)
+    def loss(self, batch: TrainingBatch, logits: Tensor, teacher_logits: Tensor | None,
+             epoch: int) -> tuple[Tensor, Any, Tensor]:
+        """This batch's loss from the student's ``logits`` (upcast unless the task keeps their
+        precision), the temperature it used, and the logits as the loss saw them."""
+        if not self.keep_precision:
+            logits = logits.float()
+        temperature = self.policy.current(batch)
+        loss = logits.new_zeros(())
+        phase_two = self.in_phase_two(epoch)
+        if phase_two:  # a two-phase run's hard-label phase: cross-entropy alone
+            loss = loss + batch.cross_entropy(logits, self.config.label_smoothing)
+        elif self.weights.ce_weight:
+            loss = loss + self.weights.ce_weight * batch.cross_entropy(logits, self.config.label_smoothing)
+        if self.objective is not None and self.weights.kd_weight and not phase_two:
+            kd = self.objective(logits, teacher_logits, batch.targets, temperature)
+            loss = loss + self.weights.kd_weight * self.weights.warmup(epoch) * kd
+            if self.objective.spec.monitor is not None:  # summed on the device, read once per epoch
+                for name, value in self.objective.spec.monitor(logits, teacher_logits, batch.targets,
+                                                               temperature).items():
+                    self._monitored[name] = self._monitored.get(name, 0) + value
+        return loss, temperature, logits
+
+    def step(self, optimizer: torch.optim.Optimizer, parameters: list[nn.Parameter], loss: Tensor, temperature: Any,
+             batch: TrainingBatch, logits: Tensor, teacher_logits: Tensor | None, epoch: int) -> None:
+        """After the backward pass: per-tensor clipping of ``parameters``, ``optimizer``'s step at the
+        schedule's rate, the schedule's step, the epoch's loss sum and the policy's update."""
+        if self.config.optimizer.clip_norm is not None:
+            clip_per_tensor(parameters, self.config.optimizer.clip_norm)
+        if optimizer is not self.optimizer:  # a fused step: the schedule's rate of this member
+            for group, own in zip(optimizer.param_groups, self.optimizer.param_groups):
+                group["lr"] = own["lr"]
+            optimizer.step()
+            with warnings.catch_warnings():  # its schedule moves on while its own optimizer waits for the epoch's end
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
+                self.scheduler.step()
+        else:
+            optimizer.step()
+            self.scheduler.step()
+        self._loss_sum += loss.detach()
+
+        def cross_entropies(per_sample: bool = False) -> tuple[Tensor, Tensor]:
+            if per_sample:
+                return batch.per_sample_cross_entropy(logits), batch.per_sample_cross_entropy(teacher_logits)
+            return batch.cross_entropy(logits), batch.cross_entropy(teacher_logits)
+
+        progress = (epoch, self.config.epochs)
+        if self.progress_by_step:  # optimizer steps taken / the run's total
+            progress = (self.scheduler.last_epoch, self.config.epochs * self.steps_per_epoch)
+        with torch.no_grad():  # the gap stays on the device: no host sync in the step
+            self.policy.after_step(temperature, cross_entropies, *progress)
 
     def epoch_temperature(self, epoch: int) -> tuple[float | None, dict[str, float] | None]:
         """Mean temperature used over the epoch (None for a cross-entropy-only run or a two-phase

@@ -63,6 +63,7 @@ def _plain_cohort(config, executor: ExecutorConfig, logging=None) -> dict:
         plain["logging"] = to_dict(logging)
     plain["data"]["cache_dir"] = plain["data"]["cache_dir"] or str(default_cache_dir())
     plain["checkpoint_every"] = executor.checkpoint_every
+    plain["fuse"] = executor.fuse
     return plain
 
 

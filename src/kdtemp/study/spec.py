@@ -82,7 +82,9 @@ class ExecutorConfig:
     ``retries``: how often a cohort whose worker process died is started again from its
     checkpoints before its runs fail (local executor). ``memory``: the budget of one cohort
     (``80GB``, ``24GiB`` or bytes; by default 90 % of the GPU's memory, on a CPU the available RAM
-    less a tenth), which cohorts are packed under (:mod:`kdtemp.study.memory`)."""
+    less a tenth), which cohorts are packed under (:mod:`kdtemp.study.memory`). ``fuse``: members of
+    one architecture train as one stacked model (:mod:`kdtemp.engine.fused`; faster on a GPU for small
+    models, slower on a CPU), agreeing with unfused training to float32 rounding."""
 
     kind: Literal["inline", "local", "ray"] = "inline"
     workers: int | None = None
@@ -92,6 +94,7 @@ class ExecutorConfig:
     checkpoint_every: int = 1
     retries: int = 2
     memory: str | int | None = None
+    fuse: bool = False
 
     def validate(self, path: str = "executor") -> None:
         require_device(self.device, f"{path}.device")

@@ -53,6 +53,8 @@ class ImageModel:
     normalisation) and returns logits ``[B, C]``. ``classes``: the class names of its outputs, in
     order (the data's), recorded with every checkpoint of it."""
 
+    fuses = True  # calls its module on one tensor: members of one architecture may train fused (engine/fused.py)
+
     def __init__(self, loaded: LoadedModel, channels_last: bool = False, classes: list[str] | None = None) -> None:
         self.module: nn.Module = loaded.module.to(memory_format=torch.channels_last) if channels_last else loaded.module
         self.normalization: Normalization = loaded.normalization
