@@ -146,9 +146,10 @@ class Packing:
         return lines
 
 
-def fit(study: Any, state: Any, executor: Any) -> Packing:
+def fit(study: Any, state: Any, executor: Any, make_cohort: Callable[[str, list], Any]) -> Packing:
     """The study's cohorts under the budget of ``executor`` (see the module docstring), from the
-    data facts preflight learned (``state``); the estimate of each distinct setting is made once."""
+    data facts preflight learned (``state``), each made by ``make_cohort(cohort_id, runs)``; the
+    estimate of each distinct setting is made once."""
     from ..config import to_dict
     from ..tasks import get_task
     import json
@@ -176,12 +177,10 @@ def fit(study: Any, state: Any, executor: Any) -> Packing:
     for run in study.runs:
         groups.setdefault(run.spec.cohort_key, []).append(run)
     cohorts, memories = [], []
-    from .spec import Cohort
-
     for key, runs in groups.items():
         chunks, estimates = pack(runs, estimate, budget, study.file.max_cohort_size)
         for index, (chunk, memory) in enumerate(zip(chunks, estimates)):
-            cohorts.append(Cohort(key if len(chunks) == 1 else f"{key}-{index}", chunk))
+            cohorts.append(make_cohort(key if len(chunks) == 1 else f"{key}-{index}", chunk))
             memories.append(memory)
     return Packing(cohorts, memories, budget, source)
 

@@ -194,7 +194,7 @@ class Study:
         data facts preflight learned (``state``); :attr:`cohorts` returns them from then on."""
         from .memory import fit
 
-        self.packing = fit(self, state, executor or self.file.executor)
+        self.packing = fit(self, state, executor or self.file.executor, Cohort)
 
     @property
     def cohorts(self) -> list[Cohort]:
