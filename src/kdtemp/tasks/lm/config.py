@@ -42,10 +42,9 @@ class GenerationConfig:
         require(self.batch_size >= 1, f"{path}.batch_size", f"must be >= 1; got {self.batch_size}")
 
     def unused_fields(self) -> set[str]:
-        unused = {"batch_size"}  # left padding and a KV cache give the same tokens at any batch size in float32
-        if self.decoding == "greedy":
-            unused |= {"temperature", "top_p", "seed"}
-        return unused
+        """Greedy decoding reads no sampling setting. The batch size stays: which prompts are padded
+        together changes the kernels' shapes, so a near tie of two tokens may break another way."""
+        return {"temperature", "top_p", "seed"} if self.decoding == "greedy" else set()
 
 
 @dataclass
