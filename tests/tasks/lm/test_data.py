@@ -72,6 +72,8 @@ def test_tokenised_records_mask_the_prompt_and_end_with_eos(lm_tokenizer, instru
     # the targets are those next tokens
     flat_ids = batch.inputs["input_ids"].reshape(-1)
     assert torch.equal(batch.targets, flat_ids[batch.rows + 1])
+    expected = [int(split.ids[int(split.offsets[p // width]) + p % width + 1]) for p in rows]  # from the ragged ids
+    assert batch.targets.tolist() == expected
     assert batch.tokens == int((lengths[:4] - split.prompt_lengths[:4]).sum())
 
 

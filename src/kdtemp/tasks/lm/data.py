@@ -26,6 +26,7 @@ from torch import Tensor
 from ...config import ConfigError
 from ...files import warn
 from ..base import stream_seed
+from ..text.data import padded_rows
 from .config import DOLLY_FILE, DOLLY_HUB, LMDataConfig
 
 CACHE_VERSION = 1
@@ -256,42 +257,37 @@ class LMSplit:
         """How many positions of the split are predicted (response tokens)."""
         return int((self.lengths() - self.prompt_lengths).sum())
 
-    def batch(self, rows: Tensor, host_lengths: Tensor, host_prompts: Tensor, host_offsets: Tensor,
-              host_rows: Tensor) -> "LMBatch":
+    def batch(self, rows: Tensor, host_lengths: Tensor, host_prompts: Tensor, host_rows: Tensor) -> "LMBatch":
         """Records ``rows`` (on the split's device; ``host_rows`` the same on the host) right-padded
         to their longest, with the flat positions ``[N]`` whose next token is a response token and
-        those tokens (``targets``). Index arithmetic happens on the host: no read of the device."""
-        device = self.ids.device
-        lengths, prompts, starts = host_lengths[host_rows], host_prompts[host_rows], host_offsets[host_rows]
+        those tokens (``targets``). Which positions count is worked out on the host from the lengths
+        (no read of the device); the inputs are gathered on the device, and the positions are the
+        batch's one copy to it."""
+        lengths, prompts = host_lengths[host_rows], host_prompts[host_rows]
         width = int(lengths.max())
-        positions = torch.arange(width)
-        mask = positions.unsqueeze(0) < lengths.unsqueeze(1)
-        index = (starts.unsqueeze(1) + positions.unsqueeze(0)).clamp(max=max(len(self.ids) - 1, 0))
-        counted = (positions.unsqueeze(0) >= (prompts - 1).unsqueeze(1)) & (positions.unsqueeze(0) < (lengths - 1).unsqueeze(1))
-        batch_row, position = counted.nonzero(as_tuple=True)
-        flat = batch_row * width + position
-        target_index = starts[batch_row] + position + 1
-        ids = self.ids[index.to(device, non_blocking=True)]
-        pad = torch.full((), self.pad_id, dtype=ids.dtype, device=device)
-        attention = mask.to(device, non_blocking=True)
-        inputs = {"input_ids": torch.where(attention, ids, pad).long(), "attention_mask": attention.long()}
-        return LMBatch(inputs, self.ids[target_index.to(device, non_blocking=True)].long(),
-                       flat.to(device, non_blocking=True), rows, int(flat.numel()))
+        positions = torch.arange(width).unsqueeze(0)
+        counted = (positions >= (prompts - 1).unsqueeze(1)) & (positions < (lengths - 1).unsqueeze(1))
+        flat = counted.flatten().nonzero().squeeze(1)
+        inputs = padded_rows(self.ids, self.offsets, rows, self.pad_id, width)
+        counted_rows = flat.to(self.ids.device, non_blocking=True)
+        targets = inputs["input_ids"].view(-1)[counted_rows + 1]  # the next token, in the same record
+        return LMBatch(inputs, targets, counted_rows, rows, int(flat.numel()))
 
-    def host(self) -> tuple[Tensor, Tensor, Tensor]:
-        return self.lengths().cpu(), self.prompt_lengths.cpu(), self.offsets[:-1].cpu()
+    def host(self) -> tuple[Tensor, Tensor]:
+        """Each record's length and prompt length, on the host (read once per split)."""
+        return self.lengths().cpu(), self.prompt_lengths.cpu()
 
     def batches(self, batch_size: int) -> Iterator["LMBatch"]:
         """The split in order, ``batch_size`` records at a time (the last batch may be smaller)."""
-        lengths, prompts, offsets = self.host()
+        lengths, prompts = self.host()
         for start in range(0, len(self), batch_size):
             host_rows = torch.arange(start, min(start + batch_size, len(self)))
-            yield self.batch(host_rows.to(self.ids.device), lengths, prompts, offsets, host_rows)
+            yield self.batch(host_rows.to(self.ids.device), lengths, prompts, host_rows)
 
-    def prompts(self, rows: range) -> list[list[int]]:
-        """The prompt token ids of ``rows`` (for generation), read once to the host."""
-        ids, offsets, prompts = self.ids.cpu(), self.offsets.cpu(), self.prompt_lengths.cpu()
-        return [ids[int(offsets[r]):int(offsets[r]) + int(prompts[r])].tolist() for r in rows]
+    def prompts(self) -> list[list[int]]:
+        """Every record's prompt token ids (for generation), read to the host in one copy."""
+        ids, offsets, prompts = self.ids.tolist(), self.offsets.tolist(), self.prompt_lengths.tolist()
+        return [ids[start:start + length] for start, length in zip(offsets, prompts)]
 
 
 @dataclass

@@ -119,10 +119,11 @@ class CausalLM:
         suppress = list(range(self.vocabulary, model_vocabulary)) or None
         sampling = generation.decoding == "sample"
         out: list[str] = []
+        every = split.prompts()
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(generation.seed)  # the same draws for every model and epoch
             for start in range(0, len(split), generation.batch_size):
-                prompts = split.prompts(range(start, min(start + generation.batch_size, len(split))))
+                prompts = every[start:start + generation.batch_size]
                 width = max(len(p) for p in prompts)
                 ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
                 mask = torch.zeros((len(prompts), width), dtype=torch.long)

@@ -186,6 +186,25 @@ def source_files(config: TextDataConfig) -> list[Path]:
     return [root / name for name in GLUE[config.dataset].tsv_files.values()]
 
 
+def padded_rows(ids: Tensor, offsets: Tensor, rows: Tensor, pad_id: int, width: int | None = None,
+                type_ids: Tensor | None = None) -> dict[str, Tensor]:
+    """``input_ids`` and ``attention_mask`` (and ``token_type_ids``) of the ragged sequences ``rows``
+    (``ids`` one after another, each beginning at ``offsets``), right-padded to the longest of them
+    (``width``, when the caller knows it from the host, so the device is not asked); gathered on
+    ``ids``' device in a few kernels."""
+    starts, lengths = offsets[rows], (offsets[1:] - offsets[:-1])[rows]
+    if width is None:
+        width = int(lengths.max()) if len(rows) else 1
+    positions = torch.arange(width, device=ids.device)
+    mask = positions.unsqueeze(0) < lengths.unsqueeze(1)
+    index = (starts.unsqueeze(1) + positions.unsqueeze(0)).clamp(max=max(len(ids) - 1, 0))
+    pad = torch.full((), pad_id, dtype=ids.dtype, device=ids.device)
+    inputs = {"input_ids": torch.where(mask, ids[index], pad).long(), "attention_mask": mask.long()}
+    if type_ids is not None:
+        inputs["token_type_ids"] = torch.where(mask, type_ids[index], 0).long()
+    return inputs
+
+
 @dataclass
 class TextSplit:
     """A tokenised split (ragged, see the module docstring)."""
@@ -216,17 +235,7 @@ class TextSplit:
         """``input_ids``, ``attention_mask`` (and ``token_type_ids``) of ``rows``, padded to the
         longest of them (``width``, when the caller knows it from the host, so the device is not
         asked); gathered on the split's device in a few kernels."""
-        starts, lengths = self.offsets[rows], self.lengths()[rows]
-        if width is None:
-            width = int(lengths.max()) if len(rows) else 1
-        positions = torch.arange(width, device=self.ids.device)
-        mask = positions.unsqueeze(0) < lengths.unsqueeze(1)
-        index = (starts.unsqueeze(1) + positions.unsqueeze(0)).clamp(max=max(len(self.ids) - 1, 0))
-        pad = torch.full((), self.pad_id, dtype=self.ids.dtype, device=self.ids.device)
-        inputs = {"input_ids": torch.where(mask, self.ids[index], pad).long(), "attention_mask": mask.long()}
-        if self.type_ids is not None:
-            inputs["token_type_ids"] = torch.where(mask, self.type_ids[index], 0).long()
-        return inputs
+        return padded_rows(self.ids, self.offsets, rows, self.pad_id, width, self.type_ids)
 
     def subset(self, rows: Tensor) -> "TextSplit":
         """The split of ``rows`` (in that order)."""
