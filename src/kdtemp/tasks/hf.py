@@ -5,7 +5,7 @@ fields a run does not use. Nothing here imports Transformers."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..config import require
 
@@ -72,3 +72,35 @@ class NotAugmented:
 
     def unused_fields(self) -> set[str]:
         return set()
+
+
+def from_checkpoint(transformers: Any, auto: Any, weights: str, where: str, kind: str,
+                    extra: dict[str, Any] | None = None, check: Callable[[dict[str, Any]], None] | None = None,
+                    **remote: Any) -> Any:
+    """A model of class ``auto`` rebuilt from a kdtemp checkpoint at ``weights``: its recorded
+    Transformers config, with ``extra`` fields, and its weights. ``check(header)`` sees the
+    checkpoint's header first (e.g. its class names). A file that records no config is one line
+    naming ``<where>.weights`` (``kind``: what it should hold)."""
+    from ..config import ConfigError
+    from .image.models import read_weights
+
+    state, meta = read_weights(weights)
+    if check is not None:
+        check(meta)
+    recorded = meta.get("hf_config")
+    if not isinstance(recorded, dict):
+        raise ConfigError(f"{where}.weights: {weights!r} is not a kdtemp checkpoint of a {kind} (it records no "
+                          "hf_config); give a save_pretrained folder instead")
+    settings = dict(recorded)
+    hf_config = transformers.AutoConfig.for_model(settings.pop("model_type"), **{**settings, **(extra or {})})
+    module = auto.from_config(hf_config, **remote)
+    module.load_state_dict(state)
+    return module
+
+
+def model_limits(hf_config: dict[str, Any]) -> tuple[int | None, int | None]:
+    """A Transformers config's vocabulary size and number of positions (``max_position_embeddings``,
+    or GPT-2's ``n_positions``), None where it gives none."""
+    vocabulary = hf_config.get("vocab_size")
+    positions = hf_config.get("max_position_embeddings") or hf_config.get("n_positions")
+    return (vocabulary if isinstance(vocabulary, int) else None, positions if isinstance(positions, int) else None)

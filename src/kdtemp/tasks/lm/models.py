@@ -17,9 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ...config import ConfigError
-from ..hf import from_settings
-from ..image.models import read_weights
+from ..hf import from_checkpoint, from_settings
 from ..text.models import _from_hub, transformers_module
 from .config import CausalLMConfig, GenerationConfig
 from .data import LMBatch, LMSplit
@@ -38,14 +36,7 @@ def load_causal_lm(config: CausalLMConfig, role: str, where: str, device: torch.
     if config.init == "random":
         module = from_settings(transformers, auto, config.config, where, **remote)
     elif config.init == "checkpoint" and Path(config.weights).expanduser().is_file():
-        state, meta = read_weights(config.weights)
-        hf = meta.get("hf_config")
-        if not isinstance(hf, dict):
-            raise ConfigError(f"{where}.weights: {config.weights!r} is not a kdtemp checkpoint of a language model "
-                              "(it records no hf_config); give a save_pretrained folder instead")
-        hf = dict(hf)
-        module = auto.from_config(transformers.AutoConfig.for_model(hf.pop("model_type"), **hf), **remote)
-        module.load_state_dict(state)
+        module = from_checkpoint(transformers, auto, config.weights, where, "language model", **remote)
     else:
         name = str(Path(config.weights).expanduser()) if config.init == "checkpoint" else config.name
         field = f"{where}.weights" if config.init == "checkpoint" else f"{where}.name"

@@ -19,6 +19,7 @@ from ...config import ConfigError
 from ...files import warn
 from ...objectives.registry import get_spec
 from ..base import Preflight
+from ..hf import model_limits
 from ..image.preflight import check_device
 from ..text.data import tokenizer_identity
 from ..text.models import load_tokenizer, recorded_tokenizer, tokenizer_source
@@ -117,8 +118,7 @@ def check_models(models: list[tuple[Any, str]], tokenizer: Any, tokenizer_name: 
         hf = _hf_config(model, field)
         if hf is None:
             continue
-        vocabulary = hf.get("vocab_size")
-        positions = hf.get("max_position_embeddings") or hf.get("n_positions")
+        vocabulary, positions = model_limits(hf)
         if isinstance(vocabulary, int) and vocabulary < size:
             raise ConfigError(f"{field}: {model.name!r} has embeddings for {vocabulary} tokens, but the tokenizer "
                               f"{tokenizer_name!r} gives ids up to {size - 1}; use the model's own tokenizer")

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ...config import ConfigError
-from ..hf import from_settings
+from ..hf import from_checkpoint, from_settings
 from ..image.models import WeightsError, read_weights
 from .config import TextModelConfig
 from .data import TextSplit
@@ -102,19 +102,14 @@ def load_text_model(config: TextModelConfig, classes: list[str], role: str, wher
     if config.init == "random":
         return from_settings(transformers, auto, config.config, where, _labels(classes), **remote)
     if config.init == "checkpoint" and Path(config.weights).expanduser().is_file():
-        state, meta = read_weights(config.weights)
-        hf = meta.get("hf_config")
-        if not isinstance(hf, dict):
-            raise ConfigError(f"{where}.weights: {config.weights!r} is not a kdtemp checkpoint of a text model (it "
-                              "records no hf_config); give a save_pretrained folder instead")
-        if meta.get("classes") is not None and list(meta["classes"]) != list(classes):
-            raise ConfigError(f"{where}.weights: its labels ({', '.join(map(str, meta['classes']))}) differ from the "
-                              f"data's ({', '.join(classes)})")
-        hf = dict(hf)
-        hf_config = transformers.AutoConfig.for_model(hf.pop("model_type"), **{**hf, **_labels(classes)})
-        module = auto.from_config(hf_config, **remote)
-        module.load_state_dict(state)
-        return module
+        def same_labels(meta: dict[str, Any]) -> None:
+            recorded = meta.get("classes")
+            if recorded is not None and list(recorded) != list(classes):
+                raise ConfigError(f"{where}.weights: its labels ({', '.join(map(str, recorded))}) differ from the "
+                                  f"data's ({', '.join(classes)})")
+
+        return from_checkpoint(transformers, auto, config.weights, where, "text model", _labels(classes), same_labels,
+                               **remote)
     name = str(Path(config.weights).expanduser()) if config.init == "checkpoint" else config.name
     field = f"{where}.weights" if config.init == "checkpoint" else f"{where}.name"
     module, info = _from_hub(auto.from_pretrained, name, field, output_loading_info=True,

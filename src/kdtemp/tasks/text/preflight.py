@@ -17,6 +17,7 @@ from typing import Any, Iterable
 
 from ...config import ConfigError
 from ..base import Preflight
+from ..hf import model_limits
 from ..image.models import WeightsError, read_weights
 from ..image.preflight import check_device
 from .config import TextDataConfig, TextModelConfig
@@ -106,7 +107,7 @@ def check_model(config: TextModelConfig, facts: TextFacts, tokenizer: Any, token
     hf = _hf_config(config, field)
     if hf is None:
         return
-    vocabulary, positions = hf.get("vocab_size"), hf.get("max_position_embeddings")
+    vocabulary, positions = model_limits(hf)
     if isinstance(vocabulary, int) and len(tokenizer) > vocabulary:
         raise ConfigError(f"data.tokenizer: {tokenizer_name!r} gives ids up to {len(tokenizer) - 1}, but {field} "
                           f"{config.name!r} has embeddings for {vocabulary} tokens; use the model's own tokenizer or "
