@@ -329,11 +329,11 @@ def plan(study: Study) -> str:
         else:
             lines.append(f"data: {data.dataset} at {data.root!r} is downloaded when the study runs")
     distill = Cost()
-    for cohort in study.cohorts:
+    memories = study.packing.memories if study.packing is not None else [None] * len(study.cohorts)
+    for cohort, memory in zip(study.cohorts, memories):
         spec = cohort.runs[0].spec
         epochs = [r.spec.student.epochs for r in cohort.runs]
         teacher = spec.teacher.name if spec.teacher else "none"
-        memory = study.packing.memories[study.cohorts.index(cohort)] if study.packing is not None else None
         lines.append(f"  cohort {cohort.cohort_id}: {len(cohort.runs)} runs, {spec.data.dataset}, teacher {teacher}, "
                      f"batch {spec.batch_size}, data seed {spec.data_seed}, epochs {min(epochs)}-{max(epochs)}"
                      + (f", memory {memory.describe()}" if memory is not None else ""))

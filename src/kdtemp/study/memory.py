@@ -82,45 +82,44 @@ Estimator = Callable[[Any], "tuple[int, int, int] | None"]
 """``estimate(run) -> (member bytes, fixed bytes of its cohort, evaluation bytes)`` or None."""
 
 
-def pack(runs: list, estimate: Estimator, budget: int, max_size: int | None) -> tuple[list[list], list[CohortMemory | None]]:
-    """``runs`` (of one cohort key, in order) cut into consecutive cohorts under ``budget`` and
-    ``max_size``; each with its estimate (None when the task gives none). ``ConfigError`` for a run
-    that cannot fit even alone."""
+def pack(runs: list, estimate: Estimator, budget: int, max_size: int | None,
+         source: str = "executor.memory") -> tuple[list[list], list[CohortMemory | None]]:
+    """``runs`` (of one cohort key, in order) cut into consecutive cohorts under ``budget`` (from
+    ``source``) and ``max_size``; each with its estimate (None when the task gives none for a run of
+    it). ``ConfigError`` for a run that cannot fit even alone."""
     chunks: list[list] = []
     memories: list[CohortMemory | None] = []
     current: list = []
     members: list[int] = []
-    fixed = 0
-    unknown = False
+    fixed, unknown = 0, False
+
+    def close() -> None:
+        nonlocal current, members, fixed, unknown
+        chunks.append(current)
+        memories.append(None if unknown or not members else CohortMemory(fixed, members))
+        current, members, fixed, unknown = [], [], 0, False
+
     for run in runs:
         measured = estimate(run)
         if measured is None:
             unknown = True
         else:
             member, shared, evaluation = measured
-            need = shared + evaluation + member
-            if need > budget:
-                model = run.spec.student.model
+            if shared + evaluation + member > budget:
                 raise ConfigError(
-                    f"student.model: {model.name} at batch {run.spec.batch_size} needs ~{gigabytes(need)} with its "
-                    f"teacher, data and an evaluation pass ({gigabytes(member)} for itself), over the memory budget of "
-                    f"{gigabytes(budget)} (executor.memory); lower batch_size, or raise executor.memory")
-            cohort_fixed = max(fixed, shared + evaluation)
-            if current and (cohort_fixed + sum(members) + member > budget):
-                chunks.append(current)
-                memories.append(None if unknown else CohortMemory(fixed, members))
-                current, members, fixed, unknown = [], [], 0, False
-                cohort_fixed = shared + evaluation
-            fixed = cohort_fixed
+                    f"student.model: {run.spec.student.model.name} at batch {run.spec.batch_size} needs "
+                    f"~{gigabytes(shared + evaluation + member)} with its teacher, data and an evaluation pass "
+                    f"({gigabytes(member)} for itself), over the memory budget of {gigabytes(budget)} ({source}); "
+                    "lower batch_size, or raise executor.memory")
+            if current and max(fixed, shared + evaluation) + sum(members) + member > budget:
+                close()
+            fixed = max(fixed, shared + evaluation)
             members.append(member)
         current.append(run)
         if max_size is not None and len(current) >= max_size:
-            chunks.append(current)
-            memories.append(None if unknown or not members else CohortMemory(fixed, members))
-            current, members, fixed, unknown = [], [], 0, False
+            close()
     if current:
-        chunks.append(current)
-        memories.append(None if unknown or not members else CohortMemory(fixed, members))
+        close()
     return chunks, memories
 
 
@@ -178,7 +177,7 @@ def fit(study: Any, state: Any, executor: Any, make_cohort: Callable[[str, list]
         groups.setdefault(run.spec.cohort_key, []).append(run)
     cohorts, memories = [], []
     for key, runs in groups.items():
-        chunks, estimates = pack(runs, estimate, budget, study.file.max_cohort_size)
+        chunks, estimates = pack(runs, estimate, budget, study.file.max_cohort_size, source)
         for index, (chunk, memory) in enumerate(zip(chunks, estimates)):
             cohorts.append(make_cohort(key if len(chunks) == 1 else f"{key}-{index}", chunk))
             memories.append(memory)
