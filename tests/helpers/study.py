@@ -60,3 +60,18 @@ def wait_for(condition, process, seconds: float = 240) -> None:
         if time.time() > end:
             pytest.fail("timed out")
         time.sleep(0.02)
+
+
+def kill_in_each_stage(study_file, output: Path, stages) -> None:
+    """Run ``kdtemp study run`` on ``study_file`` once per condition of ``stages`` and SIGKILL the
+    driver as soon as that condition holds (e.g. a stage's first finished epochs)."""
+    import signal
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "kdtemp.cli", "study", "run", str(study_file), "--output", str(output), "--quiet"]
+    for stage_reached in stages:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_for(stage_reached, process)
+        process.send_signal(signal.SIGKILL)
+        process.wait()

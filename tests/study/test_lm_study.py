@@ -4,9 +4,6 @@ divergences and DTS distilled into a smaller one; killed once in each stage and 
 uninterrupted table, reported with ROUGE-L (the page renders in Chromium), and read by the advisor."""
 
 import json
-import signal
-import subprocess
-import sys
 
 import pytest
 
@@ -19,7 +16,7 @@ from kdtemp.study import Store, load_study, run_study, store_path  # noqa: E402
 
 from helpers.lm import tiny_gpt2, train_tokenizer, write_instructions  # noqa: E402
 from helpers.report import find_browser, rendered_figures  # noqa: E402
-from helpers.study import epoch_events as events, table, wait_for  # noqa: E402
+from helpers.study import epoch_events as events, kill_in_each_stage, table  # noqa: E402
 from helpers.trust import write_yaml  # noqa: E402
 
 TEACHER_EPOCHS = 30
@@ -75,13 +72,8 @@ def reference(study_file, tmp_path_factory):
 @pytest.mark.slow
 def test_killed_in_each_stage_and_resumed_to_the_same_table(study_file, reference, tmp_path):
     output = tmp_path / "study"
-    command = [sys.executable, "-m", "kdtemp.cli", "study", "run", study_file, "--output", str(output), "--quiet"]
     stages = (lambda: events(output.parent / "prepared" / "runs") >= 5, lambda: events(output / "runs") >= 6)
-    for stage_reached in stages:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        wait_for(stage_reached, process)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+    kill_in_each_stage(study_file, output, stages)
     assert events(output.parent / "prepared" / "runs") == TEACHER_EPOCHS  # the teacher's epochs, each once
     assert main(["study", "resume", study_file, "--output", str(output), "--quiet"]) == 0
     assert table(load_study(study_file, output=output)) == reference[0]

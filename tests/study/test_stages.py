@@ -3,9 +3,6 @@
 import csv
 import io
 import os
-import signal
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -15,7 +12,7 @@ from kdtemp.engine.storage import RunFolder
 from kdtemp.tasks.image.models import ModelConfig, create_model
 from kdtemp.study import Store, export, load_study, run_study, store_path
 
-from helpers.study import epoch_events, wait_for
+from helpers.study import epoch_events, kill_in_each_stage
 from helpers.trust import BASE, write_yaml
 
 EPOCHS = 3
@@ -101,12 +98,7 @@ def prepared_events(output):
 
 def test_killed_in_each_stage_and_resumed_to_the_same_table(study_file, reference, tmp_path):
     output = tmp_path / "study"
-    command = [sys.executable, "-m", "kdtemp.cli", "study", "run", study_file, "--output", str(output), "--quiet"]
-    for stage_reached in (lambda: prepared_events(output) >= 2, lambda: events(output) >= 3):
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        wait_for(stage_reached, process)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+    kill_in_each_stage(study_file, output, (lambda: prepared_events(output) >= 2, lambda: events(output) >= 3))
     assert prepared_events(output) == 2 + 3 + 3  # the teacher stage finished once, after its kill
     assert main(["study", "resume", study_file, "--output", str(output), "--quiet"]) == 0
     assert table(study_file, output) == reference[0]

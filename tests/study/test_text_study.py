@@ -4,9 +4,6 @@ distilled into a smaller one; killed once in each stage and resumed to the unint
 unchanged on the local executor, and reported (the page renders in Chromium)."""
 
 import json
-import signal
-import subprocess
-import sys
 
 import pytest
 
@@ -17,7 +14,7 @@ from kdtemp.report import build_report  # noqa: E402
 from kdtemp.study import Store, load_study, run_study, store_path  # noqa: E402
 
 from helpers.report import find_browser, rendered_figures  # noqa: E402
-from helpers.study import epoch_events as events, table, wait_for  # noqa: E402
+from helpers.study import epoch_events as events, kill_in_each_stage, table  # noqa: E402
 from helpers.text import tiny_bert, train_tokenizer, write_sst2  # noqa: E402
 from helpers.trust import write_yaml  # noqa: E402
 
@@ -64,13 +61,8 @@ def reference(study_file, tmp_path_factory):
 @pytest.mark.slow
 def test_killed_in_each_stage_and_resumed_to_the_same_table(study_file, reference, tmp_path):
     output = tmp_path / "study"
-    command = [sys.executable, "-m", "kdtemp.cli", "study", "run", study_file, "--output", str(output), "--quiet"]
     stages = (lambda: events(output.parent / "prepared" / "runs") >= 2, lambda: events(output / "runs") >= 3)
-    for stage_reached in stages:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        wait_for(stage_reached, process)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+    kill_in_each_stage(study_file, output, stages)
     assert events(output.parent / "prepared" / "runs") == 6  # the teacher's epochs, each once
     assert main(["study", "resume", study_file, "--output", str(output), "--quiet"]) == 0
     assert table(load_study(study_file, output=output)) == reference[0]
