@@ -9,7 +9,8 @@
     extra memory besides the gradient of the student's logits (``[N, V]``, which any implementation
     returns).
 (b) ``cohort``: a cohort of ``--members`` students (different temperatures and divergences) against
-    the same students trained one by one, with a teacher about 8 times a student's cost per token,
+    the same students trained one by one (the median of ``--repeats`` alternating runs of each arm),
+    with a teacher about 8 times a student's cost per token,
     through the engine (``run_cohort``) on the same tokenised data; wall-clock of each arm and their
     ratio.
 (c) ``--device cuda --preset gpt2``: (b) at GPT-2 medium -> GPT-2 shapes (random weights, bf16, the
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -174,12 +176,15 @@ def cohort(args) -> dict:
                     "optimizer": {"name": "adamw", "lr": 1e-3}} for index, (name, t) in enumerate(objectives)]
         run_cohort(from_dict(CohortConfig, {**shared, "members": members[:1]}), progress=False)  # warm-up and cache
         parts = forward_costs(from_dict(CohortConfig, {**shared, "members": members[:1]}))
-        started = time.perf_counter()
-        together = run_cohort(from_dict(CohortConfig, {**shared, "members": members}), progress=False)
-        cohort_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        alone = [run_cohort(from_dict(CohortConfig, {**shared, "members": [m]}), progress=False)[0] for m in members]
-        solo_seconds = time.perf_counter() - started
+        cohort_times, solo_times = [], []
+        for _ in range(args.repeats):  # the arms alternate, so a slow moment of the machine hits both
+            started = time.perf_counter()
+            together = run_cohort(from_dict(CohortConfig, {**shared, "members": members}), progress=False)
+            cohort_times.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            alone = [run_cohort(from_dict(CohortConfig, {**shared, "members": [m]}), progress=False)[0] for m in members]
+            solo_times.append(time.perf_counter() - started)
+        cohort_seconds, solo_seconds = statistics.median(cohort_times), statistics.median(solo_times)
     same = all(a.curve == b.curve for a, b in zip(together, alone))
     ratio = cohort_seconds / solo_seconds
     print(f"    per batch: teacher forward {parts['teacher'] * 1e3:.1f} ms, student forward {parts['student'] * 1e3:.1f} ms "
@@ -187,7 +192,7 @@ def cohort(args) -> dict:
     print(f"(b) cohort of {len(members)} students vs {len(members)} solo runs ({args.preset}: teacher "
           f"{preset['teacher']}, student {preset['student']}, V = {vocab:,}, {args.epochs} epoch(s) of "
           f"{args.records // args.batch_size} batches of {args.batch_size}, {args.device})")
-    print(f"    cohort {cohort_seconds:.1f} s, solo runs {solo_seconds:.1f} s: cohort / solo {ratio:.3f} "
+    print(f"    median of {args.repeats}: cohort {cohort_seconds:.1f} s, solo runs {solo_seconds:.1f} s: cohort / solo {ratio:.3f} "
           f"({1 / ratio:.2f}x); curves equal: {same}")
     return {"cohort_seconds": cohort_seconds, "solo_seconds": solo_seconds, "ratio": ratio, "equal": same, "parts": parts}
 
@@ -204,6 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--records", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each arm of (b); the median is reported")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     parser.add_argument("--memory-arm", choices=("plain", "chunked"), help=argparse.SUPPRESS)

@@ -18,7 +18,7 @@ def test_it_reports_memory_and_the_cohort_ratio(capsys, tmp_path):
     threads = torch.get_num_threads()
     try:
         figures = module.main(["--vocab", "2000", "--tokens", "256", "--chunk", "32", "--records", "32", "--epochs", "1",
-                               "--batch-size", "8", "--members", "2", "--threads", "1"])
+                               "--batch-size", "8", "--members", "2", "--threads", "1", "--repeats", "1"])
     finally:
         torch.set_num_threads(threads)
     printed = capsys.readouterr().out
