@@ -126,3 +126,18 @@ def test_a_local_dolly_file_is_split_as_minillm_holds_out(tmp_path):
     responses = [r.response for split in records.values() for r in split]
     assert sorted(responses, key=int) == [str(i) for i in range(1200)]  # a partition of the file
     assert records["test"][0].prompt == dolly_prompt("Say " + records["test"][0].response + ".")
+
+
+def test_logits_without_gradient_are_scored_once_per_batch(lm_tokenizer, instructions, tmp_path):
+    """The teacher's cross-entropy (every DTS member of a cohort asks for it) is computed once a batch."""
+    config = from_dict(LMDataConfig, lm_data(instructions, lm_tokenizer, tmp_path / "cache"))
+    split = load_splits(config, _tokenizer(lm_tokenizer), str(lm_tokenizer), tmp_path / "cache")["train"]
+    batch = next(iter(LMStream(split, 8, data_seed=0, chunk_tokens=4).epoch(1)))
+    teacher = torch.randn(batch.tokens, 400)
+    first = batch.cross_entropy(teacher)
+    assert batch.cross_entropy(teacher) is first
+    assert first.item() == pytest.approx(torch.nn.functional.cross_entropy(teacher, batch.targets).item(), rel=1e-6)
+    student = torch.randn(batch.tokens, 400, requires_grad=True)
+    assert batch.cross_entropy(student) is not batch.cross_entropy(student)  # a loss with gradient is never reused
+    other = teacher.clone()
+    assert batch.cross_entropy(other) is not first and torch.equal(batch.cross_entropy(other), first)

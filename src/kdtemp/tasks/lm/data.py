@@ -302,15 +302,25 @@ class LMBatch:
     indices: Tensor
     tokens: int
     chunk_tokens: int | None = None
+    _fixed: tuple[Tensor, Tensor] | None = field(default=None, repr=False)  # (logits, their detached CE)
 
     def cross_entropy(self, logits: Tensor, label_smoothing: float = 0.0) -> Tensor:
-        """The mean token cross-entropy of ``logits`` ``[N, V]`` (float32, ``chunk_tokens`` rows at a time)."""
+        """The mean token cross-entropy of ``logits`` ``[N, V]`` (float32, ``chunk_tokens`` rows at a
+        time). Logits that need no gradient (the teacher's, which every DTS member of the cohort asks
+        for) are scored once per batch."""
         from ...objectives.token import chunked_rows
+
+        fixed = not logits.requires_grad and label_smoothing == 0.0
+        if fixed and self._fixed is not None and self._fixed[0] is logits:
+            return self._fixed[1]
 
         def fn(s: Tensor, t: Tensor, y: Tensor, T: Tensor) -> Tensor:
             return torch.nn.functional.cross_entropy(s.float(), y, reduction="sum", label_smoothing=label_smoothing)
 
-        return chunked_rows(fn, logits, logits.detach(), self.targets, 1.0, chunk_tokens=self.chunk_tokens)
+        value = chunked_rows(fn, logits, logits.detach(), self.targets, 1.0, chunk_tokens=self.chunk_tokens)
+        if fixed:
+            self._fixed = (logits, value)
+        return value
 
     def per_sample_cross_entropy(self, logits: Tensor) -> Tensor:
         return torch.nn.functional.cross_entropy(logits.float(), self.targets, reduction="none")
