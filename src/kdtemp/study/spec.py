@@ -83,8 +83,9 @@ class ExecutorConfig:
     checkpoints before its runs fail (local executor). ``memory``: the budget of one cohort
     (``80GB``, ``24GiB`` or bytes; by default 90 % of the GPU's memory, on a CPU the available RAM
     less a tenth), which cohorts are packed under (:mod:`kdtemp.study.memory`). ``fuse``: members of
-    one architecture train as one stacked model (:mod:`kdtemp.engine.fused`; faster on a GPU for small
-    models, slower on a CPU), agreeing with unfused training to float32 rounding."""
+    one architecture train as one stacked model (:mod:`kdtemp.engine.fused`; meant for GPUs, where
+    small students are bound by kernel launches, but not measured there yet; slower on a CPU), agreeing
+    with unfused training to float32 rounding."""
 
     kind: Literal["inline", "local", "ray"] = "inline"
     workers: int | None = None
