@@ -148,3 +148,16 @@ def test_a_student_with_gradient_checkpointing_trains_as_without(instructions, l
     (a,) = run_cohort(from_dict(CohortConfig, {**config, "members": [plain]}), progress=False)
     (b,) = run_cohort(from_dict(CohortConfig, {**config, "members": [checkpointed]}), progress=False)
     assert a.curve == b.curve and a.run_id != b.run_id
+
+
+def test_the_validation_loss_projects_a_chunk_of_tokens_at_a_time(instructions, lm_tokenizer, tmp_path):
+    config, runtime, task, data = _opened(instructions, lm_tokenizer, tmp_path, [student()])
+    model = task.create_model(config.members[0].model, data, runtime, "student")
+    model.module.eval()
+    with torch.no_grad():  # the plain form: every batch's [N, V] logits at once
+        sums = [(torch.nn.functional.cross_entropy(model(b), b.targets, reduction="sum").item(), b.tokens)
+                for b in data.validation.batches(5)]
+    plain = sum(s for s, _ in sums) / sum(n for _, n in sums)
+    for chunk in (3, 100_000):
+        loss, count = model.token_loss(data.validation, 5, runtime, chunk)
+        assert count == sum(n for _, n in sums) and loss == pytest.approx(plain, rel=1e-6)

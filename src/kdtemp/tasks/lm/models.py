@@ -76,22 +76,31 @@ class CausalLM:
         return torch.nn.functional.linear(hidden.to(weight.dtype) if not torch.is_autocast_enabled() else hidden,
                                           weight, bias)
 
-    def __call__(self, batch: LMBatch) -> Tensor:
+    def hidden(self, batch: LMBatch) -> Tensor:
+        """The last hidden states ``[N, H]`` of the batch's predicted positions."""
         hidden = hidden_states(self.module, batch.inputs)
         flat = hidden.reshape(-1, hidden.shape[-1])
-        return self.head(flat.index_select(0, batch.rows.to(flat.device)))
+        return flat.index_select(0, batch.rows.to(flat.device))
 
-    def token_loss(self, split: LMSplit, batch_size: int, runtime: Any) -> tuple[float, int]:
-        """The mean cross-entropy (nats) over the split's response tokens, and their count."""
+    def __call__(self, batch: LMBatch) -> Tensor:
+        return self.head(self.hidden(batch))
+
+    def token_loss(self, split: LMSplit, batch_size: int, runtime: Any, chunk_tokens: int) -> tuple[float, int]:
+        """The mean cross-entropy (nats) over the split's response tokens, and their count. The
+        output projection runs ``chunk_tokens`` rows at a time, so an evaluation batch never holds
+        its ``[N, V]`` logits."""
         was_training = self.module.training
         self.module.eval()
         total = torch.zeros((), dtype=torch.float64, device=split.ids.device)
         count = 0
         with torch.no_grad(), runtime.autocast():
             for batch in split.batches(batch_size):
-                logits = self(batch)
-                total += torch.nn.functional.cross_entropy(logits.float(), batch.targets.to(logits.device),
-                                                           reduction="sum").to(total.device, torch.float64)
+                hidden, targets = self.hidden(batch), batch.targets
+                for start in range(0, batch.tokens, chunk_tokens):
+                    rows = slice(start, start + chunk_tokens)
+                    logits = self.head(hidden[rows]).float()
+                    total += torch.nn.functional.cross_entropy(logits, targets[rows].to(logits.device),
+                                                               reduction="sum").to(total.device, torch.float64)
                 count += batch.tokens
         self.module.train(was_training)
         return (float(total) / count if count else float("nan")), count

@@ -125,7 +125,7 @@ class CausalLanguageModeling:
 
     def evaluate(self, model: CausalLM, data: LMData, runtime: Any, batch_size: int) -> dict[str, Tensor]:
         """``loss`` and ``perplexity`` on the validation split, then ROUGE-L and exact match per set."""
-        loss, _ = model.token_loss(data.validation, batch_size, runtime)
+        loss, _ = model.token_loss(data.validation, batch_size, runtime, data.config.chunk_tokens)
         out = {"loss": torch.tensor(loss), "perplexity": torch.tensor(math.exp(min(loss, 700.0)))}
         tokenizer = data.tokenizer
         eos = tokenizer.eos_token_id
