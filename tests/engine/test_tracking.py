@@ -85,57 +85,78 @@ def test_a_tracker_that_is_not_installed_is_one_line(monkeypatch):
         from_dict(LoggingConfig, {"wandb": True}, "logging")
 
 
-def wandb_records(path):
-    """The records of a W&B offline run file (``run-<id>.wandb``): a LevelDB-style log of 32 KiB
-    blocks, each record ``crc32 (4) | length (2) | kind (1) | data``, after a 7-byte ``:W&B`` header;
-    each record is a ``wandb_internal_pb2.Record``."""
-    import struct
+class WandbSpy:
+    """kdtemp's boundary with W&B: every ``wandb.init`` kdtemp makes, and every ``log`` and ``finish``
+    on the runs it returns, recorded and passed on to the real ``wandb`` (in offline mode). The test
+    reads what kdtemp asked of W&B's public API, never W&B's private file formats."""
 
-    from wandb.proto import wandb_internal_pb2
+    def __init__(self, monkeypatch):
+        import wandb
 
-    data, position, pending, records = path.read_bytes(), 7, b"", []
-    assert data[:4] == b":W&B"
-    while position + 7 <= len(data):
-        left = 32768 - position % 32768
-        if left < 7:
-            position += left
-            continue
-        _, length, kind = struct.unpack("<IHB", data[position:position + 7])
-        chunk = data[position + 7:position + 7 + length]
-        position += 7 + length
-        if kind == 0 and length == 0:  # block padding
-            position += left - 7
-        elif kind == 1:  # a whole record
-            records.append(chunk)
-        elif kind in (2, 3):  # its first or middle part
-            pending = chunk if kind == 2 else pending + chunk
-        elif kind == 4:  # its last part
-            records.append(pending + chunk)
-    parsed = []
-    for chunk in records:
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(chunk)
-        parsed.append(record)
-    return parsed
+        monkeypatch.setenv("WANDB_MODE", "offline")
+        monkeypatch.setenv("WANDB_SILENT", "true")
+        self.calls: list[tuple] = []
+        real_init = wandb.init
+
+        def init(**kwargs):
+            run = real_init(**kwargs)
+            self.calls.append(("init", kwargs, run))
+            real_log, real_finish = run.log, run.finish
+
+            def log(data, step=None, **rest):
+                self.calls.append(("log", dict(data), step))
+                return real_log(data, step=step, **rest)
+
+            def finish(exit_code=None, **rest):
+                self.calls.append(("finish", exit_code, run))
+                return real_finish(exit_code=exit_code, **rest)
+
+            run.log, run.finish = log, finish
+            return run
+
+        monkeypatch.setattr(wandb, "init", init)
+
+    def kinds(self) -> list[str]:
+        return [call[0] for call in self.calls]
 
 
 def test_weights_and_biases_logs_every_epoch_the_config_and_the_label_offline(tmp_path, monkeypatch):
     pytest.importorskip("wandb", reason="W&B is an optional extra: pip install 'kdtemp[wandb]'")
-    import json
-
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
+    spy = WandbSpy(monkeypatch)
     config = cohort([member(epochs=2)], logging=LoggingConfig(wandb=True, wandb_project="kdtemp-test"))
     (result,) = run_cohort(config, output=tmp_path, progress=False)
-    (run_file,) = (tmp_path / result.run_id / "wandb").glob("offline-run-*/run-*.wandb")
-    records = wandb_records(run_file)
-    (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
-    assert run.run_id == result.run_id and run.display_name == result.label == "kd-T4-adamw"
-    logged_config = {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in run.config.update}
-    assert logged_config["member"]["epochs"] == 2 and logged_config["batch_size"] == config.batch_size
-    history = [{item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in r.history.item}
-               for r in records if r.WhichOneof("record_type") == "history"]
-    assert [h["epoch"] for h in history] == [1, 2]
-    for logged, epoch in zip(history, result.curve):
+    # one W&B run for the kdtemp run, a row per epoch, finished (successfully) before run_cohort returned
+    assert spy.kinds() == ["init", "log", "log", "finish"]
+    (_, init, run), *logs, (_, exit_code, finished) = spy.calls
+    assert init["id"] == run.id == result.run_id and init["name"] == run.name == result.label == "kd-T4-adamw"
+    assert init["project"] == "kdtemp-test" and init["resume"] == "allow"
+    assert init["config"]["member"]["epochs"] == 2 and init["config"]["batch_size"] == config.batch_size
+    assert finished is run and exit_code == 0
+    assert [step for _, _, step in logs] == [1, 2]
+    for (_, logged, _), epoch in zip(logs, result.curve):
+        assert logged["epoch"] == epoch["epoch"]
         for key in ("train_loss", "top1", "top5", "test_loss", "temperature", "lr"):
-            assert logged[key] == pytest.approx(epoch[key]), key
+            assert logged[key] == epoch[key], key
+    # W&B's offline run lives in the run folder, named by the run id (W&B's documented layout)
+    assert [p.name.endswith(f"-{result.run_id}") for p in (tmp_path / result.run_id / "wandb").glob("offline-run-*")] \
+        == [True]
+
+
+def test_an_interrupted_run_finishes_its_weights_and_biases_run_as_failed_and_resumes_it(tmp_path, monkeypatch):
+    pytest.importorskip("wandb", reason="W&B is an optional extra: pip install 'kdtemp[wandb]'")
+    spy = WandbSpy(monkeypatch)
+    config = cohort([member(epochs=3)], logging=LoggingConfig(wandb=True))
+
+    def crash(epoch, step):
+        if epoch == 2 and step == 0:
+            raise Interrupt()
+
+    with pytest.raises(Interrupt):
+        run_cohort(config, output=tmp_path, progress=False, step_callback=crash)
+    # finished (exit code 1) before the exception left kdtemp: nothing waits on the process's exit
+    assert spy.kinds() == ["init", "log", "finish"] and spy.calls[-1][1] == 1
+    spy.calls.clear()
+    (result,) = run_cohort(config, output=tmp_path, progress=False)
+    (_, init, run), *logs, (_, exit_code, _) = spy.calls
+    assert init["id"] == result.run_id and init["resume"] == "allow" and exit_code == 0
+    assert [step for _, _, step in logs] == [2, 3]  # the same W&B run goes on from the checkpoint

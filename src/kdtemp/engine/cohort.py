@@ -164,8 +164,22 @@ class _Cohort:
                     {**self.config.key(), "member": to_dict(member.config)}, member.state.epochs_done + 1)
 
     def train(self, progress: bool | str, step_callback: Callable[[int, int], None] | None) -> None:
-        if self.output is not None:
-            self.open_folders()
+        """Train every active member to its last epoch. The trackers of every run are closed however
+        training ends (a W&B run is finished, marked failed if training raised), so nothing logged
+        waits on the process's exit."""
+        interrupted = True
+        try:
+            if self.output is not None:
+                self.open_folders()
+            self._train(progress, step_callback)
+            interrupted = False
+        finally:
+            loggers, self.loggers = self.loggers, {}
+            for member in self.members:
+                if member.run_id in loggers:
+                    loggers[member.run_id].close(failed=interrupted or member.state.status == "failed")
+
+    def _train(self, progress: bool | str, step_callback: Callable[[int, int], None] | None) -> None:
         members, stream = self.members, self.data.stream
         last_epoch = max((m.config.epochs for m in members), default=0)
         first_epoch = min((m.state.epochs_done + 1 for m in members if m.active), default=last_epoch + 1)
@@ -205,8 +219,6 @@ class _Cohort:
                 bar.set_postfix(**{"epoch": epoch, f"best_{primary}": f"{best:.1f}"})
         if bar is not None:
             bar.close()
-        for run_loggers in self.loggers.values():
-            run_loggers.close()
 
     def finish_epoch(self, active: list[Member], epoch: int) -> None:
         """Evaluate every member that did not fail (one read of all training losses), record the

@@ -105,8 +105,13 @@ class RunLoggers:
         if self.wandb_run is not None:
             self.wandb_run.log({**scalars, "epoch": last["epoch"]}, step=last["epoch"])
 
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        if self.wandb_run is not None:
-            self.wandb_run.finish()
+    def close(self, failed: bool = False) -> None:
+        """Close the trackers; the W&B run is finished (``finish`` returns once W&B has written it,
+        offline too) with exit code 1 when the kdtemp run failed or training was interrupted."""
+        writer, run, self.writer, self.wandb_run = self.writer, self.wandb_run, None, None
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            if run is not None:
+                run.finish(exit_code=1 if failed else 0)
