@@ -44,7 +44,9 @@ def test_fused_members_equal_unfused_ones_after_three_steps(tmp_path):
     for a, b in zip(_weights(tmp_path / "plain", plain), _weights(tmp_path / "fused", fused)):
         assert _largest_difference(a, b) <= 1e-5
     dts_plain, dts_fused = plain[2].temperature_trace, fused[2].temperature_trace
-    assert len(dts_plain) == 3 and dts_fused == pytest.approx(dts_plain, rel=1e-6)
+    # DTS's T is 1 + a bounded function of the loss gap, which stacked and unstacked kernels compute in
+    # another order: within the training's own float32 rounding, as the weights above
+    assert len(dts_plain) == 3 and dts_fused == pytest.approx(dts_plain, rel=1e-5)
     assert fused[3].curve[-1]["temperature"] == pytest.approx(plain[3].curve[-1]["temperature"], rel=1e-4)  # CTKD's T
     assert len({str(r.curve) for r in fused}) == len(MIXED)
 

@@ -7,6 +7,7 @@ import torch
 
 from kdtemp.objectives import kd_loss
 from kdtemp.temperature import DynamicTemperature, FixedTemperature, LearnableTemperature, curriculum_lambda
+from helpers.tolerance import float32_rel
 
 
 def schedule(epoch, total):
@@ -116,7 +117,7 @@ def test_ctkd_negative_lambda_reverses_the_gradient():
     # the plain gradient of the KD loss with respect to theta (no reversal)
     theta = module.theta.detach().clone().requires_grad_()
     (plain,) = torch.autograd.grad(kd_loss(student, teacher, 1 + 20 * torch.sigmoid(theta)), theta)
-    assert reversed_grad == pytest.approx(-0.5 * plain.item(), rel=1e-6)
+    assert reversed_grad == pytest.approx(-0.5 * plain.item(), rel=float32_rel(2 * 10))  # the same graph, scaled
     # a descent step on theta therefore increases the KD loss
     before = kd_loss(student, teacher, module()).item()
     with torch.no_grad():
