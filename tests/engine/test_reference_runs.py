@@ -15,6 +15,11 @@ A run passes when it agrees with one kept reference. Float rounding differs betw
 three epochs of training amplify it past the tolerance (a reference made on an AVX-512 machine
 differs on an AVX2 one from the first epoch), so on a machine unlike every kept reference's the
 test is skipped with a line saying how to add one; on a machine like one of them, a difference fails.
+
+The float64 guard runs on every machine: the same objectives and temperature policies, two epochs
+of two steps in float64 (``make.py``'s ``float64``), compared with ``float64-digits.json`` and
+``float64-cifar10.json`` within ``FLOAT64_RELATIVE`` (1e-9, derived there; measured 2.5e-14 between
+PyTorch's scalar, AVX2 and AVX-512 kernels), accuracies exactly (one test image at most).
 """
 
 from __future__ import annotations
@@ -137,6 +142,77 @@ def test_the_cifar10_reference_cohort_trains_what_it_trained_before(tmp_path, ci
         return by_label(runs)
 
     check("cifar10", produced, test_images=100, keyed=keyed)
+
+
+def compare_float64(produced: dict, kept: dict, test_images: int) -> list[str]:
+    """Every difference of the float64 guard beyond ``FLOAT64_RELATIVE`` (empty when they agree)."""
+    relative = _make().FLOAT64_RELATIVE
+    one_image = 100.0 / test_images
+
+    def close(a, b, key):
+        if a is None or b is None:
+            return a is b
+        if key in ("top1", "top5"):
+            return abs(a - b) <= one_image + 1e-9
+        return math.isclose(a, b, rel_tol=relative, abs_tol=1e-300)
+
+    if set(produced) != set(kept):
+        return [f"runs differ: new {sorted(set(produced) - set(kept))}, missing {sorted(set(kept) - set(produced))}"]
+    problems = []
+    for label, old in kept.items():
+        new = produced[label]
+        for key in ("status", "epochs_done", "best_epoch"):
+            if new[key] != old[key]:
+                problems.append(f"{label} {key}: {new[key]!r} != {old[key]!r}")
+        pairs = [(f"epoch {row['epoch']} {key}", new_row.get(key), value, key)
+                 for row, new_row in zip(old["curve"], new["curve"]) for key, value in row.items()]
+        pairs += [(f"step {step} temperature", a, b, "temperature")
+                  for step, (a, b) in enumerate(zip(new["temperature_trace"], old["temperature_trace"]))]
+        pairs += [(f"constant {key}", (new["dataset_constants"] or {}).get(key), value, key)
+                  for key, value in (old["dataset_constants"] or {}).items()]
+        if len(new["curve"]) != len(old["curve"]) or len(new["temperature_trace"]) != len(old["temperature_trace"]):
+            problems.append(f"{label}: curve or trace length differs")
+        problems += [f"{label} {where}: {a!r} != {b!r}" for where, a, b, key in pairs if not close(a, b, key)]
+    return problems
+
+
+def _float64_check(name: str, produced: dict, test_images: int) -> None:
+    kept = json.loads((FIXTURES / f"float64-{name}.json").read_text())
+    problems = compare_float64(produced, kept, test_images)
+    assert not problems, f"float64-{name}.json (compared on any CPU within {_make().FLOAT64_RELATIVE:g}):\n" + \
+        "\n".join(problems[:20])
+
+
+def test_the_float64_guard_trains_what_it_trained_before_on_any_cpu(tmp_path):
+    _float64_check("digits", _make().float64("digits", tmp_path), test_images=100)
+
+
+@pytest.mark.slow
+def test_the_cifar10_float64_guard_trains_what_it_trained_before_on_any_cpu(tmp_path, cifar10_jpeg_root,
+                                                                             resnet_checkpoints):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "cifar10-jpeg").symlink_to(cifar10_jpeg_root)
+    (data / "resnet-cifar10").symlink_to(resnet_checkpoints["resnet20"].parent)
+    _float64_check("cifar10", _make().float64("cifar10", tmp_path / "work", data), test_images=100)
+
+
+@pytest.mark.slow
+def test_the_float64_guard_fails_on_a_one_percent_change_of_the_loss(tmp_path, monkeypatch):
+    from kdtemp.engine.member import Member
+
+    loss = Member.loss
+
+    def one_percent_more(self, *args, **kwargs):
+        value, temperature, logits = loss(self, *args, **kwargs)
+        return value * 1.01, temperature, logits
+
+    monkeypatch.setattr(Member, "loss", one_percent_more)
+    kept = json.loads((FIXTURES / "float64-digits.json").read_text())
+    problems = compare_float64(_make().float64("digits", tmp_path), kept, test_images=100)
+    assert any("train_loss" in line for line in problems)
+    # every run is caught, not only some
+    assert {line.split(" ")[0] for line in problems if "train_loss" in line} == set(kept)
 
 
 def test_the_comparison_finds_a_changed_number():

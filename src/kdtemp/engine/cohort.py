@@ -202,7 +202,7 @@ class _Cohort:
                     with torch.no_grad(), self.runtime.autocast():
                         teacher_logits = self.teacher(batch)
                     if not self.keep_precision:
-                        teacher_logits = teacher_logits.float()
+                        teacher_logits = self.runtime.upcast(teacher_logits)
                 for group in groups:  # members of one architecture in one stacked pass
                     group.train_step(batch, teacher_logits, epoch)
                 for member in alone:

@@ -372,7 +372,7 @@ class CohortConfig(SharedConfig):
     members: list[MemberConfig] = field(default_factory=list)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     device: str = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp64"] = "auto"
     eval_batch_size: int = 512
     checkpoint_every: int = 1
     fuse: bool = False
@@ -383,6 +383,7 @@ class CohortConfig(SharedConfig):
         require(self.eval_batch_size >= 1, f"{prefix}eval_batch_size", f"must be >= 1; got {self.eval_batch_size}")
         require(self.checkpoint_every >= 1, f"{prefix}checkpoint_every", f"must be >= 1; got {self.checkpoint_every}")
         require_device(self.device, f"{prefix}device")
+        require_precision(self.precision, self.task, f"{prefix}precision")
         seen: dict[str, MemberConfig] = {}
         for index, member in enumerate(self.members):
             other = seen.setdefault(run_id(self, member), member)
@@ -392,6 +393,12 @@ class CohortConfig(SharedConfig):
         needs_teacher = [m for m in self.members if m.distills]
         if needs_teacher and self.teacher is None:
             raise ConfigError(f"{prefix}teacher: member {needs_teacher[0].label()!r} distills, so a teacher is needed")
+
+
+def require_precision(precision: str, task: str, path: str) -> None:
+    """A precision the run's task computes in (its declared ``precisions``)."""
+    allowed = TASKS[task].precisions if task in TASKS else ("auto", "fp32", "bf16")
+    require(precision in allowed, path, f"{task} computes in {', '.join(allowed)}; got {precision!r}")
 
 
 def require_device(device: str, path: str) -> None:

@@ -22,7 +22,7 @@ class DistillConfig(SharedConfig):
     members: list[dict[str, Any]] = field(default_factory=list)
     temperatures: list[float] = field(default_factory=list)
     device: str = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp64"] = "auto"
     checkpoint_every: int = 1
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     output: str = "runs/distill"

@@ -143,7 +143,7 @@ class Member:
         self.state.derived.update(self.model.metadata())  # e.g. the input normalisation, saved with the weights
         self.parameters = list(self.student.parameters()) + self.policy.parameters()
         self.optimizer, self.scheduler = self._optimizer_for(1)
-        self._loss_sum = torch.zeros((), device=device)
+        self._loss_sum = torch.zeros((), device=device, dtype=runtime.dtype)
         self._started = 0.0
         self.warnings: list[str] = []
 
@@ -270,7 +270,7 @@ class Member:
         """This batch's loss from the student's ``logits`` (upcast unless the task keeps their
         precision), the temperature it used, and the logits as the loss saw them."""
         if not self.keep_precision:
-            logits = logits.float()
+            logits = self.runtime.upcast(logits)
         temperature = self.policy.current(batch)
         loss = logits.new_zeros(())
         phase_two = self.in_phase_two(epoch)

@@ -15,7 +15,7 @@ from ..config import ConfigError, require, to_dict
 from ..tasks.image.models import ModelConfig
 from .cohort import run_cohort
 from .results import RunResult
-from .config import CohortConfig, MemberConfig, OptimizerConfig, SharedConfig, member_config, require_device, require_seed
+from .config import CohortConfig, MemberConfig, OptimizerConfig, SharedConfig, member_config, require_device, require_precision, require_seed
 from ..files import remove_stale_temporaries
 from .storage import RunFolder, atomic_save
 
@@ -33,7 +33,7 @@ class TeacherConfig(SharedConfig):
     label_smoothing: float = 0.1
     seed: int = 0
     device: str = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp64"] = "auto"
     output: str = "runs/teacher"
 
     def validate(self, path: str = "") -> None:
@@ -44,6 +44,7 @@ class TeacherConfig(SharedConfig):
         require(0 <= self.label_smoothing < 1, f"{prefix}label_smoothing", f"must be in [0, 1); got {self.label_smoothing}")
         require_seed(self.seed, f"{prefix}seed")
         require_device(self.device, f"{prefix}device")
+        require_precision(self.precision, self.task, f"{prefix}precision")
 
     def member(self) -> MemberConfig:
         """The preparation as a cohort member: cross-entropy only."""

@@ -130,6 +130,9 @@ class Task(Protocol):
     name: str
     primary_metric: str
     primary_goal: str
+    precisions: tuple[str, ...]
+    """The ``precision`` values it computes in (of :data:`kdtemp.engine.runtime.PRECISIONS`): ``fp64``
+    only where its models and inputs follow the runtime's dtype."""
     data_config: type
     augment_config: type
     model_config: type

@@ -12,17 +12,19 @@ from .normalization import IMAGENET_NORMALIZATION, Normalization, normalization_
 
 @torch.no_grad()
 def predict(model: nn.Module, images: Tensor, batch_size: int, autocast: Any, channels_last: bool = False,
-            normalization: Normalization = IMAGENET_NORMALIZATION) -> Tensor:
-    """Logits (float32) of ``model`` in eval mode for uint8 ``images``, batch by batch, each
-    batch normalised with ``normalization`` (the one the model's weights expect)."""
+            normalization: Normalization = IMAGENET_NORMALIZATION, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Logits of ``model`` in eval mode for uint8 ``images``, batch by batch, each batch
+    normalised with ``normalization`` (the one the model's weights expect), in ``dtype`` (float32,
+    or float64 for a float64 model; logits are at least float32)."""
     was_training = model.training
     model.eval()
     outputs = []
-    constants = normalization_tensors(normalization, images.device)  # once, not per batch
+    constants = normalization_tensors(normalization, images.device, dtype)  # once, not per batch
     for start in range(0, images.shape[0], batch_size):
-        x = normalize(images[start:start + batch_size], constants, channels_last=channels_last)
+        x = normalize(images[start:start + batch_size], constants, channels_last=channels_last, dtype=dtype)
         with autocast():
-            outputs.append(model(x).float())
+            out = model(x)
+            outputs.append(out if out.dtype == torch.float64 else out.float())
     model.train(was_training)
     return torch.cat(outputs)
 

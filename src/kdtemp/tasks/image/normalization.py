@@ -35,6 +35,7 @@ def normalize_float(images: Tensor, normalization, channels_last: bool = False) 
     return out.contiguous(memory_format=torch.channels_last) if channels_last else out
 
 
-def normalize(images: Tensor, normalization: Normalization = IMAGENET_NORMALIZATION, channels_last: bool = False) -> Tensor:
-    """uint8 ``[B, 3, H, W]`` -> float32 normalised with ``normalization = (mean, std)``."""
-    return normalize_float(images.float() / 255.0, normalization, channels_last)
+def normalize(images: Tensor, normalization: Normalization = IMAGENET_NORMALIZATION, channels_last: bool = False,
+              dtype: torch.dtype = torch.float32) -> Tensor:
+    """uint8 ``[B, 3, H, W]`` -> ``dtype`` (float32 by default) normalised with ``normalization = (mean, std)``."""
+    return normalize_float(images.to(dtype) / 255.0, normalization, channels_last)

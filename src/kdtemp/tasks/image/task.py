@@ -55,18 +55,21 @@ class ImageModel:
 
     fuses = True  # calls its module on one tensor: members of one architecture may train fused (engine/fused.py)
 
-    def __init__(self, loaded: LoadedModel, channels_last: bool = False, classes: list[str] | None = None) -> None:
+    def __init__(self, loaded: LoadedModel, channels_last: bool = False, classes: list[str] | None = None,
+                 dtype: torch.dtype = torch.float32) -> None:
         self.module: nn.Module = loaded.module.to(memory_format=torch.channels_last) if channels_last else loaded.module
         self.normalization: Normalization = loaded.normalization
         self.channels_last = channels_last
         self.classes = list(classes) if classes is not None else None
+        self.dtype = dtype  # of its weights and inputs (float64 under ``precision: fp64``)
 
     def __call__(self, batch: Batch) -> Tensor:
-        return self.module(batch.normalized(self.normalization))
+        return self.module(batch.normalized(self.normalization, self.dtype))
 
     def predict(self, images: Tensor, batch_size: int, runtime: Any) -> Tensor:
-        """Float32 logits in eval mode for uint8 ``images``, batch by batch."""
-        return predict(self.module, images, batch_size, runtime.autocast, self.channels_last, self.normalization)
+        """Logits (float32; float64 for a float64 model) in eval mode for uint8 ``images``, batch by batch."""
+        return predict(self.module, images, batch_size, runtime.autocast, self.channels_last, self.normalization,
+                       self.dtype)
 
     def metadata(self) -> dict[str, Any]:
         meta: dict[str, Any] = {"normalization": {"mean": list(self.normalization[0]), "std": list(self.normalization[1])}}
@@ -82,6 +85,7 @@ class ImageClassification:
     name = "image_classification"
     primary_metric = "top1"
     primary_goal = "max"
+    precisions = ("auto", "fp32", "bf16", "fp64")  # fp64: weights, inputs and logits in float64
     data_config = DataConfig
     augment_config = AugmentConfig
     model_config = ModelConfig
@@ -101,8 +105,8 @@ class ImageClassification:
         a new classifier."""
         allow_new_head = False if role == "teacher" else None
         loaded = load_model(config, data.num_classes, allow_new_head=allow_new_head, classes=data.classes)
-        loaded.module = loaded.module.to(runtime.device)
-        return ImageModel(loaded, runtime.channels_last, classes=data.classes)
+        loaded.module = loaded.module.to(runtime.device, runtime.dtype)
+        return ImageModel(loaded, runtime.channels_last, classes=data.classes, dtype=runtime.dtype)
 
     def evaluate(self, model: ImageModel, data: ImageData, runtime: Any, batch_size: int) -> dict[str, Tensor]:
         """``top1``, ``top5`` (percent, from integer hit counts) and ``loss`` on the test split."""

@@ -86,6 +86,7 @@ class CausalLanguageModeling:
     name = "causal_lm"
     primary_metric = ROUGE_L
     primary_goal = "max"
+    precisions = ("auto", "fp32", "bf16")  # Hugging Face models in float32 or under bf16 autocast
     data_config = LMDataConfig
     augment_config = LMAugmentConfig
     model_config = CausalLMConfig

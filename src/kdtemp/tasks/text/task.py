@@ -61,6 +61,7 @@ class TextClassification:
     name = "text_classification"
     primary_metric = ACCURACY
     primary_goal = "max"
+    precisions = ("auto", "fp32", "bf16")  # Hugging Face models in float32 or under bf16 autocast
     data_config = TextDataConfig
     augment_config = TextAugmentConfig
     model_config = TextModelConfig

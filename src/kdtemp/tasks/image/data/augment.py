@@ -69,11 +69,17 @@ class AugmentConfig:
         return unused
 
 
+def at_least_float32(logits: Tensor) -> Tensor:
+    """``logits`` upcast to float32 (half-precision outputs), float64 kept."""
+    return logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+
+
 def soft_cross_entropy(logits: Tensor, soft_labels: Tensor, label_smoothing: float = 0.0) -> Tensor:
-    """Mean over samples of ``-sum_c y_c log softmax(s)_c`` (float32) with optional label smoothing."""
+    """Mean over samples of ``-sum_c y_c log softmax(s)_c`` (float32, or float64 for float64 logits)
+    with optional label smoothing."""
     if label_smoothing:
         soft_labels = soft_labels * (1.0 - label_smoothing) + label_smoothing / soft_labels.shape[1]
-    return -(soft_labels * torch.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
+    return -(soft_labels * torch.log_softmax(at_least_float32(logits), dim=1)).sum(dim=1).mean()
 
 
 @dataclass
@@ -103,19 +109,21 @@ class Batch:
 
     def per_sample_cross_entropy(self, logits: Tensor) -> Tensor:
         """Each image's cross-entropy ``[B]`` (float32) against its class index (the dominant label)."""
-        return torch.nn.functional.cross_entropy(logits.float(), self.dominant_labels, reduction="none")
+        return torch.nn.functional.cross_entropy(at_least_float32(logits), self.dominant_labels, reduction="none")
 
-    def normalized(self, normalization) -> Tensor:
-        """The images normalised with ``(mean, std)``, computed once per distinct normalisation.
+    def normalized(self, normalization, dtype: torch.dtype = torch.float32) -> Tensor:
+        """The images normalised with ``(mean, std)`` in ``dtype`` (float64 for a float64 model),
+        computed once per distinct normalisation and dtype.
 
         Normalising after mixing equals mixing normalised images (both are affine and the
         mixing weights of a pixel sum to 1)."""
-        key = (tuple(normalization[0]), tuple(normalization[1]))
+        key = (tuple(normalization[0]), tuple(normalization[1]), dtype)
         if key not in self._normalized:
             constants = self.constants if self.constants is not None else {}
             if key not in constants:  # made once per stream: no host-to-device copy per batch
-                constants[key] = normalization_tensors(key, self.images.device, self.images.dtype)
-            self._normalized[key] = normalize_float(self.images, constants[key], self.channels_last)
+                constants[key] = normalization_tensors(key[:2], self.images.device, dtype)
+            images = self.images if self.images.dtype == dtype else self.images.to(dtype)
+            self._normalized[key] = normalize_float(images, constants[key], self.channels_last)
         return self._normalized[key]
 
 
