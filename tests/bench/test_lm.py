@@ -11,6 +11,7 @@ pytest.importorskip("transformers", reason="bench/lm.py needs the lm extra: pip 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "lm.py"
 
 
+@pytest.mark.slow
 def test_it_reports_memory_and_the_cohort_ratio(capsys, tmp_path):
     spec = importlib.util.spec_from_file_location("bench_lm", BENCH)
     module = importlib.util.module_from_spec(spec)

@@ -48,6 +48,7 @@ def distill_yaml(tmp_path, **changes):
     return write(tmp_path / "distill.yaml", data)
 
 
+@pytest.mark.slow
 def test_teacher_then_distill_from_yaml(tmp_path, capsys):
     assert main(["teacher", teacher_yaml(tmp_path), "--quiet"]) == 0
     checkpoint = torch.load(tmp_path / "teacher" / "teacher.pt", map_location="cpu", weights_only=False)

@@ -86,6 +86,7 @@ def test_progress_in_a_log_is_one_line_per_epoch(tmp_path, capfd):
     assert "5/10 batches (50%)" in lines[0] and "epoch=1" in lines[0]
 
 
+@pytest.mark.slow
 def test_a_wheel_installed_in_a_fresh_venv_plans_a_packaged_example_outside_the_repo(tmp_path):
     if os.environ.get("KDTEMP_SKIP_WHEEL_TEST"):
         pytest.skip("KDTEMP_SKIP_WHEEL_TEST is set")

@@ -1,9 +1,11 @@
 """Run configuration (``kdtemp.engine.config``): a run's identity holds only the fields it uses,
 its label, and the temperature an objective's official preset gives it."""
 
-from kdtemp.config import from_dict
+import pytest
+
+from kdtemp.config import ConfigError, from_dict
 from kdtemp.engine import DistillConfig, run_cohort
-from kdtemp.engine.config import MemberConfig, OptimizerConfig, run_id
+from kdtemp.engine.config import MemberConfig, OptimizerConfig, run_id, require_precision
 
 from helpers.engine import cohort
 
@@ -53,3 +55,16 @@ def test_a_kd_weight_of_zero_is_labelled_as_cross_entropy_only():
 
     assert member(temperature=4.0, kd_weight=0.0).label() == "ce-adamw"
     assert member(temperature=4.0).label() == "kd-T4-adamw"
+
+
+@pytest.mark.parametrize("task", ["text_classification", "causal_lm"])
+def test_float64_is_refused_by_a_task_that_does_not_compute_in_it(task):
+    with pytest.raises(ConfigError, match=rf"^precision: {task} computes in auto, fp32, bf16; got 'fp64'$"):
+        require_precision("fp64", task, "precision")
+    require_precision("bf16", task, "precision")
+
+
+def test_float64_is_an_image_precision():
+    require_precision("fp64", "image_classification", "precision")
+    with pytest.raises(ConfigError, match=r"^precision: image_classification computes in auto, fp32, bf16, fp64; got 'fp16'$"):
+        require_precision("fp16", "image_classification", "precision")

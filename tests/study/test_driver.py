@@ -15,6 +15,7 @@ from kdtemp.study import Store, load_study, run_study, store_path
 from helpers.study import BASE, DIGITS_STUDY, table, write_study
 
 
+@pytest.mark.slow
 def test_sigkilled_driver_resumes_without_loss_or_retraining(tmp_path, inline_table):
     study_file = {**DIGITS_STUDY, "base": {**BASE, "student": {**BASE["student"], "epochs": 3}}}
     path = write_study(tmp_path / "s.yaml", study_file)

@@ -15,6 +15,7 @@ def test_inline_study_completes_with_one_row_per_run(inline_table):
     assert len({row["final_top1"] for row in inline_table}) > 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["local", "ray"])
 def test_local_and_ray_executors_give_the_same_table(tmp_path, inline_table, kind):
     if kind == "ray":

@@ -132,6 +132,7 @@ def resume(study_file: Path, output: Path, *extra: str) -> tuple[int, str]:
 
 # --- SIGKILL of the driver at random points --------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind, trial", [("inline", 0), ("inline", 1), ("inline", 2), ("local", 0), ("local", 1)])
 def test_driver_killed_at_a_random_point_resumes_to_the_same_table(study_file, reference, tmp_path, kind, trial):
     if not Path("/proc/self/task").is_dir():
@@ -157,6 +158,7 @@ def test_driver_killed_at_a_random_point_resumes_to_the_same_table(study_file, r
 
 # --- a worker dies; two drivers at once ------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_killed_worker_fails_no_other_cohort(study_file, reference, tmp_path):
     output = tmp_path / "out"
     process = driver(study_file, output, "--executor", "local", "--workers", "2")
@@ -170,6 +172,7 @@ def test_a_killed_worker_fails_no_other_cohort(study_file, reference, tmp_path):
     assert_consistent(output)
 
 
+@pytest.mark.slow
 def test_two_drivers_on_one_study_train_everything_once(study_file, reference, tmp_path):
     output = tmp_path / "out"
     first = driver(study_file, output)

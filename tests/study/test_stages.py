@@ -96,6 +96,7 @@ def prepared_events(output):
     return epoch_events(output.parent / "prepared" / "runs")
 
 
+@pytest.mark.slow
 def test_killed_in_each_stage_and_resumed_to_the_same_table(study_file, reference, tmp_path):
     output = tmp_path / "study"
     kill_in_each_stage(study_file, output, (lambda: prepared_events(output) >= 2, lambda: events(output) >= 3))
@@ -107,6 +108,7 @@ def test_killed_in_each_stage_and_resumed_to_the_same_table(study_file, referenc
         assert epochs == list(range(1, EPOCHS + 1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["local", "ray"])
 def test_the_two_stage_study_runs_unchanged_on_other_executors(study_file, reference, tmp_path, kind):
     if kind == "ray":

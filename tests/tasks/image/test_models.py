@@ -55,6 +55,7 @@ def test_shared_checkpoints_load_strictly(resnet_checkpoints):
         assert torch.equal(model.linear.weight, stored["module.linear.weight"])
 
 
+@pytest.mark.slow
 def test_resnet20_checkpoint_scores_80_percent_on_cifar10_jpeg(cifar10_jpeg_root, resnet_checkpoints):
     data = DataConfig(dataset="folder", root=str(cifar10_jpeg_root), resolution=32)
     test = data.load("test")
