@@ -21,8 +21,9 @@ import pytest
 # covers ``kdtemp.study.spec``); ``kdtemp`` itself (``__version__`` only) sits below everything.
 LAYERS: list[tuple[str, list[str]]] = [
     ("package root", ["kdtemp"]),
-    # typed configuration, atomic files, plug-in loading, progress bars: no tensors, no maths
-    ("utilities", ["kdtemp.config", "kdtemp.files", "kdtemp.paths", "kdtemp.plugins", "kdtemp.progress"]),
+    # typed configuration, atomic files, reading users' files, plug-in loading, progress bars: no tensors, no maths
+    ("utilities", ["kdtemp.config", "kdtemp.files", "kdtemp.paths", "kdtemp.plugins", "kdtemp.progress",
+                   "kdtemp.readers"]),
     # pure maths on tensors: know nothing of data, tasks, engines or studies; import each other
     # only acyclically (the cycle check below); a plug-in objective is loaded through the utilities
     ("pure maths", ["kdtemp.objectives", "kdtemp.temperature", "kdtemp.signals", "kdtemp.diagnostics"]),

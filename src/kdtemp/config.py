@@ -117,8 +117,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
     if unknown:
         raise ConfigError(f"{prefix}{unknown[0]}: unknown field; allowed: {', '.join(fields)}")
     # a dataclass may choose some of its fields' types from the data itself (a run's ``task`` chooses
-    # the dataclasses of its data and models): ``field_types(data) -> {name: type}``
-    chosen = cls.field_types(data) if callable(getattr(cls, "field_types", None)) else {}
+    # the dataclasses of its data and models): ``field_types(data, prefix) -> {name: type}``
+    chosen = cls.field_types(data, prefix) if callable(getattr(cls, "field_types", None)) else {}
     hints = {**hints, **chosen}
     kwargs = {name: _convert(hints[name], data[name], prefix + name) for name in fields if name in data}
     for name, hint in chosen.items():  # a chosen dataclass that is not given: its defaults, not the declared one's

@@ -314,11 +314,14 @@ class SharedConfig:
     task: str = DEFAULT_TASK
 
     @classmethod
-    def field_types(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+    def field_types(cls, data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         """The dataclasses the run's ``task`` gives ``data``, ``augment``, the teacher and every
-        member (or model) field of this class (read by :func:`kdtemp.config.from_dict`)."""
+        member (or model) field of this class (read by :func:`kdtemp.config.from_dict`). An unknown
+        ``task`` is named here, before its fields are read as another task's."""
         task = data.get("task", DEFAULT_TASK) if isinstance(data, Mapping) else DEFAULT_TASK
-        if not isinstance(task, str) or task not in TASKS or task == DEFAULT_TASK:
+        if not isinstance(task, str) or task not in TASKS:
+            raise ConfigError(f"{prefix}task: unknown task {task!r}; allowed: {', '.join(sorted(TASKS))}")
+        if task == DEFAULT_TASK:
             return {}
         spec = TASKS[task]
         chosen: dict[str, Any] = {"data": spec.data_config, "augment": spec.augment_config,

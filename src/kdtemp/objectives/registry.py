@@ -65,6 +65,7 @@ class ParameterRule:
     high: float | None = None
     low_open: bool = False
     optional: bool = False
+    high_open: bool = False
 
     def allowed(self) -> str:
         noun = {"number": "a number", "integer": "an integer", "numbers": "a non-empty list of numbers"}[self.kind]
@@ -72,7 +73,7 @@ class ParameterRule:
         if self.low is not None:
             bounds.append(f"{'>' if self.low_open else '>='} {self.low:g}")
         if self.high is not None:
-            bounds.append(f"<= {self.high:g}")
+            bounds.append(f"{'<' if self.high_open else '<='} {self.high:g}")
         text = noun + (f" {' and '.join(bounds)}" if bounds else "")
         return text + (" or null" if self.optional else "")
 
@@ -93,7 +94,7 @@ class ParameterRule:
         if value != value or value in (float("inf"), float("-inf")):
             raise ValueError(f"must be {self.allowed()}; got {value!r}")
         below = self.low is not None and (value <= self.low if self.low_open else value < self.low)
-        above = self.high is not None and value > self.high
+        above = self.high is not None and (value >= self.high if self.high_open else value > self.high)
         if below or above:
             raise ValueError(f"must be {self.allowed()}; got {value!r}")
         return value if kind == "integer" else float(value)

@@ -202,7 +202,8 @@ def token_kd_loss(student: Tensor, teacher: Tensor, labels: Tensor, temperature:
         temperature: ``T`` (float or 0-dim tensor; a tensor that requires gradient receives it).
         divergence: one of ``forward_kl``, ``reverse_kl``, ``jsd``, ``skew_forward_kl``, ``skew_reverse_kl``.
         beta: the JSD's mixing weight of the teacher, in [0, 1].
-        skew: DistiLLM's skew, in [0, 1] (0.1 by default).
+        skew: DistiLLM's skew, in [0, 1) (0.1 by default; at 1 the mixture is the first distribution and
+            the divergence is 0 whatever the student).
         chunk_tokens: rows per chunk (``None``: all valid rows at once).
         num_items: divide the sum by this instead of the valid-token count (the tokens of every
             micro-batch of one optimizer step, for gradient accumulation).
@@ -211,8 +212,8 @@ def token_kd_loss(student: Tensor, teacher: Tensor, labels: Tensor, temperature:
         raise ValueError(f"divergence: unknown {divergence!r}; allowed: {', '.join(DIVERGENCES)}")
     if not 0.0 <= beta <= 1.0:
         raise ValueError(f"beta must be in [0, 1]; got {beta}")
-    if not 0.0 <= skew <= 1.0:
-        raise ValueError(f"skew must be in [0, 1]; got {skew}")
+    if not 0.0 <= skew < 1.0:
+        raise ValueError(f"skew must be in [0, 1); got {skew}")
     check_temperature(temperature)
     s, t = _flatten(student), _flatten(teacher)
     flat = labels.reshape(-1)
@@ -274,8 +275,9 @@ def objective_rows(objective: Callable[[Tensor, Tensor, Tensor, Any], Tensor]) -
 # (token rows of a language model, or the class rows of an image batch).
 _NO_WEIGHTS = Preset(0.0, 1.0, 0, None)
 _BETA = ParameterRule("number", 0.0, 1.0)
-_SKEW_F = ParameterRule("number", 0.0, 1.0)
-_SKEW_R = ParameterRule("number", 0.0, 1.0)
+# a skew of 1 mixes the divergence's second distribution away entirely: KL(p || p) = 0, no gradient
+_SKEW_F = ParameterRule("number", 0.0, 1.0, high_open=True)
+_SKEW_R = ParameterRule("number", 0.0, 1.0, high_open=True)
 
 
 @register("reverse_kl", summary="reverse KL, T^2 KL(p_s || p_t) (mode-seeking; MiniLLM's divergence)",

@@ -104,3 +104,78 @@ def model_limits(hf_config: dict[str, Any]) -> tuple[int | None, int | None]:
     vocabulary = hf_config.get("vocab_size")
     positions = hf_config.get("max_position_embeddings") or hf_config.get("n_positions")
     return (vocabulary if isinstance(vocabulary, int) else None, positions if isinstance(positions, int) else None)
+
+
+def build_on_meta(transformers: Any, auto: Any, settings: dict[str, Any], where: str,
+                  extra: dict[str, Any] | None = None, **remote: Any) -> None:
+    """Build the model a config's ``settings`` describe on the meta device (no memory, no weights),
+    so that what Transformers refuses only when it builds a model (an unknown ``model_type``, a
+    width its heads do not divide) is one line naming ``<where>.config`` before any work."""
+    import torch
+
+    from ..config import ConfigError
+
+    settings = dict(settings)
+    model_type = settings.pop("model_type", None)
+    if not isinstance(model_type, str):
+        raise ConfigError(f"{where}.config: gives no model_type")
+    try:
+        hf_config = transformers.AutoConfig.for_model(model_type, **settings, **(extra or {}))
+        with torch.device("meta"):
+            auto.from_config(hf_config, **remote)
+    except (ValueError, TypeError, KeyError, AttributeError, AssertionError) as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        if "model_type" in first or "Unrecognized" in first:
+            first = f"unknown model_type {model_type!r} ({first})"
+        raise ConfigError(f"{where}.config: {first}") from None
+
+
+def check_weights_folder(folder: Path, where: str) -> None:
+    """A ``save_pretrained`` folder whose weights are PyTorch pickles (``*.bin``, no safetensors) must
+    hold tensors only: each is read with ``weights_only`` now, so an unsafe or damaged file is one
+    line naming it before any work (Transformers would refuse it later, in several lines)."""
+    from ..config import ConfigError
+    from ..files import IntegrityError, load_verified
+
+    if not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return
+    for path in sorted(folder.glob("*.bin")):
+        try:
+            load_verified(path)
+        except (IntegrityError, Exception) as error:  # noqa: B014  (an unpickling error names the global)
+            detail = str(error).strip().splitlines()[-1][:160] if str(error).strip() else type(error).__name__
+            raise ConfigError(f"{where}: {str(path)!r} holds Python objects or is damaged ({detail}); kdtemp loads "
+                              "weights with weights_only=True and never runs code from a file: save the model with "
+                              "safetensors (save_pretrained's default)") from None
+
+
+UNKNOWN_RATE_LIMIT = 0.05
+"""The share of a data sample's tokens a tokenizer may read as its unknown token."""
+SAMPLE_TEXTS = 200
+
+
+def check_tokenizer_reads(tokenizer: Any, name: str, texts: list[str], where: str = "data.tokenizer") -> None:
+    """Refuse a tokenizer that reads the data as noise, measured on the first :data:`SAMPLE_TEXTS`
+    texts: more than :data:`UNKNOWN_RATE_LIMIT` of the tokens its unknown token (a vocabulary that
+    lacks the data's words), or a vocabulary of fewer than two tokens, or every text read as one and
+    the same token (a tokenizer built from files it did not understand)."""
+    from ..config import ConfigError
+
+    sample = [text for text in texts[:SAMPLE_TEXTS] if text.strip()]
+    if not sample:
+        return
+    if len(tokenizer) < 2:
+        raise ConfigError(f"{where}: {name!r} has {len(tokenizer)} token(s) in its vocabulary; it cannot represent "
+                          "text (were its vocabulary files read?)")
+    ids = [i for row in tokenizer(sample, add_special_tokens=False)["input_ids"] for i in row]
+    if not ids:
+        raise ConfigError(f"{where}: {name!r} reads the first {len(sample)} texts of the data as no tokens at all")
+    unknown = tokenizer.unk_token_id
+    rate = sum(1 for i in ids if i == unknown) / len(ids) if unknown is not None else 0.0
+    if rate > UNKNOWN_RATE_LIMIT:
+        raise ConfigError(f"{where}: {name!r} reads {rate:.0%} of the tokens of the data's first {len(sample)} texts "
+                          f"as its unknown token {tokenizer.unk_token!r} (allowed: at most "
+                          f"{UNKNOWN_RATE_LIMIT:.0%}); its vocabulary ({len(tokenizer)} tokens) lacks the data's words")
+    if len(set(ids)) == 1 and len(ids) > len(sample):
+        raise ConfigError(f"{where}: {name!r} reads the data's first {len(sample)} texts as one and the same token "
+                          f"(id {ids[0]}); it cannot represent them")

@@ -115,3 +115,92 @@ def test_a_teacher_padded_larger_is_cut_to_the_shared_vocabulary_with_a_note(ins
     assert main(["study", "plan", path, "--output", str(tmp_path / "out")]) == 0
     err = capsys.readouterr().err
     assert f"teacher: 'tiny-teacher' has {vocabulary + 30} output tokens, 30 more than the tokenizer's {vocabulary}" in err
+
+
+# Malformed inputs (issue: text and language-model inputs held to the image standard): one line each,
+# naming the field, before any work.
+
+def _rewrite(data, split, change):
+    lines = (data / f"{split}.jsonl").read_text().splitlines()
+    change(lines)
+    (data / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("bad, says", [
+    ('{"prompt": "a", "prompt": "", "response": "b"}', "line 5 has the key 'prompt' twice; each key once"),
+    ('{"prompt": "a", "response": ' + "[" * 100 + "]" * 100 + "}", "line 5 nests deeper than 32 levels"),
+    ('{"prompt": "a", "references": [], "response": "b"}', "line 5: 'references' is empty; give at least one"),
+])
+def test_instruction_jsonl_is_read_strictly(instructions, lm_tokenizer, vocabulary, tmp_path, capsys, bad, says):
+    data = write_instructions(tmp_path / "bad")
+    _rewrite(data, "train", lambda lines: lines.__setitem__(4, bad))
+    line = plan_error(study(tmp_path, data, lm_tokenizer, vocabulary), capsys, tmp_path / "out")
+    assert f"data.root: {data / 'train.jsonl'} {says}" in line, line
+
+
+def test_instruction_jsonl_that_is_not_utf8(instructions, lm_tokenizer, vocabulary, tmp_path, capsys):
+    data = write_instructions(tmp_path / "bad")
+    path = data / "train.jsonl"
+    path.write_bytes(path.read_bytes() + '{"prompt": "caf\u00e9"}\n'.encode("latin-1"))
+    line = plan_error(study(tmp_path, data, lm_tokenizer, vocabulary), capsys, tmp_path / "out")
+    assert line.endswith(f"data.root: {path} line 65 is not UTF-8 (byte 0xe9 at column 16); save the file as UTF-8")
+
+
+def test_max_length_below_two_names_max_length(instructions, lm_tokenizer, vocabulary, tmp_path, capsys):
+    line = plan_error(study(tmp_path, instructions, lm_tokenizer, vocabulary, **{"data.max_length": 0}), capsys,
+                      tmp_path / "out")
+    assert line.endswith("data.max_length: must be in [2, 1000000]; got 0")
+
+
+def test_a_skew_of_one_is_refused_before_any_work(instructions, lm_tokenizer, vocabulary, tmp_path, capsys):
+    path = study(tmp_path, instructions, lm_tokenizer, vocabulary, **{"student.objective": "skew_kl",
+                                                                      "student.objective_params": {"skew": 1.0}})
+    line = plan_error(path, capsys, tmp_path / "out")
+    assert "skew: must be a number >= 0 and < 1; got 1.0" in line
+
+
+def test_a_tokenizer_without_end_of_sequence(instructions, lm_tokenizer, vocabulary, tmp_path, capsys):
+    from transformers import AutoTokenizer
+
+    folder = tmp_path / "no-eos"
+    tokenizer = AutoTokenizer.from_pretrained(str(lm_tokenizer))
+    tokenizer.eos_token = None
+    tokenizer.save_pretrained(str(folder))
+    line = plan_error(study(tmp_path, instructions, folder, vocabulary), capsys, tmp_path / "out")
+    assert line.endswith(f"data.tokenizer: {str(folder)!r} has no end-of-sequence token; a causal language model's "
+                         "responses end with one (set eos_token in its tokenizer_config.json)")
+
+
+def test_a_one_token_tokenizer_is_refused(instructions, lm_tokenizer, vocabulary, tmp_path, capsys):
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    folder = tmp_path / "one-token"
+    fast = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.BPE(vocab={"<|endoftext|>": 0}, merges=[])),
+                                   eos_token="<|endoftext|>")
+    fast.save_pretrained(str(folder))
+    line = plan_error(study(tmp_path, instructions, folder, vocabulary), capsys, tmp_path / "out")
+    assert f"data.tokenizer: {str(folder)!r} " in line and ("1 token(s)" in line or "no tokens at all" in line)
+
+
+def test_an_unknown_model_type_and_heads_that_do_not_divide(instructions, lm_tokenizer, vocabulary, tmp_path, capsys):
+    path = study(tmp_path, instructions, lm_tokenizer, vocabulary,
+                 **{"teacher.config": {**tiny_gpt2(vocab_size=vocabulary), "model_type": "gpt3"}})
+    assert "teacher.config: unknown model_type 'gpt3'" in plan_error(path, capsys, tmp_path / "out")
+    path = study(tmp_path, instructions, lm_tokenizer, vocabulary,
+                 **{"student.model.config": {**tiny_gpt2(vocab_size=vocabulary, layers=1), "n_head": 5}})
+    line = plan_error(path, capsys, tmp_path / "out")
+    assert line.startswith("kdtemp: error: student.model.config: ") and "divisible" in line, line
+
+
+def test_pickled_teacher_weights_are_named_at_once_not_looked_up_on_the_hub(instructions, lm_tokenizer, vocabulary,
+                                                                            tmp_path, capsys, marker):
+    import torch
+
+    from helpers.trust import plant
+
+    weights = plant(tmp_path / "teacher.pt", {"w": torch.zeros(1)}, marker)
+    path = study(tmp_path, instructions, lm_tokenizer, vocabulary,
+                 **{"teacher": {"name": "gpt2", "init": "checkpoint", "weights": str(weights)}, "data.tokenizer": None})
+    line = plan_error(path, capsys, tmp_path / "out")
+    assert line.startswith(f"kdtemp: error: teacher.weights: {str(weights)!r} holds Python objects") and not marker.exists()

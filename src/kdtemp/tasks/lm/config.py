@@ -106,9 +106,9 @@ class LMDataConfig(FileFreeData):
         require(len(set(self.eval_sets)) == len(self.eval_sets), f"{path}.eval_sets", f"names a set twice: {self.eval_sets}")
         require(self.dataset == "instructions" or self.root is not None or self.eval_sets == ["test"], f"{path}.eval_sets",
                 "Dolly through datasets has one evaluation set, test; give root: a folder for more")
+        require(2 <= self.max_length <= 1_000_000, f"{path}.max_length", f"must be in [2, 1000000]; got {self.max_length}")
         require(1 <= self.max_prompt_length < self.max_length, f"{path}.max_prompt_length",
                 f"must be >= 1 and below max_length {self.max_length}; got {self.max_prompt_length}")
-        require(2 <= self.max_length <= 1_000_000, f"{path}.max_length", f"must be in [2, 1000000]; got {self.max_length}")
         require(self.prompt_policy in ("truncate", "refuse"), f"{path}.prompt_policy",
                 f"must be truncate or refuse; got {self.prompt_policy!r}")
         for name in ("train_samples", "eval_samples"):

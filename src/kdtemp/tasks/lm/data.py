@@ -25,6 +25,7 @@ from torch import Tensor
 
 from ...config import ConfigError
 from ...files import warn
+from ...readers import read_json_lines
 from ..base import stream_seed
 from ..text.data import padded_rows
 from .config import DOLLY_FILE, DOLLY_HUB, LMDataConfig
@@ -71,6 +72,8 @@ def record_of(line: dict, where: str, need_response: bool = True) -> Record:
     references = line.get("references")
     if references is not None and (not isinstance(references, list) or not all(isinstance(r, str) for r in references)):
         raise ConfigError(f"{where}: 'references' must be a list of strings")
+    if references == []:
+        raise ConfigError(f"{where}: 'references' is empty; give at least one reference string (or leave it out)")
     response = line.get("response", line.get("output"))
     if response is None and (need_response or not references):
         raise ConfigError(f"{where}: no 'response' (a line needs prompt and response, or Dolly's instruction and response)")
@@ -81,18 +84,10 @@ def record_of(line: dict, where: str, need_response: bool = True) -> Record:
 
 
 def read_jsonl(path: Path, need_response: bool = True, field_name: str = "data.root") -> list[Record]:
-    """Every record of a JSONL file; one line naming the file and line for a bad one."""
-    records = []
-    with open(path, encoding="utf-8") as handle:
-        for number, text in enumerate(handle, 1):
-            if not text.strip():
-                continue
-            where = f"{field_name}: {path} line {number}"
-            try:
-                line = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise ConfigError(f"{where} is not JSON ({error.msg})") from None
-            records.append(record_of(line, where, need_response))
+    """Every record of a JSONL file (:mod:`kdtemp.readers`: UTF-8, one object per line, no duplicate
+    keys, bounded nesting); one line naming the file and line for a bad one."""
+    records = [record_of(line, f"{field_name}: {path} line {number}", need_response)
+               for number, line in read_json_lines(path, field_name)]
     if not records:
         raise ConfigError(f"{field_name}: {path} has no records")
     return records
@@ -132,14 +127,7 @@ def split_files(config: LMDataConfig) -> dict[str, Path] | None:
 def _dolly_lines(config: LMDataConfig) -> tuple[list[dict], str]:
     if config.root is not None:
         path = Path(config.root).expanduser() / DOLLY_FILE
-        lines = []
-        for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if text.strip():
-                try:
-                    lines.append(json.loads(text))
-                except json.JSONDecodeError as error:
-                    raise ConfigError(f"data.root: {path} line {number} is not JSON ({error.msg})") from None
-        return lines, str(path)
+        return [line for _, line in read_json_lines(path, "data.root")], str(path)
     try:
         import datasets
     except ImportError:

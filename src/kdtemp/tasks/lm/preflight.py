@@ -19,11 +19,11 @@ from ...config import ConfigError
 from ...files import warn
 from ...objectives.registry import get_spec
 from ..base import Preflight
-from ..hf import model_limits
+from ..hf import SAMPLE_TEXTS, check_tokenizer_reads, model_limits
 from ..image.preflight import check_device
 from ..text.data import tokenizer_identity
 from ..text.models import load_tokenizer, recorded_tokenizer, tokenizer_source
-from ..text.preflight import _hf_config
+from ..text.preflight import _hf_config, check_buildable
 from .config import LMDataConfig
 from .data import long_prompts, read_records, splits_of
 
@@ -108,7 +108,7 @@ def check_models(models: list[tuple[Any, str]], tokenizer: Any, tokenizer_name: 
     size = len(tokenizer)
     for model, field in models:
         pending = model.init == "checkpoint" and model.prepared and not Path(model.weights).expanduser().exists()
-        source = None if pending else recorded_tokenizer(model)  # a model prepared by the study: this data's
+        source = None if pending else recorded_tokenizer(model, field)  # a model prepared by the study: this data's
         if source is not None and source != tokenizer_name:
             other = load_tokenizer(source, f"{field}.name")
             if tokenizer_identity(other, "") != identity:
@@ -118,6 +118,7 @@ def check_models(models: list[tuple[Any, str]], tokenizer: Any, tokenizer_name: 
         hf = _hf_config(model, field)
         if hf is None:
             continue
+        check_buildable(model, hf, field, "AutoModelForCausalLM")
         vocabulary, positions = model_limits(hf)
         if isinstance(vocabulary, int) and vocabulary < size:
             raise ConfigError(f"{field}: {model.name!r} has embeddings for {vocabulary} tokens, but the tokenizer "
@@ -153,7 +154,11 @@ def preflight(cohorts: Iterable[tuple[Any, list[Any]]], device: str = "auto", do
                               f"({facts.describe()}); allowed: at most {facts.train}")
         name = tokenizer_source(shared, members)
         tokenizer = load_tokenizer(name)
+        if tokenizer.eos_token_id is None:
+            raise ConfigError(f"data.tokenizer: {name!r} has no end-of-sequence token; a causal language model's "
+                              "responses end with one (set eos_token in its tokenizer_config.json)")
         if records is not None:  # None: this dataset was read for an earlier cohort, and checked then
+            check_tokenizer_reads(tokenizer, name, [r.prompt + r.response for r in records["train"][:SAMPLE_TEXTS]])
             check_prompts(shared.data, records, tokenizer)
         check_models(models, tokenizer, name, shared.data, noted)
     return state

@@ -54,6 +54,11 @@ class TextDataConfig(FileFreeData):
                 "(your own files)")
         if self.dataset == GENERIC:
             require(bool(self.root), f"{path}.root", f"{GENERIC} reads a folder of train and test files; give its path")
+        else:  # GLUE's columns are GLUE's: a column setting would be ignored
+            for name, default in (("text_column", "text"), ("text_pair_column", None), ("label_column", "label")):
+                value = getattr(self, name)
+                require(value == default, f"{path}.{name}",
+                        f"applies to {GENERIC} files; GLUE {self.dataset}'s columns are GLUE's (remove it); got {value!r}")
         if self.root is not None:
             require(Path(self.root).expanduser().is_dir(), f"{path}.root", f"{self.root!r} is not a folder")
         require(16 <= self.max_length <= 1_000_000, f"{path}.max_length", f"must be in [16, 1000000]; got {self.max_length}")

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from ...config import ConfigError
 from ...files import warn
+from ...readers import read_json_lines, read_table
 from ..base import stream_seed
 from .config import FORMATS, GENERIC, TextDataConfig
 from .glue import GLUE, GlueTask
@@ -47,18 +48,43 @@ def natural(value: str) -> tuple:
     return (0, float(value), "") if value.replace(".", "", 1).lstrip("-").isdigit() else (1, 0.0, value)
 
 
-def _read_table(path: Path, header: bool = True) -> tuple[list[str] | None, list[list[str]]]:
-    """The header (or None) and rows of a TSV/CSV file, or of a JSONL file as columns by name."""
+Table = tuple[list[str] | None, list[tuple[int, list[str | None]]]]
+"""A file's header (None without one) and its rows, each with the line it starts on; a JSONL record's
+missing key is ``None``."""
+
+
+def _read_table(path: Path, field: str, header: bool = True) -> Table:
+    """The header and rows of a TSV/CSV file, or of a JSONL file as columns by name
+    (:mod:`kdtemp.readers`: UTF-8, one object per line, no duplicate keys). A table's rows must have
+    its header's columns: a row with fewer lost a value (a missing label), one with more has a stray
+    separator inside a text (GLUE's TSVs quote nothing, so a tab inside a sentence splits it)."""
     if path.suffix == ".jsonl":
-        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        names = list(dict.fromkeys(key for record in records for key in record))
-        return names, [["" if record.get(n) is None else str(record.get(n)) for n in names] for record in records]
-    delimiter = "\t" if path.suffix == ".tsv" else ","
-    quoting = csv.QUOTE_NONE if path.suffix == ".tsv" else csv.QUOTE_MINIMAL  # GLUE's TSVs quote nothing
-    with open(path, encoding="utf-8", newline="") as handle:
-        table = list(csv.reader(handle, delimiter=delimiter, quoting=quoting))
-    table = [row for row in table if row]
-    return (table[0], table[1:]) if header and table else (None, table)
+        records = read_json_lines(path, field)
+        names = list(dict.fromkeys(key for _, record in records for key in record))
+        rows: list[tuple[int, list[str | None]]] = []
+        for number, record in records:
+            for key, value in record.items():
+                if isinstance(value, (dict, list)):
+                    raise ConfigError(f"{field}: {path} line {number}: {key!r} holds a {type(value).__name__}; a "
+                                      "column holds a string or a number")
+            rows.append((number, [None if n not in record else "" if record[n] is None else str(record[n])
+                                  for n in names]))
+        return names, rows
+    tsv = path.suffix == ".tsv"
+    table = read_table(path, field, "\t" if tsv else ",", csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
+    if not header or not table:
+        return None, list(table)
+    names = table[0][1]
+    for number, row in table[1:]:
+        if len(row) < len(names):
+            raise ConfigError(f"{field}: {path} line {number} has {len(row)} columns; its header has {len(names)} "
+                              f"({', '.join(names[len(row):])} missing)")
+        if len(row) > len(names):
+            separator = "tab" if tsv else "comma"
+            hint = "remove it (GLUE's TSVs quote nothing)" if tsv else "quote the text"
+            raise ConfigError(f"{field}: {path} line {number} has {len(row)} columns; its header has {len(names)} "
+                              f"(a {separator} inside a text? {hint})")
+    return names, list(table[1:])
 
 
 def _columns(path: Path, header: list[str] | None, wanted: list[str | int], field: str) -> list[int]:
@@ -75,22 +101,32 @@ def _columns(path: Path, header: list[str] | None, wanted: list[str | int], fiel
     return indexes
 
 
+def _cell(path: Path, number: int, row: list[str | None], index: int, name: str, field: str) -> str:
+    """The value of column ``index`` (called ``name``) of a row; one line when the row lacks it."""
+    value = row[index] if index < len(row) else None
+    if value is None:
+        raise ConfigError(f"{field}: {path} line {number} has no {name!r}")
+    return value
+
+
 def read_glue_tsv(task: GlueTask, root: Path, split: str) -> Rows:
     """One split of GLUE task ``task`` from GLUE's own TSV file in ``root``."""
     path = root / task.tsv_files[split]
     if not path.is_file():
         raise ConfigError(f"data.root: {root} has no {task.tsv_files[split]} (GLUE's {task.name} {split} file)")
-    header, table = _read_table(path, task.tsv_header)
+    header, table = _read_table(path, "data.root", task.tsv_header)
     text_columns = list(task.tsv_text_index) or list(task.tsv_columns)
     text, *pair = _columns(path, header, [*text_columns, task.tsv_label], "data.root")
     label = pair.pop()
     names = {name: index for index, name in enumerate(task.label_names)}
     texts, pairs, labels = [], [] if pair else None, []
-    for number, row in enumerate(table, 2 if header else 1):
+    width = len(table[0][1]) if table and header is None else None  # a file without a header: its first row's
+    for number, row in table:
         needed = max([text, label, *pair])
-        if len(row) <= needed:
-            raise ConfigError(f"data.root: {path} line {number} has {len(row)} columns; {task.name} needs {needed + 1}")
-        value = row[label].strip()
+        if len(row) <= needed or (width is not None and len(row) != width):
+            raise ConfigError(f"data.root: {path} line {number} has {len(row)} columns; {task.name}'s file has "
+                              f"{width or needed + 1}")
+        value = (row[label] or "").strip()
         if value in names:
             labels.append(names[value])
         elif value.isdigit() and int(value) < len(task.label_names):
@@ -98,9 +134,9 @@ def read_glue_tsv(task: GlueTask, root: Path, split: str) -> Rows:
         else:
             raise ConfigError(f"data.root: {path} line {number}: label {value!r} is not one of {task.name}'s "
                               f"({', '.join(task.label_names)}, or their indexes)")
-        texts.append(row[text])
+        texts.append(row[text] or "")
         if pairs is not None:
-            pairs.append(row[pair[0]])
+            pairs.append(row[pair[0]] or "")
     return Rows(texts, pairs, labels, list(task.label_names), str(path))
 
 
@@ -138,17 +174,26 @@ def generic_file(root: Path, names: tuple[str, ...], split: str) -> Path:
 
 def read_generic(config: TextDataConfig, split: str, classes: list[str] | None = None) -> Rows:
     """One split of a ``text_classification`` folder; the class names are the training split's
-    label values in natural order (``classes``, given for the test split)."""
+    label values in natural order (``classes``, given for the test split). A row without a text or a
+    label, or with an empty label, is refused with its line."""
     root = Path(config.root).expanduser()
     path = generic_file(root, ("train",) if split == "train" else TEST_NAMES, split)
-    header, table = _read_table(path)
+    header, table = _read_table(path, "data.root")
     wanted = [config.text_column, config.label_column] + ([config.text_pair_column] if config.text_pair_column else [])
     fields = ["data.text_column", "data.label_column", "data.text_pair_column"]
     indexes = []
     for name, field in zip(wanted, fields):
         indexes += _columns(path, header, [name], field)
     text, label, *pair = indexes
-    values = [row[label].strip() if len(row) > label else "" for row in table]
+    texts, pairs, values = [], [] if pair else None, []
+    for number, row in table:
+        value = _cell(path, number, row, label, config.label_column, "data.label_column").strip()
+        if not value:
+            raise ConfigError(f"data.label_column: {path} line {number} has an empty {config.label_column!r}")
+        values.append(value)
+        texts.append(_cell(path, number, row, text, config.text_column, "data.text_column"))
+        if pairs is not None:
+            pairs.append(_cell(path, number, row, pair[0], config.text_pair_column, "data.text_pair_column"))
     if classes is None:
         classes = sorted(set(values), key=natural)
         if len(classes) < 2:
@@ -157,9 +202,7 @@ def read_generic(config: TextDataConfig, split: str, classes: list[str] | None =
     if unknown:
         raise ConfigError(f"data.label_column: {path} has labels the training split has not ({', '.join(unknown[:5])})")
     index = {name: i for i, name in enumerate(classes)}
-    return Rows([row[text] if len(row) > text else "" for row in table],
-                [row[pair[0]] if len(row) > pair[0] else "" for row in table] if pair else None,
-                [index[v] for v in values], list(classes), str(path))
+    return Rows(texts, pairs, [index[v] for v in values], list(classes), str(path))
 
 
 def test_splits(config: TextDataConfig) -> tuple[str, ...]:

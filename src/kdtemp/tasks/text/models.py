@@ -51,14 +51,25 @@ def _from_hub(load, name: str, where: str, **kwargs):
 
 
 def load_tokenizer(name: str, where: str = "data.tokenizer"):
-    """The fast tokenizer ``name`` (a hub name or a local folder)."""
+    """The fast tokenizer ``name`` (a hub name or a local folder); a folder Transformers cannot make a
+    tokenizer of (only ``tokenizer_config.json``, say) is one line."""
     transformers = transformers_module()
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        try:
+            return transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        except Exception as error:  # noqa: BLE001  (Transformers raises many kinds here; each is one line)
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+            raise ConfigError(f"{where}: {name!r} is not a tokenizer folder Transformers can load (it needs "
+                              f"tokenizer.json, or its tokenizer class's vocabulary files): {first}") from None
     return _from_hub(transformers.AutoTokenizer.from_pretrained, name, where)
 
 
-def recorded_tokenizer(config: TextModelConfig) -> str | None:
+def recorded_tokenizer(config: TextModelConfig, where: str = "model") -> str | None:
     """The tokenizer a model's weights come with: a kdtemp checkpoint's recorded one, a folder with
-    tokenizer files, or the hub name of a pretrained model (None for a random one)."""
+    tokenizer files, or the hub name of a pretrained model (None for a random one). A weights file
+    that cannot be read safely is one line naming ``<where>.weights`` (not a reason to ask the hub
+    for ``name``)."""
     if config.init == "random":
         return None
     if config.init == "pretrained":
@@ -69,8 +80,8 @@ def recorded_tokenizer(config: TextModelConfig) -> str | None:
     if path.is_file():
         try:
             return read_weights(path)[1].get("tokenizer") or config.name
-        except WeightsError:
-            return config.name
+        except WeightsError as error:
+            raise ConfigError(f"{where}.weights: {error}") from None
     return config.name  # a prepared model's file is written by the study's first stage
 
 
@@ -80,9 +91,10 @@ def tokenizer_source(shared: Any, members: list[Any] | None = None) -> str:
     if shared.data.tokenizer:
         return shared.data.tokenizer
     members = getattr(shared, "members", []) if members is None else members
-    models = [shared.teacher] if shared.teacher is not None else [m.model for m in members]
-    for model in models:
-        source = recorded_tokenizer(model)
+    models = [(shared.teacher, "teacher")] if shared.teacher is not None else \
+        [(m.model, "student.model") for m in members]
+    for model, where in models:
+        source = recorded_tokenizer(model, where)
         if source is not None:
             return source
     raise ConfigError("data.tokenizer: the teacher (a random model from a config) comes with no tokenizer; name one "

@@ -11,18 +11,18 @@ cached yet while ``plan`` may not download is checked when the study runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 from ...config import ConfigError
 from ..base import Preflight
-from ..hf import model_limits
+from ..hf import build_on_meta, check_tokenizer_reads, check_weights_folder, model_limits
 from ..image.models import WeightsError, read_weights
 from ..image.preflight import check_device
 from .config import TextDataConfig, TextModelConfig
-from .data import read_rows, test_splits
-from .models import load_tokenizer, tokenizer_source, transformers_module
+from .data import read_rows, test_splits, tokenizer_identity
+from .models import load_tokenizer, recorded_tokenizer, tokenizer_source, transformers_module
 
 
 @dataclass
@@ -33,6 +33,7 @@ class TextFacts:
     classes: list[str]
     train: int
     test: int
+    sample: list[str] = field(default_factory=list)  # the first training texts, for the tokenizer check
 
     def describe(self) -> str:
         where = f" {self.data.root}" if self.data.root else " (datasets: nyu-mll/glue)"
@@ -57,7 +58,8 @@ def _dataset(data: TextDataConfig, download: bool, state: Preflight) -> TextFact
             return None  # not cached yet: the run reads it (downloading with data.download) and checks it then
         raise
     facts = TextFacts(data, train.classes, _count(train.labels, len(train.classes), data.train_per_class),
-                      _count(tests[0].labels, len(train.classes), data.test_per_class))
+                      _count(tests[0].labels, len(train.classes), data.test_per_class),
+                      [" ".join(pair) for pair in zip(train.texts, train.pairs or [""] * len(train.texts))][:200])
     state.datasets[key] = facts
     return facts
 
@@ -82,24 +84,56 @@ def _hf_config(config: TextModelConfig, field: str) -> dict[str, Any] | None:
     transformers = transformers_module()
     loader = transformers.AutoConfig.from_pretrained
     remote = {"trust_remote_code": True} if config.trust_remote_code else {}
+    where = f"{field}.weights" if config.init == "checkpoint" else f"{field}.name"
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        check_weights_folder(folder, where)
     try:
         return loader(name, local_files_only=True, **remote).to_dict()
     except OSError:
-        pass
+        if folder.is_dir():
+            raise ConfigError(f"{where}: {name!r} is not a model folder Transformers can read (no usable "
+                              "config.json)") from None
+    except ValueError as error:
+        raise _config_refused(error, name, where, field) from None
     try:
         return loader(name, **remote).to_dict()
-    except (OSError, ValueError) as error:
+    except ValueError as error:
+        raise _config_refused(error, name, where, field) from None
+    except OSError as error:
         first = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
-        where = f"{field}.weights" if config.init == "checkpoint" else f"{field}.name"
         raise ConfigError(f"{where}: {name!r} is neither in the local Hugging Face cache nor reachable on the hub "
                           f"(offline?): {first}") from None
+
+
+def _config_refused(error: ValueError, name: str, where: str, field: str) -> ConfigError:
+    """Transformers' refusal of a model's config as one line: remote code kdtemp does not run, or an
+    unknown ``model_type``."""
+    text = str(error)
+    if "trust_remote_code" in text:
+        return ConfigError(f"{where}: {name!r} needs its own Python code (custom modelling files); kdtemp runs no "
+                           f"code from a model unless {field}.trust_remote_code: true")
+    first = (text.strip().splitlines() or [type(error).__name__])[0][:200]
+    return ConfigError(f"{where}: {name!r} has a config Transformers cannot read: {first}")
+
+
+def check_buildable(config: TextModelConfig, hf: dict[str, Any], field: str, auto: str,
+                    extra: dict[str, Any] | None = None) -> None:
+    """The model ``hf`` describes, built on the meta device (:func:`~kdtemp.tasks.hf.build_on_meta`)
+    with Transformers' ``auto`` class."""
+    transformers = transformers_module()
+    remote = {"trust_remote_code": True} if config.trust_remote_code else {}
+    build_on_meta(transformers, getattr(transformers, auto), hf, field, extra, **remote)
 
 
 def check_model(config: TextModelConfig, facts: TextFacts, tokenizer: Any, tokenizer_name: str, max_length: int,
                 field: str) -> None:
     """The labels a checkpoint records, and whether the tokenizer's ids and the inputs' length fit."""
     if config.init == "checkpoint" and Path(config.weights).expanduser().is_file():
-        meta = read_weights(config.weights)[1]
+        try:
+            meta = read_weights(config.weights)[1]
+        except WeightsError as error:
+            raise ConfigError(f"{field}.weights: {error}") from None
         recorded = meta.get("classes")
         if recorded is not None and list(recorded) != list(facts.classes):
             raise ConfigError(f"{field}.weights: its labels ({', '.join(map(str, recorded))}) differ from the data's "
@@ -107,6 +141,14 @@ def check_model(config: TextModelConfig, facts: TextFacts, tokenizer: Any, token
     hf = _hf_config(config, field)
     if hf is None:
         return
+    check_buildable(config, hf, field, "AutoModelForSequenceClassification", {"num_labels": len(facts.classes)})
+    source = recorded_tokenizer(config, field)
+    if source is not None and source != tokenizer_name:
+        other = load_tokenizer(source, f"{field}.name")
+        if tokenizer_identity(other, "") != tokenizer_identity(tokenizer, ""):
+            raise ConfigError(f"{field}: {config.name!r} uses the tokenizer {source!r}, which differs from the data's "
+                              f"{tokenizer_name!r} (its vocabulary or rules): it would read ids of another vocabulary; "
+                              "set data.tokenizer to the model's, or use models of one tokenizer")
     vocabulary, positions = model_limits(hf)
     if isinstance(vocabulary, int) and len(tokenizer) > vocabulary:
         raise ConfigError(f"data.tokenizer: {tokenizer_name!r} gives ids up to {len(tokenizer) - 1}, but {field} "
@@ -128,14 +170,15 @@ def preflight(cohorts: Iterable[tuple[Any, list[Any]]], device: str = "auto", do
         models = ([(shared.teacher, "teacher")] if shared.teacher is not None else []) + \
             [(member.model, f"{prefix}model") for member in members]
         if facts is None:  # the data is read when the run starts; the models can be found now
-            for model, field in models:
-                _hf_config(model, field)
+            for model, where in models:
+                _hf_config(model, where)
             continue
         if shared.batch_size > facts.train:
             raise ConfigError(f"batch_size: {shared.batch_size} exceeds the {facts.train} training inputs of this data "
                               f"({facts.describe()}); allowed: at most {facts.train}")
         name = tokenizer_source(shared, members)
         tokenizer = load_tokenizer(name)
-        for model, field in models:
-            check_model(model, facts, tokenizer, name, shared.data.max_length, field)
+        check_tokenizer_reads(tokenizer, name, facts.sample)
+        for model, where in models:
+            check_model(model, facts, tokenizer, name, shared.data.max_length, where)
     return state
