@@ -3,9 +3,15 @@
 Arrows point down (docs: architecture, "Arrows point down"): a module may import its own layer or a
 layer listed before it, never one listed after it, and no kdtemp modules import each other in a
 circle. Every import counts: module-level ones and those inside functions (a lazy import is still a
-dependency), absolute (``kdtemp.x``) and relative (``..x``). Imports under ``if TYPE_CHECKING:``
-never run and do not count. Importing ``a.b`` also runs ``a/__init__.py``; that implicit parent
-import does not count, but an explicit ``from a import name`` is an import of ``a`` itself.
+dependency), absolute (``kdtemp.x``) and relative (``..x``), and those under ``if TYPE_CHECKING:``
+(they never run, but a type that names a module above is still a dependency on it). Importing
+``a.b`` also runs ``a/__init__.py``; that implicit parent import does not count, but an explicit
+``from a import name`` is an import of ``a`` itself.
+
+Tasks are plug-ins (docs: architecture, "Add a task"): only ``kdtemp.tasks`` (its ``__init__``)
+imports a task package (``kdtemp.tasks.image``, ``.text``, ``.lm``), and a task package imports no
+other task package: what tasks share lives in ``kdtemp.tasks.base``, ``kdtemp.tasks.hf`` or a layer
+below.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import pytest
 LAYERS: list[tuple[str, list[str]]] = [
     ("package root", ["kdtemp"]),
     # typed configuration, atomic files, reading users' files, plug-in loading, progress bars: no tensors, no maths
-    ("utilities", ["kdtemp.config", "kdtemp.files", "kdtemp.paths", "kdtemp.plugins", "kdtemp.progress",
+    ("utilities", ["kdtemp.config", "kdtemp.files", "kdtemp.paths", "kdtemp.plugins", "kdtemp.progress", "kdtemp.weights",
                    "kdtemp.readers"]),
     # pure maths on tensors: know nothing of data, tasks, engines or studies; import each other
     # only acyclically (the cycle check below); a plug-in objective is loaded through the utilities
@@ -80,13 +86,10 @@ def _type_checking(test: ast.expr) -> bool:
 
 
 def _imports(tree: ast.AST, lazy: bool = False):
-    """(node, inside a function) for every import statement, skipping ``if TYPE_CHECKING:`` bodies."""
+    """(node, inside a function) for every import statement, ``if TYPE_CHECKING:`` bodies included."""
     for node in ast.iter_child_nodes(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node, lazy
-        elif isinstance(node, ast.If) and _type_checking(node.test):
-            for child in node.orelse:
-                yield from _imports(ast.Module(body=[child], type_ignores=[]), lazy)
         else:
             inner = lazy or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
             yield from _imports(node, inner)
@@ -219,11 +222,30 @@ def test_no_import_cycles():
 
 
 def test_the_walk_sees_lazy_relative_and_type_checking_imports(tmp_path):
-    """The walk itself: a function-level relative import counts; a TYPE_CHECKING one does not."""
+    """The walk itself: a function-level relative import counts, and so does a TYPE_CHECKING one."""
     tree = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .a import b\n"
                      "def f():\n    from ..c import d\n")
     seen = [(node.module, node.level, lazy) for node, lazy in _imports(tree)]
-    assert seen == [("typing", 0, False), ("c", 2, True)]
+    assert seen == [("typing", 0, False), ("a", 1, False), ("c", 2, True)]
     assert _cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
     assert layer_of("kdtemp.study.spec") == [n for n, _ in LAYERS].index("study")
     assert layer_of("kdtemp.studyish") is None and layer_of("kdtemp") == 0
+
+
+TASK_PACKAGES = ("kdtemp.tasks.image", "kdtemp.tasks.text", "kdtemp.tasks.lm")
+
+
+def _package(module: str) -> str | None:
+    return next((p for p in TASK_PACKAGES if module == p or module.startswith(p + ".")), None)
+
+
+def test_tasks_are_plug_ins_that_import_no_other_task():
+    offending = []
+    for edge in edges()[0]:
+        target, source = _package(edge.target), _package(edge.source)
+        if target is None or source == target or edge.source == "kdtemp.tasks":
+            continue
+        reason = f"{source} imports another task" if source else "only kdtemp.tasks imports a task package"
+        offending.append(f"{edge}   [{reason}]")
+    if offending:
+        _fail("imports of a task package's insides", offending)

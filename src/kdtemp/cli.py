@@ -204,8 +204,8 @@ def _teacher_shared(path: str, overrides: Sequence[str], model: str | None, rema
     """The shared config (data + teacher) of a teacher checkpoint, from its kdtemp metadata and overrides;
     ``remap_classes`` reorders its classifier to the data's classes by the names it records."""
     from .engine.config import SharedConfig
-    from .tasks.image.preflight import preflight
-    from .tasks.image.models import WeightsError, read_weights
+    from .tasks import DEFAULT_TASK, get_task
+    from .weights import WeightsError, read_weights
 
     if not Path(path).is_file():
         raise ConfigError(f"teacher: {path!r} does not exist")
@@ -221,7 +221,7 @@ def _teacher_shared(path: str, overrides: Sequence[str], model: str | None, rema
     teacher = {"name": name, "init": "checkpoint", "weights": path, **({"remap_classes": True} if remap_classes else {})}
     shared = from_dict(SharedConfig, {"data": data, "teacher": teacher, "batch_size": 1})
     try:
-        preflight([(shared, [])])
+        get_task(DEFAULT_TASK).preflight([(shared, [])])  # teacher diagnostics are image classification's, yet
     except ConfigError as error:  # the config field's name, as this command spells it
         message = str(error).replace("teacher.remap_classes: true", "--remap-classes")
         raise ConfigError(message.replace("remove remap_classes", "remove --remap-classes")) from None

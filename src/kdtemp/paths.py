@@ -8,6 +8,7 @@ Paths given as command-line overrides resolve against the current directory, as 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,14 @@ PATH_FIELDS = {
 }
 NAME_OR_PATH = ("tokenizer",)
 """Fields that hold a hub name or a folder: made absolute only when the folder exists beside the file."""
+
+
+def default_cache_dir() -> Path:
+    """Where every task caches its decoded or tokenised data: ``$KDTEMP_CACHE``, else
+    ``$XDG_CACHE_HOME/kdtemp``, else ``~/.cache/kdtemp``."""
+    if os.environ.get("KDTEMP_CACHE"):
+        return Path(os.environ["KDTEMP_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kdtemp"
 
 
 def examples() -> dict[str, Path]:

@@ -4,6 +4,7 @@ import re
 
 from kdtemp.cli import main
 from kdtemp.study.cost import training_cost
+from kdtemp.tasks import get_task
 from kdtemp.tasks.image.data import DataConfig
 from kdtemp.tasks.image.models import ModelConfig, forward_flops
 
@@ -26,6 +27,6 @@ def test_flops_are_counted_on_the_meta_device_and_a_step_is_three_forward_passes
     assert 80e6 < forward < 82e6  # resnet20: about 41 M multiply-adds at 32 px, 2 FLOPs each
     data = DataConfig(dataset="cifar10", root="nowhere", download=True, resolution=32, train_per_class=64,
                       test_per_class=10)
-    cost = training_cost(data, None, 64, [(ModelConfig("resnet20"), 2)])
+    cost = training_cost(get_task("image_classification"), data, None, 64, [(ModelConfig("resnet20"), 2)])
     assert cost.image_steps == 640 * 2
     assert cost.flops == forward * (3 * 640 + 100) * 2

@@ -141,7 +141,7 @@ class _Cohort:
         self.config, self.task, self.data, self.runtime = config, task, data, runtime
         self.members, self.teacher, self.teacher_metrics, self.output = members, teacher, teacher_metrics, output
         self.member_done = member_done
-        self.keep_precision = getattr(task, "keeps_logit_precision", False)  # a vocabulary's logits: upcast per chunk
+        self.keep_precision = task.keeps_logit_precision  # a vocabulary's logits: upcast per chunk
         self.loggers: dict[str, RunLoggers] = {}
 
     def folder(self, member: Member) -> RunFolder:

@@ -11,12 +11,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
 from ..config import ConfigError, require, to_dict
-from ..tasks.image.data import AugmentConfig, DataConfig
-from ..tasks.image.models import ModelConfig
 from ..objectives import get_spec
 from ..tasks import DEFAULT_TASK, TASKS
 from .tracking import LoggingConfig
 from ..objectives.registry import PROTOCOL, TEMPERATURE_RANGE, Preset, check_parameters
+
+# The sections a run of the default task (image classification) has, as its registration declares them;
+# a run of another task gets its own through :meth:`SharedConfig.field_types`.
+DataConfig = TASKS[DEFAULT_TASK].data_config
+AugmentConfig = TASKS[DEFAULT_TASK].augment_config
+ModelConfig = TASKS[DEFAULT_TASK].model_config
 
 DEFAULT_TEMPERATURE = 4.0
 """The temperature of a run that names none (and whose objective's official preset names none)."""

@@ -31,9 +31,7 @@ from .member import Member, build_optimizer
 
 def fusable(member: Member) -> bool:
     """Whether ``member`` can train inside a fused group (see the module docstring)."""
-    if not getattr(member.model, "fuses", False):  # an adapter that calls its module on one input tensor
-        return False
-    if member.phase_one is not None or getattr(member.config.model, "drop_path_rate", 0.0):
+    if not member.model.fuses or member.phase_one is not None:  # see ModelAdapter.fuses
         return False
     return not any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in member.student.modules())
 

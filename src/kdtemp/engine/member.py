@@ -126,7 +126,7 @@ class Member:
             self.model = task.create_model(config.model, data, runtime, "student")
             self.policy = create_policy(config.temperature_policy, temperature=config.effective_temperature,
                                         dts=config.dts, ctkd_ramp_epochs=config.ctkd_ramp_epochs, device=device,
-                                        samples=getattr(data, "train_size", 1),
+                                        samples=data.train_size,
                                         akd={**check_parameters(config.objective, config.objective_params),
                                              "phase1_epochs": self.phase_one}
                                         if config.temperature_policy == "akd" else None)
@@ -135,9 +135,9 @@ class Member:
         self.student = self.model.module
         # A task whose logits are wide (a vocabulary) keeps them in the model's precision and has its
         # losses upcast a chunk of rows at a time; its DTS progress may count optimizer steps.
-        self.keep_precision = getattr(task, "keeps_logit_precision", False)
-        self.progress_by_step = getattr(task, "progress_unit", "epoch") == "step"
-        self._prepare_objective = getattr(task, "prepare_objective", None)
+        self.keep_precision = task.keeps_logit_precision
+        self.progress_by_step = task.progress_unit == "step"
+        self._prepare_objective = task.prepare_objective
         self._data = data
         self.objective = self._create_objective(config.objective_params) if config.distills else None
         self.state.derived.update(self.model.metadata())  # e.g. the input normalisation, saved with the weights
@@ -217,10 +217,8 @@ class Member:
         self.objective = self._create_objective({**self.config.objective_params, **constants})
 
     def _create_objective(self, params: dict[str, Any]):
-        objective = create_objective(self.config.objective, **params)
-        if self._prepare_objective is not None:  # e.g. applied to token rows, chunked
-            objective = self._prepare_objective(objective, self._data)
-        return objective
+        # as the task's batches need it (e.g. applied to token rows, chunked)
+        return self._prepare_objective(create_objective(self.config.objective, **params), self._data)
 
     @property
     def active(self) -> bool:

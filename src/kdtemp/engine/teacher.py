@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Literal
 
 from ..config import ConfigError, require, to_dict
-from ..tasks.image.models import ModelConfig
+from ..tasks import get_task
 from .cohort import run_cohort
 from .results import RunResult
-from .config import CohortConfig, MemberConfig, OptimizerConfig, SharedConfig, member_config, require_device, require_precision, require_seed
+from .config import CohortConfig, MemberConfig, ModelConfig, OptimizerConfig, SharedConfig, member_config, require_device, require_precision, require_seed
 from ..files import remove_stale_temporaries
 from .storage import RunFolder, atomic_save
 
@@ -87,11 +87,8 @@ def export_teacher(config: TeacherConfig, result: dict, runs_dir: Path) -> Path:
     checkpoint = RunFolder(runs_dir, result["run_id"]).load_checkpoint()
     path = Path(config.output) / "teacher.pt"
     classes = result["derived"].get("classes") or (checkpoint.get("kdtemp") or {}).get("classes")
-    if classes is None and hasattr(config.data, "index"):  # an image run of an earlier version: from the index
-        try:
-            classes = config.data.index("train", download=False).classes
-        except ConfigError:  # the data is gone: the file records no names (preflight warns where it is used)
-            classes = None
+    if classes is None:  # a run of an earlier version: from the data's index, where its task has one (images)
+        classes = get_task(config.task).data_classes(config.data)  # None: the file records no names
     derived = result["derived"]
     header = checkpoint.get("kdtemp") or {}
     extras = {k: v for k, v in header.items() if k not in ("kind", "model", "run_id", "classes", "normalization")}

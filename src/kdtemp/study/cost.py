@@ -1,10 +1,10 @@
 """What a study will cost before it runs: image-steps, model FLOPs and GPU-hours, per stage.
 
 Sizes come from preflight (the data on disk) or, for a dataset kdtemp downloads and that is not
-there yet, from its known size (:data:`kdtemp.tasks.image.data.KNOWN_SIZES`). FLOPs come from each
-model's forward pass counted on the meta device (:func:`kdtemp.tasks.image.models.forward_flops`):
-a training step costs three forward passes (forward, and a backward of about twice that), a
-teacher pass or an evaluation one. GPU-hours divide the FLOPs by a stated throughput:
+there yet, from its known size (the task's ``expected_sizes``). FLOPs come from each model's
+forward pass as the task counts it (``forward_flops``; images: on the meta device): a training step
+costs three forward passes (forward, and a backward of about twice that), a teacher pass or an
+evaluation one. GPU-hours divide the FLOPs by a stated throughput:
 :data:`REFERENCE_DEVICE` at :data:`UTILISATION` of its peak, an assumption printed with the figure,
 not a measurement.
 """
@@ -12,9 +12,9 @@ not a measurement.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from ..tasks.image.data import KNOWN_SIZES, DataConfig
-from ..tasks.image.models import forward_flops
+from ..tasks import Task
 
 REFERENCE_DEVICE = ("an H100 SXM", 989e12)
 """A device and its dense bf16 peak (FLOP/s)."""
@@ -59,32 +59,28 @@ def assumption() -> str:
     return f"GPU-hours at {UTILISATION:.0%} of {name}'s dense bf16 peak ({peak / 1e12:.0f} TFLOP/s), an assumption"
 
 
-def split_sizes(data: DataConfig, facts) -> tuple[int, int, int] | None:
+def split_sizes(task: Task, data: Any, facts) -> tuple[int, int, int] | None:
     """(train, test, classes) from preflight's facts, else the dataset's known size, else ``None``."""
     if facts is not None:
         return facts.train, facts.test, len(facts.classes)
-    expected = data.expected_sizes()
-    if expected is None:
-        return None
-    classes = len(data.classes) if data.classes else KNOWN_SIZES[data.dataset][2]
-    return expected[0], expected[1], classes
+    return task.expected_sizes(data)
 
 
-def _flops(model, classes: int, resolution: int | None, cost: Cost) -> float:
-    counted = forward_flops(model.name, classes, resolution) if resolution is not None else None  # images only, yet
+def _flops(task: Task, model, data: Any, classes: int, cost: Cost) -> float:
+    counted = task.forward_flops(model, data, classes)
     if counted is None:
         cost.uncounted.add(model.name)
         return 0.0
     return float(counted)
 
 
-def training_cost(data: DataConfig, facts, batch_size: int, students: list[tuple[object, int]],
+def training_cost(task: Task, data: Any, facts, batch_size: int, students: list[tuple[object, int]],
                   teacher=None) -> Cost:
     """One cohort: ``students`` as ``(model config, epochs)``, sharing one data stream and, when
     ``teacher`` is given, one teacher pass per batch; each member is evaluated on the test split
     every epoch."""
     cost = Cost()
-    sizes = split_sizes(data, facts)
+    sizes = split_sizes(task, data, facts)
     if sizes is None or not students:
         cost.unknown_data.add(data.dataset)
         return cost
@@ -92,11 +88,11 @@ def training_cost(data: DataConfig, facts, batch_size: int, students: list[tuple
     steps = train // batch_size * batch_size
     longest = max(epochs for _, epochs in students)
     for model, epochs in students:
-        forward = _flops(model, classes, getattr(data, "resolution", None), cost)
+        forward = _flops(task, model, data, classes, cost)
         cost.image_steps += steps * epochs
         cost.flops += forward * (3 * steps + test) * epochs
     if teacher is not None:
-        forward = _flops(teacher, classes, getattr(data, "resolution", None), cost)
+        forward = _flops(task, teacher, data, classes, cost)
         cost.teacher_passes += steps * longest
         cost.solo_teacher_passes += steps * sum(epochs for _, epochs in students)
         cost.flops += forward * (steps * longest + train + test)  # the stream, one training-split pass, its test

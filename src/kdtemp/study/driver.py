@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ..config import ConfigError, to_dict
-from ..tasks.image.data import default_cache_dir
+from ..paths import default_cache_dir
 from ..engine.diagnose import DEFAULT_TEMPERATURES
 from ..tasks import get_task
 from ..tasks.base import Preflight
@@ -36,8 +36,7 @@ def teacher_id(spec) -> str | None:
         return None
     key = spec.key()
     identity = {"teacher": key["teacher"], "data": key["data"]}
-    if hasattr(spec.augment, "random_resized_crop"):  # images: the evaluation view depends on it
-        identity["crop"] = spec.augment.random_resized_crop
+    identity.update(get_task(spec.task).teacher_view(spec.augment))  # images: the crop changes the evaluation view
     return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -70,7 +69,7 @@ def _plain_cohort(config, executor: ExecutorConfig, logging=None) -> dict:
 def prepared(preparation) -> bool:
     """Whether a preparation's ``teacher.pt`` exists and is intact (a damaged one is moved aside)."""
     from ..files import quarantine
-    from ..tasks.image.models import WeightsError, read_weights
+    from ..weights import WeightsError, read_weights
 
     if not preparation.weights.is_file():
         return False
@@ -233,7 +232,7 @@ def run_study(study: Study, executor: ExecutorConfig | None = None, progress: bo
         for cohort in study.cohorts:
             todo = [r for r in cohort.runs if status[r.run_id] not in finished and r.run_id not in blocked]
             teacher = teacher_id(cohort.runs[0].spec)
-            if not getattr(get_task(cohort.runs[0].spec.task), "diagnoses_teacher", True):
+            if not get_task(cohort.runs[0].spec.task).diagnoses_teacher:
                 teacher = None  # a task whose teacher diagnostics have no form (a vocabulary's)
             if not todo and (teacher is None or teacher in diagnosed):
                 continue
@@ -302,7 +301,7 @@ def plan(study: Study) -> str:
         stage = Cost()
         for p in study.preparations:
             if p not in ready:
-                stage.add(training_cost(p.config.data, facts_of(p.config.data), p.config.batch_size,
+                stage.add(training_cost(get_task(p.config.task), p.config.data, facts_of(p.config.data), p.config.batch_size,
                                         [(p.config.model, p.config.epochs)]))
         total.add(stage)
         lines.append(f"stage prepare: {len(study.preparations)} models in "
@@ -337,7 +336,7 @@ def plan(study: Study) -> str:
         lines.append(f"  cohort {cohort.cohort_id}: {len(cohort.runs)} runs, {spec.data.dataset}, teacher {teacher}, "
                      f"batch {spec.batch_size}, data seed {spec.data_seed}, epochs {min(epochs)}-{max(epochs)}"
                      + (f", memory {memory.describe()}" if memory is not None else ""))
-        distill.add(training_cost(spec.data, facts_of(spec.data), spec.batch_size,
+        distill.add(training_cost(get_task(spec.task), spec.data, facts_of(spec.data), spec.batch_size,
                                   [(r.spec.student.model, r.spec.student.epochs) for r in cohort.runs], spec.teacher))
     total.add(distill)
     if study.packing is not None:

@@ -162,8 +162,6 @@ def fit(study: Any, state: Any, executor: Any, make_cohort: Callable[[str, list]
     def estimate(run) -> tuple[int, int, int] | None:
         spec = run.spec
         task = get_task(spec.task)
-        if not hasattr(task, "memory"):
-            return None
         key = json.dumps({"task": spec.task, "data": to_dict(spec.data), "batch": spec.batch_size,
                           "model": to_dict(spec.student.model), "optimizer": to_dict(spec.student.optimizer),
                           "teacher": to_dict(spec.teacher) if spec.teacher is not None else None}, sort_keys=True,

@@ -31,7 +31,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
 import numpy as np
+import torch
 from torch import Tensor, nn
+
+from ..config import ConfigError
 
 
 def stream_seed(data_seed: int, epoch: int) -> int:
@@ -74,19 +77,24 @@ class TaskData(Protocol):
     stream: TrainStream
 
 
-class ModelAdapter(Protocol):
-    """A teacher or a student as the engine uses it."""
+class ModelAdapter:
+    """A teacher or a student as the engine uses it (a task's adapters derive from this class).
+
+    ``fuses``: whether members of one architecture may train stacked in one vmapped pass
+    (:mod:`kdtemp.engine.fused`): the adapter calls its module on one input tensor and the module
+    has no stochastic layers of its own (stochastic depth). Off unless the adapter says so."""
 
     module: nn.Module
+    fuses: bool = False
 
     def __call__(self, batch: TrainingBatch) -> Tensor:
         """Logits (rows aligned with ``batch.targets``) for a training batch, in the model's own
         precision (the engine upcasts)."""
-        ...
+        raise NotImplementedError
 
     def metadata(self) -> dict[str, Any]:
         """What must be saved with the weights to use them again (e.g. the input normalisation)."""
-        ...
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -126,37 +134,98 @@ class Preflight:
         return self.datasets[self.key(data)]
 
 
-class Task(Protocol):
+class Task:
+    """A kind of problem, as the engine, the study, ``plan`` and the report ask it. A task derives from
+    this class, sets the attributes without defaults and implements the methods that raise
+    :class:`NotImplementedError`; every other behaviour is declared here with its default, so no
+    layer above asks a task whether it has an attribute."""
+
     name: str
     primary_metric: str
-    primary_goal: str
-    precisions: tuple[str, ...]
-    """The ``precision`` values it computes in (of :data:`kdtemp.engine.runtime.PRECISIONS`): ``fp64``
-    only where its models and inputs follow the runtime's dtype."""
+    primary_goal: str = "max"
+    """``max`` when a larger primary metric is better, else ``min``."""
     data_config: type
     augment_config: type
     model_config: type
+    precisions: tuple[str, ...] = ("auto", "fp32", "bf16")
+    """The ``precision`` values it computes in (of :data:`kdtemp.engine.runtime.PRECISIONS`): ``fp64``
+    only where its models and inputs follow the runtime's dtype."""
+    keeps_logit_precision: bool = False
+    """Whether its logits stay in the model's precision (a vocabulary's ``[N, V]``: every loss upcasts
+    a chunk of rows at a time) instead of being upcast whole by the engine."""
+    progress_unit: str = "epoch"
+    """What a policy's progress counts (DTS's cosine): finished epochs (``epoch``) or optimizer steps (``step``)."""
+    diagnoses_teacher: bool = True
+    """Whether the study's teacher diagnostics (class profiles at each T) apply to its teachers."""
 
     def preflight(self, cohorts: Iterable[tuple[Any, list[Any]]], device: str = "auto", download: bool = True,
                   member_field: str = "student", state: Preflight | None = None) -> Preflight:
         """Check every ``(shared config, members)`` against its data and files; nothing is written."""
-        ...
+        raise NotImplementedError
 
-    def open(self, shared: Any, runtime: Any, progress: bool = False) -> TaskData: ...
+    def open(self, shared: Any, runtime: Any, progress: bool = False) -> TaskData:
+        raise NotImplementedError
 
-    def create_model(self, config: Any, data: TaskData, runtime: Any, role: str) -> ModelAdapter: ...
+    def create_model(self, config: Any, data: TaskData, runtime: Any, role: str) -> ModelAdapter:
+        raise NotImplementedError
 
-    def evaluate(self, model: ModelAdapter, data: TaskData, runtime: Any, batch_size: int) -> dict[str, Tensor]: ...
+    def evaluate(self, model: ModelAdapter, data: TaskData, runtime: Any, batch_size: int) -> dict[str, Tensor]:
+        raise NotImplementedError
 
     def split_logits(self, model: ModelAdapter, data: TaskData, split: str, runtime: Any,
                      batch_size: int) -> tuple[Tensor, Tensor]:
         """The model's logits on a split without augmentation (``train``: for dataset-level
         constants and teacher diagnostics), and the labels of their rows."""
-        ...
+        raise NotImplementedError
 
     def scores(self, logits: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """The evaluation's metrics of given logits and labels."""
-        ...
+        raise NotImplementedError
+
+    def prepare_objective(self, objective: Any, data: TaskData) -> Any:
+        """The objective as this task's batches need it (a language model's applies it to token
+        rows a chunk at a time); unchanged by default."""
+        return objective
+
+    def memory(self, shared: Any, model: Any, role: str, optimizer: Any, facts: Any) -> MemoryEstimate | None:
+        """A model's bytes on the training device (:class:`MemoryEstimate`); None where the task
+        cannot estimate them (its cohorts are then sized by ``max_cohort_size`` alone)."""
+        return None
+
+    def data_memory(self, shared: Any, facts: Any) -> int | None:
+        """The bytes of the data the task keeps on the device; None where unknown."""
+        return None
+
+    def data_classes(self, data: Any) -> list[str] | None:
+        """The class names of ``data`` read without loading it (an index on disk), for a checkpoint
+        made by an earlier version that recorded none; None where the task cannot."""
+        return None
+
+    def teacher_view(self, augment: Any) -> dict[str, Any]:
+        """What of the augmentation settings changes the inputs a teacher is evaluated on (part of a
+        teacher's identity for its diagnostics); nothing by default."""
+        return {}
+
+    def expected_sizes(self, data: Any) -> tuple[int, int, int] | None:
+        """``(train, test, classes)`` of a dataset not on disk yet (one kdtemp downloads), for
+        ``plan``'s cost; None where unknown."""
+        return None
+
+    def forward_flops(self, model: Any, data: Any, classes: int) -> float | None:
+        """The FLOPs of one forward pass of ``model`` on one input of ``data``; None where they
+        cannot be counted."""
+        return None
+
+
+def check_device(device: str, field_name: str) -> None:
+    """A CUDA device that this machine does not have is an error (``auto`` falls back to the CPU)."""
+    if not device.startswith("cuda"):
+        return
+    if not torch.cuda.is_available():
+        raise ConfigError(f"{field_name}: {device!r} requested, but no CUDA device is visible here; allowed: auto or cpu")
+    if ":" in device and int(device.split(":")[1]) >= torch.cuda.device_count():
+        raise ConfigError(f"{field_name}: {device!r} requested, but this machine has {torch.cuda.device_count()} "
+                          f"CUDA device(s); allowed: cuda:0 to cuda:{torch.cuda.device_count() - 1}")
 
 
 TASKS: dict[str, Callable[[], Task]] = {}

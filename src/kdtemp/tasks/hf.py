@@ -1,13 +1,21 @@
-"""What the configurations of Hugging Face models share across tasks: where a model comes from
-(``init``: a pretrained name or folder, a checkpoint, or random from a config) and which of those
-fields a run does not use. Nothing here imports Transformers."""
+"""What the Hugging Face tasks (text classification, causal language models) share: where a model comes
+from (``init``: a pretrained name or folder, a checkpoint, or random from a config) and which of those
+fields a run does not use; Transformers imported at first use; tokenizers (loaded, identified, the one a
+model comes with); a model's config read without its weights and built on the meta device; ragged token
+rows padded into a batch. Transformers is imported only inside the functions that need it."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import require
+import torch
+from torch import Tensor
+
+from ..config import ConfigError, require
+from ..weights import WeightsError, read_weights
 
 
 def validate_source(config: Any, path: str, example_type: str) -> None:
@@ -44,8 +52,6 @@ def from_settings(transformers: Any, auto: Any, settings: dict[str, Any], where:
     """A randomly initialised model of class ``auto`` (e.g. ``AutoModelForCausalLM``) from a
     config's ``settings`` (with its ``model_type``) and ``extra`` fields; a config Transformers
     refuses is one line naming ``<where>.config``."""
-    from ..config import ConfigError
-
     settings = dict(settings)
     model_type = settings.pop("model_type")
     try:
@@ -81,9 +87,6 @@ def from_checkpoint(transformers: Any, auto: Any, weights: str, where: str, kind
     Transformers config, with ``extra`` fields, and its weights. ``check(header)`` sees the
     checkpoint's header first (e.g. its class names). A file that records no config is one line
     naming ``<where>.weights`` (``kind``: what it should hold)."""
-    from ..config import ConfigError
-    from .image.models import read_weights
-
     state, meta = read_weights(weights)
     if check is not None:
         check(meta)
@@ -111,10 +114,6 @@ def build_on_meta(transformers: Any, auto: Any, settings: dict[str, Any], where:
     """Build the model a config's ``settings`` describe on the meta device (no memory, no weights),
     so that what Transformers refuses only when it builds a model (an unknown ``model_type``, a
     width its heads do not divide) is one line naming ``<where>.config`` before any work."""
-    import torch
-
-    from ..config import ConfigError
-
     settings = dict(settings)
     model_type = settings.pop("model_type", None)
     if not isinstance(model_type, str):
@@ -134,7 +133,6 @@ def check_weights_folder(folder: Path, where: str) -> None:
     """A ``save_pretrained`` folder whose weights are PyTorch pickles (``*.bin``, no safetensors) must
     hold tensors only: each is read with ``weights_only`` now, so an unsafe or damaged file is one
     line naming it before any work (Transformers would refuse it later, in several lines)."""
-    from ..config import ConfigError
     from ..files import IntegrityError, load_verified
 
     if not folder.is_dir() or any(folder.glob("*.safetensors")):
@@ -159,8 +157,6 @@ def check_tokenizer_reads(tokenizer: Any, name: str, texts: list[str], where: st
     texts: more than :data:`UNKNOWN_RATE_LIMIT` of the tokens its unknown token (a vocabulary that
     lacks the data's words), or a vocabulary of fewer than two tokens, or every text read as one and
     the same token (a tokenizer built from files it did not understand)."""
-    from ..config import ConfigError
-
     sample = [text for text in texts[:SAMPLE_TEXTS] if text.strip()]
     if not sample:
         return
@@ -179,3 +175,172 @@ def check_tokenizer_reads(tokenizer: Any, name: str, texts: list[str], where: st
     if len(set(ids)) == 1 and len(ids) > len(sample):
         raise ConfigError(f"{where}: {name!r} reads the data's first {len(sample)} texts as one and the same token "
                           f"(id {ids[0]}); it cannot represent them")
+
+
+def transformers_module(task: str = "text_classification"):
+    """Transformers, imported at first use (one line naming the extra when it is missing)."""
+    try:
+        import transformers
+    except ImportError:
+        extra = "lm" if task == "causal_lm" else "text"
+        raise ConfigError(f"task: {task} needs Hugging Face Transformers; install it with: "
+                          f"pip install 'kdtemp[{extra}]'") from None
+    transformers.logging.set_verbosity_error()  # its own warnings (a new head, ...) are kdtemp's lines here
+    return transformers
+
+
+def from_hub(load, name: str, where: str, **kwargs):
+    """``load(name, ...)`` from the local cache, else from the hub; one line when neither has it."""
+    try:
+        return load(name, local_files_only=True, **kwargs)
+    except OSError:
+        pass
+    try:
+        return load(name, **kwargs)
+    except OSError as error:
+        first = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"{where}: {name!r} is neither in the local Hugging Face cache nor reachable on the hub "
+                          f"(offline?): {first}") from None
+
+
+def load_tokenizer(name: str, where: str = "data.tokenizer"):
+    """The fast tokenizer ``name`` (a hub name or a local folder); a folder Transformers cannot make a
+    tokenizer of (only ``tokenizer_config.json``, say) is one line."""
+    transformers = transformers_module()
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        try:
+            return transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        except Exception as error:  # noqa: BLE001  (Transformers raises many kinds here; each is one line)
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+            raise ConfigError(f"{where}: {name!r} is not a tokenizer folder Transformers can load (it needs "
+                              f"tokenizer.json, or its tokenizer class's vocabulary files): {first}") from None
+    return from_hub(transformers.AutoTokenizer.from_pretrained, name, where)
+
+
+def recorded_tokenizer(config: Any, where: str = "model") -> str | None:
+    """The tokenizer a model's weights come with: a kdtemp checkpoint's recorded one, a folder with
+    tokenizer files, or the hub name of a pretrained model (None for a random one). A weights file
+    that cannot be read safely is one line naming ``<where>.weights`` (not a reason to ask the hub
+    for ``name``)."""
+    if config.init == "random":
+        return None
+    if config.init == "pretrained":
+        return config.name
+    path = Path(config.weights).expanduser()
+    if path.is_dir():
+        return str(path) if any((path / f).exists() for f in ("tokenizer.json", "tokenizer_config.json")) else config.name
+    if path.is_file():
+        try:
+            return read_weights(path)[1].get("tokenizer") or config.name
+        except WeightsError as error:
+            raise ConfigError(f"{where}.weights: {error}") from None
+    return config.name  # a prepared model's file is written by the study's first stage
+
+
+def tokenizer_source(shared: Any, members: list[Any] | None = None) -> str:
+    """The tokenizer the cohort's data is tokenised with: ``data.tokenizer``, else the teacher's (a
+    cohort without a teacher, a teacher's preparation: its model's)."""
+    if shared.data.tokenizer:
+        return shared.data.tokenizer
+    members = getattr(shared, "members", []) if members is None else members
+    models = [(shared.teacher, "teacher")] if shared.teacher is not None else \
+        [(m.model, "student.model") for m in members]
+    for model, where in models:
+        source = recorded_tokenizer(model, where)
+        if source is not None:
+            return source
+    raise ConfigError("data.tokenizer: the teacher (a random model from a config) comes with no tokenizer; name one "
+                      "(a hub name or a folder)")
+
+
+def tokenizer_identity(tokenizer: Any, name: str) -> str:
+    """The tokenizer's name and a digest of its vocabulary and rules (what its ids depend on)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:  # its rules and vocabulary; not the truncation and padding a call last set
+        rules = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}
+        text = json.dumps(rules, sort_keys=True)
+    else:
+        text = json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    return f"{name}@{hashlib.sha1(text.encode()).hexdigest()[:16]}"
+
+
+def padded_rows(ids: Tensor, offsets: Tensor, rows: Tensor, pad_id: int, width: int | None = None,
+                type_ids: Tensor | None = None) -> dict[str, Tensor]:
+    """``input_ids`` and ``attention_mask`` (and ``token_type_ids``) of the ragged sequences ``rows``
+    (``ids`` one after another, each beginning at ``offsets``), right-padded to the longest of them
+    (``width``, when the caller knows it from the host, so the device is not asked); gathered on
+    ``ids``' device in a few kernels."""
+    starts, lengths = offsets[rows], (offsets[1:] - offsets[:-1])[rows]
+    if width is None:
+        width = int(lengths.max()) if len(rows) else 1
+    positions = torch.arange(width, device=ids.device)
+    mask = positions.unsqueeze(0) < lengths.unsqueeze(1)
+    index = (starts.unsqueeze(1) + positions.unsqueeze(0)).clamp(max=max(len(ids) - 1, 0))
+    pad = torch.full((), pad_id, dtype=ids.dtype, device=ids.device)
+    inputs = {"input_ids": torch.where(mask, ids[index], pad).long(), "attention_mask": mask.long()}
+    if type_ids is not None:
+        inputs["token_type_ids"] = torch.where(mask, type_ids[index], 0).long()
+    return inputs
+
+
+def hf_config(config: Any, field: str) -> dict[str, Any] | None:
+    """The model's Transformers config as a dict, read without its weights (None: written later by
+    the study's preparation stage)."""
+    if config.init == "random":
+        return dict(config.config)
+    if config.init == "checkpoint":
+        path = Path(config.weights).expanduser()
+        if config.prepared and not path.exists():
+            return None
+        if path.is_file():
+            try:
+                return read_weights(path)[1].get("hf_config")
+            except WeightsError as error:
+                raise ConfigError(f"{field}.weights: {error}") from None
+        name = str(path)
+    else:
+        name = config.name
+    transformers = transformers_module()
+    loader = transformers.AutoConfig.from_pretrained
+    remote = {"trust_remote_code": True} if config.trust_remote_code else {}
+    where = f"{field}.weights" if config.init == "checkpoint" else f"{field}.name"
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        check_weights_folder(folder, where)
+    try:
+        return loader(name, local_files_only=True, **remote).to_dict()
+    except OSError:
+        if folder.is_dir():
+            raise ConfigError(f"{where}: {name!r} is not a model folder Transformers can read (no usable "
+                              "config.json)") from None
+    except ValueError as error:
+        raise _config_refused(error, name, where, field) from None
+    try:
+        return loader(name, **remote).to_dict()
+    except ValueError as error:
+        raise _config_refused(error, name, where, field) from None
+    except OSError as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+        raise ConfigError(f"{where}: {name!r} is neither in the local Hugging Face cache nor reachable on the hub "
+                          f"(offline?): {first}") from None
+
+
+def _config_refused(error: ValueError, name: str, where: str, field: str) -> ConfigError:
+    """Transformers' refusal of a model's config as one line: remote code kdtemp does not run, or an
+    unknown ``model_type``."""
+    text = str(error)
+    if "trust_remote_code" in text:
+        return ConfigError(f"{where}: {name!r} needs its own Python code (custom modelling files); kdtemp runs no "
+                           f"code from a model unless {field}.trust_remote_code: true")
+    first = (text.strip().splitlines() or [type(error).__name__])[0][:200]
+    return ConfigError(f"{where}: {name!r} has a config Transformers cannot read: {first}")
+
+
+def check_buildable(config: Any, hf: dict[str, Any], field: str, auto: str,
+                    extra: dict[str, Any] | None = None) -> None:
+    """The model ``hf`` describes, built on the meta device (:func:`~kdtemp.tasks.hf.build_on_meta`)
+    with Transformers' ``auto`` class."""
+    transformers = transformers_module()
+    remote = {"trust_remote_code": True} if config.trust_remote_code else {}
+    build_on_meta(transformers, getattr(transformers, auto), hf, field, extra, **remote)

@@ -10,7 +10,7 @@ import torch
 from kdtemp.config import ConfigError, from_dict
 from kdtemp.tasks.text.config import TextDataConfig
 from kdtemp.tasks.text.data import TextStream, load_splits, read_rows
-from kdtemp.tasks.text.models import load_tokenizer
+from kdtemp.tasks.hf import load_tokenizer
 
 
 def data(**fields) -> TextDataConfig:

@@ -17,20 +17,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import Any, Iterable
 
 import torch
 
 from kdtemp.config import ConfigError, to_dict
 from kdtemp.files import warn
-from ..base import Preflight
+from ..base import Preflight, check_device
 from .data import DataConfig, SplitIndex
 from .models import (LoadedModel, ModelConfig, WeightsError, find_pretrained, hub_offline, hub_pretrained_cfg,
                      load_model, reach, read_weights, recorded_classes, shown_classes)
-
-if TYPE_CHECKING:  # the run descriptions of the engine, read here as plain data
-    from kdtemp.engine.config import MemberConfig, SharedConfig
-
 
 @dataclass
 class DatasetFacts:
@@ -53,7 +49,7 @@ def _data_key(data: DataConfig) -> str:
     return Preflight.key(data)
 
 
-def preflight(cohorts: Iterable[tuple[SharedConfig, list[MemberConfig]]], device: str = "auto",
+def preflight(cohorts: Iterable[tuple[Any, list[Any]]], device: str = "auto",
               download: bool = True, member_field: str = "student", state: Preflight | None = None) -> Preflight:
     """Check every cohort (its shared config and members) against its data and files.
 
@@ -82,17 +78,6 @@ def preflight(cohorts: Iterable[tuple[SharedConfig, list[MemberConfig]]], device
                 raise ConfigError(f"{prefix}objective_params.keep_top: {keep_top} exceeds the {count} classes of "
                                   f"this data; allowed: 0 to {count}")
     return state
-
-
-def check_device(device: str, field_name: str) -> None:
-    """A CUDA device that this machine does not have is an error (``auto`` falls back to the CPU)."""
-    if not device.startswith("cuda"):
-        return
-    if not torch.cuda.is_available():
-        raise ConfigError(f"{field_name}: {device!r} requested, but no CUDA device is visible here; allowed: auto or cpu")
-    if ":" in device and int(device.split(":")[1]) >= torch.cuda.device_count():
-        raise ConfigError(f"{field_name}: {device!r} requested, but this machine has {torch.cuda.device_count()} "
-                          f"CUDA device(s); allowed: cuda:0 to cuda:{torch.cuda.device_count() - 1}")
 
 
 def _dataset(data: DataConfig, download: bool, state: Preflight) -> DatasetFacts | None:

@@ -15,11 +15,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..base import MemoryEstimate, register_task
-from .data import AugmentConfig, DataConfig, ImageSplit, TrainStream, eval_images
+from ...config import ConfigError
+from ..base import MemoryEstimate, ModelAdapter, Task, register_task
+from .data import KNOWN_SIZES, AugmentConfig, DataConfig, ImageSplit, TrainStream, eval_images
 from .data.augment import Batch
 from .evaluate import accuracy, predict
-from .models import LoadedModel, ModelConfig, load_model, memory_profile
+from .models import LoadedModel, ModelConfig, forward_flops, load_model, memory_profile
 from .normalization import Normalization
 
 
@@ -47,21 +48,22 @@ class ImageData:
         return self.train.classes
 
 
-class ImageModel:
+class ImageModel(ModelAdapter):
     """A classifier of images with the normalisation its weights expect: called on a training
     batch, it normalises the batch's images its own way (computed once per batch and
     normalisation) and returns logits ``[B, C]``. ``classes``: the class names of its outputs, in
     order (the data's), recorded with every checkpoint of it."""
 
-    fuses = True  # calls its module on one tensor: members of one architecture may train fused (engine/fused.py)
-
     def __init__(self, loaded: LoadedModel, channels_last: bool = False, classes: list[str] | None = None,
-                 dtype: torch.dtype = torch.float32) -> None:
+                 dtype: torch.dtype = torch.float32, stochastic_depth: bool = False) -> None:
         self.module: nn.Module = loaded.module.to(memory_format=torch.channels_last) if channels_last else loaded.module
         self.normalization: Normalization = loaded.normalization
         self.channels_last = channels_last
         self.classes = list(classes) if classes is not None else None
         self.dtype = dtype  # of its weights and inputs (float64 under ``precision: fp64``)
+        # it calls its module on one tensor: members of one architecture may train fused (engine/fused.py),
+        # unless stochastic depth draws inside the module
+        self.fuses = not stochastic_depth
 
     def __call__(self, batch: Batch) -> Tensor:
         return self.module(batch.normalized(self.normalization, self.dtype))
@@ -79,7 +81,7 @@ class ImageModel:
 
 
 @register_task("image_classification")
-class ImageClassification:
+class ImageClassification(Task):
     """Image classification: top-1 is the primary metric (higher is better)."""
 
     name = "image_classification"
@@ -106,7 +108,8 @@ class ImageClassification:
         allow_new_head = False if role == "teacher" else None
         loaded = load_model(config, data.num_classes, allow_new_head=allow_new_head, classes=data.classes)
         loaded.module = loaded.module.to(runtime.device, runtime.dtype)
-        return ImageModel(loaded, runtime.channels_last, classes=data.classes, dtype=runtime.dtype)
+        return ImageModel(loaded, runtime.channels_last, classes=data.classes, dtype=runtime.dtype,
+                          stochastic_depth=bool(config.drop_path_rate))
 
     def evaluate(self, model: ImageModel, data: ImageData, runtime: Any, batch_size: int) -> dict[str, Tensor]:
         """``top1``, ``top5`` (percent, from integer hit counts) and ``loss`` on the test split."""
@@ -154,6 +157,31 @@ class ImageClassification:
         if size is None:
             return None
         return (facts.train + facts.test) * 3 * int(size[0]) * int(size[1])
+
+    def data_classes(self, data: DataConfig) -> list[str] | None:
+        """The class names of the data's cached or listed training split (no image is decoded)."""
+        try:
+            return data.index("train", download=False).classes
+        except ConfigError:  # the data is gone
+            return None
+
+    def teacher_view(self, augment: AugmentConfig) -> dict[str, Any]:
+        """A random-resized-crop recipe evaluates on centre crops of larger images."""
+        return {"crop": augment.random_resized_crop}
+
+    def expected_sizes(self, data: DataConfig) -> tuple[int, int, int] | None:
+        """A downloadable dataset's known size (:data:`~.data.KNOWN_SIZES`) after its subsets."""
+        expected = data.expected_sizes()
+        if expected is None:
+            return None
+        classes = len(data.classes) if data.classes else KNOWN_SIZES[data.dataset][2]
+        return expected[0], expected[1], classes
+
+    def forward_flops(self, model: ModelConfig, data: DataConfig, classes: int) -> float | None:
+        """Counted on the meta device at the data's resolution (:func:`~.models.forward_flops`)."""
+        resolution = data.resolution
+        counted = forward_flops(model.name, classes, resolution) if resolution is not None else None
+        return None if counted is None else float(counted)
 
     def preflight(self, cohorts, device: str = "auto", download: bool = True, member_field: str = "student",
                   state=None):

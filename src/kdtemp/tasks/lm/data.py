@@ -27,7 +27,7 @@ from ...config import ConfigError
 from ...files import warn
 from ...readers import read_json_lines
 from ..base import stream_seed
-from ..text.data import padded_rows
+from ..hf import padded_rows, tokenizer_identity
 from .config import DOLLY_FILE, DOLLY_HUB, LMDataConfig
 
 CACHE_VERSION = 1
@@ -338,12 +338,6 @@ class LMStream:
             batch = self.split.batch(order[window], *self._host, host[window])
             batch.chunk_tokens = self.chunk_tokens
             yield batch
-
-
-def tokenizer_identity(tokenizer: Any, name: str) -> str:
-    from ..text.data import tokenizer_identity as identity
-
-    return identity(tokenizer, name)
 
 
 def cache_key(config: LMDataConfig, tokenizer_id: str) -> str:

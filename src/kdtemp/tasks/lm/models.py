@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..hf import from_checkpoint, from_settings
-from ..text.models import _from_hub, transformers_module
+from ..base import ModelAdapter
+from ..hf import from_checkpoint, from_hub, from_settings, transformers_module
 from .config import CausalLMConfig, GenerationConfig
 from .data import LMBatch, LMSplit
 
@@ -43,7 +43,7 @@ def load_causal_lm(config: CausalLMConfig, role: str, where: str, device: torch.
         placement = {}
         if config.device_map == "auto" and role == "teacher" and torch.cuda.device_count() > 1:
             placement = {"device_map": "auto"}  # layers spread over the GPUs by Accelerate
-        module = _from_hub(auto.from_pretrained, name, field, **placement, **remote)
+        module = from_hub(auto.from_pretrained, name, field, **placement, **remote)
         if placement:
             return module
     if config.gradient_checkpointing and role == "student":
@@ -62,7 +62,7 @@ def hidden_states(module: nn.Module, inputs: dict[str, Tensor]) -> Tensor:
     return module(**inputs, output_hidden_states=True, use_cache=False).hidden_states[-1]
 
 
-class CausalLM:
+class CausalLM(ModelAdapter):
     """A causal LM as the engine uses it: called on a batch, the logits ``[N, V]`` of its predicted
     positions (rows aligned with ``batch.targets``), cut to the shared vocabulary ``V``."""
 

@@ -18,12 +18,9 @@ from typing import Any, Iterable
 from ...config import ConfigError
 from ...files import warn
 from ...objectives.registry import get_spec
-from ..base import Preflight
-from ..hf import SAMPLE_TEXTS, check_tokenizer_reads, model_limits
-from ..image.preflight import check_device
-from ..text.data import tokenizer_identity
-from ..text.models import load_tokenizer, recorded_tokenizer, tokenizer_source
-from ..text.preflight import _hf_config, check_buildable
+from ..base import Preflight, check_device
+from ..hf import (SAMPLE_TEXTS, check_buildable, check_tokenizer_reads, hf_config, load_tokenizer, model_limits,
+                  recorded_tokenizer, tokenizer_identity, tokenizer_source)
 from .config import LMDataConfig
 from .data import long_prompts, read_records, splits_of
 
@@ -115,7 +112,7 @@ def check_models(models: list[tuple[Any, str]], tokenizer: Any, tokenizer_name: 
                 raise ConfigError(f"{field}: {model.name!r} uses the tokenizer {source!r}, which differs from the "
                                   f"cohort's {tokenizer_name!r} (its vocabulary or rules); teacher and students must "
                                   "share one tokenizer and vocabulary")
-        hf = _hf_config(model, field)
+        hf = hf_config(model, field)
         if hf is None:
             continue
         check_buildable(model, hf, field, "AutoModelForCausalLM")
@@ -147,7 +144,7 @@ def preflight(cohorts: Iterable[tuple[Any, list[Any]]], device: str = "auto", do
             [(member.model, f"{prefix}model") for member in members]
         if facts is None:  # the data is read when the run starts (from datasets); the models can be found now
             for model, field in models:
-                _hf_config(model, field)
+                hf_config(model, field)
             continue
         if shared.batch_size > facts.train:
             raise ConfigError(f"batch_size: {shared.batch_size} exceeds the {facts.train} training records of this data "

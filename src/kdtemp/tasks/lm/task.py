@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..base import register_task
+from ..base import Task, register_task
 from .config import CausalLMConfig, LMAugmentConfig, LMDataConfig
 from .data import LMSplit, LMStream, load_splits
 from .metrics import EXACT_MATCH, ROUGE_L, exact_match, rouge_l
@@ -80,7 +80,7 @@ class TokenObjective:
 
 
 @register_task("causal_lm")
-class CausalLanguageModeling:
+class CausalLanguageModeling(Task):
     """Instruction-following distillation of Hugging Face causal LMs; primary metric ROUGE-L."""
 
     name = "causal_lm"
@@ -95,8 +95,8 @@ class CausalLanguageModeling:
     diagnoses_teacher = False  # the study's class-profile diagnostics have no token form yet
 
     def open(self, shared: Any, runtime: Any, progress: bool = False) -> LMData:
-        from ..image.data import default_cache_dir
-        from ..text.models import load_tokenizer
+        from ...paths import default_cache_dir
+        from ..hf import load_tokenizer
         from .preflight import tokenizer_source
 
         name = tokenizer_source(shared)

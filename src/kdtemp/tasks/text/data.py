@@ -26,6 +26,7 @@ from ...config import ConfigError
 from ...files import warn
 from ...readers import read_json_lines, read_table
 from ..base import stream_seed
+from ..hf import padded_rows, tokenizer_identity
 from .config import FORMATS, GENERIC, TextDataConfig
 from .glue import GLUE, GlueTask
 
@@ -229,25 +230,6 @@ def source_files(config: TextDataConfig) -> list[Path]:
     return [root / name for name in GLUE[config.dataset].tsv_files.values()]
 
 
-def padded_rows(ids: Tensor, offsets: Tensor, rows: Tensor, pad_id: int, width: int | None = None,
-                type_ids: Tensor | None = None) -> dict[str, Tensor]:
-    """``input_ids`` and ``attention_mask`` (and ``token_type_ids``) of the ragged sequences ``rows``
-    (``ids`` one after another, each beginning at ``offsets``), right-padded to the longest of them
-    (``width``, when the caller knows it from the host, so the device is not asked); gathered on
-    ``ids``' device in a few kernels."""
-    starts, lengths = offsets[rows], (offsets[1:] - offsets[:-1])[rows]
-    if width is None:
-        width = int(lengths.max()) if len(rows) else 1
-    positions = torch.arange(width, device=ids.device)
-    mask = positions.unsqueeze(0) < lengths.unsqueeze(1)
-    index = (starts.unsqueeze(1) + positions.unsqueeze(0)).clamp(max=max(len(ids) - 1, 0))
-    pad = torch.full((), pad_id, dtype=ids.dtype, device=ids.device)
-    inputs = {"input_ids": torch.where(mask, ids[index], pad).long(), "attention_mask": mask.long()}
-    if type_ids is not None:
-        inputs["token_type_ids"] = torch.where(mask, type_ids[index], 0).long()
-    return inputs
-
-
 @dataclass
 class TextSplit:
     """A tokenised split (ragged, see the module docstring)."""
@@ -300,17 +282,6 @@ def first_per_class(labels: Tensor, classes: int, per_class: int | None) -> Tens
             seen[label] += 1
             keep.append(row)
     return torch.tensor(keep, dtype=torch.long)
-
-
-def tokenizer_identity(tokenizer: Any, name: str) -> str:
-    """The tokenizer's name and a digest of its vocabulary and rules (what its ids depend on)."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:  # its rules and vocabulary; not the truncation and padding a call last set
-        rules = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}
-        text = json.dumps(rules, sort_keys=True)
-    else:
-        text = json.dumps(tokenizer.get_vocab(), sort_keys=True)
-    return f"{name}@{hashlib.sha1(text.encode()).hexdigest()[:16]}"
 
 
 def cache_key(config: TextDataConfig, tokenizer_id: str) -> str:

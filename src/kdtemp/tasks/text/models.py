@@ -18,87 +18,10 @@ import torch
 from torch import Tensor, nn
 
 from ...config import ConfigError
-from ..hf import from_checkpoint, from_settings
-from ..image.models import WeightsError, read_weights
+from ..base import ModelAdapter
+from ..hf import from_checkpoint, from_hub, from_settings, transformers_module
 from .config import TextModelConfig
 from .data import TextSplit
-
-
-def transformers_module(task: str = "text_classification"):
-    """Transformers, imported at first use (one line naming the extra when it is missing)."""
-    try:
-        import transformers
-    except ImportError:
-        extra = "lm" if task == "causal_lm" else "text"
-        raise ConfigError(f"task: {task} needs Hugging Face Transformers; install it with: "
-                          f"pip install 'kdtemp[{extra}]'") from None
-    transformers.logging.set_verbosity_error()  # its own warnings (a new head, ...) are kdtemp's lines here
-    return transformers
-
-
-def _from_hub(load, name: str, where: str, **kwargs):
-    """``load(name, ...)`` from the local cache, else from the hub; one line when neither has it."""
-    try:
-        return load(name, local_files_only=True, **kwargs)
-    except OSError:
-        pass
-    try:
-        return load(name, **kwargs)
-    except OSError as error:
-        first = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
-        raise ConfigError(f"{where}: {name!r} is neither in the local Hugging Face cache nor reachable on the hub "
-                          f"(offline?): {first}") from None
-
-
-def load_tokenizer(name: str, where: str = "data.tokenizer"):
-    """The fast tokenizer ``name`` (a hub name or a local folder); a folder Transformers cannot make a
-    tokenizer of (only ``tokenizer_config.json``, say) is one line."""
-    transformers = transformers_module()
-    folder = Path(name).expanduser()
-    if folder.is_dir():
-        try:
-            return transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        except Exception as error:  # noqa: BLE001  (Transformers raises many kinds here; each is one line)
-            first = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
-            raise ConfigError(f"{where}: {name!r} is not a tokenizer folder Transformers can load (it needs "
-                              f"tokenizer.json, or its tokenizer class's vocabulary files): {first}") from None
-    return _from_hub(transformers.AutoTokenizer.from_pretrained, name, where)
-
-
-def recorded_tokenizer(config: TextModelConfig, where: str = "model") -> str | None:
-    """The tokenizer a model's weights come with: a kdtemp checkpoint's recorded one, a folder with
-    tokenizer files, or the hub name of a pretrained model (None for a random one). A weights file
-    that cannot be read safely is one line naming ``<where>.weights`` (not a reason to ask the hub
-    for ``name``)."""
-    if config.init == "random":
-        return None
-    if config.init == "pretrained":
-        return config.name
-    path = Path(config.weights).expanduser()
-    if path.is_dir():
-        return str(path) if any((path / f).exists() for f in ("tokenizer.json", "tokenizer_config.json")) else config.name
-    if path.is_file():
-        try:
-            return read_weights(path)[1].get("tokenizer") or config.name
-        except WeightsError as error:
-            raise ConfigError(f"{where}.weights: {error}") from None
-    return config.name  # a prepared model's file is written by the study's first stage
-
-
-def tokenizer_source(shared: Any, members: list[Any] | None = None) -> str:
-    """The tokenizer the cohort's data is tokenised with: ``data.tokenizer``, else the teacher's (a
-    cohort without a teacher, a teacher's preparation: its model's)."""
-    if shared.data.tokenizer:
-        return shared.data.tokenizer
-    members = getattr(shared, "members", []) if members is None else members
-    models = [(shared.teacher, "teacher")] if shared.teacher is not None else \
-        [(m.model, "student.model") for m in members]
-    for model, where in models:
-        source = recorded_tokenizer(model, where)
-        if source is not None:
-            return source
-    raise ConfigError("data.tokenizer: the teacher (a random model from a config) comes with no tokenizer; name one "
-                      "(a hub name or a folder)")
 
 
 def _labels(classes: list[str]) -> dict[str, Any]:
@@ -124,7 +47,7 @@ def load_text_model(config: TextModelConfig, classes: list[str], role: str, wher
                                **remote)
     name = str(Path(config.weights).expanduser()) if config.init == "checkpoint" else config.name
     field = f"{where}.weights" if config.init == "checkpoint" else f"{where}.name"
-    module, info = _from_hub(auto.from_pretrained, name, field, output_loading_info=True,
+    module, info = from_hub(auto.from_pretrained, name, field, output_loading_info=True,
                              ignore_mismatched_sizes=role == "student" and config.init == "pretrained",
                              **_labels(classes), **remote)
     fresh = [k for k in info.get("missing_keys", [])] + [k[0] if isinstance(k, tuple) else k
@@ -136,7 +59,7 @@ def load_text_model(config: TextModelConfig, classes: list[str], role: str, wher
     return module
 
 
-class TextModel:
+class TextModel(ModelAdapter):
     """A sequence classifier as the engine uses it: called on a batch, logits ``[B, C]``."""
 
     def __init__(self, module: nn.Module, classes: list[str], tokenizer: str) -> None:

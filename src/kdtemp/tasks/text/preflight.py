@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ...config import ConfigError
-from ..base import Preflight
-from ..hf import build_on_meta, check_tokenizer_reads, check_weights_folder, model_limits
-from ..image.models import WeightsError, read_weights
-from ..image.preflight import check_device
+from ...weights import WeightsError, read_weights
+from ..base import Preflight, check_device
+from ..hf import (check_buildable, check_tokenizer_reads, hf_config, load_tokenizer, model_limits, recorded_tokenizer,
+                  tokenizer_identity, tokenizer_source)
 from .config import TextDataConfig, TextModelConfig
-from .data import read_rows, test_splits, tokenizer_identity
-from .models import load_tokenizer, recorded_tokenizer, tokenizer_source, transformers_module
+from .data import read_rows, test_splits
 
 
 @dataclass
@@ -64,68 +63,6 @@ def _dataset(data: TextDataConfig, download: bool, state: Preflight) -> TextFact
     return facts
 
 
-def _hf_config(config: TextModelConfig, field: str) -> dict[str, Any] | None:
-    """The model's Transformers config as a dict, read without its weights (None: written later by
-    the study's preparation stage)."""
-    if config.init == "random":
-        return dict(config.config)
-    if config.init == "checkpoint":
-        path = Path(config.weights).expanduser()
-        if config.prepared and not path.exists():
-            return None
-        if path.is_file():
-            try:
-                return read_weights(path)[1].get("hf_config")
-            except WeightsError as error:
-                raise ConfigError(f"{field}.weights: {error}") from None
-        name = str(path)
-    else:
-        name = config.name
-    transformers = transformers_module()
-    loader = transformers.AutoConfig.from_pretrained
-    remote = {"trust_remote_code": True} if config.trust_remote_code else {}
-    where = f"{field}.weights" if config.init == "checkpoint" else f"{field}.name"
-    folder = Path(name).expanduser()
-    if folder.is_dir():
-        check_weights_folder(folder, where)
-    try:
-        return loader(name, local_files_only=True, **remote).to_dict()
-    except OSError:
-        if folder.is_dir():
-            raise ConfigError(f"{where}: {name!r} is not a model folder Transformers can read (no usable "
-                              "config.json)") from None
-    except ValueError as error:
-        raise _config_refused(error, name, where, field) from None
-    try:
-        return loader(name, **remote).to_dict()
-    except ValueError as error:
-        raise _config_refused(error, name, where, field) from None
-    except OSError as error:
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
-        raise ConfigError(f"{where}: {name!r} is neither in the local Hugging Face cache nor reachable on the hub "
-                          f"(offline?): {first}") from None
-
-
-def _config_refused(error: ValueError, name: str, where: str, field: str) -> ConfigError:
-    """Transformers' refusal of a model's config as one line: remote code kdtemp does not run, or an
-    unknown ``model_type``."""
-    text = str(error)
-    if "trust_remote_code" in text:
-        return ConfigError(f"{where}: {name!r} needs its own Python code (custom modelling files); kdtemp runs no "
-                           f"code from a model unless {field}.trust_remote_code: true")
-    first = (text.strip().splitlines() or [type(error).__name__])[0][:200]
-    return ConfigError(f"{where}: {name!r} has a config Transformers cannot read: {first}")
-
-
-def check_buildable(config: TextModelConfig, hf: dict[str, Any], field: str, auto: str,
-                    extra: dict[str, Any] | None = None) -> None:
-    """The model ``hf`` describes, built on the meta device (:func:`~kdtemp.tasks.hf.build_on_meta`)
-    with Transformers' ``auto`` class."""
-    transformers = transformers_module()
-    remote = {"trust_remote_code": True} if config.trust_remote_code else {}
-    build_on_meta(transformers, getattr(transformers, auto), hf, field, extra, **remote)
-
-
 def check_model(config: TextModelConfig, facts: TextFacts, tokenizer: Any, tokenizer_name: str, max_length: int,
                 field: str) -> None:
     """The labels a checkpoint records, and whether the tokenizer's ids and the inputs' length fit."""
@@ -138,7 +75,7 @@ def check_model(config: TextModelConfig, facts: TextFacts, tokenizer: Any, token
         if recorded is not None and list(recorded) != list(facts.classes):
             raise ConfigError(f"{field}.weights: its labels ({', '.join(map(str, recorded))}) differ from the data's "
                               f"({', '.join(facts.classes)})")
-    hf = _hf_config(config, field)
+    hf = hf_config(config, field)
     if hf is None:
         return
     check_buildable(config, hf, field, "AutoModelForSequenceClassification", {"num_labels": len(facts.classes)})
@@ -171,7 +108,7 @@ def preflight(cohorts: Iterable[tuple[Any, list[Any]]], device: str = "auto", do
             [(member.model, f"{prefix}model") for member in members]
         if facts is None:  # the data is read when the run starts; the models can be found now
             for model, where in models:
-                _hf_config(model, where)
+                hf_config(model, where)
             continue
         if shared.batch_size > facts.train:
             raise ConfigError(f"batch_size: {shared.batch_size} exceeds the {facts.train} training inputs of this data "

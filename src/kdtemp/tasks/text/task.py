@@ -15,12 +15,13 @@ from typing import Any
 
 from torch import Tensor
 
-from ..base import register_task
+from ..base import Task, register_task
 from .config import TextAugmentConfig, TextDataConfig, TextModelConfig
 from .data import TextSplit, TextStream, load_splits, test_splits
 from .glue import ACCURACY, GLUE, MISMATCHED_SUFFIX
 from .metrics import scores
-from .models import TextModel, load_text_model, load_tokenizer, tokenizer_source
+from ..hf import load_tokenizer, tokenizer_source
+from .models import TextModel, load_text_model
 
 
 def metrics_of(data: TextDataConfig) -> tuple[tuple[str, ...], str]:
@@ -55,7 +56,7 @@ class TextData:
 
 
 @register_task("text_classification")
-class TextClassification:
+class TextClassification(Task):
     """Text classification with Hugging Face models; the primary metric is the dataset's."""
 
     name = "text_classification"
@@ -69,7 +70,7 @@ class TextClassification:
     def open(self, shared: Any, runtime: Any, progress: bool = False) -> TextData:
         """Tokenise (or read from the cache) every split onto ``runtime.device``; the dataset's
         primary metric becomes this task's."""
-        from ..image.data import default_cache_dir  # one cache folder for every task's data
+        from ...paths import default_cache_dir  # one cache folder for every task's data
 
         name = tokenizer_source(shared)
         tokenizer = load_tokenizer(name)

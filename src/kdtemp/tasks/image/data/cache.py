@@ -16,6 +16,7 @@ from torch import Tensor
 
 from kdtemp.config import ConfigError
 from kdtemp.files import IntegrityError, atomic_write_text, load_verified, quarantine, remove_stale_temporaries, save_verified, warn
+from kdtemp.paths import default_cache_dir
 from .formats import READERS, RawSplit, get_reader
 
 CACHE_VERSION = 1
@@ -38,13 +39,6 @@ class ImageSplit:
 
     def to(self, device: torch.device | str) -> "ImageSplit":
         return ImageSplit(self.images.to(device), self.labels.to(device), self.classes)
-
-
-def default_cache_dir() -> Path:
-    """``$KDTEMP_CACHE``, else ``$XDG_CACHE_HOME/kdtemp``, else ``~/.cache/kdtemp``."""
-    if os.environ.get("KDTEMP_CACHE"):
-        return Path(os.environ["KDTEMP_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kdtemp"
 
 
 def select_subset(
