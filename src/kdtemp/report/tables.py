@@ -41,13 +41,15 @@ epochs, dataset, ...) are the context a method is compared in."""
 NAMED_KEYS = ("objective", "policy", "minimum", "maximum", "initial")
 """Method fields a method's published name stands for (``DTS [4, 8]``: objective, policy and DTS's
 bounds; its initial T is DTS's own); the others (``preset=official``, DKD's ``beta=4``) follow it."""
-METRIC_NAMES = {"top1": "top-1 (%)", "top5": "top-5 (%)", "rouge_l": "ROUGE-L (x100)", "exact_match": "exact match (%)"}
-"""How tables and figures name a metric (with its unit); any other metric is named as the store names it."""
-METRIC_SHORT = {"top1": ("top-1", "%"), "top5": ("top-5", "%"), "rouge_l": ("ROUGE-L", ""),
-                "exact_match": ("exact match", "%")}
-"""A metric's name in running text, and its unit: ``mean top-1 85.75%``."""
-METRIC_NOUNS = {"top1": "accuracy", "top5": "top-5 accuracy", "rouge_l": "ROUGE-L", "exact_match": "exact match"}
-"""What a metric measures, for titles: ``Accuracy heatmap``, ``accuracy vs temperature``."""
+def _metric_names() -> dict[str, Any]:
+    """Every registered task's :class:`~kdtemp.tasks.base.MetricName` by metric (read when a report
+    names a metric, so a task registered later is named too)."""
+    from ..tasks import TASKS
+
+    names: dict[str, Any] = {}
+    for task in TASKS.values():
+        names.update(task.metric_names)
+    return names
 
 
 @dataclass(frozen=True)
@@ -61,29 +63,33 @@ class Metric:
     @property
     def label(self) -> str:
         """``top-1 (%)``; ``loss (lower is better)``."""
-        return self._named(METRIC_NAMES) + (" (lower is better)" if self.goal == "min" else "")
+        return self._named("label") + (" (lower is better)" if self.goal == "min" else "")
 
-    def _named(self, table: dict[str, str]) -> str:
-        """The name in ``table``; a metric on a named evaluation set (``rouge_l_selfinst``) as its
-        metric's name on that set (``ROUGE-L (x100) on selfinst``)."""
-        if self.name in table:
-            return table[self.name]
-        for base in sorted(table, key=len, reverse=True):
+    def _named(self, part: str) -> str:
+        """The ``part`` of the metric's name as its task declares it (``label``, ``noun``); a metric
+        on a named evaluation set (``rouge_l_selfinst``) as its metric's on that set (``ROUGE-L (x100)
+        on selfinst``); a metric no task names, as the store names it."""
+        names = _metric_names()
+        if self.name in names:
+            return getattr(names[self.name], part)
+        for base in sorted(names, key=len, reverse=True):
             if self.name.startswith(base + "_"):
-                return f"{table[base]} on {self.name[len(base) + 1:]}"
+                return f"{getattr(names[base], part)} on {self.name[len(base) + 1:]}"
         return self.name
 
     @property
     def short(self) -> str:
-        return METRIC_SHORT.get(self.name, (self.name, ""))[0]
+        named = _metric_names().get(self.name)
+        return named.short if named is not None else self.name
 
     @property
     def unit(self) -> str:
-        return METRIC_SHORT.get(self.name, (self.name, ""))[1]
+        named = _metric_names().get(self.name)
+        return named.unit if named is not None else ""
 
     @property
     def noun(self) -> str:
-        return self._named(METRIC_NOUNS)
+        return self._named("noun")
 
     def key(self, which: str) -> str:
         """The table's key of the metric at the ``final`` or ``best`` epoch: ``final_top1``."""

@@ -60,7 +60,8 @@ def _plain_cohort(config, executor: ExecutorConfig, logging=None) -> dict:
     plain = to_dict(config)
     if logging is not None:
         plain["logging"] = to_dict(logging)
-    plain["data"]["cache_dir"] = plain["data"]["cache_dir"] or str(default_cache_dir())
+    if "cache_dir" in plain["data"]:  # a worker in another process caches where the driver does
+        plain["data"]["cache_dir"] = plain["data"]["cache_dir"] or str(default_cache_dir())
     plain["checkpoint_every"] = executor.checkpoint_every
     plain["fuse"] = executor.fuse
     return plain

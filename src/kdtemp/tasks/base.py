@@ -98,6 +98,19 @@ class ModelAdapter:
 
 
 @dataclass(frozen=True)
+class MetricName:
+    """How reports name one of a task's metrics: ``label`` in tables and figures (with its unit,
+    ``top-1 (%)``), ``short`` in running text with its ``unit`` (``top-1`` and ``%``), and ``noun``,
+    what it measures, for titles (``accuracy``). A metric on a named evaluation set
+    (``rouge_l_selfinst``) is named as its metric on that set."""
+
+    label: str
+    short: str
+    unit: str
+    noun: str
+
+
+@dataclass(frozen=True)
 class MemoryEstimate:
     """Bytes a model of a cohort holds on the training device: its weights, their gradients, its
     optimizer's state and its activations (a student's saved for backward at its batch size; a
@@ -145,8 +158,14 @@ class Task:
     primary_goal: str = "max"
     """``max`` when a larger primary metric is better, else ``min``."""
     data_config: type
+    """Its ``data`` section: a dataclass with a ``dataset`` name (what reports show), ``validate(path)``,
+    ``unused_fields()``, ``split_file`` (None where it has none) and ``expected_sizes()``; a
+    ``cache_dir`` field, where it has one, is filled in for workers in other processes."""
     augment_config: type
+    """Its ``augment`` section: a dataclass with ``validate(path)`` and ``unused_fields()``."""
     model_config: type
+    """Its model sections (teacher, student): a dataclass with ``name``, ``init``, ``weights`` and
+    ``prepared`` (the preparation a study's stage trains it in), ``validate(path)`` and ``unused_fields()``."""
     precisions: tuple[str, ...] = ("auto", "fp32", "bf16")
     """The ``precision`` values it computes in (of :data:`kdtemp.engine.runtime.PRECISIONS`): ``fp64``
     only where its models and inputs follow the runtime's dtype."""
@@ -157,6 +176,8 @@ class Task:
     """What a policy's progress counts (DTS's cosine): finished epochs (``epoch``) or optimizer steps (``step``)."""
     diagnoses_teacher: bool = True
     """Whether the study's teacher diagnostics (class profiles at each T) apply to its teachers."""
+    metric_names: dict[str, MetricName] = {}
+    """How reports name its metrics (:class:`MetricName`); a metric without one is named as stored."""
 
     def preflight(self, cohorts: Iterable[tuple[Any, list[Any]]], device: str = "auto", download: bool = True,
                   member_field: str = "student", state: Preflight | None = None) -> Preflight:

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ...config import ConfigError
-from ..base import MemoryEstimate, ModelAdapter, Task, register_task
+from ..base import MemoryEstimate, MetricName, ModelAdapter, Task, register_task
 from .data import KNOWN_SIZES, AugmentConfig, DataConfig, ImageSplit, TrainStream, eval_images
 from .data.augment import Batch
 from .evaluate import accuracy, predict
@@ -88,6 +88,8 @@ class ImageClassification(Task):
     primary_metric = "top1"
     primary_goal = "max"
     precisions = ("auto", "fp32", "bf16", "fp64")  # fp64: weights, inputs and logits in float64
+    metric_names = {"top1": MetricName("top-1 (%)", "top-1", "%", "accuracy"),
+                    "top5": MetricName("top-5 (%)", "top-5", "%", "top-5 accuracy")}
     data_config = DataConfig
     augment_config = AugmentConfig
     model_config = ModelConfig

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..base import Task, register_task
+from ..base import MetricName, Task, register_task
 from .config import CausalLMConfig, LMAugmentConfig, LMDataConfig
 from .data import LMSplit, LMStream, load_splits
 from .metrics import EXACT_MATCH, ROUGE_L, exact_match, rouge_l
@@ -85,6 +85,8 @@ class CausalLanguageModeling(Task):
 
     name = "causal_lm"
     primary_metric = ROUGE_L
+    metric_names = {ROUGE_L: MetricName("ROUGE-L (x100)", "ROUGE-L", "", "ROUGE-L"),
+                    EXACT_MATCH: MetricName("exact match (%)", "exact match", "%", "exact match")}
     primary_goal = "max"
     precisions = ("auto", "fp32", "bf16")  # Hugging Face models in float32 or under bf16 autocast
     data_config = LMDataConfig
