@@ -176,3 +176,19 @@ def run_id_of(config: CohortConfig) -> str:
     from kdtemp.engine.config import run_id
 
     return run_id(config, config.members[0])
+
+
+def test_the_progress_bar_shows_the_best_of_every_epoch_so_far_not_of_the_last():
+    from types import SimpleNamespace
+
+    from kdtemp.engine.cohort import _Cohort
+
+    def member(*values):
+        return SimpleNamespace(state=SimpleNamespace(curve=[{"top1": v} for v in values]))
+
+    task = SimpleNamespace(primary_metric="top1", primary_goal="max")
+    cohort = SimpleNamespace(task=task, members=[member(40.0, 35.0), member(20.0, 30.0)])
+    assert _Cohort.best_so_far(cohort) == 40.0  # the last epoch's best is 35: it went down before
+    cohort.task = SimpleNamespace(primary_metric="top1", primary_goal="min")
+    assert _Cohort.best_so_far(cohort) == 20.0
+    assert _Cohort.best_so_far(SimpleNamespace(task=task, members=[member()])) != _Cohort.best_so_far(cohort)  # NaN

@@ -68,3 +68,13 @@ def test_a_finished_member_is_done_while_its_cohort_trains_and_a_resume_keeps_it
     begun.clear()
     assert run_study(s, progress=False)["done"] == 2
     assert {run_id for run_id, _ in begun} == {long.run_id} and begun == [(long.run_id, 3)]  # nothing retrained
+
+
+def test_plan_counts_runs_the_store_has_not_registered_as_to_go(tmp_path, capsys):
+    from kdtemp.cli import main
+
+    output = tmp_path / "study"
+    run_study(load_study(write_yaml(tmp_path / "s.yaml", study()), output=output), progress=False)
+    wider = write_yaml(tmp_path / "s.yaml", study(grid={"student.temperature": [1, 2, 4, 8]}))
+    assert main(["study", "plan", wider, "--output", str(output)]) == 0
+    assert "store: 2 done, 0 failed, 2 to go" in capsys.readouterr().out  # it printed "0 to go"

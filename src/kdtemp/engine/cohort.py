@@ -215,10 +215,19 @@ class _Cohort:
                 group.end_epoch()
             self.finish_epoch(active, epoch)
             if bar is not None:
-                best = max((m.state.curve[-1][primary] for m in active if m.state.curve), default=float("nan"))
-                bar.set_postfix(**{"epoch": epoch, f"best_{primary}": f"{best:.1f}"})
+                bar.set_postfix(**{"epoch": epoch, f"best_{primary}": f"{self.best_so_far():.1f}"})
         if bar is not None:
             bar.close()
+
+    def best_so_far(self) -> float:
+        """The best primary metric any member reached in any finished epoch (by the task's goal; NaN
+        before the first): what the progress bar shows, so it never goes down."""
+        primary, goal = self.task.primary_metric, self.task.primary_goal
+        values = [row[primary] for m in self.members for row in m.state.curve
+                  if row.get(primary) is not None and row[primary] == row[primary]]
+        if not values:
+            return float("nan")
+        return max(values) if goal == "max" else min(values)
 
     def finish_epoch(self, active: list[Member], epoch: int) -> None:
         """Evaluate every member that did not fail (one read of all training losses), record the

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..config import ConfigError, require, to_dict
+from ..config import require, to_dict
 from ..tasks import get_task
 from .cohort import run_cohort
 from .results import RunResult

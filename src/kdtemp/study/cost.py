@@ -69,7 +69,7 @@ def split_sizes(task: Task, data: Any, facts) -> tuple[int, int, int] | None:
 def _flops(task: Task, model, data: Any, classes: int, cost: Cost) -> float:
     counted = task.forward_flops(model, data, classes)
     if counted is None:
-        cost.uncounted.add(model.name)
+        cost.uncounted.add(task.model_label(model))
         return 0.0
     return float(counted)
 

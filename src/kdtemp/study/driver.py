@@ -333,7 +333,7 @@ def plan(study: Study) -> str:
     for cohort, memory in zip(study.cohorts, memories):
         spec = cohort.runs[0].spec
         epochs = [r.spec.student.epochs for r in cohort.runs]
-        teacher = spec.teacher.name if spec.teacher else "none"
+        teacher = get_task(spec.task).model_label(spec.teacher) if spec.teacher else "none"
         lines.append(f"  cohort {cohort.cohort_id}: {len(cohort.runs)} runs, {spec.data.dataset}, teacher {teacher}, "
                      f"batch {spec.batch_size}, data seed {spec.data_seed}, epochs {min(epochs)}-{max(epochs)}"
                      + (f", memory {memory.describe()}" if memory is not None else ""))
@@ -357,7 +357,8 @@ def plan(study: Study) -> str:
         with Store(store_path(study), readonly=True) as store:
             counts = store.counts(r.run_id for r in study.runs)
             done = [r for r in store.runs(r.run_id for r in study.runs) if r["status"] == "done" and r["epochs_done"]]
-            lines.append(f"store: {counts['done']} done, {counts['failed']} failed, {counts['pending'] + counts['running']} to go")
+            to_go = len(study.runs) - counts["done"] - counts["failed"]  # runs the store has not registered yet too
+            lines.append(f"store: {counts['done']} done, {counts['failed']} failed, {to_go} to go")
             if done:
                 pace = sum(r["seconds"] for r in done) / sum(r["epochs_done"] for r in done)
                 remaining = sum(r.spec.student.epochs for r in study.runs) - sum(r["epochs_done"] for r in store.runs(r.run_id for r in study.runs))

@@ -36,6 +36,7 @@ from typing import Any
 from ..config import ConfigError, from_dict, require, set_path, to_dict
 from ..engine.config import run_id
 from ..engine.teacher import TeacherConfig
+from ..tasks import get_task
 from .axes import Axis, axes_of
 from .recipes import merged, recipe_of
 
@@ -119,7 +120,8 @@ def _prep_label(config: TeacherConfig, labels: list[str]) -> str:
     origin = "scratch" if config.model.init == "random" else "ft"
     said = ("epochs=", "model.name=", "model.init=", "model.name+", "epochs+")
     rest = [label for label in labels if not label.startswith(said)]
-    return f"{config.model.name} {origin} {config.epochs} ep" + (f" ({', '.join(rest)})" if rest else "")
+    name = get_task(config.task).model_label(config.model)  # a text model built from a config: by its shape
+    return f"{name} {origin} {config.epochs} ep" + (f" ({', '.join(rest)})" if rest else "")
 
 
 def reference_of(value: Any, stages: dict[str, list[Preparation]], where: str, single: bool = True) -> Any:

@@ -232,6 +232,10 @@ class Task:
         ``plan``'s cost; None where unknown."""
         return None
 
+    def model_label(self, model: Any) -> str:
+        """How ``plan`` and reports name a model config: its ``name`` by default."""
+        return model.name
+
     def forward_flops(self, model: Any, data: Any, classes: int) -> float | None:
         """The FLOPs of one forward pass of ``model`` on one input of ``data``; None where they
         cannot be counted."""

@@ -101,6 +101,47 @@ def from_checkpoint(transformers: Any, auto: Any, weights: str, where: str, kind
     return module
 
 
+def model_label(config: Any) -> str:
+    """A Hugging Face model config's name for ``plan`` and reports: a model built from a config is
+    named by its shape (``bert 4x256``: type, layers and width), after its ``name`` when the user gave
+    one (the default name is a hub model's, which a random model is not); any other, by ``name``."""
+    if config.init != "random" or not isinstance(config.config, dict):
+        return config.name
+    settings = config.config
+    layers = settings.get("num_hidden_layers", settings.get("n_layer"))
+    width = settings.get("hidden_size", settings.get("n_embd", settings.get("d_model")))
+    shape = f"{settings.get('model_type')} {layers}x{width}" if layers and width else str(settings.get("model_type"))
+    default = type(config).__dataclass_fields__["name"].default
+    return shape if config.name == default else f"{config.name} ({shape})"
+
+
+def forward_flops(config: Any, auto: str, tokens: int, extra: dict[str, Any] | None = None) -> float | None:
+    """About the FLOPs of one forward pass over ``tokens`` tokens: 2 per parameter per token, the
+    input embedding (a lookup) left out and the output projection counted even when tied to it
+    (attention's own products, which grow with the length, are left out: a lower bound). The model is
+    built on the meta device from its config; None where the config cannot be read yet (a model a
+    study prepares)."""
+    settings = hf_config(config, "model")
+    if settings is None:
+        return None
+    transformers = transformers_module()
+    settings = dict(settings)
+    model_type = settings.pop("model_type", None)
+    if not isinstance(model_type, str):
+        return None
+    remote = {"trust_remote_code": True} if config.trust_remote_code else {}
+    hf = transformers.AutoConfig.for_model(model_type, **settings, **(extra or {}))
+    with torch.device("meta"):
+        module = getattr(transformers, auto).from_config(hf, **remote)
+    parameters = sum(p.numel() for p in module.parameters())
+    embedding = module.get_input_embeddings()
+    parameters -= embedding.weight.numel() if embedding is not None else 0
+    head = module.get_output_embeddings()
+    if head is not None and embedding is not None and head.weight is embedding.weight:
+        parameters += head.weight.numel()
+    return 2.0 * parameters * tokens
+
+
 def model_limits(hf_config: dict[str, Any]) -> tuple[int | None, int | None]:
     """A Transformers config's vocabulary size and number of positions (``max_position_embeddings``,
     or GPT-2's ``n_positions``), None where it gives none."""

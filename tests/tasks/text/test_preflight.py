@@ -254,3 +254,12 @@ def test_a_model_folder_with_its_own_code_is_refused_while_remote_code_is_off(ss
     assert line.endswith(f"student.model.name: {str(folder)!r} needs its own Python code (custom modelling files); "
                          "kdtemp runs no code from a model unless student.model.trust_remote_code: true")
     assert not marker.exists()
+
+
+def test_a_model_built_from_a_config_is_named_by_its_shape_in_plan(sst2_folder, tokenizer_folder, tmp_path, capsys):
+    path = study(tmp_path, sst2_folder, tokenizer_folder,
+                 teacher={"init": "random", "config": tiny_bert()})  # the default name: a hub model's
+    assert main(["study", "plan", path, "--output", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "teacher bert 2x32," in out and "bert-base-uncased" not in out
+    assert "could not be counted" not in out and "~0 FLOPs" not in out  # counted from each model's config

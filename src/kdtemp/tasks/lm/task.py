@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from ..base import MetricName, Task, register_task
+from ..hf import forward_flops, model_label
 from .config import CausalLMConfig, LMAugmentConfig, LMDataConfig
 from .data import LMSplit, LMStream, load_splits
 from .metrics import EXACT_MATCH, ROUGE_L, exact_match, rouge_l
@@ -146,6 +147,15 @@ class CausalLanguageModeling(Task):
 
     def scores(self, logits: Tensor, labels: Tensor) -> dict[str, Tensor]:
         raise NotImplementedError("causal_lm scores generations, not logits")
+
+    def forward_flops(self, model: Any, data: Any, classes: int) -> float | None:
+        """At ``max_length`` tokens an input, an upper bound of the padded batches' length
+        (:func:`~kdtemp.tasks.hf.forward_flops`)."""
+        return forward_flops(model, "AutoModelForCausalLM", data.max_length, None)
+
+    def model_label(self, model: Any) -> str:
+        """A model built from a config by its shape (:func:`~kdtemp.tasks.hf.model_label`)."""
+        return model_label(model)
 
     def preflight(self, cohorts, device: str = "auto", download: bool = True, member_field: str = "student",
                   state=None):

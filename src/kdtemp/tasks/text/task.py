@@ -20,7 +20,7 @@ from .config import TextAugmentConfig, TextDataConfig, TextModelConfig
 from .data import TextSplit, TextStream, load_splits, test_splits
 from .glue import ACCURACY, GLUE, MISMATCHED_SUFFIX
 from .metrics import scores
-from ..hf import load_tokenizer, tokenizer_source
+from ..hf import forward_flops, load_tokenizer, model_label, tokenizer_source
 from .models import TextModel, load_text_model
 
 
@@ -101,6 +101,15 @@ class TextClassification(Task):
 
     def scores(self, logits: Tensor, labels: Tensor) -> dict[str, Tensor]:
         return scores(logits, labels, (ACCURACY,))
+
+    def forward_flops(self, model: Any, data: Any, classes: int) -> float | None:
+        """At ``max_length`` tokens an input, an upper bound of the padded batches' length
+        (:func:`~kdtemp.tasks.hf.forward_flops`)."""
+        return forward_flops(model, "AutoModelForSequenceClassification", data.max_length, {"num_labels": classes})
+
+    def model_label(self, model: Any) -> str:
+        """A model built from a config by its shape (:func:`~kdtemp.tasks.hf.model_label`)."""
+        return model_label(model)
 
     def preflight(self, cohorts, device: str = "auto", download: bool = True, member_field: str = "student",
                   state=None):

@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from kdtemp.config import ConfigError, require
-from kdtemp.weights import WeightsError, read_weights, strip_wrappers  # noqa: F401  (re-exported)
+from kdtemp.weights import WeightsError, read_weights  # noqa: F401  (read_weights: re-exported)
 from ..normalization import IMAGENET_NORMALIZATION, Normalization
 from .cifar_resnet import CIFAR_MODELS as CIFAR_RESNETS, CifarResNet
 from .cifar_zoo import KD_ZOO_MODELS
