@@ -54,7 +54,7 @@ def test_the_study_objective_at_the_policy_s_annealing_temperature_is_akd_loss_a
     from kdtemp.temperature import create_policy
 
     student, teacher = torch.randn(6, 5, dtype=torch.float64), torch.randn(6, 5, dtype=torch.float64)
-    policy = create_policy("akd", temperature=4.0, akd={"phase1_epochs": 25, "max_level": 10})
+    policy = create_policy("akd", temperature=4.0, objective_params={"phase1_epochs": 25, "max_level": 10})
     objective = create_objective("akd", phase1_epochs=25)
     seen = []
     for epoch in range(1, 26):
@@ -66,6 +66,6 @@ def test_the_study_objective_at_the_policy_s_annealing_temperature_is_akd_loss_a
         seen.append(tau)
     assert seen[0] == 10.0 and seen[-1] == 1.0
     state = policy.state_dict()
-    again = create_policy("akd", temperature=4.0, akd={"phase1_epochs": 25, "max_level": 10})
+    again = create_policy("akd", temperature=4.0, objective_params={"phase1_epochs": 25, "max_level": 10})
     again.load_state_dict(state)
     assert again.current() == 1.0

@@ -15,6 +15,8 @@ from ..objectives import get_spec
 from ..tasks import DEFAULT_TASK, TASKS
 from .tracking import LoggingConfig
 from ..objectives.registry import PROTOCOL, TEMPERATURE_RANGE, Preset, check_parameters
+from ..temperature import POLICIES, get_policy
+from ..temperature.registry import policy_settings
 
 # The sections a run of the default task (image classification) has, as its registration declares them;
 # a run of another task gets its own through :meth:`SharedConfig.field_types`.
@@ -120,7 +122,7 @@ class MemberConfig:
     objective: str | None = "kd"
     objective_params: dict[str, Any] = field(default_factory=dict)
     temperature: float | None = None
-    temperature_policy: Literal["fixed", "dts", "dts_instance", "ctkd", "akd"] = "fixed"
+    temperature_policy: str = "fixed"  # a registered policy (kdtemp.temperature.POLICIES)
     dts: DTSConfig = field(default_factory=DTSConfig)
     ctkd_ramp_epochs: int = 10
     loss_preset: Literal["protocol", "official"] = "protocol"
@@ -133,6 +135,8 @@ class MemberConfig:
     seed: int = 0
 
     def validate(self, path: str = "member") -> None:
+        require(self.temperature_policy in POLICIES, f"{path}.temperature_policy",
+                f"{self.temperature_policy!r} is not allowed; allowed: {' | '.join(repr(name) for name in POLICIES)}")
         require(self.epochs >= 1, f"{path}.epochs", f"must be >= 1; got {self.epochs}")
         if self.temperature is not None:
             require_temperature(self.temperature, f"{path}.temperature")
@@ -155,16 +159,14 @@ class MemberConfig:
                                          if k in self.objective_params}
             except ValueError as error:
                 raise ConfigError(f"{path}.objective_params.{error}") from None
-            require(self.temperature_policy != "dts_instance" or self.objective == "kd", f"{path}.temperature_policy",
-                    f"dts_instance gives each sample its own temperature, which only objective 'kd' takes; got "
-                    f"objective {self.objective!r}")
             spec = get_spec(self.objective)
             if spec.temperature_policy != "fixed":
                 require(self.temperature_policy == spec.temperature_policy, f"{path}.temperature_policy",
                         f"objective {self.objective!r} needs temperature_policy: {spec.temperature_policy}; "
                         f"got {self.temperature_policy}")
-            require(self.temperature_policy != "akd" or spec.temperature_policy == "akd", f"{path}.temperature_policy",
-                    f"akd is Annealing KD's staircase, which only objective 'akd' takes; got objective {self.objective!r}")
+            policy = get_policy(self.temperature_policy)
+            if policy.check is not None:  # what the policy asks of its member (dts_instance: objective kd)
+                policy.check(self, path)
             if spec.check_run is not None:
                 try:
                     spec.check_run(check_parameters(self.objective, self.objective_params), self.epochs)
@@ -197,7 +199,7 @@ class MemberConfig:
     @property
     def uses_temperature(self) -> bool:
         """Whether ``temperature`` affects the run (not for CE-only runs, DTS or CTKD)."""
-        return self.distills and self.temperature_policy == "fixed"
+        return self.distills and get_policy(self.temperature_policy).fixed
 
     @property
     def distills(self) -> bool:
@@ -236,14 +238,12 @@ class MemberConfig:
         unused = {"name", "loss_preset", "ce_weight", "kd_weight", "warmup_epochs"}  # replaced by the resolved weights
         weights = self.weights()
         if not self.distills:
-            unused |= {"objective", "objective_params", "temperature", "temperature_policy", "dts", "ctkd_ramp_epochs"}
+            unused |= {"objective", "objective_params", "temperature", "temperature_policy"} | policy_settings()
         else:
-            if self.temperature_policy != "fixed":
+            policy = get_policy(self.temperature_policy)
+            if not policy.fixed:
                 unused.add("temperature")
-            if self.temperature_policy not in ("dts", "dts_instance"):
-                unused.add("dts")
-            if self.temperature_policy != "ctkd":
-                unused.add("ctkd_ramp_epochs")
+            unused |= policy_settings() - set(policy.settings)  # the settings of the policies it does not use
         if weights.ce_weight == 0 and self.phase_one_epochs is None:  # a two-phase run's phase 2 uses it
             unused.add("label_smoothing")
         unused |= {f"optimizer.{name}" for name in self.optimizer.unused_fields()}
@@ -269,15 +269,7 @@ class MemberConfig:
             return self.name
         if not self.distills:  # no objective, or a KD weight of 0
             return f"ce-{self.optimizer.name}"
-        if self.temperature_policy == "dts":
-            return f"{self.objective}-dts[{self.dts.minimum:g},{self.dts.maximum:g}]-{self.optimizer.name}"
-        if self.temperature_policy == "dts_instance":
-            return f"{self.objective}-dts-instance[{self.dts.minimum:g},{self.dts.maximum:g}]-{self.optimizer.name}"
-        if self.temperature_policy == "ctkd":
-            return f"{self.objective}-learned-T-{self.optimizer.name}"
-        if self.temperature_policy == "akd":
-            return f"{self.objective}-{self.phase_one_epochs}+{self.epochs - self.phase_one_epochs}-{self.optimizer.name}"
-        return f"{self.objective}-T{self.effective_temperature:g}-{self.optimizer.name}"
+        return f"{self.objective}-{get_policy(self.temperature_policy).label(self)}-{self.optimizer.name}"
 
 
 def _without(data: dict[str, Any], fields: set[str]) -> dict[str, Any]:

@@ -127,9 +127,9 @@ class Member:
             self.policy = create_policy(config.temperature_policy, temperature=config.effective_temperature,
                                         dts=config.dts, ctkd_ramp_epochs=config.ctkd_ramp_epochs, device=device,
                                         samples=data.train_size,
-                                        akd={**check_parameters(config.objective, config.objective_params),
-                                             "phase1_epochs": self.phase_one}
-                                        if config.temperature_policy == "akd" else None)
+                                        objective_params={**check_parameters(config.objective, config.objective_params),
+                                                          "phase1_epochs": self.phase_one}
+                                        if config.objective is not None else None)
             self.rng_state = torch.random.get_rng_state()
             self.cuda_rng_state = torch.cuda.get_rng_state(device) if cuda_devices else None
         self.student = self.model.module

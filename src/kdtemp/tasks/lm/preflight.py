@@ -18,6 +18,7 @@ from typing import Any, Iterable
 from ...config import ConfigError
 from ...files import warn
 from ...objectives.registry import get_spec
+from ...temperature import get_policy
 from ..base import Preflight, check_device
 from ..hf import (SAMPLE_TEXTS, check_buildable, check_tokenizer_reads, hf_config, load_tokenizer, model_limits,
                   recorded_tokenizer, tokenizer_identity, tokenizer_source)
@@ -91,9 +92,9 @@ def check_objectives(members: list[Any], prefix: str) -> None:
         if spec.no_token_form:
             raise ConfigError(f"{prefix}objective: {member.objective!r} does not apply to a vocabulary "
                               f"({spec.no_token_form}); allowed: {ROW_WISE_HINT}")
-        if member.temperature_policy == "dts_instance":
-            raise ConfigError(f"{prefix}temperature_policy: dts_instance keeps one temperature per training sample "
-                              "and has no token form; use dts (batch-wise, progress over optimizer steps)")
+        policy = get_policy(member.temperature_policy)
+        if policy.no_token_form:
+            raise ConfigError(f"{prefix}temperature_policy: {policy.name} {policy.no_token_form}")
 
 
 def check_models(models: list[tuple[Any, str]], tokenizer: Any, tokenizer_name: str, data: LMDataConfig,

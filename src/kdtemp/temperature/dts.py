@@ -1,0 +1,49 @@
+"""The Dynamic Temperature Scheduler, batch-wise: T moves after each step toward its target for the
+batch's cross-entropy gap."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .interface import CrossEntropies, PolicyDefaults
+from .policies import DynamicTemperature
+from .registry import PolicySpec, register_policy
+
+
+class DTSPolicy(PolicyDefaults):
+    """The Dynamic Temperature Scheduler (:class:`DynamicTemperature`), batch-wise: after each
+    optimizer step T moves toward its target for that batch's CE gap. Every step's value is logged
+    (kept on the device during the epoch as float64, read once at its end)."""
+
+    name = "dts"
+
+    def __init__(self, initial: float, minimum: float, maximum: float, momentum: float = 0.9) -> None:
+        self.schedule = DynamicTemperature(initial, minimum, maximum, momentum)
+        self._steps: list[Tensor] = []
+
+    def current(self, batch: Any = None) -> float | Tensor:
+        return self.schedule.value
+
+    def begin_epoch(self, epoch: int) -> None:
+        self._steps = []
+
+    def after_step(self, used, cross_entropies: CrossEntropies, epoch: int, total_epochs: int) -> None:
+        student_ce, teacher_ce = cross_entropies()
+        self._steps.append(used.to(torch.float64) if isinstance(used, Tensor)  # the device's value
+                           else torch.full((), used, dtype=torch.float64, device=student_ce.device))  # no copy
+        self.schedule.update(student_ce, teacher_ce, epoch, total_epochs)
+
+    def end_epoch(self) -> tuple[float, list[float]]:
+        if not self._steps:
+            return float(self.schedule.value), []
+        values = torch.stack(self._steps).tolist()
+        self._steps = []
+        return sum(values) / len(values), values
+
+
+register_policy(PolicySpec("dts", "DTS", lambda inputs: DTSPolicy(inputs.dts.initial, inputs.dts.minimum, inputs.dts.maximum,
+                                                                   inputs.dts.momentum),
+                           settings=("dts",), label=lambda member: f"dts[{member.dts.minimum:g},{member.dts.maximum:g}]"))

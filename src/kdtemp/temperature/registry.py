@@ -1,0 +1,71 @@
+"""Temperature policies registered by name, as objectives are: each policy's module defines its class
+and registers a :class:`PolicySpec` beside it (what it is called in reports, how it is made from a
+member's settings, which of the member's fields are its settings, how a run of it is labelled and
+checked, whether it applies to token rows). The engine, the config and preflight ask the registry,
+never which policy they hold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+
+@dataclass(frozen=True)
+class PolicyInputs:
+    """What a member gives a policy to make it: its ``temperature`` (a fixed one's), its DTS
+    settings ``dts`` (``initial``, ``minimum``, ``maximum``, ``momentum``), CTKD's curriculum length,
+    the training set's size ``samples`` (one T per sample), the ``device`` of its state, and its
+    objective's parameters with a two-phase run's ``phase1_epochs`` (Annealing KD reads its
+    ``phase1_epochs`` and ``max_level``)."""
+
+    temperature: float | None = None
+    dts: Any = None
+    ctkd_ramp_epochs: int = 10
+    device: torch.device | str = "cpu"
+    samples: int = 1
+    objective_params: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """A registered temperature policy.
+
+    ``create(inputs)`` makes it (:class:`~kdtemp.temperature.interface.TemperaturePolicy`).
+    ``settings``: the member's fields it reads besides ``temperature`` (a field of no policy a run
+    uses is not part of its identity). ``fixed``: one temperature for the whole run, the member's
+    ``temperature``. ``label(member)``: the part of a run's label that names its temperature
+    (``T4``, ``dts[1,3]``). ``check(member, path)``: what the member must satisfy to use it (raises
+    ``ConfigError``). ``no_token_form``: why it does not apply to a vocabulary's token rows, after its
+    name (None: it does)."""
+
+    name: str
+    display_name: str
+    create: Callable[[PolicyInputs], Any]
+    settings: tuple[str, ...] = ()
+    fixed: bool = False
+    label: Callable[[Any], str] | None = None
+    check: Callable[[Any, str], None] | None = None
+    no_token_form: str | None = None
+
+
+POLICIES: dict[str, PolicySpec] = {}
+
+
+def register_policy(spec: PolicySpec) -> PolicySpec:
+    """Register ``spec`` under its name (where the policy is defined)."""
+    POLICIES[spec.name] = spec
+    return spec
+
+
+def get_policy(name: str) -> PolicySpec:
+    """The registered policy called ``name``; ``ValueError`` naming the registered ones otherwise."""
+    if name not in POLICIES:
+        raise ValueError(f"unknown temperature policy {name!r}; allowed: {', '.join(POLICIES)}")
+    return POLICIES[name]
+
+
+def policy_settings() -> set[str]:
+    """Every member field that is some registered policy's setting."""
+    return {name for spec in POLICIES.values() for name in spec.settings}
