@@ -201,8 +201,10 @@ def cmd_report(args) -> int:
 
 
 def _teacher_shared(path: str, overrides: Sequence[str], model: str | None, remap_classes: bool = False):
-    """The shared config (data + teacher) of a teacher checkpoint, from its kdtemp metadata and overrides;
-    ``remap_classes`` reorders its classifier to the data's classes by the names it records."""
+    """The shared config (task, data and teacher) of a teacher checkpoint, from its kdtemp metadata
+    (a checkpoint of an earlier version records no task: image classification's) and overrides;
+    ``remap_classes`` reorders its classifier to the data's classes by the names it records. A task
+    whose teachers the diagnostics do not apply to is one line."""
     from .engine.config import SharedConfig
     from .tasks import DEFAULT_TASK, get_task
     from .weights import WeightsError, read_weights
@@ -217,11 +219,16 @@ def _teacher_shared(path: str, overrides: Sequence[str], model: str | None, rema
     if not name:
         raise ConfigError(f"--model: {path!r} has no kdtemp metadata; give --model NAME (and data.* overrides for its data)")
     data = apply_overrides({"data": meta.get("dataset", {"dataset": "digits"})}, list(overrides))["data"]
+    task_name = meta.get("task", DEFAULT_TASK)
+    task = get_task(task_name) if isinstance(task_name, str) else None
+    if task is None or not task.diagnoses_teacher:
+        raise ConfigError(f"teacher: {path!r} is a {task_name} teacher; its diagnostics (class profiles at each T) "
+                          "have no form for that task")
     # No training here: the batch size only has to fit the data.
     teacher = {"name": name, "init": "checkpoint", "weights": path, **({"remap_classes": True} if remap_classes else {})}
-    shared = from_dict(SharedConfig, {"data": data, "teacher": teacher, "batch_size": 1})
+    shared = from_dict(SharedConfig, {"task": task_name, "data": data, "teacher": teacher, "batch_size": 1})
     try:
-        get_task(DEFAULT_TASK).preflight([(shared, [])])  # teacher diagnostics are image classification's, yet
+        task.preflight([(shared, [])])
     except ConfigError as error:  # the config field's name, as this command spells it
         message = str(error).replace("teacher.remap_classes: true", "--remap-classes")
         raise ConfigError(message.replace("remove remap_classes", "remove --remap-classes")) from None
@@ -234,12 +241,19 @@ def cmd_diagnose(args) -> int:
     from .engine.diagnose import diagnose_teacher
     from .temperature import STUDY_TEMPERATURES
 
+    from .tasks import get_task
+
     shared, meta = _teacher_shared(args.teacher, args.overrides, args.model, args.remap_classes)
+    task = get_task(shared.task)
     temperatures = args.temperatures if args.temperatures is not None else list(STUDY_TEMPERATURES)
     result = diagnose_teacher(shared, temperatures, args.top_k, split=args.split, device=args.device)
-    print(f"teacher {shared.teacher.name} on {shared.data.dataset} ({args.split}, {result['samples']} images, no augmentation)")
+    print(f"teacher {task.model_label(shared.teacher)} on {shared.data.dataset} ({args.split}, {result['samples']} "
+          f"{task.sample_noun}, no augmentation)")
     without_top = result["relative_entropy_without_top"]  # None with 2 classes: p_bar has a single class
-    print(f"  top-1 {result['top1']:.2f}%   relative H(p) {result['relative_entropy']:.4f}   "
+    primary = task.primary_metric
+    named = task.metric_names.get(primary)
+    score = f"{named.short} {result[primary]:.2f}{named.unit}" if named else f"{primary} {result[primary]:.2f}"
+    print(f"  {score}   relative H(p) {result['relative_entropy']:.4f}   "
           f"relative H(p_bar) {'n/a (2 classes)' if without_top is None else f'{without_top:.4f}'}")
     print("  average sorted softmax (top 5 of the top-k profile):")
     for t, profile in result["profiles"].items():

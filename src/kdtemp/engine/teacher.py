@@ -94,7 +94,7 @@ def export_teacher(config: TeacherConfig, result: dict, runs_dir: Path) -> Path:
     extras = {k: v for k, v in header.items() if k not in ("kind", "model", "run_id", "classes", "normalization")}
     atomic_save({
         "kdtemp": {
-            "kind": "teacher", "model": config.model.name, "dataset": to_dict(config.data),
+            "kind": "teacher", "task": config.task, "model": config.model.name, "dataset": to_dict(config.data),
             "classes": list(classes) if classes is not None else None, "epochs": config.epochs,
             "origin": config.origin(), **_final_primary(result), "run_id": result["run_id"],
             **({"normalization": derived["normalization"]} if "normalization" in derived else {}),

@@ -176,6 +176,8 @@ class Task:
     """What a policy's progress counts (DTS's cosine): finished epochs (``epoch``) or optimizer steps (``step``)."""
     diagnoses_teacher: bool = True
     """Whether the study's teacher diagnostics (class profiles at each T) apply to its teachers."""
+    sample_noun: str = "inputs"
+    """What one sample of its data is called in messages (``images``, ``records``)."""
     metric_names: dict[str, MetricName] = {}
     """How reports name its metrics (:class:`MetricName`); a metric without one is named as stored."""
 

@@ -66,3 +66,26 @@ def test_the_image_path_imports_neither_transformers_nor_datasets():
             "print(sorted(m for m in ('transformers', 'datasets', 'tokenizers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_diagnose_and_advise_read_a_text_teacher_through_its_task(teacher, tmp_path, capsys):
+    from kdtemp.cli import main
+
+    assert main(["diagnose", str(teacher), "--device", "cpu", "--temperatures", "1", "4"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("teacher tiny-teacher on sst2 (train, 96 inputs, no augmentation)")
+    assert "  accuracy " in out and "relative H(p)" in out and "T=   4:" in out
+    assert main(["advise", "--teacher", str(teacher), "--device", "cpu"]) == 0
+    assert "T" in capsys.readouterr().out
+
+
+def test_diagnose_refuses_a_teacher_of_a_task_without_diagnostics_in_one_line(tmp_path, capsys):
+    from kdtemp.cli import main
+
+    path = tmp_path / "teacher.pt"
+    torch.save({"model": {"w": torch.zeros(1)}, "kdtemp": {"kind": "teacher", "task": "causal_lm", "model": "gpt2",
+                                                           "dataset": {"dataset": "dolly"}}}, path)
+    assert main(["diagnose", str(path)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"kdtemp: error: teacher: {str(path)!r} is a causal_lm teacher; its diagnostics (class profiles at "
+                   "each T) have no form for that task"]
