@@ -349,6 +349,13 @@ class SharedConfig:
             key["task"] = self.task
         return key
 
+    def with_members(self, members: list[MemberConfig], **settings: Any) -> "CohortConfig":
+        """The cohort of ``members`` that shares this config's task, data, augmentation, teacher,
+        batch size and data seed (``settings``: the cohort's own, e.g. its device): the one place a
+        cohort is built from a shared config."""
+        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(SharedConfig)}
+        return CohortConfig(**shared, members=list(members), **settings)
+
     def validate_shared(self, prefix: str) -> None:
         require(self.task in TASKS, f"{prefix}task", f"unknown task {self.task!r}; allowed: {', '.join(sorted(TASKS))}")
         expected = TASKS[self.task].data_config

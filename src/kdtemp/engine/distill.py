@@ -48,9 +48,8 @@ class DistillConfig(SharedConfig):
         return result
 
     def cohort(self) -> CohortConfig:
-        config = CohortConfig(data=self.data, augment=self.augment, teacher=self.teacher, batch_size=self.batch_size,
-                              data_seed=self.data_seed, task=self.task, members=self.member_configs(), device=self.device,
-                              precision=self.precision, checkpoint_every=self.checkpoint_every, logging=self.logging)
+        config = self.with_members(self.member_configs(), device=self.device, precision=self.precision,
+                                   checkpoint_every=self.checkpoint_every, logging=self.logging)
         config.validate()
         return config
 

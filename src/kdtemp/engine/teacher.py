@@ -53,9 +53,7 @@ class TeacherConfig(SharedConfig):
                                         label_smoothing=self.label_smoothing, seed=self.seed)
 
     def cohort(self) -> CohortConfig:
-        return CohortConfig(data=self.data, augment=self.augment, teacher=None, batch_size=self.batch_size,
-                            data_seed=self.data_seed, task=self.task, members=[self.member()], device=self.device,
-                            precision=self.precision)
+        return self.with_members([self.member()], device=self.device, precision=self.precision)
 
     def origin(self) -> dict:
         """How the teacher came to be: trained from scratch, or fine-tuned from given weights."""

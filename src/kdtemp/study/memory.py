@@ -125,9 +125,10 @@ def pack(runs: list, estimate: Estimator, budget: int, max_size: int | None,
 
 @dataclass
 class Packing:
-    """A study's cohorts packed under a memory budget, with each cohort's estimate."""
+    """A study's cohorts packed under a memory budget: each cohort's ``(cohort id, runs)`` and its
+    estimate."""
 
-    cohorts: list
+    cohorts: list[tuple[str, list]]
     memories: list[CohortMemory | None]
     budget: int
     source: str
@@ -139,16 +140,39 @@ class Packing:
                  + (f"the largest cohort ~{gigabytes(max(m.total for m in known))}" if known else "no estimate")
                  + "; on CUDA a cohort that still runs out of memory is split in two and retried, its finished "
                    "members kept"]
-        missing = sorted({c.runs[0].spec.task for c, m in zip(self.cohorts, self.memories) if m is None})
+        missing = sorted({runs[0].spec.task for (_, runs), m in zip(self.cohorts, self.memories) if m is None})
         if missing:
             lines.append(f"memory: not estimated for {', '.join(missing)} (packed by max_cohort_size alone)")
         return lines
 
 
-def fit(study: Any, state: Any, executor: Any, make_cohort: Callable[[str, list], Any]) -> Packing:
+def cohort_runs(runs: list, cut: Callable[[list], tuple[list[list], list]]) -> list[tuple[str, list, Any]]:
+    """The one grouping of runs into cohorts: runs of one cohort key, in order, cut by ``cut(runs) ->
+    (chunks, their estimates)``; each ``(cohort id, runs, estimate)``, the id the key, or the key and
+    the chunk's index where the key's runs are cut in several."""
+    groups: dict[str, list] = {}
+    for run in runs:
+        groups.setdefault(run.spec.cohort_key, []).append(run)
+    cohorts = []
+    for key, group in groups.items():
+        chunks, estimates = cut(group)
+        for index, (chunk, estimate) in enumerate(zip(chunks, estimates)):
+            cohorts.append((key if len(chunks) == 1 else f"{key}-{index}", chunk, estimate))
+    return cohorts
+
+
+def by_size(max_size: int | None) -> Callable[[list], tuple[list[list], list]]:
+    """Cut a cohort key's runs into chunks of at most ``max_size`` (no estimates)."""
+    def cut(runs: list) -> tuple[list[list], list]:
+        chunks = [runs] if max_size is None else [runs[i:i + max_size] for i in range(0, len(runs), max_size)]
+        return chunks, [None] * len(chunks)
+
+    return cut
+
+
+def fit(study: Any, state: Any, executor: Any) -> Packing:
     """The study's cohorts under the budget of ``executor`` (see the module docstring), from the
-    data facts preflight learned (``state``), each made by ``make_cohort(cohort_id, runs)``; the
-    estimate of each distinct setting is made once."""
+    data facts preflight learned (``state``); the estimate of each distinct setting is made once."""
     from ..config import to_dict
     from ..tasks import get_task
     import json
@@ -170,16 +194,9 @@ def fit(study: Any, state: Any, executor: Any, make_cohort: Callable[[str, list]
             cache[key] = _measure(task, spec, state)
         return cache[key]
 
-    groups: dict[str, list] = {}
-    for run in study.runs:
-        groups.setdefault(run.spec.cohort_key, []).append(run)
-    cohorts, memories = [], []
-    for key, runs in groups.items():
-        chunks, estimates = pack(runs, estimate, budget, study.file.max_cohort_size, source)
-        for index, (chunk, memory) in enumerate(zip(chunks, estimates)):
-            cohorts.append(make_cohort(key if len(chunks) == 1 else f"{key}-{index}", chunk))
-            memories.append(memory)
-    return Packing(cohorts, memories, budget, source)
+    packed = cohort_runs(study.runs, lambda runs: pack(runs, estimate, budget, study.file.max_cohort_size, source))
+    return Packing([(cohort_id, runs) for cohort_id, runs, _ in packed], [memory for *_, memory in packed], budget,
+                   source)
 
 
 def _measure(task: Any, spec: Any, state: Any) -> tuple[int, int, int] | None:

@@ -55,8 +55,7 @@ class RunSpec(SharedConfig):
         self.cohort_config().validate(path)
 
     def cohort_config(self) -> CohortConfig:
-        return CohortConfig(data=self.data, augment=self.augment, teacher=self.teacher, batch_size=self.batch_size,
-                            data_seed=self.data_seed, task=self.task, members=[self.student])
+        return self.with_members([self.student])
 
     @property
     def run_id(self) -> str:
@@ -166,10 +165,7 @@ class Cohort:
     runs: list[Run]
 
     def config(self, device: str = "auto") -> CohortConfig:
-        first = self.runs[0].spec
-        return CohortConfig(data=first.data, augment=first.augment, teacher=first.teacher, batch_size=first.batch_size,
-                            data_seed=first.data_seed, task=first.task, members=[r.spec.student for r in self.runs],
-                            device=device)
+        return self.runs[0].spec.with_members([r.spec.student for r in self.runs], device=device)
 
 
 @dataclass
@@ -195,24 +191,17 @@ class Study:
         data facts preflight learned (``state``); :attr:`cohorts` returns them from then on."""
         from .memory import fit
 
-        self.packing = fit(self, state, executor or self.file.executor, Cohort)
+        self.packing = fit(self, state, executor or self.file.executor)
 
     @property
     def cohorts(self) -> list[Cohort]:
         """The cohorts: packed under the memory budget once :meth:`fit_memory` ran, else cut by
         ``max_cohort_size`` alone."""
+        from .memory import by_size, cohort_runs
+
         if self.packing is not None:
-            return self.packing.cohorts
-        groups: dict[str, list[Run]] = {}
-        for run in self.runs:
-            groups.setdefault(run.spec.cohort_key, []).append(run)
-        size = self.file.max_cohort_size
-        cohorts = []
-        for key, runs in groups.items():
-            chunks = [runs] if size is None else [runs[i:i + size] for i in range(0, len(runs), size)]
-            for index, chunk in enumerate(chunks):
-                cohorts.append(Cohort(key if len(chunks) == 1 else f"{key}-{index}", chunk))
-        return cohorts
+            return [Cohort(cohort_id, runs) for cohort_id, runs in self.packing.cohorts]
+        return [Cohort(cohort_id, runs) for cohort_id, runs, _ in cohort_runs(self.runs, by_size(self.file.max_cohort_size))]
 
     @property
     def axis_names(self) -> list[str]:
