@@ -81,4 +81,5 @@ def test_a_study_uses_the_policy_by_name_and_the_report_draws_it(linear_decay, t
     assert main(["study", "run", path, "--output", str(output), "--quiet"]) == 0
     assert main(["report", str(output)]) == 0
     report = "\n".join(p.read_text() for p in (output / "report").glob("*.md"))
-    assert "linear_decay" in report or "T8to1" in report
+    assert "| linear decay |" in report  # its runs, under its display name
+    assert (output / "report" / "temperatures.png").is_file()  # its temperature over training, drawn

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from ..temperature import POLICIES  # noqa: E402
 from .tables import (SIGNALS, Cell, Record, aggregate, aggregate_points, best_temperatures, method_name,  # noqa: E402
                      natural_key, readable, relabel, setting_label, temperatures_of, within_best_spread)
 
@@ -272,7 +273,8 @@ def _method_name(label: str, distills: bool = True) -> str:
     if objective is None:
         return label
     bounds = None
-    if policy in ("dts", "dts_instance") and "minimum" in parts and "maximum" in parts:
+    spec = POLICIES.get(policy)
+    if spec is not None and spec.bounded and "minimum" in parts and "maximum" in parts:
         try:
             bounds = (float(parts["minimum"]), float(parts["maximum"]))
             parts.pop("minimum"), parts.pop("maximum")
@@ -336,16 +338,17 @@ def temperature_traces(runs: list[dict], label_of) -> Figure | None:
             continue
         trace = run.get("temperature_trace") or []
         curve = run["curve"] or []
-        policy = run["config"]["student"].get("temperature_policy", "fixed")
+        spec = POLICIES.get(run["config"]["student"].get("temperature_policy", "fixed"))
+        draws = spec.draws if spec is not None else "epochs"  # a policy no longer registered: its epochs' T
         band = None
-        if policy == "dts" and trace:
+        if draws == "steps" and trace:
             values = np.asarray(trace, dtype=float)
             progress = (np.arange(len(values)) + 1) / len(values)
-        elif policy in ("ctkd", "akd") and curve:
+        elif draws == "epochs" and curve:
             rows = [r for r in curve if r.get("temperature") is not None]
             values = np.asarray([r["temperature"] for r in rows], dtype=float)
             progress = np.asarray([r["epoch"] for r in rows], dtype=float) / len(curve)
-        elif policy == "dts_instance" and curve and all(r.get("temperature_distribution") for r in curve):
+        elif draws == "distribution" and curve and all(r.get("temperature_distribution") for r in curve):
             spread = [r["temperature_distribution"] for r in curve]
             values = np.asarray([d["mean"] for d in spread], dtype=float)
             band = tuple(np.asarray([d[k] for d in spread], dtype=float) for k in ("q1", "q3", "min", "max"))

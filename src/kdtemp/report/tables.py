@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any, Iterable
 
+from ..temperature import POLICIES
+
 METHOD_PREFIXES = ("student.objective_params.", "student.dts.")
 """Configuration fields that belong to a method (its objective's parameters, DTS's bounds)."""
 IGNORED = {"student.seed", "data_seed", "student.temperature", "data.cache_dir", "data.download"}
@@ -136,10 +138,10 @@ def unused_keys(config: dict[str, Any]) -> set[str]:
     DTS bounds of a run without DTS, SGD's momentum under AdamW, the step schedule's milestones
     under the cosine, a prepared model's architecture (its label says it), a folder's root when
     the dataset is shown by it."""
-    policy = config.get("student.temperature_policy", "fixed")
-    unused = {k for k in config if k.startswith("student.dts.") and policy not in ("dts", "dts_instance")}
-    if policy != "ctkd":
-        unused.add("student.ctkd_ramp_epochs")
+    used = _policy(config.get("student.temperature_policy", "fixed"))
+    settings = {name for spec in POLICIES.values() for name in spec.settings}
+    unused = {k for k in config for name in settings - set(used.settings if used else ())
+              if k == f"student.{name}" or k.startswith(f"student.{name}.")}
     if config.get("student.optimizer.name") == "adamw":
         unused |= {"student.optimizer.momentum", "student.optimizer.nesterov"}
     if config.get("student.optimizer.schedule", "cosine") == "cosine":
@@ -250,13 +252,17 @@ def method_name(objective: str | None, policy: str = "fixed", distills: bool = T
         return "no objective"
     name = display_name_of(objective)
     base = name.split(" (")[0]  # "LS-KD (logit standardization)" + DTS: "LS-KD + DTS [...]"
-    if policy in ("dts", "dts_instance"):
-        dts = ("instance-wise DTS" if policy == "dts_instance" else "DTS") + (
-            f" [{bounds[0]:g}, {bounds[1]:g}]" if bounds else "")
-        return dts if objective == "kd" else f"{base} + {dts}"
-    if policy == "ctkd":
-        return "CTKD" if objective in ("kd", "ctkd") else f"{base} + CTKD"
-    return name
+    spec = _policy(policy)
+    if spec is None or not spec.in_method_name:
+        return name
+    named = spec.display_name + (f" [{bounds[0]:g}, {bounds[1]:g}]" if spec.bounded and bounds else "")
+    return named if objective in ("kd", policy) else f"{base} + {named}"
+
+
+def _policy(name: Any):
+    """The registered policy called ``name`` (None for one no longer registered: a store's run of a
+    plug-in policy)."""
+    return POLICIES.get(str(name))
 
 
 def readable(items: Iterable[Record], key=lambda r: r.label, drop=lambda r: ()) -> dict[str, str]:
@@ -331,14 +337,15 @@ def records(runs: list[dict], prepared: dict[str, str] | None = None) -> list[Re
     for run, config, setting, own in zip(runs, flat, settings, method_keys):
         temperature = config.get("student.temperature")
         policy = str(config.get("student.temperature_policy", "fixed"))
-        uses_own = config.get("student.temperature_policy", "fixed") != "fixed"
+        spec = _policy(policy)
+        uses_own = spec is None or not spec.fixed  # a policy no longer registered: its own T
         # a fixed-policy run stored without a temperature is a cross-entropy-only run (``resolved``)
         distills = (config.get("student.objective") is not None and config.get("student.kd_weight") != 0
                     and (uses_own or temperature is not None))
         fixed = temperature is not None and not uses_own and distills
         metric, goal, final, best = primary_of(run)
         low, high = config.get("student.dts.minimum"), config.get("student.dts.maximum")
-        dts = policy in ("dts", "dts_instance") and low is not None and high is not None
+        dts = spec is not None and spec.bounded and low is not None and high is not None
         bounds = (float(low), float(high)) if dts else None
         out.append(Record(run["run_id"], run["status"], float(temperature) if fixed else None,
                           run["seed"], setting,

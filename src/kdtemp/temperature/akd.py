@@ -53,5 +53,5 @@ def _check(member: Any, path: str) -> None:
                           f"got objective {member.objective!r}")
 
 
-register_policy(PolicySpec("akd", "Annealing KD", _create, check=_check,
+register_policy(PolicySpec("akd", "Annealing KD", _create, check=_check, in_method_name=False,
                            label=lambda member: f"{member.phase_one_epochs}+{member.epochs - member.phase_one_epochs}"))

@@ -46,4 +46,4 @@ class DTSPolicy(PolicyDefaults):
 
 register_policy(PolicySpec("dts", "DTS", lambda inputs: DTSPolicy(inputs.dts.initial, inputs.dts.minimum, inputs.dts.maximum,
                                                                    inputs.dts.momentum),
-                           settings=("dts",), label=lambda member: f"dts[{member.dts.minimum:g},{member.dts.maximum:g}]"))
+                           settings=("dts",), draws="steps", bounded=True, label=lambda member: f"dts[{member.dts.minimum:g},{member.dts.maximum:g}]"))

@@ -24,5 +24,5 @@ class FixedPolicy(PolicyDefaults):
         return float(self.schedule.value), []
 
 
-register_policy(PolicySpec("fixed", "fixed T", lambda inputs: FixedPolicy(inputs.temperature), fixed=True,
+register_policy(PolicySpec("fixed", "fixed T", lambda inputs: FixedPolicy(inputs.temperature), fixed=True, draws=None, in_method_name=False,
                            label=lambda member: f"T{member.effective_temperature:g}"))

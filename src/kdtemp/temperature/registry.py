@@ -38,7 +38,14 @@ class PolicySpec:
     ``temperature``. ``label(member)``: the part of a run's label that names its temperature
     (``T4``, ``dts[1,3]``). ``check(member, path)``: what the member must satisfy to use it (raises
     ``ConfigError``). ``no_token_form``: why it does not apply to a vocabulary's token rows, after its
-    name (None: it does)."""
+    name (None: it does).
+
+    What the report draws and says: ``draws`` the temperature figure's series of a run: ``steps``
+    (every step's T, its ``temperature_trace``), ``epochs`` (each epoch's mean T from its curve),
+    ``distribution`` (each epoch's per-sample quartiles) or nothing for a fixed one (drawn at its T);
+    ``in_method_name``: whether a method's published name names the policy (``DTS [4, 8]``,
+    ``DKD + CTKD``), after the objective's unless the objective is plain KD or the policy's own
+    (``bounded`` adds DTS's ``[minimum, maximum]``)."""
 
     name: str
     display_name: str
@@ -48,6 +55,9 @@ class PolicySpec:
     label: Callable[[Any], str] | None = None
     check: Callable[[Any, str], None] | None = None
     no_token_form: str | None = None
+    draws: str | None = "epochs"
+    in_method_name: bool = True
+    bounded: bool = False
 
 
 POLICIES: dict[str, PolicySpec] = {}
