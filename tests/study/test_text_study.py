@@ -81,6 +81,11 @@ def test_its_report_reads_the_primary_metric_and_renders(reference, tmp_path):
     report = build_report(reference[1], tmp_path / "report")
     heatmap = (report.folder / "heatmap_final.md").read_text()
     assert "final accuracy" in heatmap and "T=10" in heatmap and r"DTS \[4, 8\]" in heatmap
+    teachers = (report.folder / "teachers.md").read_text().splitlines()
+    assert "(test accuracy on the validation split; relative entropies and accuracy on the un-augmented" in teachers[0]
+    row = teachers[-1].split("|")  # | teacher | dataset | test | train | H(p) | H(p_bar) |
+    assert row[3].strip() and row[4].strip()  # the teacher's test and training-split accuracy (train was empty)
+    assert not (report.folder / "profiles.png").exists()  # a binary task: no softmax-profile panels
     browser = find_browser()
     if browser is None:
         pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium)")

@@ -25,8 +25,8 @@ from ..study.results import export
 from ..study.store import Store
 from . import figures
 from .html import image_tag, page, points_html, rows_html, table_html
-from .tables import (Metric, Record, aggregate, aggregate_points, heatmap_csv, heatmap_markdown, method_rows,
-                     methods_markdown, points_markdown, readable, records, relabel, teacher_table_markdown,
+from .tables import (Metric, Record, aggregate, aggregate_points, evaluation_split, heatmap_csv, heatmap_markdown,
+                     method_rows, methods_markdown, points_markdown, readable, records, relabel, teacher_table_markdown,
                      teachers_markdown, teachers_rows)
 
 
@@ -163,22 +163,26 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
                    "their whole range.")
     if teachers:
         rows = teachers_rows(teachers, runs, prepared, primary)
-        (folder / "teachers.md").write_text(teachers_markdown(rows, primary))
+        split = evaluation_split(runs)
+        (folder / "teachers.md").write_text(teachers_markdown(rows, primary, split))
         files.append(folder / "teachers.md")
         table1 = teacher_table_markdown(items, runs, rows, teachers, final, final_title, primary)
         if table1:
             (folder / "table_teachers.md").write_text(table1)
             files.append(folder / "table_teachers.md")
         names = {row["teacher_id"]: f"{row['teacher']} ({row['dataset']})" for row in rows}
-        add_figure(figures.profiles(teachers, names), "profiles", "Teacher softmax profiles (the study's Fig. 4)",
-                   "Dashed: the label smoothing whose entropy equals the average profile's (what global label "
-                   "smoothing distils from). profiles_log.png shows the same on a log scale.")
-        files.extend(figures.save(figures.profiles(teachers, names, log=True), folder, "profiles_log").values())
-        test, train = f"test {primary.short}", "train top-1"  # the split of each accuracy
-        sections.append(("Teachers", rows_html([{**r, test: r[f"test {primary.name}"], train: r["top1"]} for r in rows],
+        profiled = [t for t in teachers if t["diagnostics"].get("classes", 3) > 2]  # 2 classes: one number says it all
+        if profiled:
+            add_figure(figures.profiles(profiled, names), "profiles", "Teacher softmax profiles (the study's Fig. 4)",
+                       "Dashed: the label smoothing whose entropy equals the average profile's (what global label "
+                       "smoothing distils from). profiles_log.png shows the same on a log scale.")
+            files.extend(figures.save(figures.profiles(profiled, names, log=True), folder, "profiles_log").values())
+        test, train = f"test {primary.short}", f"train {primary.short}"  # the split of each value
+        sections.append(("Teachers", rows_html([{**r, test: r[f"test {primary.name}"], train: r["train"]} for r in rows],
                                                ["teacher", "dataset", test, train, "H(p)", "H(p_bar)"])
-                         + "<p class='note'>test: the teacher's test split, as the runs that distilled from it measured "
-                           "it; train top-1, H(p), H(p_bar): its un-augmented training split at T = 1.</p>"))
+                         + f"<p class='note'>test: the teacher's {split} split, as the runs that distilled from it "
+                           f"measured it; train {primary.short}, H(p), H(p_bar): its un-augmented training split at "
+                           "T = 1.</p>"))
     counts = {s: sum(1 for r in runs if r["status"] == s) for s in ("done", "failed", "pending", "running")}
     summary = f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + f". Store: {store_file}"
     notes = []

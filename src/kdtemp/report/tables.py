@@ -259,6 +259,14 @@ def method_name(objective: str | None, policy: str = "fixed", distills: bool = T
     return named if objective in ("kd", policy) else f"{base} + {named}"
 
 
+def evaluation_split(runs: list[dict]) -> str:
+    """The split the runs' task evaluates on (``test``; GLUE's ``validation``), as reports name it."""
+    from ..tasks import TASKS
+
+    task = TASKS.get(str((runs[0]["config"] if runs else {}).get("task", "image_classification")))
+    return task.evaluation_split if task is not None else "test"
+
+
 def _policy(name: Any):
     """The registered policy called ``name`` (None for one no longer registered: a store's run of a
     plug-in policy)."""
@@ -641,8 +649,8 @@ def teachers_rows(teachers: list[dict], runs: list[dict] | None = None, prepared
                   metric: Metric = Metric()) -> list[dict[str, Any]]:
     """One row per diagnosed teacher: its name (a prepared teacher's label, else model and weights
     file), dataset, its test value of the study's metric (as the runs that used it measured it;
-    the key ``test <metric>``, ``test top1``), training-split top-1 (``top1``, from its diagnostics)
-    and relative entropies at T = 1."""
+    the key ``test <metric>``, ``test top1``), the same metric on the training split (``train``, from
+    its diagnostics) and relative entropies at T = 1."""
     prepared = prepared or {}
     test_key = f"test {metric.name}"
     rows = []
@@ -658,20 +666,22 @@ def teachers_rows(teachers: list[dict], runs: list[dict] | None = None, prepared
         dataset = PurePath(str(data["root"])).name if data.get("dataset") == "folder" and data.get("root") else data["dataset"]
         test = [r["teacher"].get(metric.name) for r in runs or [] if r.get("teacher") and distilled_from(r, teacher)]
         rows.append({"teacher": name, "dataset": dataset, test_key: test[0] if test else None,
-                     "top1": diagnostics.get("top1"), "H(p)": diagnostics["relative_entropy"],
+                     "train": diagnostics.get(metric.name), "H(p)": diagnostics["relative_entropy"],
                      "H(p_bar)": diagnostics["relative_entropy_without_top"], "teacher_id": teacher["teacher_id"]})
     return sorted(rows, key=lambda r: (natural_key(r["dataset"]), natural_key(r["teacher"])))
 
 
-def teachers_markdown(rows: list[dict[str, Any]], metric: Metric = Metric()) -> str:
-    lines = [f"**Teachers** (test {metric.short} on the test split; relative entropies and top-1 on the un-augmented "
-             "training split at T = 1)", "",
-             f"| teacher | dataset | test {metric.short} | train top-1 | H(p) | H(p_bar) |", "|---|---|---:|---:|---:|---:|"]
+def teachers_markdown(rows: list[dict[str, Any]], metric: Metric = Metric(), split: str = "test") -> str:
+    """The teachers' table; ``split``: the split the runs evaluated on (its task's ``evaluation_split``)."""
+    lines = [f"**Teachers** (test {metric.short} on the {split} split; relative entropies and {metric.short} on the "
+             "un-augmented training split at T = 1)", "",
+             f"| teacher | dataset | test {metric.short} | train {metric.short} | H(p) | H(p_bar) |",
+             "|---|---|---:|---:|---:|---:|"]
     for r in rows:
         tail = "n/a (2 classes)" if r["H(p_bar)"] is None else f"{r['H(p_bar)']:.3f}"
         value = r.get(f"test {metric.name}")
         test = "" if value is None else f"{value:.2f}"
-        train = "" if r["top1"] is None else f"{r['top1']:.2f}"
+        train = "" if r["train"] is None else f"{r['train']:.2f}"
         lines.append(f"| {markdown_text(r['teacher'])} | {markdown_text(r['dataset'])} | {test} | {train} | "
                      f"{r['H(p)']:.3f} | {tail} |")
     return "\n".join(lines) + "\n"

@@ -176,6 +176,8 @@ class Task:
     """What a policy's progress counts (DTS's cosine): finished epochs (``epoch``) or optimizer steps (``step``)."""
     diagnoses_teacher: bool = True
     """Whether the study's teacher diagnostics (class profiles at each T) apply to its teachers."""
+    evaluation_split: str = "test"
+    """The split its ``evaluate`` scores (GLUE's: the validation split), as reports name it."""
     sample_noun: str = "inputs"
     """What one sample of its data is called in messages (``images``, ``records``)."""
     metric_names: dict[str, MetricName] = {}

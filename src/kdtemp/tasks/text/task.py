@@ -58,6 +58,7 @@ class TextData:
 @register_task("text_classification")
 class TextClassification(Task):
     """Text classification with Hugging Face models; the primary metric is the dataset's."""
+    evaluation_split = "validation"  # GLUE reports its development results
 
     name = "text_classification"
     primary_metric = ACCURACY
