@@ -28,5 +28,5 @@ def test_flops_are_counted_on_the_meta_device_and_a_step_is_three_forward_passes
     data = DataConfig(dataset="cifar10", root="nowhere", download=True, resolution=32, train_per_class=64,
                       test_per_class=10)
     cost = training_cost(get_task("image_classification"), data, None, 64, [(ModelConfig("resnet20"), 2)])
-    assert cost.image_steps == 640 * 2
+    assert cost.sample_steps == 640 * 2
     assert cost.flops == forward * (3 * 640 + 100) * 2

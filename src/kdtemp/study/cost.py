@@ -1,4 +1,5 @@
-"""What a study will cost before it runs: image-steps, model FLOPs and GPU-hours, per stage.
+"""What a study will cost before it runs: training steps of one sample each (the task's unit: image-steps,
+input-steps, record-steps), model FLOPs and GPU-hours, per stage.
 
 Sizes come from preflight (the data on disk) or, for a dataset kdtemp downloads and that is not
 there yet, from its known size (the task's ``expected_sizes``). FLOPs come from each model's
@@ -24,10 +25,10 @@ UTILISATION = 0.4
 
 @dataclass
 class Cost:
-    """The work of a stage: training image-steps, teacher passes and FLOPs (``None`` parts are
+    """The work of a stage: training steps of one sample (``sample_steps``), teacher passes and FLOPs (``None`` parts are
     models whose FLOPs could not be counted)."""
 
-    image_steps: int = 0
+    sample_steps: int = 0
     teacher_passes: int = 0
     solo_teacher_passes: int = 0
     flops: float = 0.0
@@ -35,7 +36,7 @@ class Cost:
     unknown_data: set[str] = field(default_factory=set)
 
     def add(self, other: "Cost") -> None:
-        self.image_steps += other.image_steps
+        self.sample_steps += other.sample_steps
         self.teacher_passes += other.teacher_passes
         self.solo_teacher_passes += other.solo_teacher_passes
         self.flops += other.flops
@@ -89,7 +90,7 @@ def training_cost(task: Task, data: Any, facts, batch_size: int, students: list[
     longest = max(epochs for _, epochs in students)
     for model, epochs in students:
         forward = _flops(task, model, data, classes, cost)
-        cost.image_steps += steps * epochs
+        cost.sample_steps += steps * epochs
         cost.flops += forward * (3 * steps + test) * epochs
     if teacher is not None:
         forward = _flops(task, teacher, data, classes, cost)

@@ -288,6 +288,8 @@ def plan(study: Study) -> str:
              f"({len(study.file.seeds)} seeds); output {study.output}"]
     lines.append(f"axes: {', '.join(study.axis_names) or '(none)'}")
     lines += [f"note: {note}" for note in study.notes]
+    unit = get_task(study.runs[0].spec.task).step_unit if study.runs else "input-steps"
+
     def facts_of(data):
         try:
             return checked.facts(data)
@@ -307,7 +309,7 @@ def plan(study: Study) -> str:
         total.add(stage)
         lines.append(f"stage prepare: {len(study.preparations)} models in "
                      f"{len(preparation_cohorts(study.preparations))} cohorts, {len(ready)} prepared already; "
-                     f"~{stage.image_steps:,} image-steps to go ({stage.describe()}); into "
+                     f"~{stage.sample_steps:,} {unit} to go ({stage.describe()}); into "
                      f"{study.preparations[0].folder.parent}")
         for stage_name, preparations in study.stages.items():
             lines.append(f"  {stage_name}: " + "; ".join(p.label + (" (prepared)" if p in ready else "")
@@ -342,14 +344,14 @@ def plan(study: Study) -> str:
     total.add(distill)
     if study.packing is not None:
         lines += study.packing.lines()
-    if distill.image_steps:
+    if distill.sample_steps:
         saved = 1 - distill.teacher_passes / distill.solo_teacher_passes if distill.solo_teacher_passes else 0.0
-        lines.append(f"cost: ~{distill.image_steps:,} student image-steps (forward+backward) and "
+        lines.append(f"cost: ~{distill.sample_steps:,} student {unit} (forward+backward) and "
                      f"~{distill.teacher_passes:,} teacher forward passes; separate runs would need "
                      f"~{distill.solo_teacher_passes:,} teacher passes ({saved:.0%} saved by cohorts); "
                      f"{distill.describe()}")
     if total.flops:
-        lines.append(f"total: ~{total.image_steps:,} image-steps, {total.describe()} ({assumption()})")
+        lines.append(f"total: ~{total.sample_steps:,} {unit}, {total.describe()} ({assumption()})")
     if total.unknown_data:
         lines.append(f"cost: not counted for {', '.join(sorted(total.unknown_data))} (its size is known once it is on disk)")
     lines.append("preflight: data, weights and devices checked; nothing is wrong that can be found before training")

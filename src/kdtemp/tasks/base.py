@@ -180,6 +180,8 @@ class Task:
     """The split its ``evaluate`` scores (GLUE's: the validation split), as reports name it."""
     sample_noun: str = "inputs"
     """What one sample of its data is called in messages (``images``, ``records``)."""
+    step_unit: str = "input-steps"
+    """What ``plan`` counts a training step of one sample in (``image-steps``)."""
     metric_names: dict[str, MetricName] = {}
     """How reports name its metrics (:class:`MetricName`); a metric without one is named as stored."""
 

@@ -263,3 +263,4 @@ def test_a_model_built_from_a_config_is_named_by_its_shape_in_plan(sst2_folder, 
     out = capsys.readouterr().out
     assert "teacher bert 2x32," in out and "bert-base-uncased" not in out
     assert "could not be counted" not in out and "~0 FLOPs" not in out  # counted from each model's config
+    assert "input-steps" in out and "image-steps" not in out  # text is counted in inputs, not images

@@ -89,6 +89,7 @@ class ImageClassification(Task):
     primary_goal = "max"
     precisions = ("auto", "fp32", "bf16", "fp64")  # fp64: weights, inputs and logits in float64
     sample_noun = "images"
+    step_unit = "image-steps"
     metric_names = {"top1": MetricName("top-1 (%)", "top-1", "%", "accuracy"),
                     "top5": MetricName("top-5 (%)", "top-5", "%", "top-5 accuracy")}
     data_config = DataConfig

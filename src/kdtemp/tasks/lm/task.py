@@ -87,6 +87,7 @@ class CausalLanguageModeling(Task):
     name = "causal_lm"
     primary_metric = ROUGE_L
     sample_noun = "records"
+    step_unit = "record-steps"
     metric_names = {ROUGE_L: MetricName("ROUGE-L (x100)", "ROUGE-L", "", "ROUGE-L"),
                     EXACT_MATCH: MetricName("exact match (%)", "exact match", "%", "exact match")}
     primary_goal = "max"
