@@ -241,6 +241,7 @@ def cmd_diagnose(args) -> int:
     from .engine.diagnose import diagnose_teacher
     from .temperature import STUDY_TEMPERATURES
 
+    from .report.tables import Metric
     from .tasks import get_task
 
     shared, meta = _teacher_shared(args.teacher, args.overrides, args.model, args.remap_classes)
@@ -250,10 +251,8 @@ def cmd_diagnose(args) -> int:
     print(f"teacher {task.model_label(shared.teacher)} on {shared.data.dataset} ({args.split}, {result['samples']} "
           f"{task.sample_noun}, no augmentation)")
     without_top = result["relative_entropy_without_top"]  # None with 2 classes: p_bar has a single class
-    primary = task.primary_metric
-    named = task.metric_names.get(primary)
-    score = f"{named.short} {result[primary]:.2f}{named.unit}" if named else f"{primary} {result[primary]:.2f}"
-    print(f"  {score}   relative H(p) {result['relative_entropy']:.4f}   "
+    metric = Metric(task.primary_metric)
+    print(f"  {metric.short} {result[metric.name]:.2f}{metric.unit}   relative H(p) {result['relative_entropy']:.4f}   "
           f"relative H(p_bar) {'n/a (2 classes)' if without_top is None else f'{without_top:.4f}'}")
     print("  average sorted softmax (top 5 of the top-k profile):")
     for t, profile in result["profiles"].items():

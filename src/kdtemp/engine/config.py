@@ -402,8 +402,8 @@ class CohortConfig(SharedConfig):
 
 
 def require_precision(precision: str, task: str, path: str) -> None:
-    """A precision the run's task computes in (its declared ``precisions``)."""
-    allowed = TASKS[task].precisions if task in TASKS else ("auto", "fp32", "bf16")
+    """A precision the run's task (already checked) computes in (its declared ``precisions``)."""
+    allowed = TASKS[task].precisions
     require(precision in allowed, path, f"{task} computes in {', '.join(allowed)}; got {precision!r}")
 
 

@@ -33,6 +33,7 @@ from .dtkd import dtkd_loss, dtkd_parts, dtkd_temperatures  # noqa: E402
 from .energy import (ENERGY_TEMPERATURE, energy_kd_loss, energy_scores, energy_temperatures,  # noqa: E402
                      energy_thresholds)
 from .entropy_adaptive import entropy, entropy_weights  # noqa: E402
+from ._common import upcast  # noqa: E402
 from .kd import kd_loss  # noqa: E402
 from .mlkd import batch_level_loss, class_level_loss, mlkd_loss  # noqa: E402
 from .normkd import normkd_dkd_loss, normkd_loss, normkd_temperatures  # noqa: E402
@@ -52,6 +53,7 @@ from .token import DIVERGENCES, chunked_rows, objective_rows, token_divergence, 
 from .ttm import ttm_loss, wttm_weights  # noqa: E402
 
 __all__ = [
+    "upcast",
     "akd_loss",
     "ENERGY_TEMPERATURE",
     "OBJECTIVES",

@@ -21,6 +21,7 @@ from pathlib import PurePath
 from typing import Any, Iterable
 
 from ..temperature import POLICIES
+from ..temperature.registry import policy_settings
 
 METHOD_PREFIXES = ("student.objective_params.", "student.dts.")
 """Configuration fields that belong to a method (its objective's parameters, DTS's bounds)."""
@@ -139,8 +140,7 @@ def unused_keys(config: dict[str, Any]) -> set[str]:
     under the cosine, a prepared model's architecture (its label says it), a folder's root when
     the dataset is shown by it."""
     used = _policy(config.get("student.temperature_policy", "fixed"))
-    settings = {name for spec in POLICIES.values() for name in spec.settings}
-    unused = {k for k in config for name in settings - set(used.settings if used else ())
+    unused = {k for k in config for name in policy_settings() - set(used.settings if used else ())
               if k == f"student.{name}" or k.startswith(f"student.{name}.")}
     if config.get("student.optimizer.name") == "adamw":
         unused |= {"student.optimizer.momentum", "student.optimizer.nesterov"}
@@ -261,9 +261,9 @@ def method_name(objective: str | None, policy: str = "fixed", distills: bool = T
 
 def evaluation_split(runs: list[dict]) -> str:
     """The split the runs' task evaluates on (``test``; GLUE's ``validation``), as reports name it."""
-    from ..tasks import TASKS
+    from ..tasks import DEFAULT_TASK, TASKS
 
-    task = TASKS.get(str((runs[0]["config"] if runs else {}).get("task", "image_classification")))
+    task = TASKS.get(str((runs[0]["config"] if runs else {}).get("task", DEFAULT_TASK)))
     return task.evaluation_split if task is not None else "test"
 
 

@@ -162,12 +162,8 @@ def cohort_runs(runs: list, cut: Callable[[list], tuple[list[list], list]]) -> l
 
 
 def by_size(max_size: int | None) -> Callable[[list], tuple[list[list], list]]:
-    """Cut a cohort key's runs into chunks of at most ``max_size`` (no estimates)."""
-    def cut(runs: list) -> tuple[list[list], list]:
-        chunks = [runs] if max_size is None else [runs[i:i + max_size] for i in range(0, len(runs), max_size)]
-        return chunks, [None] * len(chunks)
-
-    return cut
+    """Cut a cohort key's runs into chunks of at most ``max_size`` (:func:`pack` without estimates)."""
+    return lambda runs: pack(runs, lambda run: None, 0, max_size)
 
 
 def fit(study: Any, state: Any, executor: Any) -> Packing:

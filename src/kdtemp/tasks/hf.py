@@ -51,14 +51,20 @@ def from_settings(transformers: Any, auto: Any, settings: dict[str, Any], where:
                   extra: dict[str, Any] | None = None, **remote: Any) -> Any:
     """A randomly initialised model of class ``auto`` (e.g. ``AutoModelForCausalLM``) from a
     config's ``settings`` (with its ``model_type``) and ``extra`` fields; a config Transformers
-    refuses is one line naming ``<where>.config``."""
+    refuses, when it reads it or when it builds the model (an unknown ``model_type``, a width its
+    heads do not divide), is one line naming ``<where>.config``."""
     settings = dict(settings)
-    model_type = settings.pop("model_type")
+    model_type = settings.pop("model_type", None)
+    if not isinstance(model_type, str):
+        raise ConfigError(f"{where}.config: gives no model_type")
     try:
         hf_config = transformers.AutoConfig.for_model(model_type, **settings, **(extra or {}))
         return auto.from_config(hf_config, **remote)
-    except (ValueError, TypeError, KeyError) as error:
-        raise ConfigError(f"{where}.config: {str(error).splitlines()[0][:200]}") from None
+    except (ValueError, TypeError, KeyError, AttributeError, AssertionError) as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        if "model_type" in first or "Unrecognized" in first:
+            first = f"unknown model_type {model_type!r} ({first})"
+        raise ConfigError(f"{where}.config: {first}") from None
 
 
 class FileFreeData:
@@ -124,15 +130,7 @@ def forward_flops(config: Any, auto: str, tokens: int, extra: dict[str, Any] | N
     settings = hf_config(config, "model")
     if settings is None:
         return None
-    transformers = transformers_module()
-    settings = dict(settings)
-    model_type = settings.pop("model_type", None)
-    if not isinstance(model_type, str):
-        return None
-    remote = {"trust_remote_code": True} if config.trust_remote_code else {}
-    hf = transformers.AutoConfig.for_model(model_type, **settings, **(extra or {}))
-    with torch.device("meta"):
-        module = getattr(transformers, auto).from_config(hf, **remote)
+    module = build_on_meta(config, settings, "model", auto, extra)
     parameters = sum(p.numel() for p in module.parameters())
     embedding = module.get_input_embeddings()
     parameters -= embedding.weight.numel() if embedding is not None else 0
@@ -150,38 +148,17 @@ def model_limits(hf_config: dict[str, Any]) -> tuple[int | None, int | None]:
     return (vocabulary if isinstance(vocabulary, int) else None, positions if isinstance(positions, int) else None)
 
 
-def build_on_meta(transformers: Any, auto: Any, settings: dict[str, Any], where: str,
-                  extra: dict[str, Any] | None = None, **remote: Any) -> None:
-    """Build the model a config's ``settings`` describe on the meta device (no memory, no weights),
-    so that what Transformers refuses only when it builds a model (an unknown ``model_type``, a
-    width its heads do not divide) is one line naming ``<where>.config`` before any work."""
-    settings = dict(settings)
-    model_type = settings.pop("model_type", None)
-    if not isinstance(model_type, str):
-        raise ConfigError(f"{where}.config: gives no model_type")
-    try:
-        hf_config = transformers.AutoConfig.for_model(model_type, **settings, **(extra or {}))
-        with torch.device("meta"):
-            auto.from_config(hf_config, **remote)
-    except (ValueError, TypeError, KeyError, AttributeError, AssertionError) as error:
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-        if "model_type" in first or "Unrecognized" in first:
-            first = f"unknown model_type {model_type!r} ({first})"
-        raise ConfigError(f"{where}.config: {first}") from None
-
-
 def check_weights_folder(folder: Path, where: str) -> None:
     """A ``save_pretrained`` folder whose weights are PyTorch pickles (``*.bin``, no safetensors) must
-    hold tensors only: each is read with ``weights_only`` now, so an unsafe or damaged file is one
-    line naming it before any work (Transformers would refuse it later, in several lines)."""
-    from ..files import IntegrityError, load_verified
-
+    hold tensors only: each is unpickled with ``weights_only`` onto the meta device now (its tensors'
+    data is not read), so an unsafe or damaged file is one line naming it before any work
+    (Transformers would refuse it later, in several lines)."""
     if not folder.is_dir() or any(folder.glob("*.safetensors")):
         return
     for path in sorted(folder.glob("*.bin")):
         try:
-            load_verified(path)
-        except (IntegrityError, Exception) as error:  # noqa: B014  (an unpickling error names the global)
+            torch.load(path, map_location="meta", weights_only=True)
+        except Exception as error:  # noqa: BLE001  (an unpickling error names the global; any other: damaged)
             detail = str(error).strip().splitlines()[-1][:160] if str(error).strip() else type(error).__name__
             raise ConfigError(f"{where}: {str(path)!r} holds Python objects or is damaged ({detail}); kdtemp loads "
                               "weights with weights_only=True and never runs code from a file: save the model with "
@@ -378,10 +355,11 @@ def _config_refused(error: ValueError, name: str, where: str, field: str) -> Con
     return ConfigError(f"{where}: {name!r} has a config Transformers cannot read: {first}")
 
 
-def check_buildable(config: Any, hf: dict[str, Any], field: str, auto: str,
-                    extra: dict[str, Any] | None = None) -> None:
-    """The model ``hf`` describes, built on the meta device (:func:`~kdtemp.tasks.hf.build_on_meta`)
-    with Transformers' ``auto`` class."""
+def build_on_meta(config: Any, hf: dict[str, Any], field: str, auto: str, extra: dict[str, Any] | None = None) -> Any:
+    """The model the Transformers config ``hf`` describes, of Transformers' ``auto`` class, built on
+    the meta device (no memory, no weights) by :func:`from_settings`: what Transformers refuses only
+    when it builds a model is one line naming ``<field>.config`` before any work."""
     transformers = transformers_module()
     remote = {"trust_remote_code": True} if config.trust_remote_code else {}
-    build_on_meta(transformers, getattr(transformers, auto), hf, field, extra, **remote)
+    with torch.device("meta"):
+        return from_settings(transformers, getattr(transformers, auto), hf, field, extra, **remote)

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ...objectives import upcast
 from .normalization import IMAGENET_NORMALIZATION, Normalization, normalization_tensors, normalize
 
 
@@ -23,8 +24,7 @@ def predict(model: nn.Module, images: Tensor, batch_size: int, autocast: Any, ch
     for start in range(0, images.shape[0], batch_size):
         x = normalize(images[start:start + batch_size], constants, channels_last=channels_last, dtype=dtype)
         with autocast():
-            out = model(x)
-            outputs.append(out if out.dtype == torch.float64 else out.float())
+            outputs.append(upcast(model(x)))
     model.train(was_training)
     return torch.cat(outputs)
 

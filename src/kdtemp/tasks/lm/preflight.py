@@ -20,7 +20,7 @@ from ...files import warn
 from ...objectives.registry import get_spec
 from ...temperature import get_policy
 from ..base import Preflight, check_device
-from ..hf import (SAMPLE_TEXTS, check_buildable, check_tokenizer_reads, hf_config, load_tokenizer, model_limits,
+from ..hf import (SAMPLE_TEXTS, build_on_meta, check_tokenizer_reads, hf_config, load_tokenizer, model_limits,
                   recorded_tokenizer, tokenizer_identity, tokenizer_source)
 from .config import LMDataConfig
 from .data import long_prompts, read_records, splits_of
@@ -116,7 +116,7 @@ def check_models(models: list[tuple[Any, str]], tokenizer: Any, tokenizer_name: 
         hf = hf_config(model, field)
         if hf is None:
             continue
-        check_buildable(model, hf, field, "AutoModelForCausalLM")
+        build_on_meta(model, hf, field, "AutoModelForCausalLM")
         vocabulary, positions = model_limits(hf)
         if isinstance(vocabulary, int) and vocabulary < size:
             raise ConfigError(f"{field}: {model.name!r} has embeddings for {vocabulary} tokens, but the tokenizer "

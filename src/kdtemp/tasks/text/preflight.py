@@ -18,7 +18,7 @@ from typing import Any, Iterable
 from ...config import ConfigError
 from ...weights import WeightsError, read_weights
 from ..base import Preflight, check_device
-from ..hf import (check_buildable, check_tokenizer_reads, hf_config, load_tokenizer, model_limits, recorded_tokenizer,
+from ..hf import (SAMPLE_TEXTS, build_on_meta, check_tokenizer_reads, hf_config, load_tokenizer, model_limits, recorded_tokenizer,
                   tokenizer_identity, tokenizer_source)
 from .config import TextDataConfig, TextModelConfig
 from .data import read_rows, test_splits
@@ -45,6 +45,13 @@ def _count(labels: list[int], classes: int, per_class: int | None) -> int:
     return sum(min(per_class, labels.count(c)) for c in range(classes))
 
 
+def _sample(texts: list[str], pairs: list[str] | None) -> list[str]:
+    """The first :data:`~kdtemp.tasks.hf.SAMPLE_TEXTS` inputs as the tokenizer check reads them (a
+    pair's two texts joined)."""
+    texts = texts[:SAMPLE_TEXTS]
+    return [f"{text} {pair}" for text, pair in zip(texts, pairs[:SAMPLE_TEXTS])] if pairs else texts
+
+
 def _dataset(data: TextDataConfig, download: bool, state: Preflight) -> TextFacts | None:
     key = Preflight.key(data)
     if key in state.datasets:
@@ -58,7 +65,7 @@ def _dataset(data: TextDataConfig, download: bool, state: Preflight) -> TextFact
         raise
     facts = TextFacts(data, train.classes, _count(train.labels, len(train.classes), data.train_per_class),
                       _count(tests[0].labels, len(train.classes), data.test_per_class),
-                      [" ".join(pair) for pair in zip(train.texts, train.pairs or [""] * len(train.texts))][:200])
+                      _sample(train.texts, train.pairs))
     state.datasets[key] = facts
     return facts
 
@@ -78,7 +85,7 @@ def check_model(config: TextModelConfig, facts: TextFacts, tokenizer: Any, token
     hf = hf_config(config, field)
     if hf is None:
         return
-    check_buildable(config, hf, field, "AutoModelForSequenceClassification", {"num_labels": len(facts.classes)})
+    build_on_meta(config, hf, field, "AutoModelForSequenceClassification", {"num_labels": len(facts.classes)})
     source = recorded_tokenizer(config, field)
     if source is not None and source != tokenizer_name:
         other = load_tokenizer(source, f"{field}.name")

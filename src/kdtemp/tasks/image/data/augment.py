@@ -23,6 +23,7 @@ from torch import Tensor
 from torchvision.transforms.v2 import functional as F
 
 from kdtemp.config import require
+from kdtemp.objectives import upcast
 from .batched_augment import (
     CropBoxes, RandAugmentDraw, draw_crop_boxes, draw_randaugment, rand_augment, random_resized_crop, to_device,
 )
@@ -69,17 +70,12 @@ class AugmentConfig:
         return unused
 
 
-def at_least_float32(logits: Tensor) -> Tensor:
-    """``logits`` upcast to float32 (half-precision outputs), float64 kept."""
-    return logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
-
-
 def soft_cross_entropy(logits: Tensor, soft_labels: Tensor, label_smoothing: float = 0.0) -> Tensor:
     """Mean over samples of ``-sum_c y_c log softmax(s)_c`` (float32, or float64 for float64 logits)
     with optional label smoothing."""
     if label_smoothing:
         soft_labels = soft_labels * (1.0 - label_smoothing) + label_smoothing / soft_labels.shape[1]
-    return -(soft_labels * torch.log_softmax(at_least_float32(logits), dim=1)).sum(dim=1).mean()
+    return -(soft_labels * torch.log_softmax(upcast(logits), dim=1)).sum(dim=1).mean()
 
 
 @dataclass
@@ -109,7 +105,7 @@ class Batch:
 
     def per_sample_cross_entropy(self, logits: Tensor) -> Tensor:
         """Each image's cross-entropy ``[B]`` (float32) against its class index (the dominant label)."""
-        return torch.nn.functional.cross_entropy(at_least_float32(logits), self.dominant_labels, reduction="none")
+        return torch.nn.functional.cross_entropy(upcast(logits), self.dominant_labels, reduction="none")
 
     def normalized(self, normalization, dtype: torch.dtype = torch.float32) -> Tensor:
         """The images normalised with ``(mean, std)`` in ``dtype`` (float64 for a float64 model),
