@@ -76,7 +76,10 @@ def test_diagnose_and_advise_read_a_text_teacher_through_its_task(teacher, tmp_p
     assert out.startswith("teacher tiny-teacher on sst2 (train, 96 inputs, no augmentation)")
     assert "  accuracy " in out and "relative H(p)" in out and "T=   4:" in out
     assert main(["advise", "--teacher", str(teacher), "--device", "cpu"]) == 0
-    assert "T" in capsys.readouterr().out
+    advice = capsys.readouterr().out
+    assert "T" in advice
+    # the advice reads the text teacher's own checkpoint: its origin (trained from scratch by prepare)
+    assert advice.startswith("recommended temperature: ") and "the teacher was trained from scratch" in advice
 
 
 def test_diagnose_refuses_a_teacher_of_a_task_without_diagnostics_in_one_line(tmp_path, capsys):
