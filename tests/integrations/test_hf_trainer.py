@@ -235,3 +235,56 @@ def test_the_loss_helper_is_the_mean_over_shifted_valid_tokens():
 def test_importing_the_package_does_not_import_transformers():
     code = "import sys, kdtemp.integrations; assert 'transformers' not in sys.modules, 'imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+class _Halving:
+    """A plug-in policy (registered only by the test below): T starts at 4 and halves after each step."""
+
+    name = "halving"
+
+    def __init__(self) -> None:
+        self.value, self.used = 4.0, []
+
+    def current(self, batch=None) -> float:
+        return self.value
+
+    def parameters(self):
+        return []
+
+    def begin_epoch(self, epoch: int) -> None:
+        pass
+
+    def after_step(self, used, cross_entropies, step: int, total: int) -> None:
+        self.used.append(used)
+        self.value = max(self.value / 2, 1.0)
+
+    def end_epoch(self):
+        used, self.used = self.used or [self.value], []
+        return sum(used) / len(used), []
+
+    def epoch_summary(self):
+        return None
+
+    def state_dict(self):
+        return {"value": self.value}
+
+    def load_state_dict(self, state) -> None:
+        self.value = state["value"]
+
+
+def test_the_bridge_drives_any_registered_policy_that_declares_it_can(tmp_path):
+    from kdtemp.integrations.hf_trainer import policies
+    from kdtemp.temperature import POLICIES, PolicySpec, register_policy
+
+    assert policies() == ("fixed", "dts")  # the built-in ones; instance DTS, CTKD and AKD need the engine
+    register_policy(PolicySpec("halving", "halving T", lambda inputs: _Halving()))
+    try:
+        trainer = KDTrainer(model=tiny_gpt2(1), args=arguments(tmp_path, max_steps=3, logging_steps=1),
+                            train_dataset=examples(), teacher_model=tiny_gpt2(2), temperature_policy="halving")
+        trainer.train()
+        assert logged(trainer, "kd_temperature") == [4.0, 2.0, 1.0]
+    finally:
+        del POLICIES["halving"]
+    with pytest.raises(ValueError, match=r"cannot drive 'dts_instance' \(keeps one temperature per training sample"):
+        KDTrainer(model=tiny_gpt2(1), args=arguments(tmp_path), teacher_model=tiny_gpt2(2),
+                  temperature_policy="dts_instance")

@@ -16,7 +16,8 @@ from ..tasks import DEFAULT_TASK, TASKS
 from .tracking import LoggingConfig
 from ..objectives.registry import PROTOCOL, TEMPERATURE_RANGE, Preset, check_parameters
 from ..temperature import POLICIES, get_policy
-from ..temperature.registry import policy_settings
+from ..temperature.dts import DTSConfig
+from ..temperature.registry import policy_settings, require_temperature
 
 # The sections a run of the default task (image classification) has, as its registration declares them;
 # a run of another task gets its own through :meth:`SharedConfig.field_types`.
@@ -33,12 +34,6 @@ SEED_RANGE = (0, 2**32 - 1)
 def require_seed(value: int, path: str) -> None:
     """Seeds are integers in ``[0, 2**32 - 1]`` (what every RNG kdtemp seeds accepts)."""
     require(SEED_RANGE[0] <= value <= SEED_RANGE[1], path, f"must be in [0, 2**32 - 1]; got {value}")
-
-
-def require_temperature(value: float, path: str) -> None:
-    low, high = TEMPERATURE_RANGE
-    require(low <= value <= high, path,
-            f"must be in [{low:g}, {high:g}] (the range every objective is tested finite in); got {value}")
 
 
 @dataclass
@@ -77,24 +72,6 @@ class OptimizerConfig:
     def unused_fields(self) -> set[str]:
         unused = {"momentum", "nesterov"} if self.name == "adamw" else set()
         return unused | ({"milestones", "gamma"} if self.schedule == "cosine" else set())
-
-
-@dataclass
-class DTSConfig:
-    """Dynamic Temperature Scheduler bounds (paper presets: same family 8/4/8, cross family 3/1/3)."""
-
-    initial: float = 8.0
-    minimum: float = 4.0
-    maximum: float = 8.0
-    momentum: float = 0.9
-
-    def validate(self, path: str = "dts") -> None:
-        for name in ("initial", "minimum", "maximum"):
-            require_temperature(getattr(self, name), f"{path}.{name}")
-        require(self.minimum <= self.maximum, f"{path}", f"needs minimum <= maximum; got {self.minimum}, {self.maximum}")
-        require(self.minimum <= self.initial <= self.maximum, f"{path}.initial",
-                f"must lie in [{self.minimum}, {self.maximum}]; got {self.initial}")
-        require(0 <= self.momentum < 1, f"{path}.momentum", f"must be in [0, 1); got {self.momentum}")
 
 
 @dataclass
@@ -317,9 +294,7 @@ class SharedConfig:
         task = data.get("task", DEFAULT_TASK) if isinstance(data, Mapping) else DEFAULT_TASK
         if not isinstance(task, str) or task not in TASKS:
             raise ConfigError(f"{prefix}task: unknown task {task!r}; allowed: {', '.join(sorted(TASKS))}")
-        if task == DEFAULT_TASK:
-            return {}
-        spec = TASKS[task]
+        spec = TASKS[task]  # the default task's too: every task's sections are typed by the registry
         chosen: dict[str, Any] = {"data": spec.data_config, "augment": spec.augment_config,
                                   "teacher": typing.Optional[spec.model_config]}
         for name, hint in typing.get_type_hints(cls).items():

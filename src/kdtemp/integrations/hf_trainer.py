@@ -54,10 +54,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import Trainer, TrainerCallback
 
-from ..objectives import create_objective, get_spec
-from ..objectives.registry import TEMPERATURE_RANGE
-from ..objectives.token import DEFAULT_CHUNK_TOKENS, DIVERGENCES, chunked_rows, objective_rows, token_kd_loss
-from ..temperature import TemperaturePolicy, create_policy
+from ..config import ConfigError
+from ..objectives import TokenObjective, create_objective, get_spec
+from ..objectives.token import DEFAULT_CHUNK_TOKENS, DIVERGENCES, chunked_rows, token_kd_loss
+from ..temperature import POLICIES, TemperaturePolicy, get_policy
+from ..temperature.dts import DTSConfig
+from ..temperature.registry import PolicyInputs, require_temperature, step_driven
 
 IGNORE_INDEX = -100
 """The label of a position that counts nowhere (prompt, padding), as Hugging Face writes it."""
@@ -68,8 +70,11 @@ TOKEN_KD = "token_kd"
 TOKEN_KD_PARAMETERS = ("beta", "skew", "t_squared")
 """What ``objective_params`` may set for ``token_kd`` (the divergence is its own argument)."""
 
-POLICIES = ("fixed", "dts")
-"""The temperature policies :class:`KDTrainer` drives."""
+def policies() -> tuple[str, ...]:
+    """The temperature policies :class:`KDTrainer` drives: every registered one that a training loop
+    of its own can step (``PolicySpec.needs_engine`` is None: ``fixed``, ``dts``, and a plug-in
+    policy that declares so)."""
+    return step_driven()
 
 LABEL_KEYS = ("labels", "shift_labels")
 """Batch entries that are targets, never passed to the models."""
@@ -161,17 +166,17 @@ def token_objective(objective: str = TOKEN_KD, objective_params: Mapping[str, An
     if spec.no_token_form:
         raise ValueError(f"objective {objective!r} does not apply to the tokens of a language model: "
                          f"{spec.no_token_form}")
-    if spec.temperature_policy != "fixed":
+    policy = get_policy(spec.temperature_policy)
+    if policy.needs_engine is not None:
         raise ValueError(f"objective {objective!r} needs the {spec.temperature_policy!r} temperature policy, "
-                         f"which KDTrainer does not drive (allowed: {', '.join(POLICIES)})")
-    rows = objective_rows(create_objective(objective, **params))
+                         f"which {policy.needs_engine}; KDTrainer drives {', '.join(policies())}")
+    rows = TokenObjective(create_objective(objective, **params), chunk_tokens)
 
     def registered(student: Tensor, teacher: Tensor, targets: Tensor, temperature: Temperature,
                    num_items: int | Tensor | None) -> Tensor:
         flat = targets.reshape(-1)
         valid = (flat != IGNORE_INDEX).nonzero().squeeze(1)
-        return chunked_rows(rows, _flat(student), _flat(teacher), flat, temperature, valid, chunk_tokens,
-                            _denominator(num_items))
+        return rows(_flat(student), _flat(teacher), flat, temperature, valid, _denominator(num_items))
 
     return registered
 
@@ -258,11 +263,10 @@ def target_loss(student_logits: Tensor, teacher_logits: Tensor, targets: Tensor,
 # Temperature
 
 
-def dts_settings(dts: Any = None) -> Any:
-    """A checked :class:`kdtemp.engine.config.DTSConfig` from ``None`` (its defaults, the paper's
-    same-family 8/4/8), a mapping of its fields, or a ``DTSConfig``; ``ValueError`` otherwise."""
-    from ..engine.config import DTSConfig  # the engine only when DTS is asked for
-
+def dts_settings(dts: Any = None) -> DTSConfig:
+    """Checked DTS settings (:class:`kdtemp.temperature.dts.DTSConfig`) from ``None`` (its defaults,
+    the paper's same-family 8/4/8), a mapping of its fields, or a ``DTSConfig``; ``ValueError``
+    otherwise."""
     if dts is None:
         settings = DTSConfig()
     elif isinstance(dts, DTSConfig):
@@ -275,21 +279,32 @@ def dts_settings(dts: Any = None) -> Any:
         settings = DTSConfig(**dts)
     else:
         raise ValueError(f"dts must be a DTSConfig or a mapping of its fields; got {type(dts).__name__}")
-    settings.validate()
+    try:
+        settings.validate()
+    except ConfigError as error:
+        raise ValueError(str(error)) from None
     return settings
 
 
 def make_policy(kind: str = "fixed", temperature: float = 1.0, dts: Any = None) -> TemperaturePolicy:
-    """The temperature policy ``kind`` (:data:`POLICIES`): ``temperature`` for ``fixed`` (in kdtemp's
-    range), ``dts`` settings (:func:`dts_settings`) for ``dts``, which ignores ``temperature``."""
-    if kind not in POLICIES:
-        raise ValueError(f"temperature_policy: unknown {kind!r}; allowed: {', '.join(POLICIES)}")
-    if kind == "dts":
-        return create_policy("dts", temperature=temperature, dts=dts_settings(dts))
-    low, high = TEMPERATURE_RANGE
-    if not (isinstance(temperature, (int, float)) and low <= temperature <= high):
-        raise ValueError(f"temperature must be a number in [{low:g}, {high:g}]; got {temperature!r}")
-    return create_policy("fixed", temperature=float(temperature))
+    """The registered temperature policy ``kind`` (one of :func:`policies`), made as the engine makes
+    a member's: ``temperature`` for a fixed one (in kdtemp's range), ``dts`` settings
+    (:func:`dts_settings`) for one that reads them (``dts``, which ignores ``temperature``)."""
+    allowed = policies()
+    if kind not in allowed:
+        why = f" ({POLICIES[kind].needs_engine})" if kind in POLICIES else ""
+        raise ValueError(f"temperature_policy: {'unknown' if not why else 'cannot drive'} {kind!r}{why}; "
+                         f"allowed: {', '.join(allowed)}")
+    spec = get_policy(kind)
+    if spec.fixed:
+        if not isinstance(temperature, (int, float)) or isinstance(temperature, bool):
+            raise ValueError(f"temperature must be a number; got {temperature!r}")
+        try:
+            require_temperature(float(temperature), "temperature")
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+    settings = dts_settings(dts) if "dts" in spec.settings else None
+    return spec.create(PolicyInputs(temperature=float(temperature), dts=settings))
 
 
 class StepTemperature:
@@ -303,7 +318,7 @@ class StepTemperature:
 
     def __init__(self, policy: TemperaturePolicy) -> None:
         self.policy = policy
-        self.needs_gap = policy.name == "dts"
+        self.needs_gap = get_policy(policy.name).uses_gap
         self._used: Temperature | None = None
         self._sums: Tensor | None = None  # [CE(student) sum, CE(teacher) sum, tokens], float64
         policy.begin_epoch(1)

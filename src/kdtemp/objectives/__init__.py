@@ -49,10 +49,12 @@ from .registry import (  # noqa: E402
 )
 from .rld import rld_loss  # noqa: E402
 from .standardize import standardize_logits  # noqa: E402
-from .token import DIVERGENCES, chunked_rows, objective_rows, token_divergence, token_kd_loss  # noqa: E402
+from .token import (DIVERGENCES, TokenObjective, chunked_rows, objective_rows, token_divergence,  # noqa: E402
+                    token_kd_loss)
 from .ttm import ttm_loss, wttm_weights  # noqa: E402
 
 __all__ = [
+    "TokenObjective",
     "upcast",
     "akd_loss",
     "ENERGY_TEMPERATURE",

@@ -271,6 +271,33 @@ def objective_rows(objective: Callable[[Tensor, Tensor, Tensor, Any], Tensor]) -
     return fn
 
 
+class TokenObjective:
+    """A registered row-wise objective applied to token rows ``chunk_tokens`` at a time, with the
+    ``spec``, ``params`` and ``name`` of the objective it wraps. The forward and reverse KL take their
+    gradient in closed form (:func:`token_form`: fewer ``[chunk, V]`` buffers); any other row-wise
+    objective is differentiated chunk by chunk. The one way kdtemp applies an objective to the tokens
+    of a language model: its causal-LM task and its Hugging Face ``KDTrainer`` both call it.
+
+    ``obj(student, teacher, targets, T, rows=None, denominator=None)``: logits ``[N, V]``, targets
+    ``[N]``; ``rows`` the rows that count (all by default) and ``denominator`` what their summed loss
+    is divided by (their count by default), as :func:`chunked_rows` takes them.
+    """
+
+    def __init__(self, objective: Any, chunk_tokens: int | None) -> None:
+        self.inner, self.chunk_tokens = objective, chunk_tokens
+        self.spec, self.params = objective.spec, objective.params
+        self._rows, self._gradient = token_form(objective.name, dict(objective.params)) or (objective_rows(objective), None)
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def __call__(self, student: Tensor, teacher: Tensor, targets: Tensor, temperature: Any,
+                 rows: Tensor | None = None, denominator: float | Tensor | None = None) -> Tensor:
+        return chunked_rows(self._rows, student, teacher, targets, temperature, rows, self.chunk_tokens,
+                            denominator, gradient=self._gradient)
+
+
 # The divergences other than the forward KL (``kd``) as registered objectives: usable on any rows
 # (token rows of a language model, or the class rows of an image batch).
 _NO_WEIGHTS = Preset(0.0, 1.0, 0, None)

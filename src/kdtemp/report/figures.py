@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from ..temperature import POLICIES  # noqa: E402
+from ..temperature.registry import used_temperature  # noqa: E402
 from .tables import (SIGNALS, Cell, Record, aggregate, aggregate_points, best_temperatures, method_name,  # noqa: E402
                      natural_key, readable, relabel, setting_label, temperatures_of, within_best_spread)
 
@@ -338,7 +339,7 @@ def temperature_traces(runs: list[dict], label_of) -> Figure | None:
             continue
         trace = run.get("temperature_trace") or []
         curve = run["curve"] or []
-        spec = POLICIES.get(run["config"]["student"].get("temperature_policy", "fixed"))
+        spec = used_temperature(run["config"]["student"]).spec
         draws = spec.draws if spec is not None else "epochs"  # a policy no longer registered: its epochs' T
         band = None
         if draws == "steps" and trace:

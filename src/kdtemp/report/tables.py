@@ -21,7 +21,7 @@ from pathlib import PurePath
 from typing import Any, Iterable
 
 from ..temperature import POLICIES
-from ..temperature.registry import policy_settings
+from ..temperature.registry import policy_settings, used_temperature
 
 METHOD_PREFIXES = ("student.objective_params.", "student.dts.")
 """Configuration fields that belong to a method (its objective's parameters, DTS's bounds)."""
@@ -139,7 +139,7 @@ def unused_keys(config: dict[str, Any]) -> set[str]:
     DTS bounds of a run without DTS, SGD's momentum under AdamW, the step schedule's milestones
     under the cosine, a prepared model's architecture (its label says it), a folder's root when
     the dataset is shown by it."""
-    used = _policy(config.get("student.temperature_policy", "fixed"))
+    used = _policy(config.get("student.temperature_policy") or "fixed")
     unused = {k for k in config for name in policy_settings() - set(used.settings if used else ())
               if k == f"student.{name}" or k.startswith(f"student.{name}.")}
     if config.get("student.optimizer.name") == "adamw":
@@ -343,19 +343,15 @@ def records(runs: list[dict], prepared: dict[str, str] | None = None) -> list[Re
         settings = _merge_model(settings, role)
     out = []
     for run, config, setting, own in zip(runs, flat, settings, method_keys):
-        temperature = config.get("student.temperature")
-        policy = str(config.get("student.temperature_policy", "fixed"))
-        spec = _policy(policy)
-        uses_own = spec is None or not spec.fixed  # a policy no longer registered: its own T
+        used = used_temperature(run["config"].get("student") or {})
+        temperature, policy, bounds = used.temperature, used.policy, used.bounds
+        uses_own = used.spec is None or not used.spec.fixed  # a policy no longer registered: its own T
         # a fixed-policy run stored without a temperature is a cross-entropy-only run (``resolved``)
         distills = (config.get("student.objective") is not None and config.get("student.kd_weight") != 0
                     and (uses_own or temperature is not None))
         fixed = temperature is not None and not uses_own and distills
         metric, goal, final, best = primary_of(run)
-        low, high = config.get("student.dts.minimum"), config.get("student.dts.maximum")
-        dts = spec is not None and spec.bounded and low is not None and high is not None
-        bounds = (float(low), float(high)) if dts else None
-        out.append(Record(run["run_id"], run["status"], float(temperature) if fixed else None,
+        out.append(Record(run["run_id"], run["status"], temperature if fixed else None,
                           run["seed"], setting,
                           config.get("student.objective"), int(config["student.epochs"]),
                           final, best, run["curve"] or [], distills=distills,

@@ -39,7 +39,7 @@ from .axes import Axis, _covered, axes_of
 from .presets import PRESETS
 from .recipes import merged, recipe_of
 from .stages import REFERENCE_FIELDS, all_preparations, expand_stages, reference_of, stage_axes
-from .store import Store
+from .folders import output_folder
 
 SEED_FIELDS = ("student.seed", "data_seed")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -322,19 +322,6 @@ def _some(labels: list[str], shown: int = 3) -> str:
     return ", ".join(labels[:shown]) + f" and {len(labels) - shown} more"
 
 
-def _legacy_output(base: Path, name: str, planned) -> Path | None:
-    """Where earlier kdtemp versions put a study without ``output`` (the current folder's
-    ``studies/<name>``), when that store holds runs of this study (``planned(folder)``: the run
-    ids the study has with that folder) and the default beside the file has none yet."""
-    default, legacy = base / "studies" / name, Path("studies") / name
-    if (default / "study.sqlite").exists() or not (legacy / "study.sqlite").exists() \
-            or legacy.resolve() == default.resolve():
-        return None
-    with Store(legacy / "study.sqlite", readonly=True) as store:
-        stored = {run["run_id"] for run in store.runs()}
-    return legacy if stored & planned(legacy) else None
-
-
 def load_study(path: str | Path, output: str | Path | None = None, overrides: list[str] | None = None) -> Study:
     """Read, validate and expand a study file, with dotted ``overrides`` (``base.student.epochs=2``,
     ``seeds=[0]``) applied on top. Nothing runs here."""
@@ -360,21 +347,8 @@ def load_study(path: str | Path, output: str | Path | None = None, overrides: li
         stages = expand_stages(study_file.prepare, study_file.base, prepared_root)
         return stages, expand(study_file, notes, stages, recipe), notes
 
-    # without `output`: studies/<name> beside the file (the current folder for a packaged example),
-    # or <name> beside it when the file already lies in a folder called studies
-    nested = base / "studies" / study_file.name  # where earlier versions put a file that lies in studies/
-    default = base / study_file.name if base.resolve().name == "studies" else nested
-    folder = Path(output or study_file.output or default)
-    legacy = None
-    if not (output or study_file.output):
-        legacy = _legacy_output(base, study_file.name, lambda f: {run.run_id for run in planned(f)[1]})
-        if legacy is not None and legacy.resolve() == default.resolve():
-            legacy = None  # the current folder is the file's: its studies/<name> is the default itself
-        if legacy is None and default != nested and (nested / "study.sqlite").exists() \
-                and not (default / "study.sqlite").exists():
-            legacy = nested
-    if legacy is not None:
-        folder = legacy
+    folder, legacy = output_folder(base, study_file.name, output or study_file.output,
+                                   lambda f: {run.run_id for run in planned(f)[1]})
     stages, runs, notes = planned(folder)
     if legacy is not None:
         notes.append(f"using the results in {legacy.resolve()} (where earlier kdtemp versions put a study without "

@@ -54,4 +54,5 @@ def _check(member: Any, path: str) -> None:
 
 
 register_policy(PolicySpec("akd", "Annealing KD", _create, check=_check, in_method_name=False,
+                           needs_engine="anneals by epoch and ends with a hard-label phase the engine runs",
                            label=lambda member: f"{member.phase_one_epochs}+{member.epochs - member.phase_one_epochs}"))

@@ -52,4 +52,5 @@ class CTKDPolicy(PolicyDefaults):
 
 
 register_policy(PolicySpec("ctkd", "CTKD", lambda inputs: CTKDPolicy(inputs.ctkd_ramp_epochs, inputs.device),
-                           settings=("ctkd_ramp_epochs",), label=lambda member: "learned-T"))
+                           settings=("ctkd_ramp_epochs",), label=lambda member: "learned-T",
+                           needs_engine="learns its temperature adversarially with the student's optimizer, by epoch"))

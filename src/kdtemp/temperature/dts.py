@@ -3,6 +3,7 @@ batch's cross-entropy gap."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -10,7 +11,26 @@ from torch import Tensor
 
 from .interface import CrossEntropies, PolicyDefaults
 from .policies import DynamicTemperature
-from .registry import PolicySpec, register_policy
+from ..config import require
+from .registry import PolicySpec, register_policy, require_temperature
+
+
+@dataclass
+class DTSConfig:
+    """Dynamic Temperature Scheduler bounds (paper presets: same family 8/4/8, cross family 3/1/3)."""
+
+    initial: float = 8.0
+    minimum: float = 4.0
+    maximum: float = 8.0
+    momentum: float = 0.9
+
+    def validate(self, path: str = "dts") -> None:
+        for name in ("initial", "minimum", "maximum"):
+            require_temperature(getattr(self, name), f"{path}.{name}")
+        require(self.minimum <= self.maximum, f"{path}", f"needs minimum <= maximum; got {self.minimum}, {self.maximum}")
+        require(self.minimum <= self.initial <= self.maximum, f"{path}.initial",
+                f"must lie in [{self.minimum}, {self.maximum}]; got {self.initial}")
+        require(0 <= self.momentum < 1, f"{path}.momentum", f"must be in [0, 1); got {self.momentum}")
 
 
 class DTSPolicy(PolicyDefaults):
@@ -46,4 +66,4 @@ class DTSPolicy(PolicyDefaults):
 
 register_policy(PolicySpec("dts", "DTS", lambda inputs: DTSPolicy(inputs.dts.initial, inputs.dts.minimum, inputs.dts.maximum,
                                                                    inputs.dts.momentum),
-                           settings=("dts",), draws="steps", bounded=True, label=lambda member: f"dts[{member.dts.minimum:g},{member.dts.maximum:g}]"))
+                           settings=("dts",), draws="steps", bounded=True, uses_gap=True, label=lambda member: f"dts[{member.dts.minimum:g},{member.dts.maximum:g}]"))

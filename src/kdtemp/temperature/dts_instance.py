@@ -85,6 +85,7 @@ register_policy(PolicySpec(
     "dts_instance", "instance-wise DTS",
     lambda inputs: InstanceDTSPolicy(inputs.dts.initial, inputs.dts.minimum, inputs.dts.maximum, inputs.dts.momentum,
                                      inputs.samples, inputs.device),
-    settings=("dts",), draws="distribution", bounded=True, label=lambda member: f"dts-instance[{member.dts.minimum:g},{member.dts.maximum:g}]", check=_check,
+    settings=("dts",), draws="distribution", bounded=True, uses_gap=True,
+    needs_engine="keeps one temperature per training sample, indexed by the training set's positions", label=lambda member: f"dts-instance[{member.dts.minimum:g},{member.dts.maximum:g}]", check=_check,
     no_token_form="keeps one temperature per training sample and has no token form; use dts (batch-wise, progress "
                   "over optimizer steps)"))

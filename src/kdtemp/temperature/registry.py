@@ -7,9 +7,12 @@ never which policy they hold."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
+
+from ..config import require
+from ..objectives.registry import TEMPERATURE_RANGE
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class PolicySpec:
     draws: str | None = "epochs"
     in_method_name: bool = True
     bounded: bool = False
+    uses_gap: bool = False
+    needs_engine: str | None = None
 
 
 POLICIES: dict[str, PolicySpec] = {}
@@ -76,6 +81,45 @@ def get_policy(name: str) -> PolicySpec:
     return POLICIES[name]
 
 
+def step_driven() -> tuple[str, ...]:
+    """The registered policies a training loop of its own can drive (``needs_engine`` is None)."""
+    return tuple(name for name, spec in POLICIES.items() if spec.needs_engine is None)
+
+
 def policy_settings() -> set[str]:
     """Every member field that is some registered policy's setting."""
     return {name for spec in POLICIES.values() for name in spec.settings}
+
+
+@dataclass(frozen=True)
+class UsedTemperature:
+    """What a run's temperature policy was, read from the run's stored description: the policy's
+    name, its spec (None for one no longer registered: a store's run of a plug-in policy), the
+    member's ``temperature`` (None when unset; it is the run's T only under a fixed policy) and a
+    bounded policy's ``[minimum, maximum]``."""
+
+    policy: str
+    spec: PolicySpec | None
+    temperature: float | None
+    bounds: tuple[float, float] | None
+
+
+def used_temperature(student: Mapping[str, Any]) -> UsedTemperature:
+    """:class:`UsedTemperature` of a run from its stored ``student`` section (a member's settings as
+    the store keeps them; older stores may lack fields)."""
+    name = str(student.get("temperature_policy") or "fixed")
+    spec = POLICIES.get(name)
+    temperature = student.get("temperature")
+    bounds = None
+    dts = student.get("dts")
+    if spec is not None and spec.bounded and isinstance(dts, Mapping) \
+            and dts.get("minimum") is not None and dts.get("maximum") is not None:
+        bounds = (float(dts["minimum"]), float(dts["maximum"]))
+    return UsedTemperature(name, spec, None if temperature is None else float(temperature), bounds)
+
+
+def require_temperature(value: float, path: str) -> None:
+    """``ConfigError`` at ``path`` unless ``value`` lies in the range every objective is tested finite in."""
+    low, high = TEMPERATURE_RANGE
+    require(low <= value <= high, path,
+            f"must be in [{low:g}, {high:g}] (the range every objective is tested finite in); got {value}")

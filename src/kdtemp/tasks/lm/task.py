@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ...objectives.token import TokenObjective
 from ..base import MetricName, Task, register_task
 from ..hf import forward_flops, model_label
 from .config import CausalLMConfig, LMAugmentConfig, LMDataConfig
@@ -55,29 +56,6 @@ class LMData:
     @property
     def train_size(self) -> int:
         return len(self.train)
-
-
-class TokenObjective:
-    """A row-wise objective applied to token rows ``chunk_tokens`` at a time (same ``spec`` and
-    ``params`` as the objective it wraps)."""
-
-    def __init__(self, objective: Any, chunk_tokens: int) -> None:
-        from ...objectives.token import objective_rows, token_form
-
-        self.inner, self.chunk_tokens = objective, chunk_tokens
-        self.spec, self.params = objective.spec, objective.params
-        # the forward and reverse KL take their gradient in closed form (fewer [chunk, V] buffers)
-        self._rows, self._gradient = token_form(objective.name, dict(objective.params)) or (objective_rows(objective), None)
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    def __call__(self, student: Tensor, teacher: Tensor, target: Tensor, temperature: Any) -> Tensor:
-        from ...objectives.token import chunked_rows
-
-        return chunked_rows(self._rows, student, teacher, target, temperature, chunk_tokens=self.chunk_tokens,
-                            gradient=self._gradient)
 
 
 @register_task("causal_lm")
