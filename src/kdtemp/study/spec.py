@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import re
 
-from ..config import ConfigError, apply_overrides, from_dict, parse_override, require, set_path, to_dict
+from ..config import ConfigError, apply_overrides, from_dict, parse_override, require, set_path
 from ..engine import CohortConfig, MemberConfig, run_id
 from ..engine.config import SharedConfig, require_device, require_seed
 from ..engine.tracking import LoggingConfig

@@ -34,7 +34,7 @@ def test_dolly_records_get_minillms_template_with_and_without_context():
 def test_a_line_without_response_is_one_line_naming_file_and_line(tmp_path):
     path = tmp_path / "train.jsonl"
     path.write_text(json.dumps({"prompt": "a", "response": "b"}) + "\n" + json.dumps({"prompt": "only"}) + "\n")
-    with pytest.raises(ConfigError, match=r"train.jsonl line 2: no 'response'"):
+    with pytest.raises(ConfigError, match=r"train.jsonl line 2: no 'output' or 'response'"):
         read_jsonl(path)
     path.write_text("{not json\n")
     with pytest.raises(ConfigError, match="line 1 is not JSON"):
@@ -56,7 +56,7 @@ def test_tokenised_records_mask_the_prompt_and_end_with_eos(lm_tokenizer, instru
                     [[] for _ in records])
     lengths = split.lengths()
     assert (split.prompt_lengths <= 6).all() and (lengths <= 9).all()
-    assert done.truncated_prompts == sum(len(tokenizer(r.prompt)["input_ids"]) > 6 for r in records) > 0
+    assert int(done.tensors["prompt_cut"].sum()) == sum(len(tokenizer(r.prompt)["input_ids"]) > 6 for r in records) > 0
     # a truncated prompt keeps its last tokens (the "Answer:" end)
     first = tokenizer(records[0].prompt)["input_ids"]
     assert split.ids[: int(split.prompt_lengths[0])].tolist() == first[-int(split.prompt_lengths[0]):]

@@ -56,8 +56,8 @@ def test_a_jsonl_line_without_response(instructions, lm_tokenizer, vocabulary, t
     lines[4] = json.dumps({"prompt": "no answer here"})
     (data / "train.jsonl").write_text("\n".join(lines) + "\n")
     line = plan_error(study(tmp_path, data, lm_tokenizer, vocabulary), capsys, tmp_path / "out")
-    assert line.endswith(f"data.root: {data / 'train.jsonl'} line 5: no 'response' (a line needs prompt and response, "
-                         "or Dolly's instruction and response)")
+    assert line.endswith(f"data.root: {data / 'train.jsonl'} line 5: no 'output' or 'response' (a line needs prompt and response, "
+                         "Dolly's instruction and response, or MiniLLM's instruction and output)")
 
 
 def test_a_prompt_over_the_limit_under_refuse(instructions, lm_tokenizer, vocabulary, tmp_path, capsys):

@@ -19,32 +19,100 @@ DOLLY_HUB = "databricks/databricks-dolly-15k"
 DOLLY_FILE = "databricks-dolly-15k.jsonl"
 
 
+PROTOCOLS = ("greedy", "sample", "minillm")
+
+MINILLM = {"sampling_temperature": 1.0, "top_p": 1.0, "top_k": 0, "no_repeat_ngram_size": 6,
+           "seeds": [10, 20, 30, 40, 50], "max_new_tokens": 256}
+"""MiniLLM's evaluation (``scripts/gpt2/eval/*.sh``, ``run_eval.sh``, ``arguments.py``): sampling with
+``--top-k 0 --top-p 1.0 --temperature 1.0``, ``no_repeat_ngram_size`` 6, at most 256 new tokens, seeds
+10, 20, 30, 40, 50; prompts cut to their first 256 tokens and left-padded (``data.max_prompt_length``
+256, ``max_length`` 512); each output decoded without special tokens, cut at ``<|endoftext|>`` and
+stripped; exact match without removing articles."""
+
+_DEFAULTS = {"sampling_temperature": 1.0, "top_p": 1.0, "top_k": 0, "no_repeat_ngram_size": 0, "seeds": [0],
+             "max_new_tokens": 256}
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The settings evaluation generates with, every one resolved (:meth:`GenerationConfig.resolved`)."""
+
+    protocol: str
+    sample: bool
+    sampling_temperature: float
+    top_p: float
+    top_k: int
+    no_repeat_ngram_size: int
+    seeds: tuple[int, ...]
+    max_new_tokens: int
+    batch_size: int
+
+
 @dataclass
 class GenerationConfig:
-    """How evaluation generates responses (recorded with every result): ``greedy`` decoding by
-    default, or ``sample`` at ``temperature`` with ``top_p``, its random stream seeded with ``seed``
-    (the same draws for every model and epoch); at most ``max_new_tokens`` new tokens, ``batch_size``
-    prompts at a time (left-padded, with the KV cache). The sampling temperature is not the
-    distillation temperature."""
+    """How evaluation generates responses (recorded with every result). ``protocol``:
 
-    decoding: Literal["greedy", "sample"] = "greedy"
-    temperature: float = 1.0
-    top_p: float = 1.0
-    seed: int = 0
-    max_new_tokens: int = 256
+    * ``greedy`` (the default): greedy decoding; the sampling fields do not apply.
+    * ``sample``: sampling at ``sampling_temperature`` with ``top_p`` and ``top_k`` (0: no top-k), once
+      per seed of ``seeds``; each seed draws the same for every model and epoch.
+    * ``minillm``: MiniLLM's evaluation exactly (:data:`MINILLM`): a field left out takes MiniLLM's
+      value and one set to another value is refused.
+
+    ``sampling_temperature`` is the temperature of *generation* only: it is not the distillation
+    temperature (``student.temperature``), which no evaluation reads. ``no_repeat_ngram_size``: no
+    n-gram of that size appears twice in an output (0: off). At most ``max_new_tokens`` new tokens,
+    ``batch_size`` prompts at a time (left-padded, with the KV cache). With several seeds a metric is
+    the mean over seeds and ``seed_sd_<metric>`` their standard deviation (n - 1).
+    """
+
+    protocol: Literal["greedy", "sample", "minillm"] = "greedy"
+    sampling_temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    no_repeat_ngram_size: int | None = None
+    seeds: list[int] | None = None
+    max_new_tokens: int | None = None
     batch_size: int = 32
 
     def validate(self, path: str = "data.generation") -> None:
-        require(self.decoding in ("greedy", "sample"), f"{path}.decoding", f"must be greedy or sample; got {self.decoding!r}")
-        require(self.temperature > 0, f"{path}.temperature", f"must be > 0; got {self.temperature}")
-        require(0 < self.top_p <= 1, f"{path}.top_p", f"must be in (0, 1]; got {self.top_p}")
-        require(1 <= self.max_new_tokens <= 100_000, f"{path}.max_new_tokens", f"must be in [1, 100000]; got {self.max_new_tokens}")
+        require(self.protocol in PROTOCOLS, f"{path}.protocol",
+                f"unknown protocol {self.protocol!r}; allowed: {', '.join(PROTOCOLS)}")
+        if self.protocol == "minillm":
+            for name, value in MINILLM.items():
+                given = getattr(self, name)
+                require(given is None or given == value, f"{path}.{name}",
+                        f"protocol minillm fixes it at {value}; got {given} (use protocol: sample to change it)")
+        if self.protocol == "greedy":
+            for name in ("sampling_temperature", "top_p", "top_k", "seeds"):
+                require(getattr(self, name) is None, f"{path}.{name}",
+                        "greedy decoding does not sample; use protocol: sample (or minillm) to set it")
+        settings = self.resolved()
+        require(settings.sampling_temperature > 0, f"{path}.sampling_temperature",
+                f"must be > 0; got {settings.sampling_temperature}")
+        require(0 < settings.top_p <= 1, f"{path}.top_p", f"must be in (0, 1]; got {settings.top_p}")
+        require(settings.top_k >= 0, f"{path}.top_k", f"must be >= 0 (0: no top-k); got {settings.top_k}")
+        require(settings.no_repeat_ngram_size >= 0, f"{path}.no_repeat_ngram_size",
+                f"must be >= 0 (0: off); got {settings.no_repeat_ngram_size}")
+        require(len(settings.seeds) >= 1 and len(set(settings.seeds)) == len(settings.seeds), f"{path}.seeds",
+                f"must be a non-empty list of distinct integers; got {self.seeds}")
+        require(1 <= settings.max_new_tokens <= 100_000, f"{path}.max_new_tokens",
+                f"must be in [1, 100000]; got {settings.max_new_tokens}")
         require(self.batch_size >= 1, f"{path}.batch_size", f"must be >= 1; got {self.batch_size}")
 
+    def resolved(self) -> Generation:
+        """Every setting, the protocol's value where the file gives none."""
+        base = MINILLM if self.protocol == "minillm" else _DEFAULTS
+        value = {name: (getattr(self, name) if getattr(self, name) is not None else default)
+                 for name, default in base.items()}
+        return Generation(self.protocol, self.protocol != "greedy", float(value["sampling_temperature"]),
+                          float(value["top_p"]), int(value["top_k"]), int(value["no_repeat_ngram_size"]),
+                          tuple(int(s) for s in value["seeds"]), int(value["max_new_tokens"]), self.batch_size)
+
     def unused_fields(self) -> set[str]:
-        """Greedy decoding reads no sampling setting. The batch size stays: which prompts are padded
+        """Fields at their protocol's value when left out (a file that writes MiniLLM's value names the
+        same evaluation as one that does not). The batch size stays: which prompts are padded
         together changes the kernels' shapes, so a near tie of two tokens may break another way."""
-        return {"temperature", "top_p", "seed"} if self.decoding == "greedy" else set()
+        return {name for name in _DEFAULTS if getattr(self, name) is None}
 
 
 @dataclass
@@ -72,7 +140,9 @@ class LMDataConfig(FileFreeData):
 
     Lengths: a prompt longer than ``max_prompt_length`` tokens is truncated from the left (its
     instruction's end and ``### Response:`` stay; the count is reported) under ``prompt_policy:
-    truncate``, or refused under ``refuse``; prompt and response together are cut at ``max_length``.
+    truncate``, or refused under ``refuse``; under ``generation.protocol: minillm`` the evaluation sets'
+    prompts keep their *first* ``max_prompt_length`` tokens, as MiniLLM's evaluation cuts them; prompt
+    and response together are cut at ``max_length``. Truncations are counted over the records used.
     ``train_samples`` / ``eval_samples``: the first N records of the training split / of each
     evaluation and validation set. ``chunk_tokens``: token rows per chunk of every token loss (peak
     extra memory of a few ``[chunk_tokens, V]`` float32 buffers). ``tokenizer``: a Hugging Face
@@ -116,6 +186,11 @@ class LMDataConfig(FileFreeData):
             require(value is None or value >= 1, f"{path}.{name}", f"must be >= 1 or null; got {value}")
         require(self.chunk_tokens >= 1, f"{path}.chunk_tokens", f"must be >= 1; got {self.chunk_tokens}")
         self.generation.validate(f"{path}.generation")
+        if self.generation.protocol == "minillm":  # MiniLLM cuts prompts at 256 tokens and stops at 512 in all
+            for name, value in (("max_prompt_length", 256), ("max_length", 512)):
+                require(getattr(self, name) == value, f"{path}.{name}",
+                        f"protocol minillm evaluates with {name} {value}; got {getattr(self, name)} "
+                        "(use generation.protocol: sample for other lengths)")
 
     def unused_fields(self) -> set[str]:
         """Fields that cannot change a result: where the cache lives, whether downloading is allowed,

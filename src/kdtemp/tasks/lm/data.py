@@ -30,7 +30,7 @@ from ..base import stream_seed
 from ..hf import padded_rows, tokenizer_identity
 from .config import DOLLY_FILE, DOLLY_HUB, LMDataConfig
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 VALIDATION_NAMES = ("validation", "valid", "dev")
 DOLLY_HELD_OUT = (500, 500)  # validation, test: MiniLLM holds out 1,000 records (--dev-num 1000)
 DOLLY_SPLIT_SEED = 0
@@ -70,13 +70,17 @@ def record_of(line: dict, where: str, need_response: bool = True) -> Record:
     else:
         raise ConfigError(f"{where}: no 'prompt' (a line needs prompt and response, or Dolly's instruction and response)")
     references = line.get("references")
+    output = line.get("output")
+    if references is None and isinstance(output, list):  # MiniLLM's evaluation files: S-NI lists its references
+        references, line = output, {k: v for k, v in line.items() if k != "output"}
     if references is not None and (not isinstance(references, list) or not all(isinstance(r, str) for r in references)):
         raise ConfigError(f"{where}: 'references' must be a list of strings")
     if references == []:
         raise ConfigError(f"{where}: 'references' is empty; give at least one reference string (or leave it out)")
     response = line.get("response", line.get("output"))
     if response is None and (need_response or not references):
-        raise ConfigError(f"{where}: no 'response' (a line needs prompt and response, or Dolly's instruction and response)")
+        raise ConfigError(f"{where}: no 'output' or 'response' (a line needs prompt and response, Dolly's instruction "
+                          "and response, or MiniLLM's instruction and output)")
     if not isinstance(prompt, str) or (response is not None and not isinstance(response, str)):
         raise ConfigError(f"{where}: 'prompt' and 'response' must be strings")
     response = response if response is not None else references[0]
@@ -170,32 +174,35 @@ class Tokenised:
     """A split's ragged tensors and what tokenising it counted."""
 
     tensors: dict[str, Tensor]
-    truncated_prompts: int
-    truncated_responses: int
 
 
-def tokenise(records: list[Record], tokenizer: Any, config: LMDataConfig) -> Tokenised:
+def tokenise(records: list[Record], tokenizer: Any, config: LMDataConfig, keep_first: bool = False) -> Tokenised:
     """Prompt tokens (as the tokenizer adds its special tokens, e.g. a BOS) then response tokens
-    and the EOS token. A prompt over ``max_prompt_length`` keeps its last tokens; the response is cut
-    so the whole fits ``max_length``."""
+    and the EOS token. A prompt over ``max_prompt_length`` keeps its last tokens (its first ones with
+    ``keep_first``, as MiniLLM's evaluation cuts them); the response is cut so the whole fits
+    ``max_length``. ``prompt_cut`` and ``response_cut`` mark each record that was cut (uint8)."""
     eos = tokenizer.eos_token_id
     if eos is None:
         raise ConfigError("data.tokenizer: the tokenizer has no end-of-sequence token; a response needs one to end")
     prompts = tokenizer([r.prompt for r in records])["input_ids"]
     responses = tokenizer([r.response for r in records], add_special_tokens=False)["input_ids"]
     ids, prompt_lengths, lengths = [], [], []
-    cut_prompts = cut_responses = 0
+    cut_prompts, cut_responses = [], []
     for prompt, response in zip(prompts, responses):
-        if len(prompt) > config.max_prompt_length:
+        cut_prompts.append(len(prompt) > config.max_prompt_length)
+        if len(prompt) > config.max_prompt_length and keep_first:
+            prompt = prompt[:config.max_prompt_length]
+        elif len(prompt) > config.max_prompt_length:
             if config.prompt_policy == "refuse":
                 raise ConfigError(f"data.max_prompt_length: a prompt has {len(prompt)} tokens, over the limit of "
                                   f"{config.max_prompt_length}, and prompt_policy is refuse; raise the limit or set "
                                   "prompt_policy: truncate")
-            prompt, cut_prompts = prompt[-config.max_prompt_length:], cut_prompts + 1
+            prompt = prompt[-config.max_prompt_length:]
         response = list(response) + [eos]
         room = config.max_length - len(prompt)
+        cut_responses.append(len(response) > room)
         if len(response) > room:
-            response, cut_responses = response[:room], cut_responses + 1
+            response = response[:room]
         ids.extend(prompt)
         ids.extend(response)
         prompt_lengths.append(len(prompt))
@@ -203,8 +210,10 @@ def tokenise(records: list[Record], tokenizer: Any, config: LMDataConfig) -> Tok
     length = torch.tensor(lengths, dtype=torch.long)
     tensors = {"ids": torch.tensor(ids, dtype=torch.int32),
                "offsets": torch.cat([torch.zeros(1, dtype=torch.long), length.cumsum(0)]),
-               "prompt_lengths": torch.tensor(prompt_lengths, dtype=torch.long)}
-    return Tokenised(tensors, cut_prompts, cut_responses)
+               "prompt_lengths": torch.tensor(prompt_lengths, dtype=torch.long),
+               "prompt_cut": torch.tensor(cut_prompts, dtype=torch.uint8),
+               "response_cut": torch.tensor(cut_responses, dtype=torch.uint8)}
+    return Tokenised(tensors)
 
 
 def long_prompts(records: list[Record], tokenizer: Any, limit: int) -> list[int]:
@@ -340,6 +349,11 @@ class LMStream:
             yield batch
 
 
+def minillm_prompts(config: LMDataConfig) -> bool:
+    """Whether the evaluation sets' prompts keep their first tokens (MiniLLM's evaluation)."""
+    return config.generation.protocol == "minillm"
+
+
 def cache_key(config: LMDataConfig, tokenizer_id: str) -> str:
     files = split_files(config)
     paths = list(files.values()) if files is not None else (
@@ -348,7 +362,8 @@ def cache_key(config: LMDataConfig, tokenizer_id: str) -> str:
     text = json.dumps({"version": CACHE_VERSION, "dataset": config.dataset,
                        "root": str(Path(config.root).expanduser().resolve()) if config.root else None, "files": stats,
                        "eval_sets": config.eval_sets, "tokenizer": tokenizer_id,
-                       "lengths": [config.max_prompt_length, config.max_length]}, sort_keys=True)
+                       "lengths": [config.max_prompt_length, config.max_length],
+                       "evaluation_prompts": "first" if minillm_prompts(config) else "last"}, sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:20]
 
 
@@ -376,12 +391,11 @@ def load_splits(config: LMDataConfig, tokenizer: Any, tokenizer_name: str, cache
             tensors = meta = None
     if tensors is None:
         records = read_records(config)
-        tensors, meta = {}, {"pad_id": None, "references": {}, "truncated_prompts": {}, "truncated_responses": {}}
+        tensors, meta = {}, {"pad_id": None, "references": {}}
         for split in splits_of(config):
-            done = tokenise(records[split], tokenizer, config)
+            keep_first = split in config.eval_sets and minillm_prompts(config)
+            done = tokenise(records[split], tokenizer, config, keep_first)
             tensors.update({f"{split}.{name}": value for name, value in done.tensors.items()})
-            meta["truncated_prompts"][split] = done.truncated_prompts
-            meta["truncated_responses"][split] = done.truncated_responses
             if split != "train":
                 meta["references"][split] = [r.references for r in records[split]]
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -390,17 +404,17 @@ def load_splits(config: LMDataConfig, tokenizer: Any, tokenizer_name: str, cache
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         save_file(tensors, str(temporary), metadata={"kdtemp": json.dumps(meta)})
         os.replace(temporary, path)
-        if progress:
-            for kind in ("prompts", "responses"):
-                for split, count in meta[f"truncated_{kind}"].items():
-                    if count:
-                        limit = config.max_prompt_length if kind == "prompts" else config.max_length
-                        print(f"data: {count} {split} {kind} were truncated (limit {limit} tokens)")
     out = {}
     for split in splits_of(config):
         part = {name.split(".", 1)[1]: value for name, value in tensors.items() if name.startswith(split + ".")}
         count = len(part["prompt_lengths"])
         references = meta["references"].get(split, [[] for _ in range(count)])
         whole = LMSplit(part["ids"], part["offsets"], part["prompt_lengths"], int(meta["pad_id"]), references)
-        out[split] = whole.first(config.train_samples if split == "train" else config.eval_samples)
+        used = config.train_samples if split == "train" else config.eval_samples
+        out[split] = whole.first(used)
+        if progress:  # counted over the records the run uses, not the whole file
+            for kind, limit in (("prompts", config.max_prompt_length), ("responses", config.max_length)):
+                count = int(part[f"{kind[:-1]}_cut"][:used].sum())
+                if count:
+                    print(f"data: {count} of {len(out[split])} {split} {kind} were truncated (limit {limit} tokens)")
     return out

@@ -1,9 +1,11 @@
-"""Generation metrics as MiniLLM measures them: ROUGE-L and exact match, in percent.
+"""Generation metrics as MiniLLM measures them: ROUGE-L and exact match, in percent; and what shows a
+degenerate generator (empty outputs, few distinct n-grams, an n-gram repeated over and over).
 
 ROUGE-L is ``rouge-score``'s ROUGE-L F-measure with Porter stemming, the maximum over a prompt's
 references, averaged over prompts and times 100. Exact match compares SQuAD-normalised strings
-(lower case, punctuation and the articles a/an/the removed, whitespace collapsed) and counts a
-prediction equal to any reference.
+(lower case, punctuation and the articles a/an/the removed, whitespace collapsed; MiniLLM keeps the
+articles) and counts a prediction equal to any reference. An output is post-processed as MiniLLM's
+``evaluate_main.py`` does: cut at ``<|endoftext|>`` when present, stripped.
 """
 
 from __future__ import annotations
@@ -13,6 +15,11 @@ import string
 
 ROUGE_L = "rouge_l"
 EXACT_MATCH = "exact_match"
+END_OF_TEXT = "<|endoftext|>"
+DEGENERACY = ("empty_rate", "distinct_1", "distinct_2", "repeat_run")
+"""Per evaluation set: the percent of empty outputs, distinct 1- and 2-grams over all n-grams of the
+outputs (percent), and the mean over outputs of the longest run of one n-gram (n <= 4) repeated
+back to back (1 for text without such a repeat; "the the the" is 3)."""
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = set(string.punctuation)
 
@@ -40,15 +47,50 @@ def rouge_l(predictions: list[str], references: list[list[str]]) -> float:
     return 100.0 * sum(best) / len(best)
 
 
-def normalise(text: str) -> str:
-    """SQuAD's answer normalisation: lower case, no punctuation, no articles, single spaces."""
+def postprocess(text: str) -> str:
+    """An output as MiniLLM scores it: cut at ``<|endoftext|>`` when present, stripped."""
+    return text.split(END_OF_TEXT)[0].strip()
+
+
+def normalise(text: str, articles: bool = True) -> str:
+    """SQuAD's answer normalisation: lower case, no punctuation, no articles (kept when ``articles``
+    is False, as MiniLLM's), single spaces."""
     text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
-    return " ".join(_ARTICLES.sub(" ", text).split())
+    return " ".join((_ARTICLES.sub(" ", text) if articles else text).split())
 
 
-def exact_match(predictions: list[str], references: list[list[str]]) -> float:
-    """Percent of predictions equal (normalised) to any of their references."""
+def exact_match(predictions: list[str], references: list[list[str]], articles: bool = True) -> float:
+    """Percent of predictions equal (normalised, :func:`normalise`) to any of their references."""
     if not predictions:
         return 0.0
-    hits = sum(any(normalise(pred) == normalise(ref) for ref in refs) for pred, refs in zip(predictions, references))
+    hits = sum(any(normalise(pred, articles) == normalise(ref, articles) for ref in refs)
+               for pred, refs in zip(predictions, references))
     return 100.0 * hits / len(predictions)
+
+
+def longest_repeat_run(words: list[str], longest_n: int = 4) -> int:
+    """The most times one n-gram (``n <= longest_n``) follows itself back to back in ``words`` (1 when
+    none does, 0 for no words)."""
+    best = 1 if words else 0
+    for n in range(1, longest_n + 1):
+        for start in range(n):  # runs aligned at each offset
+            run, previous = 0, None
+            for i in range(start, len(words) - n + 1, n):
+                gram = tuple(words[i:i + n])
+                run = run + 1 if gram == previous else 1
+                previous = gram
+                best = max(best, run)
+    return best
+
+
+def degeneracy(predictions: list[str]) -> dict[str, float]:
+    """:data:`DEGENERACY` of a set's outputs (whitespace words)."""
+    if not predictions:
+        return {name: 0.0 for name in DEGENERACY}
+    words = [p.split() for p in predictions]
+    out = {"empty_rate": 100.0 * sum(not w for w in words) / len(words)}
+    for n in (1, 2):
+        grams = [tuple(w[i:i + n]) for w in words for i in range(len(w) - n + 1)]
+        out[f"distinct_{n}"] = 100.0 * len(set(grams)) / len(grams) if grams else 0.0
+    out["repeat_run"] = sum(longest_repeat_run(w) for w in words) / len(words)
+    return out

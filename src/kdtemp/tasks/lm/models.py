@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from ..base import ModelAdapter
 from ..hf import from_checkpoint, from_hub, from_settings, transformers_module
-from .config import CausalLMConfig, GenerationConfig
+from .config import CausalLMConfig, Generation
 from .data import LMBatch, LMSplit
 
 
@@ -105,11 +105,13 @@ class CausalLM(ModelAdapter):
         self.module.train(was_training)
         return (float(total) / count if count else float("nan")), count
 
-    def generate(self, split: LMSplit, generation: GenerationConfig, pad_id: int, eos_id: int, runtime: Any,
+    def generate(self, split: LMSplit, generation: Generation, seed: int, pad_id: int, eos_id: int, runtime: Any,
                  decode) -> list[str]:
-        """Responses to the split's prompts: left-padded batches, the KV cache, greedy or seeded
-        sampling, at most ``max_new_tokens`` (and no more than the model's positions allow); each
-        cut at its first EOS and decoded without special tokens."""
+        """Responses to the split's prompts: left-padded batches, the KV cache, greedy decoding or
+        sampling (``sampling_temperature``, ``top_p``, ``top_k``, its random stream seeded with
+        ``seed``), no repeated n-gram of ``no_repeat_ngram_size``, at most ``max_new_tokens`` (and no
+        more than the model's positions allow); each output's ids cut at its first EOS and decoded by
+        ``decode``."""
         module = self.module
         was_training = module.training
         module.eval()
@@ -117,11 +119,10 @@ class CausalLM(ModelAdapter):
         positions = getattr(module.config, "max_position_embeddings", None) or getattr(module.config, "n_positions", None)
         model_vocabulary = output_vocabulary(module)
         suppress = list(range(self.vocabulary, model_vocabulary)) or None
-        sampling = generation.decoding == "sample"
         out: list[str] = []
         every = split.prompts()
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(generation.seed)  # the same draws for every model and epoch
+            torch.manual_seed(seed)  # the same draws for every model and epoch
             for start in range(0, len(split), generation.batch_size):
                 prompts = every[start:start + generation.batch_size]
                 width = max(len(p) for p in prompts)
@@ -133,12 +134,15 @@ class CausalLM(ModelAdapter):
                 new_tokens = generation.max_new_tokens
                 if positions:
                     new_tokens = max(1, min(new_tokens, int(positions) - width))
-                settings: dict[str, Any] = {"do_sample": sampling, "max_new_tokens": new_tokens, "use_cache": True,
-                                            "pad_token_id": pad_id, "eos_token_id": eos_id}
-                if sampling:
-                    settings.update(temperature=generation.temperature, top_p=generation.top_p, top_k=0)
+                settings: dict[str, Any] = {"do_sample": generation.sample, "max_new_tokens": new_tokens,
+                                            "use_cache": True, "pad_token_id": pad_id, "eos_token_id": eos_id}
+                if generation.sample:
+                    settings.update(temperature=generation.sampling_temperature, top_p=generation.top_p,
+                                    top_k=generation.top_k)
                 else:
                     settings.update(temperature=None, top_p=None, top_k=None)
+                if generation.no_repeat_ngram_size:
+                    settings["no_repeat_ngram_size"] = generation.no_repeat_ngram_size
                 if suppress:
                     settings["suppress_tokens"] = suppress
                 with torch.no_grad(), runtime.autocast():

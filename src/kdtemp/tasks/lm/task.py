@@ -14,6 +14,7 @@ generations' ROUGE-L (the primary metric: the first set's ``rouge_l``) and exact
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from ..base import MetricName, Task, register_task
 from ..hf import forward_flops, model_label
 from .config import CausalLMConfig, LMAugmentConfig, LMDataConfig
 from .data import LMSplit, LMStream, load_splits
-from .metrics import EXACT_MATCH, ROUGE_L, exact_match, rouge_l
+from .metrics import EXACT_MATCH, ROUGE_L, degeneracy, exact_match, postprocess, rouge_l
 from .models import CausalLM, load_causal_lm, output_vocabulary
 
 
@@ -108,16 +109,33 @@ class CausalLanguageModeling(Task):
         return TokenObjective(objective, data.config.chunk_tokens)
 
     def evaluate(self, model: CausalLM, data: LMData, runtime: Any, batch_size: int) -> dict[str, Tensor]:
-        """``loss`` and ``perplexity`` on the validation split, then ROUGE-L and exact match per set."""
+        """``loss`` and ``perplexity`` on the validation split, then per evaluation set, from its
+        generations under ``data.generation`` (post-processed as MiniLLM's, :func:`postprocess`):
+        ROUGE-L, exact match and the degeneracy measures (:data:`DEGENERACY`), each the mean over the
+        generation seeds, with ``seed_sd_<name>`` (their sample standard deviation) when there are
+        several (a prefix, so ``rouge_l_<set>`` keeps naming evaluation sets only)."""
         loss, _ = model.token_loss(data.validation, batch_size, runtime, data.config.chunk_tokens)
         out = {"loss": torch.tensor(loss), "perplexity": torch.tensor(math.exp(min(loss, 700.0)))}
+        generation = data.config.generation.resolved()
+        articles = generation.protocol != "minillm"  # MiniLLM's exact match keeps the articles
         tokenizer = data.tokenizer
         eos = tokenizer.eos_token_id
-        decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
-        for (rouge_name, match_name), split in zip(metric_names(data.config.eval_sets), data.evals.values()):
-            predictions = model.generate(split, data.config.generation, split.pad_id, eos, runtime, decode)
-            out[rouge_name] = torch.tensor(rouge_l(predictions, split.references))
-            out[match_name] = torch.tensor(exact_match(predictions, split.references))
+        decode = lambda ids: postprocess(tokenizer.decode(ids, skip_special_tokens=True))  # noqa: E731
+        for index, ((rouge_name, match_name), split) in enumerate(zip(metric_names(data.config.eval_sets),
+                                                                      data.evals.values())):
+            suffix = "" if index == 0 else f"_{data.config.eval_sets[index]}"
+            per_seed: dict[str, list[float]] = {}
+            for seed in generation.seeds:
+                predictions = model.generate(split, generation, seed, split.pad_id, eos, runtime, decode)
+                values = {rouge_name: rouge_l(predictions, split.references),
+                          match_name: exact_match(predictions, split.references, articles),
+                          **{f"{name}{suffix}": value for name, value in degeneracy(predictions).items()}}
+                for name, value in values.items():
+                    per_seed.setdefault(name, []).append(value)
+            for name, values in per_seed.items():
+                out[name] = torch.tensor(sum(values) / len(values))
+                if len(values) > 1:
+                    out[f"seed_sd_{name}"] = torch.tensor(statistics.stdev(values))
         return out
 
     def split_logits(self, model: CausalLM, data: LMData, split: str, runtime: Any,
