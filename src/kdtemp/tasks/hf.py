@@ -221,14 +221,90 @@ def from_hub(load, name: str, where: str, **kwargs):
                           f"(offline?): {first}") from None
 
 
-def load_tokenizer(name: str, where: str = "data.tokenizer"):
-    """The fast tokenizer ``name`` (a hub name or a local folder); a folder Transformers cannot make a
-    tokenizer of (only ``tokenizer_config.json``, say) is one line."""
+BPE_FILES = ("encoder.json", "vocab.bpe")
+"""GPT-2's byte-level BPE as OpenAI published it (Hugging Face's ``vocab.json`` and ``merges.txt`` too)."""
+WORDPIECE_FILE = "vocab.txt"
+"""BERT's WordPiece vocabulary, one token a line."""
+_BPE_NAMES = {"encoder.json": "vocab.bpe", "vocab.json": "merges.txt"}
+_HF_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
+
+def vocabulary_files(path: Path) -> tuple[str, tuple[Path, ...]] | None:
+    """``("bpe", (vocab, merges))`` or ``("wordpiece", (vocab.txt,))`` for a folder that holds such files
+    and no Hugging Face tokenizer files, or for one of the files itself; None otherwise."""
+    if path.is_dir():
+        if any((path / name).exists() for name in _HF_TOKENIZER_FILES):
+            return None
+        for vocab, merges in _BPE_NAMES.items():
+            if (path / vocab).is_file() and (path / merges).is_file():
+                return "bpe", (path / vocab, path / merges)
+        return ("wordpiece", (path / WORDPIECE_FILE,)) if (path / WORDPIECE_FILE).is_file() else None
+    pairs = {**_BPE_NAMES, **{merges: vocab for vocab, merges in _BPE_NAMES.items()}}
+    if path.name in pairs:
+        vocab, merges = (path.name, pairs[path.name]) if path.name in _BPE_NAMES else (pairs[path.name], path.name)
+        return "bpe", (path.parent / vocab, path.parent / merges)
+    if path.name == WORDPIECE_FILE or path.suffix == ".txt":
+        return "wordpiece", (path,)
+    return None
+
+
+def tokenizer_from_files(kind: str, files: tuple[Path, ...], where: str = "data.tokenizer"):
+    """A fast tokenizer built by ``tokenizers`` from vocabulary files (:func:`vocabulary_files`): GPT-2's
+    byte-level BPE with ``<|endoftext|>`` as its end-of-sequence token, or BERT's uncased WordPiece with
+    ``[CLS] ... [SEP]``. A file that is not such a vocabulary is one line."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
     transformers = transformers_module()
-    folder = Path(name).expanduser()
-    if folder.is_dir():
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise ConfigError(f"{where}: {missing[0]} does not exist ({kind} needs "
+                          f"{' and '.join(f.name for f in files)})")
+    if kind == "bpe":
+        vocab, merges = files
         try:
-            return transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+            model = models.BPE.from_file(str(vocab), str(merges))
+        except Exception as error:  # noqa: BLE001  (tokenizers raises plain Exceptions)
+            raise ConfigError(f"{where}: {vocab.name} and {merges.name} are not a BPE vocabulary and merges "
+                              f"({str(error).splitlines()[0][:120]})") from None
+        tokenizer = Tokenizer(model)
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tokenizer.decoder = decoders.ByteLevel()
+        end = "<|endoftext|>"
+        if tokenizer.token_to_id(end) is None:
+            raise ConfigError(f"{where}: {vocab} has no {end} token; a GPT-2 vocabulary ends its texts with it")
+        return transformers.PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=end, bos_token=end,
+                                                    unk_token=end)
+    from tokenizers.implementations import BertWordPieceTokenizer
+
+    (vocab,) = files
+    lines = vocab.read_text(encoding="utf-8", errors="replace").splitlines()
+    special = ("[UNK]", "[CLS]", "[SEP]", "[PAD]")
+    absent = [token for token in special if token not in lines]
+    if absent or any(" " in line.strip() for line in lines):
+        why = f"no {absent[0]} line" if absent else "a line holds more than one token"
+        raise ConfigError(f"{where}: {vocab} is not a WordPiece vocabulary ({why}); give a Hugging Face tokenizer "
+                          "folder, GPT-2's encoder.json and vocab.bpe, or BERT's vocab.txt")
+    wordpiece = BertWordPieceTokenizer(str(vocab), lowercase=True)
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=wordpiece._tokenizer, unk_token="[UNK]",
+                                                cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]",
+                                                mask_token="[MASK]" if "[MASK]" in lines else None)
+
+
+def load_tokenizer(name: str, where: str = "data.tokenizer"):
+    """The fast tokenizer ``name``: a hub name, a local tokenizer folder, or vocabulary files by path
+    (:func:`vocabulary_files`: GPT-2's ``encoder.json`` + ``vocab.bpe``, BERT's ``vocab.txt``, or a folder
+    holding them). A folder or file it cannot make a tokenizer of is one line."""
+    path = Path(name).expanduser()
+    files = vocabulary_files(path) if path.exists() else None
+    if files is not None:
+        return tokenizer_from_files(*files, where=where)
+    if path.is_file():
+        raise ConfigError(f"{where}: {name!r} is not a tokenizer file; give a Hugging Face tokenizer folder, "
+                          f"GPT-2's {' and '.join(BPE_FILES)}, or BERT's {WORDPIECE_FILE}")
+    transformers = transformers_module()
+    if path.is_dir():
+        try:
+            return transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         except Exception as error:  # noqa: BLE001  (Transformers raises many kinds here; each is one line)
             first = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
             raise ConfigError(f"{where}: {name!r} is not a tokenizer folder Transformers can load (it needs "

@@ -14,7 +14,9 @@ from typing import Any, Literal
 from ...config import ConfigError, require
 from ..hf import FileFreeData, NotAugmented, source_unused_fields, validate_source
 
-DATASETS = ("dolly", "instructions")
+DATASETS = ("dolly", "instructions", "minillm")
+MINILLM_SPLITS = {"train": "train_0", "validation": "valid_0"}
+"""The processed files MiniLLM's ``tools/process_data_dolly.py`` writes (``<name>.bin`` + ``<name>.idx``)."""
 DOLLY_HUB = "databricks/databricks-dolly-15k"
 DOLLY_FILE = "databricks-dolly-15k.jsonl"
 
@@ -128,6 +130,13 @@ class LMDataConfig(FileFreeData):
       ``eval_sets`` as JSONL files (below).
     * ``instructions``: a folder ``root`` with ``train.jsonl``, ``validation.jsonl`` (or ``valid`` /
       ``dev``) and one ``<name>.jsonl`` per evaluation set.
+    * ``minillm``: MiniLLM's processed training data as it is: ``root`` holds ``train_0.bin/.idx`` and
+      ``valid_0.bin/.idx`` (token ids of the tokenizer they were made with, GPT-2's for its Dolly data;
+      prompt and response split at id 65535, the response ending with EOS), and the evaluation sets are
+      MiniLLM's JSONL files.
+
+    ``eval_root``: the folder of the evaluation sets when it is not ``root``: ``<name>.jsonl`` or, as
+    MiniLLM's ``data/`` lays them out, ``<name>/valid.jsonl`` (``dolly``, ``self-inst``, ``sinst``, ...).
 
     A JSONL line is ``{"prompt": ..., "response": ..., "references": [...]}`` (``references``
     optional, for evaluation sets: ROUGE-L takes the maximum over them; else the response), or
@@ -153,6 +162,7 @@ class LMDataConfig(FileFreeData):
     root: str | None = None
     download: bool = False
     eval_sets: list[str] = field(default_factory=lambda: ["test"])
+    eval_root: str | None = None
     tokenizer: str | None = None
     max_prompt_length: int = 256
     max_length: int = 512
@@ -168,13 +178,18 @@ class LMDataConfig(FileFreeData):
                 f"unknown instruction dataset {self.dataset!r}; allowed: {', '.join(DATASETS)}")
         if self.dataset == "instructions":
             require(bool(self.root), f"{path}.root", "instructions reads a folder of JSONL files; give its path")
+        if self.dataset == "minillm":
+            require(bool(self.root), f"{path}.root", "minillm reads MiniLLM's processed train_0/valid_0 .bin and .idx "
+                    "files; give their folder")
+        if self.eval_root is not None:
+            require(Path(self.eval_root).expanduser().is_dir(), f"{path}.eval_root", f"{self.eval_root!r} is not a folder")
         if self.root is not None:
             require(Path(self.root).expanduser().is_dir(), f"{path}.root", f"{self.root!r} is not a folder")
         require(isinstance(self.eval_sets, list) and len(self.eval_sets) >= 1
                 and all(isinstance(n, str) and n and "/" not in n and not n.startswith(".") for n in self.eval_sets),
                 f"{path}.eval_sets", f"must be a non-empty list of set names (files <root>/<name>.jsonl); got {self.eval_sets!r}")
         require(len(set(self.eval_sets)) == len(self.eval_sets), f"{path}.eval_sets", f"names a set twice: {self.eval_sets}")
-        require(self.dataset == "instructions" or self.root is not None or self.eval_sets == ["test"], f"{path}.eval_sets",
+        require(self.dataset != "dolly" or self.root is not None or self.eval_sets == ["test"], f"{path}.eval_sets",
                 "Dolly through datasets has one evaluation set, test; give root: a folder for more")
         require(2 <= self.max_length <= 1_000_000, f"{path}.max_length", f"must be in [2, 1000000]; got {self.max_length}")
         require(1 <= self.max_prompt_length < self.max_length, f"{path}.max_prompt_length",

@@ -28,7 +28,8 @@ from ...files import warn
 from ...readers import read_json_lines
 from ..base import stream_seed
 from ..hf import padded_rows, tokenizer_identity
-from .config import DOLLY_FILE, DOLLY_HUB, LMDataConfig
+from .config import DOLLY_FILE, DOLLY_HUB, MINILLM_SPLITS, LMDataConfig
+from .indexed import TokenRecord, check_ids, index_files, token_records
 
 CACHE_VERSION = 2
 VALIDATION_NAMES = ("validation", "valid", "dev")
@@ -104,27 +105,40 @@ def _first(root: Path, names: tuple[str, ...]) -> Path | None:
     return None
 
 
+def eval_file(config: LMDataConfig, name: str) -> Path:
+    """The JSONL file of evaluation set ``name``: ``<name>.jsonl`` or MiniLLM's ``<name>/valid.jsonl`` in
+    ``eval_root`` (``root`` when unset); one line when neither exists."""
+    folder = Path(config.eval_root or config.root).expanduser()
+    for path in (folder / f"{name}.jsonl", folder / name / "valid.jsonl"):
+        if path.is_file():
+            return path
+    raise ConfigError(f"data.eval_sets: {folder} has no {name}.jsonl or {name}/valid.jsonl (the evaluation set {name!r})")
+
+
 def split_files(config: LMDataConfig) -> dict[str, Path] | None:
-    """The JSONL file of every split (``train``, ``validation`` and each evaluation set), or None for
-    Dolly read whole (from ``datasets`` or its one file) and split here."""
+    """The file of every split (``train``, ``validation`` and each evaluation set; for ``minillm`` the
+    training splits' ``.bin``/``.idx`` prefix), or None for Dolly read whole (from ``datasets`` or its
+    one file) and split here."""
     if config.root is None:
         return None
     root = Path(config.root).expanduser()
     if config.dataset == "dolly" and (root / DOLLY_FILE).is_file() and not (root / "train.jsonl").is_file():
         return None
     files: dict[str, Path] = {}
-    for split, names in (("train", ("train",)), ("validation", VALIDATION_NAMES)):
-        found = _first(root, names)
-        if found is None:
-            wanted = " or ".join(f"{n}.jsonl" for n in names)
-            extra = f" (or Dolly's {DOLLY_FILE})" if config.dataset == "dolly" else ""
-            raise ConfigError(f"data.root: {root} has no {split} file ({wanted}){extra}")
-        files[split] = found
+    if config.dataset == "minillm":
+        for split, name in MINILLM_SPLITS.items():
+            index_files(root / name, "data.root")  # both halves, or one line naming the missing one
+            files[split] = root / name
+    else:
+        for split, names in (("train", ("train",)), ("validation", VALIDATION_NAMES)):
+            found = _first(root, names)
+            if found is None:
+                wanted = " or ".join(f"{n}.jsonl" for n in names)
+                extra = f" (or Dolly's {DOLLY_FILE})" if config.dataset == "dolly" else ""
+                raise ConfigError(f"data.root: {root} has no {split} file ({wanted}){extra}")
+            files[split] = found
     for name in config.eval_sets:
-        path = root / f"{name}.jsonl"
-        if not path.is_file():
-            raise ConfigError(f"data.eval_sets: {root} has no {name}.jsonl (the evaluation set {name!r})")
-        files[name] = path
+        files[name] = eval_file(config, name)
     return files
 
 
@@ -151,11 +165,13 @@ def _dolly_lines(config: LMDataConfig) -> tuple[list[dict], str]:
 
 
 def read_records(config: LMDataConfig) -> dict[str, list[Record]]:
-    """Every split's records: ``train``, ``validation`` and each of ``eval_sets``, in file order."""
+    """Every split's records: ``train``, ``validation`` and each of ``eval_sets``, in file order (for
+    ``minillm`` the training splits as :class:`~kdtemp.tasks.lm.indexed.TokenRecord`, already ids)."""
     files = split_files(config)
     if files is not None:
-        return {split: read_jsonl(path, need_response=split in ("train", "validation"),
-                                  field_name="data.eval_sets" if split not in ("train", "validation") else "data.root")
+        return {split: (token_records(path, "data.root") if config.dataset == "minillm" and split in MINILLM_SPLITS
+                        else read_jsonl(path, need_response=split in ("train", "validation"),
+                                        field_name="data.eval_sets" if split not in ("train", "validation") else "data.root"))
                 for split, path in files.items()}
     lines, source = _dolly_lines(config)
     records = [record_of(line, f"data.root: {source} record {number}") for number, line in enumerate(lines, 1)]
@@ -184,8 +200,12 @@ def tokenise(records: list[Record], tokenizer: Any, config: LMDataConfig, keep_f
     eos = tokenizer.eos_token_id
     if eos is None:
         raise ConfigError("data.tokenizer: the tokenizer has no end-of-sequence token; a response needs one to end")
-    prompts = tokenizer([r.prompt for r in records])["input_ids"]
-    responses = tokenizer([r.response for r in records], add_special_tokens=False)["input_ids"]
+    if records and isinstance(records[0], TokenRecord):  # MiniLLM's processed ids: the response ends with EOS
+        prompts = [r.prompt for r in records]
+        responses = [r.response[:-1] for r in records]
+    else:
+        prompts = tokenizer([r.prompt for r in records])["input_ids"]
+        responses = tokenizer([r.response for r in records], add_special_tokens=False)["input_ids"]
     ids, prompt_lengths, lengths = [], [], []
     cut_prompts, cut_responses = [], []
     for prompt, response in zip(prompts, responses):
@@ -218,7 +238,10 @@ def tokenise(records: list[Record], tokenizer: Any, config: LMDataConfig, keep_f
 
 def long_prompts(records: list[Record], tokenizer: Any, limit: int) -> list[int]:
     """The positions of the records whose prompt has more than ``limit`` tokens."""
-    prompts = tokenizer([r.prompt for r in records])["input_ids"]
+    if records and isinstance(records[0], TokenRecord):
+        prompts = [r.prompt for r in records]
+    else:
+        prompts = tokenizer([r.prompt for r in records])["input_ids"]
     return [i for i, prompt in enumerate(prompts) if len(prompt) > limit]
 
 
@@ -358,6 +381,8 @@ def cache_key(config: LMDataConfig, tokenizer_id: str) -> str:
     files = split_files(config)
     paths = list(files.values()) if files is not None else (
         [Path(config.root).expanduser() / DOLLY_FILE] if config.root is not None else [])
+    paths = [q for p in paths for q in ((p.with_name(p.name + ".bin"), p.with_name(p.name + ".idx"))
+                                         if config.dataset == "minillm" and p.suffix != ".jsonl" else (p,))]
     stats = [{"name": p.name, "size": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns} for p in paths]
     text = json.dumps({"version": CACHE_VERSION, "dataset": config.dataset,
                        "root": str(Path(config.root).expanduser().resolve()) if config.root else None, "files": stats,
@@ -393,6 +418,8 @@ def load_splits(config: LMDataConfig, tokenizer: Any, tokenizer_name: str, cache
         records = read_records(config)
         tensors, meta = {}, {"pad_id": None, "references": {}}
         for split in splits_of(config):
+            if records[split] and isinstance(records[split][0], TokenRecord):
+                check_ids(records[split], tokenizer.eos_token_id, len(tokenizer), split)
             keep_first = split in config.eval_sets and minillm_prompts(config)
             done = tokenise(records[split], tokenizer, config, keep_first)
             tensors.update({f"{split}.{name}": value for name, value in done.tensors.items()})

@@ -22,8 +22,9 @@ from ...temperature import get_policy
 from ..base import Preflight, check_device
 from ..hf import (SAMPLE_TEXTS, build_on_meta, check_tokenizer_reads, hf_config, load_tokenizer, model_limits,
                   recorded_tokenizer, tokenizer_identity, tokenizer_source)
-from .config import LMDataConfig
+from .config import MINILLM_SPLITS, LMDataConfig
 from .data import long_prompts, read_records, splits_of
+from .indexed import TokenRecord, check_ids
 
 __all__ = ["preflight", "tokenizer_source"]
 
@@ -156,7 +157,13 @@ def preflight(cohorts: Iterable[tuple[Any, list[Any]]], device: str = "auto", do
             raise ConfigError(f"data.tokenizer: {name!r} has no end-of-sequence token; a causal language model's "
                               "responses end with one (set eos_token in its tokenizer_config.json)")
         if records is not None:  # None: this dataset was read for an earlier cohort, and checked then
-            check_tokenizer_reads(tokenizer, name, [r.prompt + r.response for r in records["train"][:SAMPLE_TEXTS]])
+            if records["train"] and isinstance(records["train"][0], TokenRecord):  # MiniLLM's ids: made by this tokenizer?
+                for split in MINILLM_SPLITS:
+                    check_ids(records[split], tokenizer.eos_token_id, len(tokenizer), split)
+                texts = [r.prompt + r.response for r in records[shared.data.eval_sets[0]][:SAMPLE_TEXTS]]
+            else:
+                texts = [r.prompt + r.response for r in records["train"][:SAMPLE_TEXTS]]
+            check_tokenizer_reads(tokenizer, name, texts)
             check_prompts(shared.data, records, tokenizer)
         check_models(models, tokenizer, name, shared.data, noted)
     return state
