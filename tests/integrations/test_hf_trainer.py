@@ -3,8 +3,10 @@
 What is pinned: a run trains and logs its temperature; one step of batch 4 equals one step of two
 micro-batches of 2 with different valid-token counts (and both equal the mean over all valid tokens
 by hand); DTS moves T once per optimizer step from the token-weighted CE gap of the whole step, and
-the KD term's gradient reaches the student; objectives without a token form are refused; prompt
-positions get exactly zero gradient; importing kdtemp.integrations does not import transformers.
+the KD term's gradient reaches the student; objectives without a token form are refused; so is a
+DataCollatorForLanguageModeling that would replace the examples' labels (or mask for a masked LM);
+prompt positions get exactly zero gradient; importing kdtemp.integrations does not import
+transformers. The documented example itself runs in test_hf_trainer_docs.py.
 """
 
 from __future__ import annotations
@@ -186,6 +188,38 @@ def test_objectives_without_a_token_form_are_refused(tmp_path, objective):
 def test_bad_settings_are_refused(tmp_path, settings, message):
     with pytest.raises(ValueError, match=message):
         KDTrainer(model=tiny_gpt2(1), args=arguments(tmp_path), teacher_model=tiny_gpt2(2), **settings)
+
+
+def gpt2_tokenizer(folder):
+    """A byte-level BPE tokenizer trained in the test, with GPT-2's end-of-text token and, like GPT-2's,
+    no pad token."""
+    from helpers.lm import train_tokenizer
+
+    return transformers.AutoTokenizer.from_pretrained(str(train_tokenizer(folder)))
+
+
+def test_a_language_modeling_collator_that_would_replace_the_labels_is_refused(tmp_path):
+    """DataCollatorForLanguageModeling makes labels from the input ids: on examples with their own
+    labels (-100 on the prompt) the prompt would silently become targets; with mlm=True it masks for
+    a masked LM. Both are refused; on plain text without labels it is the collator to use."""
+    tokenizer = gpt2_tokenizer(tmp_path / "tokenizer")
+    tokenizer.pad_token = tokenizer.eos_token
+    language_modeling = transformers.DataCollatorForLanguageModeling(tokenizer, mlm=False)
+    plain = [{key: row[key] for key in ("input_ids", "attention_mask")} for row in examples()]
+    with pytest.raises(ValueError, match=r"replaces the examples' `labels`.*DataCollatorForSeq2Seq"):
+        KDTrainer(model=tiny_gpt2(1), args=arguments(tmp_path), train_dataset=examples(), teacher_model=tiny_gpt2(2),
+                  data_collator=language_modeling)
+    with pytest.raises(ValueError, match=r"replaces the examples' `labels`"):
+        KDTrainer(model=tiny_gpt2(1), args=arguments(tmp_path), train_dataset=plain, teacher_model=tiny_gpt2(2),
+                  eval_dataset={"held_out": examples()}, data_collator=language_modeling)
+    tokenizer.mask_token = tokenizer.eos_token  # a tokenizer with a mask token: mlm=True would run
+    with pytest.raises(ValueError, match="mlm=True"):
+        KDTrainer(model=tiny_gpt2(1), args=arguments(tmp_path), train_dataset=plain, teacher_model=tiny_gpt2(2),
+                  data_collator=transformers.DataCollatorForLanguageModeling(tokenizer, mlm=True))
+    trainer = KDTrainer(model=tiny_gpt2(1), args=arguments(tmp_path, max_steps=1), train_dataset=plain,
+                        teacher_model=tiny_gpt2(2), data_collator=language_modeling)
+    trainer.train()
+    assert math.isfinite(logged(trainer, "loss")[0])
 
 
 def test_vocabularies_must_match_unless_the_teacher_is_only_larger(tmp_path):

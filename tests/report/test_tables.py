@@ -65,3 +65,16 @@ def test_metric_names():
     assert Metric("rouge_l_selfinst").label == "ROUGE-L (x100) on selfinst"
     assert Metric("bleu").tables == {"final_bleu": "final bleu", "best_bleu": "best-epoch bleu"}
     assert Metric("loss", "min").label == "loss (lower is better)"
+
+
+def test_one_seed_is_reported_as_one_seed_not_as_a_spread_of_zero():
+    from kdtemp.report.tables import ONE_SEED, methods_markdown, points_markdown, spread
+
+    assert spread(0.0, 1) == ONE_SEED and spread(0.5, 3) == "0.50" and spread(None, 0) == ""
+    row = {"context": "dolly", "method": "dts", "name": "DTS [1, 3]", "T": "own", "mean": 20.0, "std": 0.0, "n": 1,
+           "gain": -2.65, "kd_std": 0.0, "kd_n": 1, "kd_T": "2"}
+    table = methods_markdown([row], "final ROUGE-L")
+    assert "| 20.00 | one seed | 1 | -2.65 (one seed, KD at T=2) |" in table and "| 0.00 |" not in table
+    from kdtemp.report.tables import Cell
+
+    assert "| dts | 20.00 | one seed | 1 |" in points_markdown({"dts": Cell(20.0, 0.0, 1)}, "final")

@@ -236,7 +236,11 @@ class _Cohort:
         for member, train_loss in zip(active, losses):
             evaluation = {}
             if math.isfinite(train_loss):
-                scores = self.task.evaluate(member.model, self.data, self.runtime, self.config.eval_batch_size)
+                extra = {}
+                if self.output is not None and self.task.writes_samples:  # its generations, beside the run
+                    extra["samples"] = self.folder(member).write_samples
+                scores = self.task.evaluate(member.model, self.data, self.runtime, self.config.eval_batch_size,
+                                            **extra)
                 evaluation = {k: float(v) for k, v in scores.items()}
             member.end_epoch(epoch, evaluation, train_loss)
             if self.output is not None:

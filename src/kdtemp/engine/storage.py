@@ -61,6 +61,18 @@ class RunFolder:
         except ValueError:
             return None
 
+    @property
+    def samples_path(self) -> Path:
+        return self.path / "samples"
+
+    def write_samples(self, name: str, rows: list[dict]) -> None:
+        """``samples/<name>.jsonl``: an evaluation's rows (a language model's prompts, references, outputs
+        and seeds), one JSON object a line, written whole and atomically (the latest epoch's)."""
+        if not name or "/" in name or "\\" in name or name.startswith("."):
+            raise ValueError(f"a samples file needs a plain name; got {name!r}")
+        atomic_write_text(self.samples_path / f"{name}.jsonl",
+                          "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
     def append_event(self, event: dict) -> None:
         """Append one line to ``events.jsonl`` (a record of each finished epoch, in order)."""
         self.path.mkdir(parents=True, exist_ok=True)

@@ -6,10 +6,15 @@ import it.
 
 Conventions:
 
-* A batch is a causal-LM batch with ``labels`` (``-100`` on prompt and padding positions), as
-  ``DataCollatorForLanguageModeling`` and SFT data give them. **Labels are shifted inside**: the
-  logits at position ``i`` are scored against ``labels[..., i + 1]`` and the last position against
-  nothing. A batch that carries ``shift_labels`` (padding-free collators) is used as is.
+* A batch is a causal-LM batch with ``labels`` (``-100`` on prompt and padding positions): SFT
+  examples that carry their own ``labels``, padded by a collator that keeps them
+  (``DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)``), or plain text without ``labels``,
+  to which ``DataCollatorForLanguageModeling(tokenizer, mlm=False)`` gives the input ids as labels
+  (every token a target). **Labels are shifted inside**: the logits at position ``i`` are scored
+  against ``labels[..., i + 1]`` and the last position against nothing. A batch that carries
+  ``shift_labels`` (padding-free collators) is used as is. A ``DataCollatorForLanguageModeling``
+  that would overwrite the examples' own ``labels``, or that masks for a masked LM (``mlm=True``),
+  is refused when the trainer is built (:func:`check_collator`).
 * The loss of a micro-batch is ``ce_weight * CE + kd_weight * KD``. Both terms are **sums over the
   micro-batch's valid tokens divided by the valid-token count of the whole optimizer step** (every
   micro-batch of one gradient-accumulation cycle, Trainer's ``num_items_in_batch``), so the
@@ -47,12 +52,13 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sized
 from typing import Any, Callable, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from transformers import Trainer, TrainerCallback
+from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback
 
 from ..config import ConfigError
 from ..objectives import TokenObjective, create_objective, get_spec
@@ -60,6 +66,9 @@ from ..objectives.token import DEFAULT_CHUNK_TOKENS, DIVERGENCES, chunked_rows, 
 from ..temperature import POLICIES, TemperaturePolicy, get_policy
 from ..temperature.dts import DTSConfig
 from ..temperature.registry import PolicyInputs, require_temperature, step_driven
+
+MINIMUM_TRANSFORMERS = "5.19"
+"""The first transformers release whose ``Trainer`` has ``loss_is_scaled_for_ga`` (5.18 has not)."""
 
 IGNORE_INDEX = -100
 """The label of a position that counts nowhere (prompt, padding), as Hugging Face writes it."""
@@ -104,8 +113,10 @@ def batch_targets(inputs: Mapping[str, Any]) -> Tensor:
     """:func:`causal_targets` of a batch; ``ValueError`` when it has no ``labels``."""
     labels, shifted = inputs.get("labels"), inputs.get("shift_labels")
     if labels is None and shifted is None:
-        raise ValueError("KDTrainer needs `labels` in every batch (-100 on prompt and padding positions), "
-                         "e.g. from DataCollatorForLanguageModeling(mlm=False)")
+        raise ValueError("KDTrainer needs `labels` in every batch (-100 on prompt and padding positions): "
+                         "examples with their own labels and DataCollatorForSeq2Seq(tokenizer, "
+                         "label_pad_token_id=-100), or plain text and DataCollatorForLanguageModeling(tokenizer, "
+                         "mlm=False)")
     return causal_targets(labels, shifted)
 
 
@@ -408,6 +419,36 @@ def prepare_teacher(teacher: nn.Module, device: torch.device | None) -> nn.Modul
     return teacher
 
 
+def _first_example(dataset: Any) -> Any:
+    """The first example of a map-style dataset (``None``: no dataset, an iterable one, or an empty
+    one). A dataset with a length is indexed by position, as the Trainer's sampler indexes it."""
+    if not isinstance(dataset, Sized) or isinstance(dataset, torch.utils.data.IterableDataset) or len(dataset) == 0:
+        return None
+    return dataset[0]
+
+
+def check_collator(data_collator: Any, data: tuple[Any, ...] = ()) -> None:
+    """Refuse a ``DataCollatorForLanguageModeling`` (or subclass) that would silently train on other
+    targets than the examples': with ``mlm=True`` (masked-LM inputs and labels, never a causal LM's),
+    or on datasets of ``data`` whose examples carry ``labels`` (it replaces them by the input ids,
+    ``-100`` only where an input is the pad token: the prompt's ``-100`` are lost, and EOS is masked
+    too when ``pad_token`` is ``eos_token``). Only the first example of each map-style dataset is
+    looked at; iterable datasets and other collators are not checked. ``ValueError`` naming the fix."""
+    if not isinstance(data_collator, DataCollatorForLanguageModeling):
+        return
+    if data_collator.mlm:
+        raise ValueError("data_collator: DataCollatorForLanguageModeling with mlm=True makes masked-LM inputs "
+                         "and labels; KDTrainer distils a causal LM: use DataCollatorForSeq2Seq(tokenizer, "
+                         "label_pad_token_id=-100) for examples with labels, or mlm=False for plain text")
+    for dataset in data:
+        example = _first_example(dataset)
+        if isinstance(example, Mapping) and "labels" in example:
+            raise ValueError("data_collator: DataCollatorForLanguageModeling replaces the examples' `labels` by "
+                             "their input ids (-100 only at the pad token, so the prompt's -100 are lost); use "
+                             "DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100), which pads labels with "
+                             "-100 and keeps them, or drop the labels column to train on every token")
+
+
 def _check_weights(kd_weight: float, ce_weight: float) -> None:
     for name, value in (("kd_weight", kd_weight), ("ce_weight", ce_weight)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
@@ -421,7 +462,11 @@ class KDTrainer(Trainer):
 
     Loss per micro-batch: ``ce_weight * CE(student) + kd_weight * KD(student, teacher, T)``, both over
     the valid next-token targets (labels shifted inside), summed and divided by the valid-token count
-    of the whole optimizer step (module docstring). All other arguments are the Trainer's.
+    of the whole optimizer step (module docstring). All other arguments are the Trainer's; the
+    examples carry ``labels`` (``-100`` on the prompt) and the collator pads them with ``-100``
+    (``DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)``), or the examples are plain text
+    and ``DataCollatorForLanguageModeling(tokenizer, mlm=False)`` makes the labels
+    (:func:`check_collator` refuses the mixes that would lose the prompt's ``-100``).
 
     Args:
         teacher_model: the teacher (a causal LM with the student's tokenizer); put in eval mode,
@@ -434,8 +479,9 @@ class KDTrainer(Trainer):
         divergence: ``token_kd``'s divergence (``forward_kl``, ``reverse_kl``, ``jsd``,
             ``skew_forward_kl``, ``skew_reverse_kl``).
         temperature: the fixed temperature (ignored by DTS).
-        temperature_policy: ``"fixed"`` or ``"dts"``.
-        dts: DTS settings, a :class:`kdtemp.engine.config.DTSConfig` or a mapping of its fields
+        temperature_policy: a registered policy a loop of its own can step (:func:`policies`: ``"fixed"``,
+            ``"dts"``, or a plug-in one).
+        dts: DTS settings, a :class:`kdtemp.temperature.dts.DTSConfig` or a mapping of its fields
             (default: 8/4/8, momentum 0.9).
         kd_weight, ce_weight: the weights of the two terms (>= 0, not both 0).
         chunk_tokens: token rows per chunk of the loss (memory; ``None``: all at once).
@@ -449,7 +495,8 @@ class KDTrainer(Trainer):
                  kd_weight: float = 1.0, ce_weight: float = 0.0, chunk_tokens: int | None = DEFAULT_CHUNK_TOKENS,
                  **kwargs: Any) -> None:
         if not hasattr(Trainer, "loss_is_scaled_for_ga"):
-            raise RuntimeError("KDTrainer needs a transformers Trainer with `loss_is_scaled_for_ga` (transformers 5)")
+            raise RuntimeError("KDTrainer needs a transformers Trainer with `loss_is_scaled_for_ga` "
+                               f"(transformers >= {MINIMUM_TRANSFORMERS})")
         if kwargs.get("compute_loss_func") is not None:
             raise ValueError("KDTrainer computes its own loss; compute_loss_func cannot be combined with it")
         if chunk_tokens is not None and (not isinstance(chunk_tokens, int) or chunk_tokens < 1):
@@ -461,6 +508,8 @@ class KDTrainer(Trainer):
         super().__init__(*args, **kwargs)
         if self.args.label_smoothing_factor:
             raise ValueError("label_smoothing_factor is not supported by KDTrainer (its CE uses the hard labels)")
+        evaluation = self.eval_dataset.values() if isinstance(self.eval_dataset, Mapping) else (self.eval_dataset,)
+        check_collator(self.data_collator, (self.train_dataset, *evaluation))
         self.teacher_model = prepare_teacher(teacher_model, _device_of(self.model) or self.args.device)
         check_vocab(_vocab_size(self.model), _vocab_size(self.teacher_model))
         self.add_callback(_TemperatureCallback(self.kd_temperature, self._sum_over_processes))

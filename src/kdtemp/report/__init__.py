@@ -27,7 +27,7 @@ from . import figures
 from .html import image_tag, page, points_html, rows_html, table_html
 from .tables import (Metric, Record, aggregate, aggregate_points, evaluation_split, heatmap_csv, heatmap_markdown,
                      method_rows, methods_markdown, points_markdown, readable, records, relabel, teacher_table_markdown,
-                     teachers_markdown, teachers_rows)
+                     spread, teachers_markdown, teachers_rows)
 
 
 def _trace_label(run: dict, items: list[Record]) -> str:
@@ -149,7 +149,7 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
         files.append(folder / "methods.md")
         sections.append(("Methods at their best temperature", rows_html(
             [{**r, "method": r["name"], "gain over best KD": "" if r["gain"] is None else f"{r['gain']:+.2f}",
-              "KD std": "" if r["kd_std"] is None else f"{r['kd_std']:.2f}"} for r in rows],
+              "std": spread(r["std"], r["n"]), "KD std": spread(r["kd_std"], r["kd_n"] or 0)} for r in rows],
             ["context", "method", "T", "mean", "std", "n", "gain over best KD", "KD std"])))
     signals = figures.signal_objectives(items)
     if signals:

@@ -6,7 +6,7 @@ import base64
 import html
 from pathlib import Path
 
-from .tables import SPREAD_MARK, SPREAD_NOTE, Cell, marks_any, row_marks, temperatures_of
+from .tables import SPREAD_MARK, SPREAD_NOTE, Cell, marks_any, row_marks, spread, temperatures_of
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1100px; color: #222; }
@@ -59,7 +59,7 @@ def table_html(table: dict[str, dict[float, Cell]], caption: str) -> str:
 
 def points_html(points: dict[str, Cell], caption: str) -> str:
     """Runs without a fixed temperature: one row per setting with mean, std and seeds."""
-    body = "".join(f"<tr><td>{html.escape(row)}</td><td>{cell.mean:.2f}</td><td>{cell.std:.2f}</td><td>{cell.n}</td></tr>"
+    body = "".join(f"<tr><td>{html.escape(row)}</td><td>{cell.mean:.2f}</td><td>{spread(cell.std, cell.n)}</td><td>{cell.n}</td></tr>"
                    for row, cell in points.items())
     return (f'<table><caption class="note">{html.escape(caption)}</caption>'
             f"<tr><th>setting</th><th>mean</th><th>std</th><th>seeds</th></tr>{body}</table>")

@@ -539,6 +539,18 @@ def heatmap_markdown(table: dict[str, dict[float, Cell]], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+ONE_SEED = "one seed"
+"""What a spread column says of a value from a single seed (a standard deviation of 0.00 would claim
+a spread nobody measured)."""
+
+
+def spread(std: float | None, n: int) -> str:
+    """A seed std as a table shows it: two decimals, :data:`ONE_SEED` for one seed, empty for none."""
+    if std is None:
+        return ""
+    return ONE_SEED if n < 2 else f"{std:.2f}"
+
+
 def points_markdown(points: dict[str, Cell], title: str) -> str:
     """The runs without a fixed temperature (DTS and CTKD set their own; cross-entropy-only runs
     use none): one row each, mean +- std over seeds."""
@@ -547,7 +559,7 @@ def points_markdown(points: dict[str, Cell], title: str) -> str:
     lines = [f"**{title}, runs without a fixed temperature (DTS, CTKD, no KD)** (mean +- std over seeds)", "",
              "| setting | mean | std | seeds |", "|---|---:|---:|---:|"]
     for row, cell in points.items():
-        lines.append(f"| {markdown_text(row)} | {cell.mean:.2f} | {cell.std:.2f} | {cell.n} |")
+        lines.append(f"| {markdown_text(row)} | {cell.mean:.2f} | {spread(cell.std, cell.n)} | {cell.n} |")
     return "\n".join(lines) + "\n"
 
 
@@ -620,6 +632,7 @@ def method_rows(items: list[Record], metric: str) -> list[dict[str, Any]]:
                     "mean": cell.mean, "std": cell.std,
                     "n": cell.n, "gain": gain,
                     "kd_std": None if baseline is None else baseline[1].std,
+                    "kd_n": None if baseline is None else baseline[1].n,
                     "kd_T": None if baseline is None else baseline[0]})
     return sorted(out, key=lambda r: (r["context"], -(r["mean"]) if goal == "max" else r["mean"]))
 
@@ -634,10 +647,10 @@ def methods_markdown(rows: list[dict[str, Any]], title: str) -> str:
              "| setting | method | best T | mean | std | seeds | gain over best KD (KD std) |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
-        gain = "" if r["gain"] is None else f"{r['gain']:+.2f} ({r['kd_std']:.2f}, KD at T={r['kd_T']})"
+        gain = "" if r["gain"] is None else f"{r['gain']:+.2f} ({spread(r['kd_std'], r['kd_n'])}, KD at T={r['kd_T']})"
         name = markdown_text(r.get("name", r["method"]))
         lines.append(f"| {markdown_text(r['context'])} | {name} | {r['T']} | {r['mean']:.2f} | "
-                     f"{r['std']:.2f} | {r['n']} | {gain} |")
+                     f"{spread(r['std'], r['n'])} | {r['n']} | {gain} |")
     return "\n".join(lines) + "\n"
 
 

@@ -119,6 +119,29 @@ def run_preparations(study: Study, store: Store, executor: ExecutorConfig, progr
             lock.release()
 
 
+def check_degenerate_teachers(study: Study, store: Store, progress: bool = True) -> None:
+    """Stop the study, before any student trains, at the first prepared model whose last evaluation its
+    task calls degenerate (:meth:`kdtemp.tasks.base.Task.degenerate`: a language model that emits its
+    end-of-sequence at once, or loops), naming where its generations are; ``degenerate_teacher:
+    continue`` goes on knowingly (each such model is then named once)."""
+    done = {p["prep_id"]: p for p in store.preparations() if p["status"] == "done"}
+    for preparation in study.preparations:
+        row = done.get(preparation.prep_id)
+        if row is None:
+            continue
+        why = get_task(preparation.config.cohort().task).degenerate(row.get("final") or {})
+        if why is None:
+            continue
+        samples = RunFolder(preparation.folder.parent / "runs", preparation.prep_id).samples_path
+        message = (f"prepare.{preparation.stage}: {preparation.label} generates degenerate text ({why}; its generations: "
+                   f"{samples})")
+        if study.file.degenerate_teacher == "stop":
+            raise ConfigError(f"{message}; train it longer or on more data, or set degenerate_teacher: continue to "
+                              "distil from it knowingly")
+        if progress:
+            warn(f"{message}; its students train anyway (degenerate_teacher: continue)")
+
+
 def _prepare(study: Study, store: Store, executor: ExecutorConfig, progress: bool, todo: list,
              failed: dict[str, str]) -> dict[str, str]:
     from ..engine.teacher import export_teacher
@@ -215,6 +238,7 @@ def run_study(study: Study, executor: ExecutorConfig | None = None, progress: bo
     with StudyLock(study.output), Store(store_path(study)) as store:
         register(study, store)
         failed_preparations = run_preparations(study, store, executor, progress, retry_failed)
+        check_degenerate_teachers(study, store, progress)
         blocked = set()
         if failed_preparations:
             labels = {p.prep_id: p.label for p in study.preparations}

@@ -124,6 +124,7 @@ class StudyFile:
     prepare: dict[str, Any] = field(default_factory=dict)
     prepare_output: str | None = None
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    degenerate_teacher: Literal["stop", "continue"] = "stop"
 
     def validate(self, path: str = "") -> None:
         require(bool(NAME_PATTERN.match(self.name)) and ".." not in self.name, "name",

@@ -147,6 +147,11 @@ class Preflight:
         return self.datasets[self.key(data)]
 
 
+SampleSink = Callable[[str, list[dict[str, Any]]], None]
+"""``samples(name, rows)``: an evaluation's rows (JSON objects) under ``name`` (``dolly-seed10``),
+written by the engine as ``samples/<name>.jsonl`` in the run's folder (the latest epoch's)."""
+
+
 class Task:
     """A kind of problem, as the engine, the study, ``plan`` and the report ask it. A task derives from
     this class, sets the attributes without defaults and implements the methods that raise
@@ -184,6 +189,9 @@ class Task:
     """What ``plan`` counts a training step of one sample in (``image-steps``)."""
     metric_names: dict[str, MetricName] = {}
     """How reports name its metrics (:class:`MetricName`); a metric without one is named as stored."""
+    writes_samples: bool = False
+    """Whether its ``evaluate`` takes a ``samples`` sink (:data:`SampleSink`) and hands it what a person
+    reads to judge the model (a language model's generations); the engine writes them beside the run."""
 
     def preflight(self, cohorts: Iterable[tuple[Any, list[Any]]], device: str = "auto", download: bool = True,
                   member_field: str = "student", state: Preflight | None = None) -> Preflight:
@@ -197,7 +205,14 @@ class Task:
         raise NotImplementedError
 
     def evaluate(self, model: ModelAdapter, data: TaskData, runtime: Any, batch_size: int) -> dict[str, Tensor]:
+        """The evaluation's metrics by name (a task that ``writes_samples`` also takes ``samples=``)."""
         raise NotImplementedError
+
+    def degenerate(self, metrics: dict[str, float]) -> str | None:
+        """Why a model with these evaluation ``metrics`` is unusable as a teacher (its outputs are
+        noise: empty, one token repeated), or None. A study stops before distilling from such a
+        prepared teacher. None by default: a classifier's accuracy says what it says."""
+        return None
 
     def split_logits(self, model: ModelAdapter, data: TaskData, split: str, runtime: Any,
                      batch_size: int) -> tuple[Tensor, Tensor]:

@@ -94,3 +94,23 @@ def degeneracy(predictions: list[str]) -> dict[str, float]:
         out[f"distinct_{n}"] = 100.0 * len(set(grams)) / len(grams) if grams else 0.0
     out["repeat_run"] = sum(longest_repeat_run(w) for w in words) / len(words)
     return out
+
+
+DEGENERATE = {"empty_rate": (">=", 50.0, "{:.0f}% of its outputs are empty"),
+              "repeat_run": (">=", 4.0, "its outputs repeat one n-gram {:.1f} times in a row on average"),
+              "distinct_1": ("<", 10.0, "only {:.1f}% of its words are distinct")}
+"""When generations are noise: at least half empty, a mean longest repeat of 4 or more ("the the the
+the"), or under 10% distinct words. A teacher SFT'd long enough on real instructions is far from all
+three; one that emits its end-of-sequence at once, or loops, is not."""
+
+
+def degenerate_reason(metrics: dict[str, float]) -> str | None:
+    """Why generations with these measures (:data:`DEGENERACY`, the first evaluation set's) are
+    degenerate (:data:`DEGENERATE`), or None; None too when they were not measured."""
+    for name, (compare, limit, why) in DEGENERATE.items():
+        value = metrics.get(name)
+        if value is None or value != value:
+            continue
+        if (value >= limit) if compare == ">=" else (value < limit):
+            return why.format(value)
+    return None

@@ -23,11 +23,11 @@ import torch
 from torch import Tensor
 
 from ...objectives.token import TokenObjective
-from ..base import MetricName, Task, register_task
+from ..base import MetricName, SampleSink, Task, register_task
 from ..hf import forward_flops, model_label
 from .config import CausalLMConfig, LMAugmentConfig, LMDataConfig
 from .data import LMSplit, LMStream, load_splits
-from .metrics import EXACT_MATCH, ROUGE_L, degeneracy, exact_match, postprocess, rouge_l
+from .metrics import EXACT_MATCH, ROUGE_L, degeneracy, degenerate_reason, exact_match, postprocess, rouge_l
 from .models import CausalLM, load_causal_lm, output_vocabulary
 
 
@@ -77,6 +77,7 @@ class CausalLanguageModeling(Task):
     keeps_logit_precision = True  # [N, V] logits stay in the model's precision; losses upcast per chunk
     progress_unit = "step"  # DTS's cosine runs over optimizer steps
     diagnoses_teacher = False  # the study's class-profile diagnostics have no token form yet
+    writes_samples = True  # every evaluation's generations, beside the run
 
     def open(self, shared: Any, runtime: Any, progress: bool = False) -> LMData:
         from ...paths import default_cache_dir
@@ -108,12 +109,15 @@ class CausalLanguageModeling(Task):
         """The member's objective applied to token rows, chunked."""
         return TokenObjective(objective, data.config.chunk_tokens)
 
-    def evaluate(self, model: CausalLM, data: LMData, runtime: Any, batch_size: int) -> dict[str, Tensor]:
+    def evaluate(self, model: CausalLM, data: LMData, runtime: Any, batch_size: int,
+                 samples: SampleSink | None = None) -> dict[str, Tensor]:
         """``loss`` and ``perplexity`` on the validation split, then per evaluation set, from its
         generations under ``data.generation`` (post-processed as MiniLLM's, :func:`postprocess`):
         ROUGE-L, exact match and the degeneracy measures (:data:`DEGENERACY`), each the mean over the
         generation seeds, with ``seed_sd_<name>`` (their sample standard deviation) when there are
-        several (a prefix, so ``rouge_l_<set>`` keeps naming evaluation sets only)."""
+        several (a prefix, so ``rouge_l_<set>`` keeps naming evaluation sets only). ``samples``: each set's
+        and seed's generations as rows ``{prompt, references, output, seed}`` (MiniLLM's ``answers.jsonl``,
+        lm-eval-harness's ``--log_samples``), named ``<set>-seed<seed>``."""
         loss, _ = model.token_loss(data.validation, batch_size, runtime, data.config.chunk_tokens)
         out = {"loss": torch.tensor(loss), "perplexity": torch.tensor(math.exp(min(loss, 700.0)))}
         generation = data.config.generation.resolved()
@@ -123,10 +127,16 @@ class CausalLanguageModeling(Task):
         decode = lambda ids: postprocess(tokenizer.decode(ids, skip_special_tokens=True))  # noqa: E731
         for index, ((rouge_name, match_name), split) in enumerate(zip(metric_names(data.config.eval_sets),
                                                                       data.evals.values())):
-            suffix = "" if index == 0 else f"_{data.config.eval_sets[index]}"
+            set_name = data.config.eval_sets[index]
+            suffix = "" if index == 0 else f"_{set_name}"
             per_seed: dict[str, list[float]] = {}
+            prompts = [tokenizer.decode(ids) for ids in split.prompts()] if samples is not None else []
             for seed in generation.seeds:
                 predictions = model.generate(split, generation, seed, split.pad_id, eos, runtime, decode)
+                if samples is not None:
+                    samples(f"{set_name}-seed{seed}", [
+                        {"prompt": prompt, "references": refs, "output": output, "seed": seed}
+                        for prompt, refs, output in zip(prompts, split.references, predictions)])
                 values = {rouge_name: rouge_l(predictions, split.references),
                           match_name: exact_match(predictions, split.references, articles),
                           **{f"{name}{suffix}": value for name, value in degeneracy(predictions).items()}}
@@ -137,6 +147,10 @@ class CausalLanguageModeling(Task):
                 if len(values) > 1:
                     out[f"seed_sd_{name}"] = torch.tensor(statistics.stdev(values))
         return out
+
+    def degenerate(self, metrics: dict[str, float]) -> str | None:
+        """:func:`~kdtemp.tasks.lm.metrics.degenerate_reason` of the first evaluation set's measures."""
+        return degenerate_reason(metrics)
 
     def split_logits(self, model: CausalLM, data: LMData, split: str, runtime: Any,
                      batch_size: int) -> tuple[Tensor, Tensor]:
