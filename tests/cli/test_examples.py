@@ -15,7 +15,10 @@ PRETRAINED = ("convnext_tiny", "mobilenetv4_conv_medium", "regnety_064", "resnet
 """The timm models the examples fine-tune from their pretrained weights: cached here, as a user's
 machine has them (preflight refuses a pretrained name it cannot find or download)."""
 
-STUDIES = [name for name in examples() if name.endswith("_study") or name.startswith(("fig", "table", "dts", "temperature"))]
+LANGUAGE_MODEL_STUDIES = ("dolly_gpt2", "dts_seqkd_opt", "gkd")
+"""The causal-LM examples, planned below with their models' configs in a Hugging Face cache."""
+STUDIES = [name for name in examples() if (name.endswith("_study") or name.startswith(("fig", "table", "dts", "temperature")))
+           and name not in LANGUAGE_MODEL_STUDIES]
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +140,35 @@ def test_the_dolly_example_plans_both_stages_with_gpt2_in_the_hugging_face_cache
     study = load_study("dolly_gpt2", output=tmp_path / "study")
     assert {run.spec.task for run in study.runs} == {"causal_lm"}
     assert {run.spec.student.objective for run in study.runs} == {"kd", "reverse_kl", "skew_kl"}
+
+
+@pytest.mark.parametrize("name, models, runs", [
+    ("dts_seqkd_opt", ("facebook/opt-13b", "facebook/opt-1.3b"), 6),
+    ("gkd", ("gpt2-xl", "gpt2"), 12),
+])
+def test_the_seqkd_and_on_policy_examples_plan_with_their_models_in_the_cache(tmp_path, name, models, runs):
+    """dts_seqkd_opt (the DTS paper's SeqKD run: the SFT'd teacher's responses) and gkd (on-policy, lmbda and
+    JSD's beta) plan both stages against Dolly's files, with their models' configs and tokenizers cached."""
+    import shutil
+    import subprocess
+    import sys
+
+    pytest.importorskip("transformers", reason="the language-model examples need the lm extra: pip install 'kdtemp[lm]'")
+    from helpers.lm import tiny_gpt2, train_tokenizer, write_instructions
+    from helpers.text import fake_hub_cache, hf_environment
+
+    opt = {"model_type": "opt", "vocab_size": 50272, "hidden_size": 32, "num_hidden_layers": 1, "ffn_dim": 64,
+           "num_attention_heads": 2, "max_position_embeddings": 1024, "word_embed_proj_dim": 32}
+    config = opt if name == "dts_seqkd_opt" else {**tiny_gpt2(vocab_size=50257), "n_positions": 1024}
+    home = fake_hub_cache(tmp_path / "hf", {model: config for model in models})
+    tokenizer = train_tokenizer(tmp_path / "tokenizer")
+    for model in models:
+        snapshot = next((home / "hub" / f"models--{model.replace('/', '--')}" / "snapshots").iterdir())
+        for file in tokenizer.iterdir():
+            shutil.copy(file, snapshot / file.name)
+    write_instructions(tmp_path / "dolly")
+    done = subprocess.run([sys.executable, "-m", "kdtemp", "study", "plan", name, "--output", str(tmp_path / "study")],
+                          capture_output=True, text=True, env=hf_environment(home), cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"{runs} runs" in done.stdout and "stage prepare: 1 models" in done.stdout
+    assert "preflight: data, weights and devices checked" in done.stdout

@@ -81,6 +81,9 @@ def run_cohort(
         if output is not None:
             _resume(member, RunFolder(output, member.run_id), config)
         members.append(member)
+    sourced = [m.config for m in members if m.active and task.batch_source(m.config) is not None]
+    if sourced:  # what their batches come from (a language model's teacher-generated responses), made once
+        task.prepare_sources(sourced, data, teacher, runtime, progress)
 
     # One teacher pass over the un-augmented training split, shared by everything that needs it:
     # the members' dataset-level constants (ls_global's coefficient, Energy KD's thresholds) and
@@ -193,7 +196,10 @@ class _Cohort:
                 continue
             for member in active:
                 member.begin_epoch(epoch)
-            groups, alone = fused_groups(active) if self.config.fuse else ([], active)
+            sources = {m.run_id: self.task.batch_source(m.config) for m in active}
+            shared = [m for m in active if sources[m.run_id] is None]  # the others train on batches of their own
+            groups, alone = fused_groups(shared) if self.config.fuse else ([], shared)
+            alone = [m for m in active if m in alone or sources[m.run_id] is not None]
             for group in groups:
                 group.begin_epoch()
             for step, batch in enumerate(stream.epoch(epoch)):
@@ -205,8 +211,21 @@ class _Cohort:
                         teacher_logits = self.runtime.upcast(teacher_logits)
                 for group in groups:  # members of one architecture in one stacked pass
                     group.train_step(batch, teacher_logits, epoch)
+                variants: dict = {}  # source -> (batch, teacher logits) of this step, made once per source
                 for member in alone:
-                    member.train_step(batch, teacher_logits, epoch)
+                    source = sources[member.run_id]
+                    own = None
+                    if source is not None:
+                        if source not in variants:
+                            with member.own_rng():  # an on-policy member samples with its own streams
+                                variants[source] = self.task.member_batch(
+                                    source, batch, epoch, step, member.config, member.model, self.teacher, self.data,
+                                    self.runtime)
+                            if variants[source] is not None and variants[source][1] is not None \
+                                    and not self.keep_precision:
+                                variants[source] = (variants[source][0], self.runtime.upcast(variants[source][1]))
+                        own = variants[source]
+                    member.train_step(*(own or (batch, teacher_logits)), epoch)
                 if bar is not None:
                     bar.update(1)
                 if step_callback is not None:

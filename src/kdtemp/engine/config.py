@@ -8,7 +8,7 @@ import hashlib
 import json
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, ClassVar, Literal, Mapping
 
 from ..config import ConfigError, require, to_dict
 from ..objectives import get_spec
@@ -110,6 +110,8 @@ class MemberConfig:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     epochs: int = 64
     seed: int = 0
+    task_sections: ClassVar[tuple[str, ...]] = ()
+    """The member sections its task adds (:attr:`kdtemp.tasks.base.Task.member_sections`)."""
 
     def validate(self, path: str = "member") -> None:
         require(self.temperature_policy in POLICIES, f"{path}.temperature_policy",
@@ -225,6 +227,9 @@ class MemberConfig:
             unused.add("label_smoothing")
         unused |= {f"optimizer.{name}" for name in self.optimizer.unused_fields()}
         unused |= {f"model.{name}" for name in self.model.unused_fields()}
+        for section in self.task_sections:  # the task's own member sections (a language model's responses)
+            inner = getattr(self, section).unused_fields()
+            unused |= {section} if "*" in inner else {f"{section}.{name}" for name in inner}
         return unused
 
     def identity(self) -> dict[str, Any]:
@@ -264,12 +269,15 @@ def _without(data: dict[str, Any], fields: set[str]) -> dict[str, Any]:
 def member_config(task: str) -> type[MemberConfig]:
     """The member dataclass of ``task``: :class:`MemberConfig` with that task's model config
     (image classification's is :class:`MemberConfig` itself)."""
-    model = TASKS[task].model_config
-    if model is ModelConfig:
+    spec = TASKS[task]
+    model, sections = spec.model_config, dict(spec.member_sections)
+    if model is ModelConfig and not sections:
         return MemberConfig
-    return dataclasses.make_dataclass("MemberConfig", [("model", model, field(default_factory=model))],
-                                      bases=(MemberConfig,), namespace={"__module__": __name__,
-                                                                        "__doc__": MemberConfig.__doc__})
+    fields = [("model", model, field(default_factory=model))]
+    fields += [(name, kind, field(default_factory=kind)) for name, kind in sections.items()]
+    return dataclasses.make_dataclass("MemberConfig", fields, bases=(MemberConfig,),
+                                      namespace={"__module__": __name__, "__doc__": MemberConfig.__doc__,
+                                                 "task_sections": tuple(sections)})
 
 
 @dataclass

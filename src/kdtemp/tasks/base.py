@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from typing import Any, Callable, Hashable, Iterable, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -189,6 +189,10 @@ class Task:
     """What ``plan`` counts a training step of one sample in (``image-steps``)."""
     metric_names: dict[str, MetricName] = {}
     """How reports name its metrics (:class:`MetricName`); a metric without one is named as stored."""
+    member_sections: dict[str, type] = {}
+    """Sections a member of this task has besides the engine's (a language model's ``responses``):
+    name -> a dataclass with ``validate(path)`` and ``unused_fields()`` (``"*"`` among them: the whole
+    section says nothing about the run, e.g. left at its default)."""
     writes_samples: bool = False
     """Whether its ``evaluate`` takes a ``samples`` sink (:data:`SampleSink`) and hands it what a person
     reads to judge the model (a language model's generations); the engine writes them beside the run."""
@@ -207,6 +211,24 @@ class Task:
     def evaluate(self, model: ModelAdapter, data: TaskData, runtime: Any, batch_size: int) -> dict[str, Tensor]:
         """The evaluation's metrics by name (a task that ``writes_samples`` also takes ``samples=``)."""
         raise NotImplementedError
+
+    def batch_source(self, member: Any) -> Hashable | None:
+        """Where a member's training batches come from: None for the cohort's shared stream (and its
+        one teacher pass); otherwise a key, equal for members that share their batches (a language
+        model's teacher-generated responses) and unique to a member that makes its own (on-policy
+        samples). Such a member is trained on :meth:`member_batch` and never fused."""
+        return None
+
+    def prepare_sources(self, members: list[Any], data: TaskData, teacher: ModelAdapter | None, runtime: Any,
+                        progress: bool | str = False) -> None:
+        """Before the first step: make what the members' batch sources need (a language model's
+        teacher-generated responses, cached), given the cohort's teacher. Nothing by default."""
+
+    def member_batch(self, source: Hashable, batch: Any, epoch: int, step: int, member: Any, model: ModelAdapter,
+                     teacher: ModelAdapter | None, data: TaskData, runtime: Any) -> tuple[Any, Tensor | None] | None:
+        """The batch and teacher logits a member with batch source ``source`` trains on at this step of
+        the shared stream (called with the member's random streams), or None to use the shared batch."""
+        raise NotImplementedError(f"task {self.name!r} declares no batch source {source!r}")
 
     def degenerate(self, metrics: dict[str, float]) -> str | None:
         """Why a model with these evaluation ``metrics`` is unusable as a teacher (its outputs are

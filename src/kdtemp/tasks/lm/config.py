@@ -117,6 +117,65 @@ class GenerationConfig:
         return {name for name in _DEFAULTS if getattr(self, name) is None}
 
 
+RESPONSE_SOURCES = ("dataset", "teacher", "student")
+
+
+def _sampling() -> GenerationConfig:
+    return GenerationConfig(protocol="sample")
+
+
+@dataclass
+class ResponsesConfig:
+    """Where a member's training responses come from (a language model's member section ``responses``).
+
+    * ``dataset`` (the default): the data's responses, the cohort's shared stream and teacher pass.
+    * ``teacher``: sequence-level KD. The cohort's teacher generates a response for every training
+      prompt with ``generation`` (one seed), once, cached under the data cache by the teacher's
+      weights, the prompts and the settings (a second study with the same reuses them; a killed
+      generation resumes where its last shard ended); the batch keeps the stream's prompts and order,
+      and the teacher scores those responses (one pass per batch, shared by the members with the same
+      settings).
+    * ``student``: on-policy distillation (GKD). On a fraction ``lmbda`` of its batches (drawn from the
+      member's seed, epoch and step; 0 never, 1 always) the member samples its own responses to the
+      batch's prompts with ``generation`` and the teacher scores them: one generation and one teacher
+      pass per on-policy batch per member, on top of the cohort's shared pass. ``lmbda: 0`` trains
+      exactly as ``dataset``.
+
+    ``generation.sampling_temperature`` is the temperature of *sampling* responses, never the loss's
+    (``temperature``, what kdtemp studies): changing one changes nothing of the other's effect.
+    A generated response ends with the EOS token when the model ended it (its last position then
+    learns to stop); one cut at ``max_new_tokens`` or the data's ``max_length`` is cut there.
+    """
+
+    source: Literal["dataset", "teacher", "student"] = "dataset"
+    lmbda: float | None = None
+    generation: GenerationConfig = field(default_factory=_sampling)
+
+    def validate(self, path: str = "student.responses") -> None:
+        require(self.source in RESPONSE_SOURCES, f"{path}.source",
+                f"unknown source {self.source!r}; allowed: {', '.join(RESPONSE_SOURCES)}")
+        if self.lmbda is not None:
+            require(self.source == "student", f"{path}.lmbda", "applies to on-policy responses (source: student) only")
+            require(isinstance(self.lmbda, (int, float)) and 0 <= self.lmbda <= 1, f"{path}.lmbda",
+                    f"must be in [0, 1] (the fraction of batches on-policy); got {self.lmbda}")
+        require(self.generation.protocol != "minillm", f"{path}.generation.protocol",
+                "minillm is an evaluation protocol; responses are generated with greedy or sample")
+        require(len(self.generation.resolved().seeds) == 1, f"{path}.generation.seeds",
+                "responses are generated once, with one seed")
+
+    @property
+    def fraction(self) -> float:
+        """The fraction of batches on-policy (``lmbda``; 1 when unset)."""
+        return 1.0 if self.lmbda is None else float(self.lmbda)
+
+    def unused_fields(self) -> set[str]:
+        """The whole section for ``dataset`` (and for ``lmbda: 0``, which trains exactly as it)."""
+        if self.source == "dataset" or (self.source == "student" and self.fraction == 0):
+            return {"*"}
+        generation = {f"generation.{name}" for name in self.generation.unused_fields()}
+        return generation | ({"lmbda"} if self.source == "teacher" else set())
+
+
 @dataclass
 class LMDataConfig(FileFreeData):
     """Instruction data for causal language models: prompts and responses, tokenised once and cached.

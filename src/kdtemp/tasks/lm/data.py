@@ -265,6 +265,21 @@ class LMSplit:
     def lengths(self) -> Tensor:
         return self.offsets[1:] - self.offsets[:-1]
 
+    @classmethod
+    def from_pairs(cls, prompts: list[list[int]], responses: list[list[int]], pad_id: int,
+                   device: torch.device | str = "cpu") -> "LMSplit":
+        """The split of records ``prompt + response`` (ids; no references: trained on, not scored)."""
+        lengths = torch.tensor([len(p) + len(r) for p, r in zip(prompts, responses)], dtype=torch.long)
+        ids = torch.tensor([i for p, r in zip(prompts, responses) for i in (*p, *r)], dtype=torch.int32)
+        offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)])
+        return cls(ids.to(device), offsets.to(device), torch.tensor([len(p) for p in prompts]).to(device), pad_id,
+                   [[] for _ in prompts])
+
+    def responses(self) -> list[list[int]]:
+        """Every record's response token ids, read to the host in one copy."""
+        ids, offsets, prompts = self.ids.tolist(), self.offsets.tolist(), self.prompt_lengths.tolist()
+        return [ids[start + length:end] for start, end, length in zip(offsets, offsets[1:], prompts)]
+
     def first(self, count: int | None) -> "LMSplit":
         """The split of its first ``count`` records (all when None)."""
         if count is None or count >= len(self):

@@ -10,6 +10,8 @@ padded larger (a multiple of 64, say) loses the padding columns, which no token 
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 from pathlib import Path
 from typing import Any
@@ -107,11 +109,18 @@ class CausalLM(ModelAdapter):
 
     def generate(self, split: LMSplit, generation: Generation, seed: int, pad_id: int, eos_id: int, runtime: Any,
                  decode) -> list[str]:
-        """Responses to the split's prompts: left-padded batches, the KV cache, greedy decoding or
-        sampling (``sampling_temperature``, ``top_p``, ``top_k``, its random stream seeded with
-        ``seed``), no repeated n-gram of ``no_repeat_ngram_size``, at most ``max_new_tokens`` (and no
-        more than the model's positions allow); each output's ids cut at its first EOS and decoded by
-        ``decode``."""
+        """Responses to the split's prompts (:meth:`generate_ids`), each decoded by ``decode``."""
+        return [decode(ids) for ids, _ in self.generate_ids(split.prompts(), generation, seed, pad_id, eos_id, runtime)]
+
+    def generate_ids(self, prompts: list[list[int]], generation: Generation, seed: int | None, pad_id: int,
+                     eos_id: int, runtime: Any, max_length: int | None = None) -> list[tuple[list[int], bool]]:
+        """Responses to ``prompts`` (token ids): left-padded batches of ``generation.batch_size``, the KV
+        cache, greedy decoding or sampling (``sampling_temperature``, ``top_p``, ``top_k``), no repeated
+        n-gram of ``no_repeat_ngram_size``, at most ``max_new_tokens`` (no more than the model's
+        positions allow, nor than makes a record longer than ``max_length``). Each: its ids before the
+        first EOS, and whether it ended with one. ``seed``: sampling draws from a stream seeded with it
+        (the same for every model and epoch), leaving the caller's untouched; None: from the caller's
+        stream, which moves on (an on-policy member's own)."""
         module = self.module
         was_training = module.training
         module.eval()
@@ -119,21 +128,26 @@ class CausalLM(ModelAdapter):
         positions = getattr(module.config, "max_position_embeddings", None) or getattr(module.config, "n_positions", None)
         model_vocabulary = output_vocabulary(module)
         suppress = list(range(self.vocabulary, model_vocabulary)) or None
-        out: list[str] = []
-        every = split.prompts()
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(seed)  # the same draws for every model and epoch
-            for start in range(0, len(split), generation.batch_size):
-                prompts = every[start:start + generation.batch_size]
-                width = max(len(p) for p in prompts)
-                ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(prompts), width), dtype=torch.long)
-                for row, prompt in enumerate(prompts):
+        out: list[tuple[list[int], bool]] = []
+        fork = torch.random.fork_rng(devices=[device] if device.type == "cuda" else []) if seed is not None \
+            else contextlib.nullcontext()
+        with fork:
+            if seed is not None:
+                torch.manual_seed(seed)  # the same draws for every model and epoch
+            for start in range(0, len(prompts), generation.batch_size):
+                batch = prompts[start:start + generation.batch_size]
+                width = max(len(p) for p in batch)
+                ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                for row, prompt in enumerate(batch):
                     ids[row, width - len(prompt):] = torch.tensor(prompt)
                     mask[row, width - len(prompt):] = 1
                 new_tokens = generation.max_new_tokens
                 if positions:
-                    new_tokens = max(1, min(new_tokens, int(positions) - width))
+                    new_tokens = min(new_tokens, int(positions) - width)
+                if max_length is not None:
+                    new_tokens = min(new_tokens, max_length - min(len(p) for p in batch))
+                new_tokens = max(1, new_tokens)
                 settings: dict[str, Any] = {"do_sample": generation.sample, "max_new_tokens": new_tokens,
                                             "use_cache": True, "pad_token_id": pad_id, "eos_token_id": eos_id}
                 if generation.sample:
@@ -147,10 +161,12 @@ class CausalLM(ModelAdapter):
                     settings["suppress_tokens"] = suppress
                 with torch.no_grad(), runtime.autocast():
                     generated = module.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **settings)
-                for row in generated[:, width:].tolist():
-                    if eos_id in row:
-                        row = row[: row.index(eos_id)]
-                    out.append(decode(row))
+                for prompt, row in zip(batch, generated[:, width:].tolist()):
+                    ended = eos_id in row
+                    row = row[: row.index(eos_id)] if ended else row
+                    if max_length is not None and len(prompt) + len(row) + ended > max_length:
+                        row, ended = row[: max(0, max_length - len(prompt))], False
+                    out.append((row, ended))
         module.train(was_training)
         return out
 

@@ -141,6 +141,12 @@ def preflight(cohorts: Iterable[tuple[Any, list[Any]]], device: str = "auto", do
     for shared, members in cohorts:
         prefix = f"{member_field}." if member_field else ""
         check_objectives(members, prefix)
+        for member in members:
+            source = member.responses.source
+            if source != "dataset" and shared.teacher is None and member.responses.fraction > 0:
+                what = "generates the responses" if source == "teacher" else "scores the member's samples"
+                raise ConfigError(f"{prefix}responses.source: {source} needs the cohort's teacher, which {what}; this "
+                                  "cohort has none (set teacher, or source: dataset)")
         facts, records = _dataset(shared.data, download, state)
         models = ([(shared.teacher, "teacher")] if shared.teacher is not None else []) + \
             [(member.model, f"{prefix}model") for member in members]

@@ -13,20 +13,25 @@ generations' ROUGE-L (the primary metric: the first set's ``rouge_l``) and exact
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Hashable
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from ...config import ConfigError, to_dict
 from ...objectives.token import TokenObjective
+from ...paths import default_cache_dir
 from ..base import MetricName, SampleSink, Task, register_task
 from ..hf import forward_flops, model_label
-from .config import CausalLMConfig, LMAugmentConfig, LMDataConfig
-from .data import LMSplit, LMStream, load_splits
+from .config import CausalLMConfig, LMAugmentConfig, LMDataConfig, ResponsesConfig
+from .data import LMBatch, LMSplit, LMStream, load_splits
+from .responses import with_eos
 from .metrics import EXACT_MATCH, ROUGE_L, degeneracy, degenerate_reason, exact_match, postprocess, rouge_l
 from .models import CausalLM, load_causal_lm, output_vocabulary
 
@@ -49,6 +54,15 @@ class LMData:
     tokenizer: Any
     vocabulary: int
     config: LMDataConfig
+    cache_dir: Path | None = None
+    sources: dict[Hashable, LMSplit] = field(default_factory=dict)  # teacher-generated training responses
+    _prompts: list[list[int]] | None = None
+
+    def train_prompts(self) -> list[list[int]]:
+        """The training records' prompt ids, read to the host once."""
+        if self._prompts is None:
+            self._prompts = self.train.prompts()
+        return self._prompts
 
     @property
     def num_classes(self) -> int:
@@ -78,9 +92,9 @@ class CausalLanguageModeling(Task):
     progress_unit = "step"  # DTS's cosine runs over optimizer steps
     diagnoses_teacher = False  # the study's class-profile diagnostics have no token form yet
     writes_samples = True  # every evaluation's generations, beside the run
+    member_sections = {"responses": ResponsesConfig}  # where a member's training responses come from
 
     def open(self, shared: Any, runtime: Any, progress: bool = False) -> LMData:
-        from ...paths import default_cache_dir
         from ..hf import load_tokenizer
         from .preflight import tokenizer_source
 
@@ -92,7 +106,7 @@ class CausalLanguageModeling(Task):
         evals = {split: splits[split].to(runtime.device) for split in shared.data.eval_sets}
         return LMData(train, splits["validation"].to(runtime.device), evals,
                       LMStream(train, shared.batch_size, shared.data_seed, shared.data.chunk_tokens), name, tokenizer,
-                      len(tokenizer), shared.data)
+                      len(tokenizer), shared.data, cache)
 
     def create_model(self, config: CausalLMConfig, data: LMData, runtime: Any, role: str) -> CausalLM:
         where = "teacher" if role == "teacher" else "student.model"
@@ -147,6 +161,62 @@ class CausalLanguageModeling(Task):
                 if len(values) > 1:
                     out[f"seed_sd_{name}"] = torch.tensor(statistics.stdev(values))
         return out
+
+    def batch_source(self, member: Any) -> Hashable | None:
+        """None for the data's responses (and ``lmbda: 0``); the generation settings for the teacher's
+        (members with the same share them); the member itself for its own samples (on-policy)."""
+        responses: ResponsesConfig = member.responses
+        if responses.source == "dataset" or (responses.source == "student" and responses.fraction == 0):
+            return None
+        generation = json.dumps(to_dict(responses.generation), sort_keys=True)
+        if responses.source == "teacher":
+            return ("teacher", generation)
+        return ("student", json.dumps(to_dict(member), sort_keys=True))
+
+    def prepare_sources(self, members: list[Any], data: LMData, teacher: CausalLM | None, runtime: Any,
+                        progress: bool | str = False) -> None:
+        """The teacher's responses to the training prompts for each setting a member asks
+        (:func:`~kdtemp.tasks.lm.responses.teacher_responses`, cached)."""
+        from .responses import teacher_responses
+
+        for member in members:
+            source = self.batch_source(member)
+            if source is None or source[0] != "teacher" or source in data.sources:
+                continue
+            if teacher is None:
+                raise ConfigError("student.responses.source: teacher generates the responses with the cohort's "
+                                  "teacher; this cohort has none (set teacher)")
+            data.sources[source] = teacher_responses(
+                teacher, data.train, member.responses.generation.resolved(), data.tokenizer.eos_token_id,
+                data.config.max_length, runtime, data.cache_dir or default_cache_dir(), progress)
+
+    def member_batch(self, source: Hashable, batch: LMBatch, epoch: int, step: int, member: Any, model: CausalLM,
+                     teacher: CausalLM | None, data: LMData, runtime: Any) -> tuple[LMBatch, Tensor | None] | None:
+        """The stream's records with the teacher's responses (``teacher``), or on an on-policy step
+        (drawn from the member's seed, epoch and step with probability ``lmbda``) with responses the
+        member samples now (``student``); the teacher's logits on them. None on an off-policy step."""
+        responses: ResponsesConfig = member.responses
+        rows = batch.indices.cpu()
+        if source[0] == "teacher":
+            split = data.sources[source]
+        else:
+            draw = np.random.default_rng([member.seed, epoch, step]).random()
+            if draw >= responses.fraction:
+                return None
+            prompts = [data.train_prompts()[i] for i in rows.tolist()]
+            generated = model.generate_ids(prompts, responses.generation.resolved(), None, data.train.pad_id,
+                                           data.tokenizer.eos_token_id, runtime, data.config.max_length)
+            split = LMSplit.from_pairs(prompts, with_eos(generated, data.tokenizer.eos_token_id), data.train.pad_id,
+                                       data.train.ids.device)
+            rows = torch.arange(len(prompts))
+        lengths, prompt_lengths = split.host()
+        own = split.batch(rows.to(split.ids.device), lengths, prompt_lengths, rows)
+        own.chunk_tokens, own.indices = batch.chunk_tokens, batch.indices
+        teacher_logits = None
+        if teacher is not None:
+            with torch.no_grad(), runtime.autocast():
+                teacher_logits = teacher(own)
+        return own, teacher_logits
 
     def degenerate(self, metrics: dict[str, float]) -> str | None:
         """:func:`~kdtemp.tasks.lm.metrics.degenerate_reason` of the first evaluation set's measures."""
