@@ -15,8 +15,13 @@
     ratio.
 (c) ``--device cuda --preset gpt2``: (b) at GPT-2 medium -> GPT-2 shapes (random weights, bf16, the
     GPT-2 vocabulary), ready for a machine with a GPU.
+(d) ``responses``: (b) with every member's responses from the teacher (sequence-level KD: generated
+    once by the warm-up run and read from the cache by both arms, so the arms time training alone: one
+    teacher pass per batch on the teacher's responses, shared by the cohort) and from the member itself
+    (on-policy, ``lmbda`` 1: each member samples ``--new-tokens`` per record and the teacher scores them,
+    one generation and one teacher pass per member per batch in either arm).
 
-    python bench/lm.py [--part memory|cohort|all] [--device cpu] [--preset tiny|gpt2]
+    python bench/lm.py [--part memory|cohort|responses|all] [--device cpu] [--preset tiny|gpt2]
 """
 
 from __future__ import annotations
@@ -148,7 +153,7 @@ def forward_costs(config) -> dict:
             "step": _median(lambda: member.train_step(batch, logits, 1))}
 
 
-def cohort(args) -> dict:
+def cohort(args, responses: str = "dataset") -> dict:
     from helpers.lm import train_tokenizer, write_instructions
     from transformers import AutoTokenizer
 
@@ -173,7 +178,11 @@ def cohort(args) -> dict:
         members = [{"model": {"name": "student", "init": "random",
                               "config": _model(preset["student"], vocab, preset["positions"])},
                     "objective": name, "temperature": t, "epochs": args.epochs, "seed": index,
-                    "optimizer": {"name": "adamw", "lr": 1e-3}} for index, (name, t) in enumerate(objectives)]
+                    "optimizer": {"name": "adamw", "lr": 1e-3},
+                    "responses": {"source": responses, **({"generation": {"protocol": "sample", "max_new_tokens": args.new_tokens,
+                                                                         "batch_size": args.batch_size}}
+                                                          if responses != "dataset" else {})}}
+                   for index, (name, t) in enumerate(objectives)]
         run_cohort(from_dict(CohortConfig, {**shared, "members": members[:1]}), progress=False)  # warm-up and cache
         parts = forward_costs(from_dict(CohortConfig, {**shared, "members": members[:1]}))
         cohort_times, solo_times = [], []
@@ -189,7 +198,8 @@ def cohort(args) -> dict:
     ratio = cohort_seconds / solo_seconds
     print(f"    per batch: teacher forward {parts['teacher'] * 1e3:.1f} ms, student forward {parts['student'] * 1e3:.1f} ms "
           f"({parts['teacher'] / parts['student']:.1f}x), student training step {parts['step'] * 1e3:.1f} ms")
-    print(f"(b) cohort of {len(members)} students vs {len(members)} solo runs ({args.preset}: teacher "
+    label = {"dataset": "(b)", "teacher": "(d) SeqKD (teacher's responses)", "student": "(d) on-policy (own samples)"}
+    print(f"{label[responses]} cohort of {len(members)} students vs {len(members)} solo runs ({args.preset}: teacher "
           f"{preset['teacher']}, student {preset['student']}, V = {vocab:,}, {args.epochs} epoch(s) of "
           f"{args.records // args.batch_size} batches of {args.batch_size}, {args.device})")
     print(f"    median of {args.repeats}: cohort {cohort_seconds:.1f} s, solo runs {solo_seconds:.1f} s: cohort / solo {ratio:.3f} "
@@ -199,7 +209,8 @@ def cohort(args) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("memory", "cohort", "all"), default="all")
+    parser.add_argument("--part", choices=("memory", "cohort", "responses", "all"), default="all")
+    parser.add_argument("--new-tokens", type=int, default=8, help="tokens each on-policy or teacher response samples")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--vocab", type=int, default=50257)
     parser.add_argument("--tokens", type=int, default=4096)
@@ -225,6 +236,9 @@ def main(argv: list[str] | None = None) -> dict:
         figures["memory"] = memory(args)
     if args.part in ("cohort", "all"):
         figures["cohort"] = cohort(args)
+    if args.part in ("responses", "all"):
+        figures["seqkd"] = cohort(args, "teacher")
+        figures["on_policy"] = cohort(args, "student")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
     return figures

@@ -163,6 +163,16 @@ def cmd_study(args) -> int:
     return 0 if counts["failed"] == 0 else 1
 
 
+def cmd_evaluate(args) -> int:
+    from .study import load_study
+    from .study.evaluation import evaluate_study, evaluation_table
+
+    study = load_study(args.file, output=args.output)
+    rows = evaluate_study(study, args.overrides, progress=not args.quiet)
+    print(evaluation_table(rows))
+    return 0
+
+
 def cmd_examples(args) -> int:
     import shutil
 
@@ -314,6 +324,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", help="export to this file instead of standard output")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=cmd_study)
+    p = sub.add_parser("evaluate", help="evaluate a study's finished runs again under other evaluation settings, "
+                                        "training nothing")
+    p.add_argument("file", help="study YAML file")
+    p.add_argument("overrides", nargs="*", help="evaluation settings, fields of data: data.generation.protocol=minillm "
+                                                "data.generation.seeds=[10,20,30,40,50] data.eval_sets=[dolly]")
+    p.add_argument("--output", help="study folder (default: the file's output, else studies/<name>)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(handler=cmd_evaluate)
     p = sub.add_parser("examples", help="the example study, teacher and distill files shipped with kdtemp")
     p.add_argument("action", nargs="?", choices=["list", "copy"], default="list")
     p.add_argument("name", nargs="?", help="example to copy")

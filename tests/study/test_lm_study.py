@@ -86,6 +86,9 @@ def test_its_report_shows_rouge_l_per_divergence_and_evaluation_set(reference, t
     assert "final ROUGE-L (x100)" in heatmap and "| KD |" in heatmap and "| RKL |" in heatmap and "T=2" in heatmap
     assert r"DTS \[1, 3\]" in heatmap
     assert "final ROUGE-L (x100) on selfinst" in (report.folder / "heatmap_rouge_l_selfinst.md").read_text()
+    teachers = (report.folder / "teachers.md").read_text()  # the teacher's row, as its cohort evaluated it
+    assert "| tiny-teacher (gpt2 2x64) scratch 30 ep | instructions |" in teachers and "perplexity" in teachers
+    assert "one seed" in (report.folder / "methods.md").read_text()  # one training seed: no spread of 0.00
     assert main(["advise", "--store", str(reference[1])]) == 0
     advice = capsys.readouterr().out
     assert "lm-two-stage: " in advice and "ROUGE-L" in advice  # the store's evidence, by its primary metric

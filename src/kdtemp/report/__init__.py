@@ -27,7 +27,7 @@ from . import figures
 from .html import image_tag, page, points_html, rows_html, table_html
 from .tables import (Metric, Record, aggregate, aggregate_points, evaluation_split, heatmap_csv, heatmap_markdown,
                      method_rows, methods_markdown, points_markdown, readable, records, relabel, teacher_table_markdown,
-                     spread, teachers_markdown, teachers_rows)
+                     evaluated_teachers, evaluated_teachers_markdown, spread, teachers_markdown, teachers_rows)
 
 
 def _trace_label(run: dict, items: list[Record]) -> str:
@@ -161,6 +161,16 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
                    "DTS per step; CTKD, AKD's annealing temperature (its phase 1) and instance-wise DTS per epoch, "
                    "the last as the mean of its samples' temperatures with their interquartile range shaded and, lighter, "
                    "their whole range.")
+    evaluated = [] if teachers else evaluated_teachers(runs, prepared, primary)
+    if evaluated:  # no teacher diagnostics (a language model's): the teachers as their cohorts evaluated them
+        (folder / "teachers.md").write_text(evaluated_teachers_markdown(evaluated, primary, evaluation_split(runs)))
+        files.append(folder / "teachers.md")
+        shown = [primary.name] + sorted({k for r in evaluated for k in r["metrics"]
+                                         if k != primary.name and not k.startswith("seed_sd_")})
+        sections.append(("Teachers", rows_html([{"teacher": r["teacher"], "dataset": r["dataset"], **r["metrics"]}
+                                                for r in evaluated], ["teacher", "dataset", *shown])
+                         + f"<p class='note'>as the cohorts that distilled from them evaluated them, on the "
+                           f"{evaluation_split(runs)} split.</p>"))
     if teachers:
         rows = teachers_rows(teachers, runs, prepared, primary)
         split = evaluation_split(runs)

@@ -13,6 +13,7 @@ task names, with its goal ``max`` or ``min``) at its final epoch, or at its best
 from __future__ import annotations
 
 import csv
+import json
 import io
 import re
 import statistics
@@ -693,6 +694,49 @@ def teachers_markdown(rows: list[dict[str, Any]], metric: Metric = Metric(), spl
         train = "" if r["train"] is None else f"{r['train']:.2f}"
         lines.append(f"| {markdown_text(r['teacher'])} | {markdown_text(r['dataset'])} | {test} | {train} | "
                      f"{r['H(p)']:.3f} | {tail} |")
+    return "\n".join(lines) + "\n"
+
+
+def evaluated_teachers(runs: list[dict], prepared: dict[str, str] | None = None,
+                       metric: Metric = Metric()) -> list[dict[str, Any]]:
+    """One row per teacher as the cohorts that distilled from it evaluated it (a task without teacher
+    diagnostics, a language model's): its name, dataset, the study's metric and every other metric
+    its evaluation gave (perplexity, each evaluation set's), from the runs' stored ``teacher``."""
+    prepared = prepared or {}
+    rows: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        metrics = run.get("teacher")
+        model = run["config"].get("teacher")
+        if not metrics or not model:
+            continue
+        data = run["config"]["data"]
+        key = json.dumps([model, {k: v for k, v in data.items() if k not in ("cache_dir", "download")}], sort_keys=True)
+        if key in rows:
+            continue
+        if model.get("prepared"):
+            name = prepared.get(model["prepared"], model["prepared"])
+        else:
+            source = model.get("weights") or model.get("init")
+            name = model_label(str(model["name"]), _show("teacher.weights", source))
+        values = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        rows[key] = {"teacher": name, "dataset": str(data.get("dataset")), "value": values.get(metric.name),
+                     "metrics": values}
+    return sorted(rows.values(), key=lambda r: (natural_key(r["dataset"]), natural_key(r["teacher"])))
+
+
+def evaluated_teachers_markdown(rows: list[dict[str, Any]], metric: Metric = Metric(), split: str = "test") -> str:
+    """The teachers' table of :func:`evaluated_teachers`: the study's metric, then the others."""
+    if not rows:
+        return ""
+    others = sorted({k for r in rows for k in r["metrics"] if k != metric.name and not k.startswith("seed_sd_")})
+    lines = [f"**Teachers** ({metric.short} and the other measures of their evaluation on the {split} split, as "
+             "the cohorts that distilled from them measured them)", "",
+             "| teacher | dataset | " + " | ".join([metric.short, *others]) + " |",
+             "|---|---|" + "---:|" * (1 + len(others))]
+    for r in rows:
+        cells = [r["value"], *(r["metrics"].get(k) for k in others)]
+        lines.append(f"| {markdown_text(r['teacher'])} | {markdown_text(r['dataset'])} | "
+                     + " | ".join("" if v is None else f"{v:.2f}" for v in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
