@@ -203,14 +203,21 @@ class _Cohort:
             for group in groups:
                 group.begin_epoch()
             for step, batch in enumerate(stream.epoch(epoch)):
-                teacher_logits = None
-                if self.teacher is not None:
-                    with torch.no_grad(), self.runtime.autocast():
-                        teacher_logits = self.teacher(batch)
-                    if not self.keep_precision:
-                        teacher_logits = self.runtime.upcast(teacher_logits)
+                shared: list = []  # the one teacher pass on the shared batch, made when a member first needs it
+
+                def teacher_logits(batch=batch, shared=shared):
+                    if not shared:
+                        logits = None
+                        if self.teacher is not None:
+                            with torch.no_grad(), self.runtime.autocast():
+                                logits = self.teacher(batch)
+                            if not self.keep_precision:
+                                logits = self.runtime.upcast(logits)
+                        shared.append(logits)
+                    return shared[0]
+
                 for group in groups:  # members of one architecture in one stacked pass
-                    group.train_step(batch, teacher_logits, epoch)
+                    group.train_step(batch, teacher_logits(), epoch)
                 variants: dict = {}  # source -> (batch, teacher logits) of this step, made once per source
                 for member in alone:
                     source = sources[member.run_id]
@@ -225,7 +232,7 @@ class _Cohort:
                                     and not self.keep_precision:
                                 variants[source] = (variants[source][0], self.runtime.upcast(variants[source][1]))
                         own = variants[source]
-                    member.train_step(*(own or (batch, teacher_logits)), epoch)
+                    member.train_step(*(own or (batch, teacher_logits())), epoch)
                 if bar is not None:
                     bar.update(1)
                 if step_callback is not None:

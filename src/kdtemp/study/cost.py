@@ -76,10 +76,11 @@ def _flops(task: Task, model, data: Any, classes: int, cost: Cost) -> float:
 
 
 def training_cost(task: Task, data: Any, facts, batch_size: int, students: list[tuple[object, int]],
-                  teacher=None) -> Cost:
+                  teacher=None, members: list | None = None) -> Cost:
     """One cohort: ``students`` as ``(model config, epochs)``, sharing one data stream and, when
-    ``teacher`` is given, one teacher pass per batch; each member is evaluated on the test split
-    every epoch."""
+    ``teacher`` is given, one teacher pass per batch (or, with the cohort's ``members``, as many as
+    the task says they need: :meth:`~kdtemp.tasks.base.Task.teacher_passes`); each member is
+    evaluated on the test split every epoch."""
     cost = Cost()
     sizes = split_sizes(task, data, facts)
     if sizes is None or not students:
@@ -94,7 +95,10 @@ def training_cost(task: Task, data: Any, facts, batch_size: int, students: list[
         cost.flops += forward * (3 * steps + test) * epochs
     if teacher is not None:
         forward = _flops(task, teacher, data, classes, cost)
-        cost.teacher_passes += steps * longest
-        cost.solo_teacher_passes += steps * sum(epochs for _, epochs in students)
-        cost.flops += forward * (steps * longest + train + test)  # the stream, one training-split pass, its test
+        per_step = task.teacher_passes(members) if members else 1.0
+        solo = [task.teacher_passes([m]) for m in members] if members else [1.0] * len(students)
+        passes = round(steps * longest * per_step)
+        cost.teacher_passes += passes
+        cost.solo_teacher_passes += round(sum(steps * epochs * n for (_, epochs), n in zip(students, solo)))
+        cost.flops += forward * (passes + train + test)  # the stream, one training-split pass, its test
     return cost

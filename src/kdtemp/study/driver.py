@@ -364,7 +364,8 @@ def plan(study: Study) -> str:
                      f"batch {spec.batch_size}, data seed {spec.data_seed}, epochs {min(epochs)}-{max(epochs)}"
                      + (f", memory {memory.describe()}" if memory is not None else ""))
         distill.add(training_cost(get_task(spec.task), spec.data, facts_of(spec.data), spec.batch_size,
-                                  [(r.spec.student.model, r.spec.student.epochs) for r in cohort.runs], spec.teacher))
+                                  [(r.spec.student.model, r.spec.student.epochs) for r in cohort.runs], spec.teacher,
+                                  [r.spec.student for r in cohort.runs]))
     total.add(distill)
     if study.packing is not None:
         lines += study.packing.lines()

@@ -230,6 +230,12 @@ class Task:
         the shared stream (called with the member's random streams), or None to use the shared batch."""
         raise NotImplementedError(f"task {self.name!r} declares no batch source {source!r}")
 
+    def teacher_passes(self, members: list[Any]) -> float:
+        """The teacher passes a cohort of ``members`` makes per batch of the shared stream, expected
+        (``plan``'s cost): one, shared by all, by default; more where members train on batches of their
+        own (:meth:`batch_source`)."""
+        return 1.0
+
     def degenerate(self, metrics: dict[str, float]) -> str | None:
         """Why a model with these evaluation ``metrics`` is unusable as a teacher (its outputs are
         noise: empty, one token repeated), or None. A study stops before distilling from such a

@@ -159,3 +159,15 @@ def test_a_seqkd_cohort_trains_on_the_teachers_responses(instructions, lm_tokeni
     together = assert_cohort_equals_each_alone(config, members, tmp_path)
     assert together[0].run_id != together[2].run_id
     assert list((tmp_path / "cache" / "lm" / "responses").glob("*/manifest.json"))
+
+
+def test_plan_counts_the_teacher_passes_members_of_their_own_batches_make():
+    task = get_task("causal_lm")
+    make = lambda **responses: from_dict(member_config("causal_lm"), {"responses": responses}, "student")  # noqa: E731
+    dataset, seqkd = make(), make(source="teacher")
+    half, full = make(source="student", lmbda=0.5), make(source="student")
+    assert task.teacher_passes([dataset, dataset]) == 1  # one shared pass
+    assert task.teacher_passes([seqkd, seqkd]) == 1  # the teacher's responses: one pass, shared
+    assert task.teacher_passes([dataset, seqkd]) == 2
+    assert task.teacher_passes([full, full]) == 2  # each on-policy member scores its own samples
+    assert task.teacher_passes([half, dataset]) == 1.5

@@ -173,6 +173,15 @@ class CausalLanguageModeling(Task):
             return ("teacher", generation)
         return ("student", json.dumps(to_dict(member), sort_keys=True))
 
+    def teacher_passes(self, members: list[Any]) -> float:
+        """One shared pass while any member trains on the shared stream (the data's responses, or an
+        on-policy member's off-policy batches), one per distinct teacher-response setting, and ``lmbda``
+        per on-policy member (each scores its own samples; each also generates them)."""
+        shared = any(m.responses.source == "dataset" or (m.responses.source == "student" and m.responses.fraction < 1)
+                     for m in members)
+        sources = {self.batch_source(m) for m in members if m.responses.source == "teacher"}
+        return float(shared) + len(sources) + sum(m.responses.fraction for m in members if m.responses.source == "student")
+
     def prepare_sources(self, members: list[Any], data: LMData, teacher: CausalLM | None, runtime: Any,
                         progress: bool | str = False) -> None:
         """The teacher's responses to the training prompts for each setting a member asks
