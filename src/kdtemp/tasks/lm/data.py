@@ -306,7 +306,7 @@ class LMSplit:
         inputs = padded_rows(self.ids, self.offsets, rows, self.pad_id, width)
         counted_rows = flat.to(self.ids.device, non_blocking=True)
         targets = inputs["input_ids"].view(-1)[counted_rows + 1]  # the next token, in the same record
-        return LMBatch(inputs, targets, counted_rows, rows, int(flat.numel()))
+        return LMBatch(inputs, targets, counted_rows, rows, int(flat.numel()), host_indices=host_rows)
 
     def host(self) -> tuple[Tensor, Tensor]:
         """Each record's length and prompt length, on the host (read once per split)."""
@@ -337,6 +337,7 @@ class LMBatch:
     indices: Tensor
     tokens: int
     chunk_tokens: int | None = None
+    host_indices: Tensor | None = None  # ``indices`` on the host, as the stream drew them (no device read)
     _fixed: tuple[Tensor, Tensor] | None = field(default=None, repr=False)  # (logits, their detached CE)
 
     def cross_entropy(self, logits: Tensor, label_smoothing: float = 0.0) -> Tensor:

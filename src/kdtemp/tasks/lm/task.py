@@ -55,7 +55,8 @@ class LMData:
     vocabulary: int
     config: LMDataConfig
     cache_dir: Path | None = None
-    sources: dict[Hashable, LMSplit] = field(default_factory=dict)  # teacher-generated training responses
+    sources: dict[Hashable, tuple[LMSplit, tuple[Tensor, Tensor]]] = field(default_factory=dict)
+    """Teacher-generated training responses per setting, with their host lengths (read once)."""
     _prompts: list[list[int]] | None = None
 
     def train_prompts(self) -> list[list[int]]:
@@ -195,9 +196,10 @@ class CausalLanguageModeling(Task):
             if teacher is None:
                 raise ConfigError("student.responses.source: teacher generates the responses with the cohort's "
                                   "teacher; this cohort has none (set teacher)")
-            data.sources[source] = teacher_responses(
+            split = teacher_responses(
                 teacher, data.train, member.responses.generation.resolved(), data.tokenizer.eos_token_id,
                 data.config.max_length, runtime, data.cache_dir or default_cache_dir(), progress)
+            data.sources[source] = (split, split.host())
 
     def member_batch(self, source: Hashable, batch: LMBatch, epoch: int, step: int, member: Any, model: CausalLM,
                      teacher: CausalLM | None, data: LMData, runtime: Any) -> tuple[LMBatch, Tensor | None] | None:
@@ -205,9 +207,9 @@ class CausalLanguageModeling(Task):
         (drawn from the member's seed, epoch and step with probability ``lmbda``) with responses the
         member samples now (``student``); the teacher's logits on them. None on an off-policy step."""
         responses: ResponsesConfig = member.responses
-        rows = batch.indices.cpu()
+        rows = batch.host_indices  # the stream's draw, on the host: no read of the device in the step
         if source[0] == "teacher":
-            split = data.sources[source]
+            split, (lengths, prompt_lengths) = data.sources[source]
         else:
             draw = np.random.default_rng([member.seed, epoch, step]).random()
             if draw >= responses.fraction:
@@ -218,7 +220,7 @@ class CausalLanguageModeling(Task):
             split = LMSplit.from_pairs(prompts, with_eos(generated, data.tokenizer.eos_token_id), data.train.pad_id,
                                        data.train.ids.device)
             rows = torch.arange(len(prompts))
-        lengths, prompt_lengths = split.host()
+            lengths, prompt_lengths = split.host()  # generating has read the device already
         own = split.batch(rows.to(split.ids.device), lengths, prompt_lengths, rows)
         own.chunk_tokens, own.indices = batch.chunk_tokens, batch.indices
         teacher_logits = None
