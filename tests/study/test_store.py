@@ -83,7 +83,7 @@ def test_opening_a_v1_store_migrates_it_and_keeps_every_run(tmp_path):
     path = copy_of_v1(tmp_path / "study")
     old, old_preparations = old_rows(), old_rows("preparations")
     with Store(path) as store:
-        assert store.meta("schema_version") == SCHEMA_VERSION == 2
+        assert store.meta("schema_version") == SCHEMA_VERSION == 3
         assert store.primary() == ("top1", "max")
         runs = {r["run_id"]: r for r in store.runs()}
         assert set(runs) == set(old)
@@ -358,3 +358,32 @@ def test_the_store_records_the_official_temperature_axis(finished):
         runs = store.runs()
     energy = [r for r in runs if r["config"]["student"]["objective"] == "energy_kd"]
     assert sorted(r["config"]["student"]["temperature"] for r in energy) == [1.0, 4.0]
+
+
+def test_opening_a_v2_store_adds_the_evaluation_columns_and_keeps_every_run(tmp_path):
+    """Schema 2 -> 3: runs keep their results; a run that does not say what evaluation measured it (NULL) is
+    shown as stored, whatever the study file now asks (its id fixed its evaluation then)."""
+    path = tmp_path / "study.sqlite"
+    with Store(path) as store:
+        store.register([{"run_id": "a", "cohort_id": "c", "position": 0, "label": "kd", "cell": {}, "seed": 0,
+                         "config": {}, "epochs": 1}])
+        store.record({"run_id": "a", "status": "done", "epochs_done": 1, "primary_metric": "rouge_l",
+                      "primary_goal": "max", "curve": [{"epoch": 1, "rouge_l": 12.5}]})
+    connection = sqlite3.connect(path)
+    for table in ("runs", "preparations"):
+        for column in ("evaluation", "evaluation_wanted"):
+            connection.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    connection.execute("DROP TABLE evaluations")
+    connection.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    connection.commit()
+    connection.close()
+    with Store(path, readonly=True) as store:  # read-only: migrated in memory, the file untouched
+        assert store.runs()[0]["final_primary"] == 12.5
+    with Store(path) as store:
+        assert store.meta("schema_version") == 3
+        store.register([{"run_id": "a", "cohort_id": "c", "position": 0, "label": "kd", "cell": {}, "seed": 0,
+                         "config": {}, "epochs": 1, "evaluation": {"data.generation": {"protocol": "minillm"}}}])
+        run = store.runs()[0]
+        assert run["evaluation"] is None and run["final_primary"] == 12.5 and not run.get("awaiting_evaluation")
+        store.record_evaluation("run", "a", {"x": 1}, {"rouge_l": 1.0})
+        assert list(store.evaluations("run", "a").values())[0]["metrics"] == {"rouge_l": 1.0}

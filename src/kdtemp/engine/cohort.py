@@ -30,14 +30,16 @@ from .storage import CheckpointError, RunFolder
 from .tracking import RunLoggers, write_csv
 
 
-def member_result(member: Member, task: Task, teacher: dict | None = None) -> RunResult:
-    """The result of ``member`` so far, its final and best metrics by the task's primary metric."""
+def member_result(member: Member, task: Task, teacher: dict | None = None,
+                  evaluation: dict | None = None) -> RunResult:
+    """The result of ``member`` so far, its final and best metrics by the task's primary metric, measured
+    under ``evaluation`` (the cohort's evaluation settings, :meth:`SharedConfig.evaluation`)."""
     state = member.state
     return RunResult.from_curve(
         state.curve, task.primary_metric, task.primary_goal,
         run_id=member.run_id, label=member.config.label(), status=state.status, error=state.error,
         epochs_done=state.epochs_done, seconds=state.seconds, temperature_trace=list(state.temperature_trace),
-        teacher=teacher, derived=dict(state.derived), warnings=list(member.warnings))
+        teacher=teacher, derived=dict(state.derived), warnings=list(member.warnings), evaluation=dict(evaluation or {}))
 
 
 @dataclass
@@ -104,7 +106,7 @@ def run_cohort(
         teacher_metrics = {**{k: float(v) for k, v in scores.items()}, **teacher.metadata()}
     cohort = _Cohort(config, task, data, runtime, members, teacher, teacher_metrics, output, member_done)
     cohort.train(progress, step_callback)
-    return [member_result(m, task, teacher_metrics) for m in members]
+    return [member_result(m, task, teacher_metrics, config.evaluation()) for m in members]
 
 
 def _teacher(config: CohortConfig, task: Task, data: TaskData, runtime: Runtime) -> ModelAdapter | None:
@@ -151,7 +153,7 @@ class _Cohort:
         return RunFolder(self.output, member.run_id)
 
     def result(self, member: Member) -> RunResult:
-        return member_result(member, self.task, self.teacher_metrics)
+        return member_result(member, self.task, self.teacher_metrics, self.config.evaluation())
 
     def open_folders(self) -> None:
         """Bring the run folders in line with the checkpoints before training goes on."""

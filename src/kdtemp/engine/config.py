@@ -318,7 +318,7 @@ class SharedConfig:
         """The cohort key: what members must share. Fields that do not change results (where the
         cache lives, whether the data may be downloaded, parameters of augmentations that are
         off, the weights path of a randomly initialised teacher) are not part of it."""
-        data = _without(to_dict(self.data), self.data.unused_fields())
+        data = _without(to_dict(self.data), self.data.unused_fields() | set(TASKS[self.task].evaluation_fields))
         if self.data.split_file:
             data["split_file_sha256"] = self.data.split_file_digest()
         teacher = None
@@ -331,6 +331,13 @@ class SharedConfig:
         if self.task != DEFAULT_TASK:  # the runs of image studies keep the ids they had before tasks
             key["task"] = self.task
         return key
+
+    def evaluation(self) -> dict[str, Any]:
+        """The evaluation settings (``{"data.<field>": value}`` for the task's
+        :attr:`~kdtemp.tasks.base.Task.evaluation_fields`, without fields that cannot change a result):
+        what a run's final metrics were measured under; empty for a task whose evaluation has none."""
+        data = _without(to_dict(self.data), self.data.unused_fields())
+        return {f"data.{name}": data[name] for name in sorted(TASKS[self.task].evaluation_fields) if name in data}
 
     def with_members(self, members: list[MemberConfig], **settings: Any) -> "CohortConfig":
         """The cohort of ``members`` that shares this config's task, data, augmentation, teacher,
@@ -399,5 +406,8 @@ def require_device(device: str, path: str) -> None:
 def run_id(cohort: SharedConfig, member: MemberConfig) -> str:
     """Identifier of one run: a hash of what determines its result (the cohort key and the
     member's identity), so fields a run does not use never make two ids for one run."""
-    text = json.dumps({"cohort": cohort.key(), "member": member.identity()}, sort_keys=True, default=str)
+    identity = {"cohort": cohort.key(), "member": member.identity()}
+    if member.phase_one_epochs is not None and cohort.evaluation():  # its phase 2 starts from its best evaluation
+        identity["evaluation"] = cohort.evaluation()
+    text = json.dumps(identity, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:12]

@@ -7,7 +7,6 @@ resumes with the runs it had not finished."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -19,13 +18,9 @@ from ..config import to_dict
 from ..files import atomic_write_text
 from ..tasks import get_task
 from .config import CohortConfig
+from .results import evaluation_id
 from .runtime import Runtime
 from .storage import RunFolder
-
-
-def evaluation_id(settings: dict[str, Any]) -> str:
-    """The id of an evaluation: a digest of the settings it changes (a run's evaluation folder name)."""
-    return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def evaluation_folder(run_folder: Path, settings: dict[str, Any]) -> Path:
@@ -42,11 +37,12 @@ def read_evaluation(run_folder: Path, settings: dict[str, Any]) -> dict | None:
 
 
 class Evaluator:
-    """Evaluates weights of one cohort configuration (its data opened once) under ``settings``, the
-    evaluation fields the user changed (recorded with every result)."""
+    """Evaluates weights under one cohort configuration's evaluation settings (its data opened once);
+    ``settings`` (:meth:`~kdtemp.engine.config.SharedConfig.evaluation`) is recorded with every result
+    and names its folder."""
 
-    def __init__(self, config: CohortConfig, settings: dict[str, Any], progress: bool = False) -> None:
-        self.config, self.settings = config, settings
+    def __init__(self, config: CohortConfig, progress: bool = False) -> None:
+        self.config, self.settings = config, config.evaluation()
         self.runtime = Runtime.create(config.device, config.precision)
         self.task = get_task(config.task)
         self.data = self.task.open(config, self.runtime, progress=progress)

@@ -11,8 +11,10 @@ the advisor read the primary metric; they never assume which one it is.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 NOT_METRICS = ("epoch", "temperature", "lr", "temperature_distribution")
 """Curve fields that are not metrics of a split."""
@@ -60,6 +62,12 @@ def final_and_best(curve: list[dict], primary: str, goal: str = "max") -> tuple[
     return strip(curve[-1]), strip(best), best["epoch"]
 
 
+def evaluation_id(settings: dict[str, Any]) -> str:
+    """The id of a set of evaluation settings (:meth:`~kdtemp.engine.config.SharedConfig.evaluation`):
+    a digest, the name of a run's ``evaluations/<id>/`` folder."""
+    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 @dataclass
 class RunResult:
     """The outcome of one member (one run).
@@ -84,6 +92,9 @@ class RunResult:
     teacher: dict | None = None
     derived: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    evaluation: dict = field(default_factory=dict)
+    """The evaluation settings ``final``, ``best`` and the curve were measured under (empty for a task
+    whose evaluation has none: :meth:`~kdtemp.engine.config.SharedConfig.evaluation`)."""
 
     @classmethod
     def from_curve(cls, curve: list[dict], primary: str, goal: str, **fields) -> "RunResult":

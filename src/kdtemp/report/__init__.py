@@ -27,7 +27,8 @@ from . import figures
 from .html import image_tag, page, points_html, rows_html, table_html
 from .tables import (Metric, Record, aggregate, aggregate_points, evaluation_split, heatmap_csv, heatmap_markdown,
                      method_rows, methods_markdown, points_markdown, readable, records, relabel, teacher_table_markdown,
-                     evaluated_teachers, evaluated_teachers_markdown, spread, teachers_markdown, teachers_rows)
+                     evaluated_teachers, evaluated_teachers_markdown, flagged, generation_rows, generations_markdown,
+                     spread, teachers_markdown, teachers_rows)
 
 
 def _trace_label(run: dict, items: list[Record]) -> str:
@@ -64,9 +65,8 @@ def resolve_store(target: str | Path) -> Path:
 
 def other_evaluation_sets(items: list[Record], primary: Metric) -> list[str]:
     """The primary metric on a study's other evaluation sets (a language model's ``rouge_l_<set>``),
-    as its finished runs' curves name them."""
-    names = {key for r in items if r.status == "done" and r.curve for key in r.curve[-1]
-             if key.startswith(f"{primary.name}_")}
+    as its finished runs' final metrics name them."""
+    names = {key for r in items if r.status == "done" for key in r.metrics if key.startswith(f"{primary.name}_")}
     return sorted(names)
 
 
@@ -82,7 +82,8 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
         runs, teachers = store.current_runs(), store.teachers()
         shown = {run["run_id"] for run in runs}
         elsewhere = sum(1 for run in store.runs() if run["status"] == "done" and run["run_id"] not in shown)
-        prepared = {p["prep_id"]: p["label"] for p in store.preparations()}
+        preparations = store.preparations()
+        prepared = {p["prep_id"]: p["label"] for p in preparations}
         name = store.meta("name", store_file.parent.name)
         primary = Metric(*store.primary())  # the study's primary metric: top-1 for images
         (folder / "runs.csv").write_text(export(None, store, "csv"))
@@ -94,6 +95,7 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
     # keyed by the settings' configuration fields (heatmap.csv's setting), shown by the methods'
     # published names (its label column, every table and figure)
     names = readable(items)
+    flags = {(names.get(row, row), t) for row, t in flagged(items)}  # cells holding degenerate generations
     keyed = {metric: aggregate(items, metric) for metric in metrics}
     keyed_points = {metric: aggregate_points(items, metric) for metric in metrics}
     tables = {metric: relabel(table, names) for metric, table in keyed.items()}
@@ -110,8 +112,8 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
     files.append(folder / "heatmap.csv")
     for metric, label in metrics.items():
         path = folder / f"heatmap_{metric.split('_')[0]}.md"
-        text = heatmap_markdown(tables[metric], label) if tables[metric] else ""
-        path.write_text(text + ("\n" if text and points[metric] else "") + points_markdown(points[metric], label))
+        text = heatmap_markdown(tables[metric], label, flags) if tables[metric] else ""
+        path.write_text(text + ("\n" if text and points[metric] else "") + points_markdown(points[metric], label, flags))
         files.append(path)
     if tables[final]:
         add_figure(figures.heatmap(tables[final], f"{final_title}, mean over seeds", row_scale, label=primary.label),
@@ -129,12 +131,12 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
                          points_html(points[final], f"{final_title}, mean ± std over seeds")))
     for extra in other_evaluation_sets(items, primary):  # a language model's other evaluation sets
         metric = Metric(extra, primary.goal)
-        shown = [dataclasses.replace(r, final=r.curve[-1].get(extra) if r.curve else None, best=None) for r in items]
+        shown = [dataclasses.replace(r, final=r.metrics.get(extra), best=None) for r in items]
         title = metric.title("final")
         table, table_points = relabel(aggregate(shown, "final"), names), relabel(aggregate_points(shown, "final"), names)
         path = folder / f"heatmap_{extra}.md"
-        text = heatmap_markdown(table, title) if table else ""
-        path.write_text(text + ("\n" if text and table_points else "") + points_markdown(table_points, title))
+        text = heatmap_markdown(table, title, flags) if table else ""
+        path.write_text(text + ("\n" if text and table_points else "") + points_markdown(table_points, title, flags))
         files.append(path)
         if table:
             sections.append((f"{metric.noun[:1].upper() + metric.noun[1:]}", table_html(table, f"{title}, mean ± std over seeds")))
@@ -161,7 +163,21 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
                    "DTS per step; CTKD, AKD's annealing temperature (its phase 1) and instance-wise DTS per epoch, "
                    "the last as the mean of its samples' temperatures with their interquartile range shaded and, lighter, "
                    "their whole range.")
-    evaluated = [] if teachers else evaluated_teachers(runs, prepared, primary)
+    generations = generation_rows(items, names)
+    if generations:  # a language model's: each run's generations measured, with their spread over generation seeds
+        (folder / "generations.md").write_text(generations_markdown(generations))
+        files.append(folder / "generations.md")
+        spreads = lambda row, k: "" if row["spreads"].get(k) is None else f"{row['spreads'][k]:.2f}"  # noqa: E731
+        shown_metrics = [primary.name] + sorted({k for row in generations for k in row["values"] if k != primary.name})
+        sections.append(("Generations", rows_html(
+            [{"run": row["run"], "setting": row["name"], "T": "" if row["T"] is None else f"{row['T']:g}",
+              "seed": row["seed"], **row["values"], "generation-seed std": spreads(row, primary.name),
+              "degenerate": row["degenerate"] or ""} for row in generations],
+            ["run", "setting", "T", "seed", *shown_metrics, "generation-seed std", "degenerate"])
+            + "<p class='note'>each run's final evaluation; generation-seed std: the spread of the primary metric "
+              "over the evaluation's generation seeds (empty: one seed); degenerate: mostly empty, looping, or few "
+              "distinct words on some evaluation set.</p>"))
+    evaluated = [] if teachers else evaluated_teachers(runs, prepared, primary, preparations)
     if evaluated:  # no teacher diagnostics (a language model's): the teachers as their cohorts evaluated them
         (folder / "teachers.md").write_text(evaluated_teachers_markdown(evaluated, primary, evaluation_split(runs)))
         files.append(folder / "teachers.md")
@@ -196,12 +212,18 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
     counts = {s: sum(1 for r in runs if r["status"] == s) for s in ("done", "failed", "pending", "running")}
     summary = f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + f". Store: {store_file}"
     notes = []
+    awaiting = [r for r in runs if r.get("awaiting_evaluation")]
+    if awaiting:
+        notes.append(f"{len(awaiting)} finished run{'s' if len(awaiting) != 1 else ''} {'were' if len(awaiting) != 1 else 'was'} "
+                     "trained under other evaluation settings than the study file's and not evaluated under these yet, "
+                     "so they are not in the tables; `kdtemp study run` evaluates them (nothing is trained)")
+        summary += ". Note: " + notes[-1] + "."
     if elsewhere:
         notes.append(f"{elsewhere} finished run{'s' if elsewhere != 1 else ''} of the store {'are' if elsewhere != 1 else 'is'} "
                      f"not in this report: it shows the {len(runs)} runs the last `kdtemp study run` planned (with "
                      "its overrides, e.g. seeds=[0]); run the study as you want it reported (finished runs are not "
                      "trained again), then report again")
-        summary += ". Note: " + notes[0] + "."
+        summary += ". Note: " + notes[-1] + "."
     failed = [r for r in runs if r["status"] == "failed"]
     if failed:
         sections.append(("Failed runs", rows_html([{"run": r["run_id"], "label": r["label"], "error": r["error"]} for r in failed],
@@ -215,7 +237,8 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
 
 REPORT_FILES = {f"{stem}.{ext}" for stem in ("heatmap", "curves", "methods", "signals", "temperatures", "profiles",
                                               "profiles_log") for ext in ("png", "svg")} | {
-    "heatmap.csv", "heatmap_final.md", "heatmap_best.md", "methods.md", "teachers.md", "table_teachers.md", "runs.csv"}
+    "heatmap.csv", "heatmap_final.md", "heatmap_best.md", "methods.md", "teachers.md", "table_teachers.md", "runs.csv",
+    "generations.md"}
 """The files a report writes besides index.html (what an earlier kdtemp's report left, without a manifest)."""
 MANIFEST = ".kdtemp-report.json"
 """The files the last report wrote into its folder (a later report removes those it does not write again)."""

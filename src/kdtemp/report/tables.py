@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any, Iterable
 
+from ..tasks import TASKS, get_task
 from ..temperature import POLICIES
 from ..temperature.registry import policy_settings, used_temperature
 
@@ -193,6 +194,9 @@ class Record:
     goal: str = "max"  # and which of its values are better
     policy: str = "fixed"  # how its temperature is set: fixed, dts, dts_instance or ctkd
     bounds: tuple[float, float] | None = None  # DTS's [minimum, maximum] (a DTS run's name says them)
+    metrics: dict[str, float] = field(default_factory=dict)  # every final metric, under the study's evaluation
+    degenerate: str | None = None  # why its generations are noise on some evaluation set (its task says), or None
+    reevaluated: bool = False  # its final metrics come from evaluating its final weights again (no best epoch)
 
     def value(self, metric: str) -> float | None:
         """The primary metric at the final (``final``, ``final_top1``) or best (``best_...``) epoch."""
@@ -352,11 +356,16 @@ def records(runs: list[dict], prepared: dict[str, str] | None = None) -> list[Re
                     and (uses_own or temperature is not None))
         fixed = temperature is not None and not uses_own and distills
         metric, goal, final, best = primary_of(run)
+        metrics = {k: v for k, v in (run.get("final") or {}).items() if isinstance(v, (int, float))}
+        task = config.get("task")
+        degenerate = (get_task(task).degenerate(metrics, every_set=True)
+                      if run["status"] == "done" and task in TASKS else None)
         out.append(Record(run["run_id"], run["status"], temperature if fixed else None,
                           run["seed"], setting,
                           config.get("student.objective"), int(config["student.epochs"]),
                           final, best, run["curve"] or [], distills=distills,
-                          method_keys=own, metric=metric, goal=goal, policy=policy, bounds=bounds))
+                          method_keys=own, metric=metric, goal=goal, policy=policy, bounds=bounds,
+                          metrics=metrics, degenerate=degenerate, reevaluated=bool(run.get("reevaluated"))))
     return out
 
 
@@ -524,19 +533,36 @@ def cell_markdown(cell: Cell | None, best: bool, near: bool = False) -> str:
     return (f"{mean} +- {cell.std:.2f}" if cell.n > 1 else mean) + (f" {SPREAD_MARK}" if near else "")
 
 
-def heatmap_markdown(table: dict[str, dict[float, Cell]], title: str) -> str:
+DEGENERATE_MARK = "(degenerate)"
+DEGENERATE_NOTE = (f"{DEGENERATE_MARK}: the generations of at least one of the cell's runs are degenerate (mostly empty, "
+                   "looping, or few distinct words; generations.md says which and why): its score ranks noise")
+
+
+def flagged(items: Iterable[Record], key=lambda r: r.label) -> set[tuple[str, float | None]]:
+    """``(setting, T)`` of the cells holding a finished run with degenerate generations (T None: a
+    run without a fixed temperature), keyed as :func:`aggregate` keys them."""
+    return {(key(r), r.temperature) for r in items if r.status == "done" and r.degenerate}
+
+
+def heatmap_markdown(table: dict[str, dict[float, Cell]], title: str,
+                     flags: set[tuple[str, float | None]] | None = None) -> str:
     """Rows a setting, columns T, each cell the mean +- std over seeds; the best of each row (and
-    its ties) in bold, the cells within the best cell's seed std marked (:data:`SPREAD_NOTE`)."""
+    its ties) in bold, the cells within the best cell's seed std marked (:data:`SPREAD_NOTE`), the
+    cells in ``flags`` (:func:`flagged`) marked degenerate (:data:`DEGENERATE_NOTE`)."""
+    flags = flags or set()
     temps = temperatures_of(table)
     note = metric_note(title)
     lines = [f"**{title}** (mean +- std over seeds; best per row, and ties, in bold){note}", "",
              "| setting | " + " | ".join(f"T={t:g}" for t in temps) + " |",
              "|---|" + "---:|" * len(temps)]
     for row, cells in table.items():
-        values = [cell_markdown(*marks) for marks in row_marks(cells, temps)]
+        values = [cell_markdown(*marks) + (f" {DEGENERATE_MARK}" if marks[0] is not None and (row, t) in flags else "")
+                  for t, marks in zip(temps, row_marks(cells, temps))]
         lines.append(f"| {markdown_text(row)} | " + " | ".join(values) + " |")
     if marks_any(table):
         lines += ["", SPREAD_NOTE + "."]
+    if any((row, t) in flags for row, cells in table.items() for t in cells):
+        lines += ["", DEGENERATE_NOTE + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -552,15 +578,63 @@ def spread(std: float | None, n: int) -> str:
     return ONE_SEED if n < 2 else f"{std:.2f}"
 
 
-def points_markdown(points: dict[str, Cell], title: str) -> str:
+def points_markdown(points: dict[str, Cell], title: str, flags: set[tuple[str, float | None]] | None = None) -> str:
     """The runs without a fixed temperature (DTS and CTKD set their own; cross-entropy-only runs
-    use none): one row each, mean +- std over seeds."""
+    use none): one row each, mean +- std over seeds; rows in ``flags`` marked degenerate."""
     if not points:
         return ""
+    flags = flags or set()
     lines = [f"**{title}, runs without a fixed temperature (DTS, CTKD, no KD)** (mean +- std over seeds)", "",
              "| setting | mean | std | seeds |", "|---|---:|---:|---:|"]
     for row, cell in points.items():
-        lines.append(f"| {markdown_text(row)} | {cell.mean:.2f} | {spread(cell.std, cell.n)} | {cell.n} |")
+        mark = f" {DEGENERATE_MARK}" if (row, None) in flags else ""
+        lines.append(f"| {markdown_text(row)}{mark} | {cell.mean:.2f} | {spread(cell.std, cell.n)} | {cell.n} |")
+    if any((row, None) in flags for row in points):
+        lines += ["", DEGENERATE_NOTE + "."]
+    return "\n".join(lines) + "\n"
+
+
+def generation_rows(items: Iterable[Record], names: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """One row per finished run whose evaluation measured its generations (a language model's): its
+    name, seed, every final metric with its spread over generation seeds (``seed_sd_<metric>``, None
+    for one generation seed), and why its generations are degenerate (None when they are not)."""
+    names = names or {}
+    rows = []
+    for r in items:
+        if r.status != "done" or not any(k.startswith("distinct_1") for k in r.metrics):
+            continue
+        values = {k: v for k, v in r.metrics.items() if not k.startswith("seed_sd_") and not k.startswith("train")}
+        rows.append({"run": r.run_id, "name": names.get(r.label, r.label), "T": r.temperature, "seed": r.seed,
+                     "values": values, "spreads": {k: r.metrics.get(f"seed_sd_{k}") for k in values},
+                     "degenerate": r.degenerate, "reevaluated": r.reevaluated})
+    return sorted(rows, key=lambda row: (natural_key(row["name"]), row["T"] or 0.0, row["seed"]))
+
+
+def generations_markdown(rows: list[dict[str, Any]], title: str = "Generations") -> str:
+    """:func:`generation_rows` as Markdown: each metric as mean +- its spread over generation seeds
+    ("one generation seed" in the caption when each was generated once), the degenerate ones named."""
+    if not rows:
+        return ""
+    names = []
+    for row in rows:
+        names += [k for k in row["values"] if k not in names]
+    several = any(v is not None for row in rows for v in row["spreads"].values())
+    spread_text = "mean +- std over generation seeds" if several else "one generation seed: no spread known"
+    lines = [f"**{title}** (each run's final evaluation; {spread_text}; degenerate: mostly empty, looping, or few "
+             "distinct words on some evaluation set, so its score ranks noise)", "",
+             "| run | setting | T | seed | " + " | ".join(names) + " | degenerate |",
+             "|---|---|---:|---:|" + "---:|" * len(names) + "---|"]
+    for row in rows:
+        cells = []
+        for name in names:
+            value, sd = row["values"].get(name), row["spreads"].get(name)
+            cells.append("" if value is None else f"{value:.2f}" + ("" if sd is None else f" +- {sd:.2f}"))
+        temperature = "" if row["T"] is None else f"{row['T']:g}"
+        lines.append(f"| {row['run']} | {markdown_text(row['name'])} | {temperature} | {row['seed']} | "
+                     + " | ".join(cells) + f" | {markdown_text(row['degenerate'] or '')} |")
+    if any(row["reevaluated"] for row in rows):
+        lines += ["", "Runs finished under other evaluation settings were evaluated again (their final weights); "
+                      "they have no best epoch under these settings."]
     return "\n".join(lines) + "\n"
 
 
@@ -698,15 +772,23 @@ def teachers_markdown(rows: list[dict[str, Any]], metric: Metric = Metric(), spl
 
 
 def evaluated_teachers(runs: list[dict], prepared: dict[str, str] | None = None,
-                       metric: Metric = Metric()) -> list[dict[str, Any]]:
+                       metric: Metric = Metric(), preparations: list[dict] | None = None) -> list[dict[str, Any]]:
     """One row per teacher as the cohorts that distilled from it evaluated it (a task without teacher
     diagnostics, a language model's): its name, dataset, the study's metric and every other metric
-    its evaluation gave (perplexity, each evaluation set's), from the runs' stored ``teacher``."""
+    its evaluation gave (perplexity, each evaluation set's), from the runs' stored ``teacher``; a
+    prepared teacher's from its preparation (``preparations``, the store's rows: under the study's
+    evaluation settings, evaluated again when they changed). A teacher of runs evaluated again that
+    was not prepared by the study is left out: its metrics were measured under the earlier settings."""
     prepared = prepared or {}
+    finals = {p["prep_id"]: p.get("final") or {} for p in preparations or [] if p.get("status") == "done"}
     rows: dict[str, dict[str, Any]] = {}
     for run in runs:
         metrics = run.get("teacher")
         model = run["config"].get("teacher")
+        if model and model.get("prepared") in finals:
+            metrics = {k: v for k, v in finals[model["prepared"]].items() if not k.startswith("train")}
+        elif run.get("reevaluated"):
+            continue
         if not metrics or not model:
             continue
         data = run["config"]["data"]

@@ -27,7 +27,9 @@ from ..engine.storage import RunFolder
 from .spec import ExecutorConfig, Study
 from .cost import Cost, assumption, training_cost
 from .stages import describe as describe_preparation
-from .store import Store
+from ..engine.results import evaluation_id
+from .evaluation import evaluate_awaiting
+from .store import PREPARATION, RUN, Store
 from .results import export, results_table  # noqa: F401  (re-exported: kdtemp.study's API)
 
 def teacher_id(spec) -> str | None:
@@ -51,9 +53,11 @@ def register(study: Study, store: Store) -> None:
         for position, run in enumerate(cohort.runs):
             rows.append({"run_id": run.run_id, "cohort_id": cohort.cohort_id, "position": position,
                          "label": run.spec.student.label(), "cell": run.cell, "seed": run.seed,
-                         "config": to_dict(run.spec), "epochs": run.spec.student.epochs})
+                         "config": to_dict(run.spec), "epochs": run.spec.student.epochs,
+                         "evaluation": run.spec.cohort_config().evaluation()})
     store.register(rows)
-    store.register_preparations(describe_preparation(p) for p in study.preparations)
+    store.register_preparations({**describe_preparation(p), "evaluation": p.config.cohort().evaluation()}
+                                for p in study.preparations)
 
 
 def _plain_cohort(config, executor: ExecutorConfig, logging=None) -> dict:
@@ -238,7 +242,9 @@ def run_study(study: Study, executor: ExecutorConfig | None = None, progress: bo
     with StudyLock(study.output), Store(store_path(study)) as store:
         register(study, store)
         failed_preparations = run_preparations(study, store, executor, progress, retry_failed)
+        evaluate_awaiting(study, store, PREPARATION, progress)  # its evaluation settings changed: not prepared again
         check_degenerate_teachers(study, store, progress)
+        evaluate_awaiting(study, store, RUN, progress)
         blocked = set()
         if failed_preparations:
             labels = {p.prep_id: p.label for p in study.preparations}
@@ -386,6 +392,12 @@ def plan(study: Study) -> str:
             done = [r for r in store.runs(r.run_id for r in study.runs) if r["status"] == "done" and r["epochs_done"]]
             to_go = len(study.runs) - counts["done"] - counts["failed"]  # runs the store has not registered yet too
             lines.append(f"store: {counts['done']} done, {counts['failed']} failed, {to_go} to go")
+            wanted = {r.run_id: r.spec.cohort_config().evaluation() for r in study.runs}
+            again = [r for r in done if r.get("evaluation") is not None and r["evaluation"] != wanted[r["run_id"]]
+                     and not store.evaluations(RUN, r["run_id"]).get(evaluation_id(wanted[r["run_id"]]))]
+            if again:
+                lines.append(f"evaluate: {len(again)} finished runs were evaluated under other settings than this file's; "
+                             "`kdtemp study run` evaluates their final weights again (nothing is trained)")
             if done:
                 pace = sum(r["seconds"] for r in done) / sum(r["epochs_done"] for r in done)
                 remaining = sum(r.spec.student.epochs for r in study.runs) - sum(r["epochs_done"] for r in store.runs(r.run_id for r in study.runs))
@@ -443,4 +455,11 @@ def rebuild(study: Study) -> tuple[Path | None, dict[str, int]]:
                 metrics = RunFolder(study.output / "runs", run.run_id).read_metrics()
                 if metrics and metrics.get("status") in ("done", "failed") and metrics.get("run_id") == run.run_id:
                     store.record(metrics)
+                for path in sorted((study.output / "runs" / run.run_id / "evaluations").glob("*/metrics.json")):
+                    try:  # the run's evaluations apart from training (one cut short by a kill is done again)
+                        record = json.loads(path.read_text())
+                        store.record_evaluation(RUN, run.run_id, record["settings"], record["metrics"],
+                                                record.get("seconds", 0.0))
+                    except (ValueError, KeyError, TypeError):
+                        continue
             return moved, store.counts(r.run_id for r in study.runs)

@@ -1,92 +1,153 @@
-"""``kdtemp evaluate``: a study's finished runs and prepared models evaluated again under other
-evaluation settings (``data.generation.protocol=minillm``, ``data.generation.seeds=[10,20]``,
-``data.eval_sets=[dolly,self-inst]``), nothing trained. The settings are dotted overrides of ``data``
-applied to each run's own configuration; every result lands beside its run
-(:mod:`kdtemp.engine.evaluation`), so running the command again evaluates only what is missing."""
+"""Finished runs and prepared models evaluated apart from training.
+
+``kdtemp evaluate STUDY data.generation.seeds=[10,20,30,40,50]``: every finished run and prepared model
+of a study evaluated under other evaluation settings (dotted overrides of the task's evaluation fields,
+:attr:`~kdtemp.tasks.base.Task.evaluation_fields`), nothing trained. The study driver does the same
+for the runs a changed study file asks to evaluate differently (:func:`evaluate_awaiting`): evaluation
+settings are not part of a run's identity, so a finished run is evaluated again, never trained again.
+Every result lands beside its run (:mod:`kdtemp.engine.evaluation`), so an evaluation done once is
+never done twice and an interrupted one resumes with the models it had not finished."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from ..config import ConfigError, apply_overrides, from_dict, parse_override, to_dict
 from ..engine import CohortConfig
 from ..engine.evaluation import Evaluator, read_evaluation
 from ..engine.storage import RunFolder
+from ..tasks import get_task
 from ..weights import read_weights
 from .layout import store_path
 from .spec import Study
-from .store import Store
+from .store import PREPARATION, RUN, Store
 
 
-def evaluation_settings(overrides: list[str]) -> dict[str, Any]:
-    """The changed evaluation fields, ``{dotted key: value}``; one line for a field outside ``data``."""
-    settings = {}
+@dataclass
+class Job:
+    """One model to evaluate: a finished run (``kind`` ``run``) or a prepared model (``prepared``)."""
+
+    kind: str
+    label: str
+    seed: int
+    id: str
+    config: CohortConfig
+    weights: Callable[[], dict]
+    folder: Path
+    source: str
+
+    @property
+    def store_kind(self) -> str:
+        return PREPARATION if self.kind == "prepared" else RUN
+
+
+def check_overrides(task: str, overrides: list[str]) -> None:
+    """One line for an override that is not one of the task's evaluation fields."""
+    fields = sorted(get_task(task).evaluation_fields)
+    allowed = ", ".join(f"data.{name}" for name in fields) or "none: its evaluation has no settings apart from training"
     for text in overrides:
-        keys, value = parse_override(text)
-        if keys[0] != "data" or len(keys) < 2:
-            raise ConfigError(f"{'.'.join(keys)}: evaluate changes evaluation settings, fields of data "
-                              "(data.generation.protocol=minillm, data.eval_sets=[...]); allowed: data.<field>")
-        settings[".".join(keys)] = value
-    return settings
+        keys, _ = parse_override(text)
+        if keys[0] != "data" or len(keys) < 2 or keys[1] not in fields:
+            raise ConfigError(f"{'.'.join(keys)}: evaluate changes only what training does not read (a {task} "
+                              f"study's evaluation fields); allowed: {allowed}")
 
 
 def _config(spec_config: CohortConfig, overrides: list[str], where: str) -> CohortConfig:
-    data = to_dict(spec_config)
+    if not overrides:
+        return spec_config
     try:
-        return from_dict(CohortConfig, apply_overrides(data, overrides))
+        return from_dict(CohortConfig, apply_overrides(to_dict(spec_config), overrides))
     except ConfigError as error:
         raise ConfigError(f"{error} (evaluating {where})") from None
 
 
+def study_jobs(study: Study, overrides: list[str], runs: Iterable[str], preparations: Iterable[str]) -> list[Job]:
+    """The evaluation jobs of the named finished ``runs`` and ``preparations`` of ``study``."""
+    runs, preparations = set(runs), set(preparations)
+    jobs = []
+    for preparation in study.preparations:
+        if preparation.prep_id in preparations:
+            cohort = preparation.config.cohort()
+            jobs.append(Job("prepared", preparation.label, cohort.members[0].seed, preparation.prep_id,
+                            _config(cohort, overrides, f"prepared {preparation.label}"),
+                            lambda p=preparation: read_weights(p.weights)[0],
+                            preparation.folder.parent / "runs" / preparation.prep_id, str(preparation.weights)))
+    runs_dir = study.output / "runs"
+    for run in study.runs:
+        if run.run_id in runs:
+            folder = RunFolder(runs_dir, run.run_id)
+            jobs.append(Job("run", run.spec.student.label(), run.spec.student.seed, run.run_id,
+                            _config(run.spec.cohort_config(), overrides, f"run {run.run_id}"),
+                            lambda f=folder: f.load_checkpoint()["model"], folder.path, str(folder.checkpoint_path)))
+    return jobs
+
+
+def run_jobs(jobs: list[Job], progress: bool = True,
+             done: Callable[[Job, dict, bool], None] | None = None) -> list[dict[str, Any]]:
+    """Evaluate ``jobs`` (the data opened once per cohort key and evaluation); one row each (``kind``,
+    ``label``, ``seed``, ``id``, ``metrics``, ``cached``: whether it was evaluated before).
+    ``done(job, record, cached)`` after each."""
+    evaluators: dict[str, Evaluator] = {}
+    rows = []
+    for job in jobs:
+        record = read_evaluation(job.folder, job.config.evaluation())
+        cached = record is not None
+        if record is None:
+            key = json.dumps([job.config.key(), job.config.evaluation()], sort_keys=True, default=str)
+            if key not in evaluators:
+                evaluators[key] = Evaluator(job.config, progress=progress)
+            role = "teacher" if job.kind == "prepared" else "student"
+            record = evaluators[key].evaluate(job.config.members[0].model, job.weights(), job.folder, role, job.source)
+            if progress:
+                print(f"  evaluated {job.kind} {job.label} (seed {job.seed}) in {record['seconds']:.0f} s")
+        if done is not None:
+            done(job, record, cached)
+        rows.append({"kind": job.kind, "label": job.label, "seed": job.seed, "id": job.id,
+                     "metrics": record["metrics"], "cached": cached})
+    return rows
+
+
 def evaluate_study(study: Study, overrides: list[str], progress: bool = True) -> list[dict[str, Any]]:
     """Evaluate every finished run and prepared model of ``study`` under ``overrides``; one row each
-    (``kind``, ``label``, ``seed``, ``run_id``, ``metrics``, ``cached``: whether it was done before)."""
-    settings = evaluation_settings(overrides)
+    (:func:`run_jobs`)."""
+    tasks = {run.spec.task for run in study.runs} | {p.config.cohort().task for p in study.preparations}
+    for task in sorted(tasks):
+        check_overrides(task, overrides)
     if not store_path(study).is_file():
         raise ConfigError(f"study {study.file.name!r} has no store at {store_path(study)}; run it first")
     with Store(store_path(study), readonly=True) as store:
         done_runs = {r["run_id"] for r in store.runs() if r["status"] == "done"}
         done_preparations = {p["prep_id"] for p in store.preparations() if p["status"] == "done"}
-    jobs = []  # (kind, label, seed, id, cohort config, model config, weights reader, run folder)
-    for preparation in study.preparations:
-        if preparation.prep_id in done_preparations:
-            config = _config(preparation.config.cohort(), overrides, f"prepared {preparation.label}")
-            jobs.append(("prepared", preparation.label, preparation.config.cohort().members[0].seed, preparation.prep_id,
-                         config, config.members[0].model, lambda p=preparation: read_weights(p.weights)[0],
-                         preparation.folder.parent / "runs" / preparation.prep_id, str(preparation.weights)))
-    runs_dir = study.output / "runs"
-    for run in study.runs:
-        if run.run_id in done_runs:
-            config = _config(run.spec.cohort_config(), overrides, f"run {run.run_id}")
-            folder = RunFolder(runs_dir, run.run_id)
-            jobs.append(("run", run.spec.student.label(), run.spec.student.seed, run.run_id, config,
-                         config.members[0].model, lambda f=folder: f.load_checkpoint()["model"], folder.path,
-                         str(folder.checkpoint_path)))
+    jobs = study_jobs(study, overrides, done_runs, done_preparations)
     if not jobs:
         raise ConfigError(f"study {study.file.name!r} has no finished run or prepared model to evaluate")
-    todo = [job for job in jobs if read_evaluation(job[7], settings) is None]
     if progress:
-        print(f"evaluate: {len(jobs)} finished models, {len(jobs) - len(todo)} evaluated under these settings already"
-              f" ({json.dumps(settings) if settings else 'the study file as it is'})")
-    evaluators: dict[str, Evaluator] = {}
-    rows = []
-    for kind, label, seed, identity, config, model, weights, folder, source in jobs:
-        cached = read_evaluation(folder, settings)
-        if cached is None:
-            key = json.dumps(config.key(), sort_keys=True)
-            if key not in evaluators:  # the data opened once per cohort key
-                evaluators[key] = Evaluator(config, settings, progress=progress)
-            role = "teacher" if kind == "prepared" else "student"
-            record = evaluators[key].evaluate(model, weights(), Path(folder), role, source)
-            if progress:
-                print(f"  evaluated {kind} {label} (seed {seed}) in {record['seconds']:.0f} s")
-        else:
-            record = cached
-        rows.append({"kind": kind, "label": label, "seed": seed, "id": identity, "metrics": record["metrics"],
-                     "cached": cached is not None})
-    return rows
+        todo = sum(read_evaluation(job.folder, job.config.evaluation()) is None for job in jobs)
+        print(f"evaluate: {len(jobs)} finished models, {len(jobs) - todo} evaluated under these settings already"
+              f" ({' '.join(overrides) if overrides else 'the study file as it is'})")
+    return run_jobs(jobs, progress)
+
+
+def evaluate_awaiting(study: Study, store: Store, kind: str, progress: bool = True) -> int:
+    """Evaluate the finished runs (``kind`` ``run``) or prepared models (``preparation``) whose metrics
+    were measured under other evaluation settings than the study file now asks for, and record each
+    in the store (:meth:`~kdtemp.study.store.Store.record_evaluation`); return how many."""
+    awaiting = {row["run_id" if kind == RUN else "prep_id"] for row in store.awaiting_evaluation(kind)}
+    if not awaiting:
+        return 0
+    jobs = study_jobs(study, [], awaiting if kind == RUN else (), awaiting if kind == PREPARATION else ())
+    if progress and jobs:
+        print(f"evaluate: {len(jobs)} finished {'runs' if kind == RUN else 'prepared models'} were evaluated under "
+              "other settings than the study file's; evaluating their final weights again (nothing is trained)")
+
+    def record(job: Job, result: dict, cached: bool) -> None:
+        store.record_evaluation(job.store_kind, job.id, result["settings"], result["metrics"], result.get("seconds", 0.0))
+
+    run_jobs(jobs, progress, record)
+    return len(jobs)
 
 
 def evaluation_table(rows: list[dict[str, Any]]) -> str:

@@ -31,10 +31,11 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..config import ConfigError
-from ..engine.results import DEFAULT_PRIMARY, final_and_best, long_form
+from ..engine.results import DEFAULT_PRIMARY, evaluation_id, final_and_best, long_form
 
-SCHEMA_VERSION = 2
-"""1: the release before named metrics (``final_top1`` .. ``best_top5``); 2: primary metric and long-form metrics."""
+SCHEMA_VERSION = 3
+"""1: the release before named metrics (``final_top1`` .. ``best_top5``); 2: primary metric and long-form metrics;
+3: evaluation apart from training (``evaluation`` / ``evaluation_wanted`` columns, ``evaluations`` table)."""
 
 TABLES = {
     "runs": """CREATE TABLE IF NOT EXISTS runs (
@@ -56,7 +57,9 @@ TABLES = {
     temperature_trace TEXT NOT NULL DEFAULT '[]',
     teacher TEXT,
     seconds REAL NOT NULL DEFAULT 0,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    evaluation TEXT,
+    evaluation_wanted TEXT
 )""",
     "metrics": """CREATE TABLE IF NOT EXISTS metrics (
     kind TEXT NOT NULL,
@@ -85,8 +88,20 @@ TABLES = {
     best TEXT NOT NULL DEFAULT '{}',
     curve TEXT NOT NULL DEFAULT '[]',
     seconds REAL NOT NULL DEFAULT 0,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    evaluation TEXT,
+    evaluation_wanted TEXT
 )""",
+    "evaluations": """CREATE TABLE IF NOT EXISTS evaluations (
+    kind TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    evaluation_id TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    metrics TEXT NOT NULL,
+    seconds REAL NOT NULL DEFAULT 0,
+    updated REAL NOT NULL,
+    PRIMARY KEY (kind, run_id, evaluation_id)
+) WITHOUT ROWID""",
 }
 SCHEMA = ";\n".join(TABLES.values()) + ";\n"
 
@@ -94,7 +109,8 @@ STATUSES = ("pending", "running", "done", "failed")
 RUN, PREPARATION = "run", "preparation"
 """The two kinds of rows of the ``metrics`` table."""
 SUMMARY_COLUMNS = ("primary_metric", "primary_goal", "final_primary", "best_primary", "best_epoch", "final", "best")
-_JSON_COLUMNS = ("cell", "config", "curve", "temperature_trace", "teacher", "final", "best")
+_JSON_COLUMNS = ("cell", "config", "curve", "temperature_trace", "teacher", "final", "best", "evaluation",
+                 "evaluation_wanted")
 
 
 def damaged(path: Path, detail: str) -> StoreDamaged:
@@ -207,7 +223,23 @@ def _migrate_v1(connection: sqlite3.Connection) -> None:
                        (json.dumps({"name": DEFAULT_PRIMARY[0], "goal": DEFAULT_PRIMARY[1]}),))
 
 
-MIGRATIONS = {1: _migrate_v1}
+def _migrate_v2(connection: sqlite3.Connection) -> None:
+    """Schema 2 -> 3: runs and preparations say what evaluation their metrics were measured under and
+    which the study asks for (NULL in a store of schema 2: as trained, which its run ids then fixed);
+    the ``evaluations`` table holds finished runs evaluated again."""
+    tables = _tables(connection)
+    for table in ("runs", "preparations"):
+        if table not in tables:
+            connection.execute(TABLES[table])
+            continue
+        columns = {r[1] for r in connection.execute(f"PRAGMA table_info({table})")}
+        for column in ("evaluation", "evaluation_wanted"):
+            if column not in columns:
+                connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+    connection.execute(TABLES["evaluations"])
+
+
+MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2}
 """``version -> the step that brings a store of that schema to the next one``."""
 
 
@@ -331,7 +363,8 @@ class Store:
     def register(self, rows: Iterable[dict]) -> int:
         """Add runs that are not in the store yet (as pending); return how many were new. A run
         already there keeps its status and results and takes the current plan's cohort, position,
-        label and cell (the axes it lies on in this version of the study file)."""
+        label, cell (the axes it lies on in this version of the study file) and the evaluation settings
+        the file asks for (``evaluation``: see :meth:`runs`)."""
         now, added = time.time(), 0
         with self.connection:
             for row in rows:
@@ -341,9 +374,10 @@ class Store:
                     (row["run_id"], row["cohort_id"], row["position"], row["label"], json.dumps(row["cell"]),
                      row["seed"], json.dumps(row["config"]), row["epochs"], now))
                 added += cursor.rowcount
-                self.connection.execute("UPDATE runs SET cohort_id = ?, position = ?, label = ?, cell = ? WHERE run_id = ?",
+                self.connection.execute("UPDATE runs SET cohort_id = ?, position = ?, label = ?, cell = ?, "
+                                        "evaluation_wanted = ? WHERE run_id = ?",
                                         (row["cohort_id"], row["position"], row["label"], json.dumps(row["cell"]),
-                                         row["run_id"]))
+                                         json.dumps(row.get("evaluation") or {}), row["run_id"]))
         return added
 
     def mark_pending(self, run_ids: list[str]) -> None:
@@ -369,10 +403,10 @@ class Store:
             self.connection.execute(
                 "UPDATE runs SET status = ?, error = ?, epochs_done = ?, "
                 + ", ".join(f"{c} = ?" for c in SUMMARY_COLUMNS)
-                + ", seconds = ?, curve = ?, temperature_trace = ?, teacher = ?, updated = ? WHERE run_id = ?",
+                + ", seconds = ?, curve = ?, temperature_trace = ?, teacher = ?, evaluation = ?, updated = ? WHERE run_id = ?",
                 (result.get("status"), result.get("error"), result.get("epochs_done") or 0, *_summary_values(summary),
                  result.get("seconds") or 0.0, json.dumps(curve), json.dumps(result.get("temperature_trace") or []),
-                 json.dumps(result.get("teacher")), time.time(), result["run_id"]))
+                 json.dumps(result.get("teacher")), _measured(result), time.time(), result["run_id"]))
             _write_metrics(self.connection, RUN, result["run_id"], curve)
             self.connection.execute("INSERT OR REPLACE INTO meta VALUES ('primary_metric', ?)", (json.dumps(
                 {"name": summary["primary_metric"], "goal": summary["primary_goal"]}),))
@@ -398,8 +432,9 @@ class Store:
                     " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
                     (row["prep_id"], row["stage"], row["label"], json.dumps(row["config"]), row["weights"],
                      row["config"]["epochs"], now))
-                self.connection.execute("UPDATE preparations SET stage = ?, label = ? WHERE prep_id = ?",
-                                        (row["stage"], row["label"], row["prep_id"]))
+                self.connection.execute("UPDATE preparations SET stage = ?, label = ?, evaluation_wanted = ? "
+                                        "WHERE prep_id = ?", (row["stage"], row["label"],
+                                                              json.dumps(row.get("evaluation") or {}), row["prep_id"]))
 
     def record_preparation(self, prep_id: str, status: str, result: dict | None = None, error: str | None = None) -> None:
         """A preparation's status and, with ``result`` (either form, as :meth:`record`), its metrics."""
@@ -410,9 +445,9 @@ class Store:
             self.connection.execute(
                 "UPDATE preparations SET status = ?, error = ?, epochs_done = ?, "
                 + ", ".join(f"{c} = ?" for c in SUMMARY_COLUMNS)
-                + ", curve = ?, seconds = ?, updated = ? WHERE prep_id = ?",
+                + ", curve = ?, seconds = ?, evaluation = ?, updated = ? WHERE prep_id = ?",
                 (status, error, result.get("epochs_done") or 0, *_summary_values(summary), json.dumps(curve),
-                 result.get("seconds") or 0.0, time.time(), prep_id))
+                 result.get("seconds") or 0.0, _measured(result), time.time(), prep_id))
             _write_metrics(self.connection, PREPARATION, prep_id, curve)
 
     def preparations(self) -> list[dict]:
@@ -421,7 +456,7 @@ class Store:
             rows = self.connection.execute("SELECT * FROM preparations ORDER BY stage, label").fetchall()
         except sqlite3.OperationalError:  # a read-only store written before stages existed
             return []
-        return [_decode(row) for row in rows]
+        return [self._as_wanted(PREPARATION, "prep_id", _decode(row)) for row in rows]
 
     def teachers(self) -> list[dict]:
         rows = self.connection.execute("SELECT * FROM teachers ORDER BY teacher_id").fetchall()
@@ -432,10 +467,54 @@ class Store:
         """Every run (or those named), decoded, in the study's order.
 
         Besides its columns, a run has ``final_<metric>`` and ``best_<metric>`` for every metric of
-        its ``final`` and ``best`` epochs (``final_top1``, ``best_test_loss``)."""
+        its ``final`` and ``best`` epochs (``final_top1``, ``best_test_loss``).
+
+        Its metrics are those of the evaluation the study file asks for (``evaluation_wanted``). A
+        finished run trained under other evaluation settings (``evaluation``) takes its ``final``
+        metrics from its evaluation again under the wanted ones (:meth:`record_evaluation`), with
+        ``reevaluated: True`` and no best epoch (only the final weights are kept); until that evaluation
+        is recorded it has no metrics and ``awaiting_evaluation: True``."""
         rows = self.connection.execute("SELECT * FROM runs ORDER BY cohort_id, position").fetchall()
         wanted = set(run_ids) if run_ids is not None else None
-        return [_decode(r) for r in rows if wanted is None or r["run_id"] in wanted]
+        return [self._as_wanted(RUN, "run_id", _decode(r)) for r in rows if wanted is None or r["run_id"] in wanted]
+
+    def record_evaluation(self, kind: str, run_id: str, settings: dict, metrics: dict, seconds: float = 0.0) -> None:
+        """A finished run's (or preparation's) final weights evaluated under ``settings``."""
+        with self.connection:
+            self.connection.execute("INSERT OR REPLACE INTO evaluations VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                    (kind, run_id, evaluation_id(settings), json.dumps(settings, sort_keys=True),
+                                     json.dumps({k: _real(v) for k, v in metrics.items()}), seconds, time.time()))
+
+    def evaluations(self, kind: str, run_id: str) -> dict[str, dict]:
+        """``{evaluation id: {"settings", "metrics", "seconds"}}`` of one run or preparation."""
+        rows = self.connection.execute("SELECT evaluation_id, settings, metrics, seconds FROM evaluations "
+                                       "WHERE kind = ? AND run_id = ?", (kind, run_id)).fetchall()
+        return {r[0]: {"settings": json.loads(r[1]), "metrics": json.loads(r[2]), "seconds": r[3]} for r in rows}
+
+    def awaiting_evaluation(self, kind: str = RUN) -> list[dict]:
+        """Finished runs (or preparations) whose metrics were measured under other evaluation settings
+        than the study file asks for and that have no evaluation under those yet (:meth:`runs`)."""
+        rows = self.runs() if kind == RUN else self.preparations()
+        return [row for row in rows if row.get("awaiting_evaluation")]
+
+    def _as_wanted(self, kind: str, key: str, row: dict) -> dict:
+        measured, wanted = row.get("evaluation"), row.get("evaluation_wanted")
+        if row.get("status") != "done" or measured is None or wanted is None or measured == wanted:
+            return row
+        found = self.evaluations(kind, row[key]).get(evaluation_id(wanted))
+        for which in ("final", "best"):
+            for metric in row.get(which) or {}:
+                row.pop(f"{which}_{metric}", None)
+        row.update(best={}, best_primary=None, best_epoch=None)
+        if found is None:
+            row.update(final={}, final_primary=None, awaiting_evaluation=True)
+            return row
+        final = {k: v for k, v in (row.get("final") or {}).items() if k.startswith("train")}  # training's own
+        final.update(found["metrics"])
+        row.update(final=final, final_primary=final.get(row.get("primary_metric")), reevaluated=True)
+        for metric, value in final.items():
+            row[f"final_{metric}"] = value
+        return row
 
     def current_runs(self) -> list[dict]:
         """The runs of the study file as it was last registered (a store keeps the runs of earlier
@@ -458,6 +537,12 @@ class Store:
             if wanted is None or run_id in wanted:
                 counts[status] += 1
         return counts
+
+
+def _measured(result: dict) -> str | None:
+    """The evaluation settings a result was measured under (JSON), or None for a result that does not say."""
+    evaluation = result.get("evaluation")
+    return json.dumps(evaluation) if isinstance(evaluation, dict) else None
 
 
 def _decode(row: sqlite3.Row) -> dict:

@@ -193,6 +193,11 @@ class Task:
     """Sections a member of this task has besides the engine's (a language model's ``responses``):
     name -> a dataclass with ``validate(path)`` and ``unused_fields()`` (``"*"`` among them: the whole
     section says nothing about the run, e.g. left at its default)."""
+    evaluation_fields: frozenset[str] = frozenset()
+    """Fields of its ``data`` section that only evaluation reads (a language model's generation settings
+    and evaluation sets): they are not part of a run's identity, so changing them evaluates finished
+    runs again (:mod:`kdtemp.engine.evaluation`) instead of training them again. A run whose training
+    reads its own evaluation (Annealing KD's best phase-1 epoch) keeps them in its identity."""
     writes_samples: bool = False
     """Whether its ``evaluate`` takes a ``samples`` sink (:data:`SampleSink`) and hands it what a person
     reads to judge the model (a language model's generations); the engine writes them beside the run."""
@@ -236,10 +241,11 @@ class Task:
         own (:meth:`batch_source`)."""
         return 1.0
 
-    def degenerate(self, metrics: dict[str, float]) -> str | None:
+    def degenerate(self, metrics: dict[str, float], every_set: bool = False) -> str | None:
         """Why a model with these evaluation ``metrics`` is unusable as a teacher (its outputs are
         noise: empty, one token repeated), or None. A study stops before distilling from such a
-        prepared teacher. None by default: a classifier's accuracy says what it says."""
+        prepared teacher (its first evaluation set's); reports flag a model degenerate on any set
+        (``every_set``). None by default: a classifier's accuracy says what it says."""
         return None
 
     def split_logits(self, model: ModelAdapter, data: TaskData, split: str, runtime: Any,

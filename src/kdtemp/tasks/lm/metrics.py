@@ -104,13 +104,17 @@ the"), or under 10% distinct words. A teacher SFT'd long enough on real instruct
 three; one that emits its end-of-sequence at once, or loops, is not."""
 
 
-def degenerate_reason(metrics: dict[str, float]) -> str | None:
-    """Why generations with these measures (:data:`DEGENERACY`, the first evaluation set's) are
-    degenerate (:data:`DEGENERATE`), or None; None too when they were not measured."""
-    for name, (compare, limit, why) in DEGENERATE.items():
-        value = metrics.get(name)
-        if value is None or value != value:
-            continue
-        if (value >= limit) if compare == ">=" else (value < limit):
-            return why.format(value)
+def degenerate_reason(metrics: dict[str, float], every_set: bool = False) -> str | None:
+    """Why generations with these measures are degenerate (:data:`DEGENERATE`), or None; None too when
+    they were not measured. The first evaluation set's measures are unsuffixed (``empty_rate``);
+    ``every_set`` reads the others' too (``empty_rate_self-inst``), naming the set in the reason."""
+    others = sorted({key[len("empty_rate_"):] for key in metrics if key.startswith("empty_rate_")})
+    suffixes = [""] + (others if every_set else [])
+    for suffix in suffixes:
+        for name, (compare, limit, why) in DEGENERATE.items():
+            value = metrics.get(f"{name}_{suffix}" if suffix else name)
+            if value is None or value != value:
+                continue
+            if (value >= limit) if compare == ">=" else (value < limit):
+                return why.format(value) + (f" on {suffix}" if suffix else "")
     return None

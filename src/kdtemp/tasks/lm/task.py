@@ -93,6 +93,7 @@ class CausalLanguageModeling(Task):
     progress_unit = "step"  # DTS's cosine runs over optimizer steps
     diagnoses_teacher = False  # the study's class-profile diagnostics have no token form yet
     writes_samples = True  # every evaluation's generations, beside the run
+    evaluation_fields = frozenset({"generation", "eval_sets", "eval_root", "eval_samples"})  # training reads none
     member_sections = {"responses": ResponsesConfig}  # where a member's training responses come from
 
     def open(self, shared: Any, runtime: Any, progress: bool = False) -> LMData:
@@ -229,9 +230,10 @@ class CausalLanguageModeling(Task):
                 teacher_logits = teacher(own)
         return own, teacher_logits
 
-    def degenerate(self, metrics: dict[str, float]) -> str | None:
-        """:func:`~kdtemp.tasks.lm.metrics.degenerate_reason` of the first evaluation set's measures."""
-        return degenerate_reason(metrics)
+    def degenerate(self, metrics: dict[str, float], every_set: bool = False) -> str | None:
+        """:func:`~kdtemp.tasks.lm.metrics.degenerate_reason`: of the first evaluation set's measures (the
+        data the teacher was trained for: what stops a study), or of ``every_set`` (what reports flag)."""
+        return degenerate_reason(metrics, every_set)
 
     def split_logits(self, model: CausalLM, data: LMData, split: str, runtime: Any,
                      batch_size: int) -> tuple[Tensor, Tensor]:
