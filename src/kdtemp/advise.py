@@ -244,6 +244,14 @@ def _add_evidence(advice: Advice, setup: Setup, target: Path) -> None:
             advice.evidence.append(f"{name}: its closest runs have {closest} epochs, far from your {setup.epochs}; the "
                                    "best T moves with training length (finding 4), so they are shown but do not "
                                    "override the rules")
+    tasks = {r["config"].get("task", "image") for r in runs}
+    if tasks - {"image"} and not any("found on image classification" in r for r in advice.reasons):
+        advice.reasons.append("these rules were found on image classification (the study's Tables 1-2); they say "
+                              f"nothing certain about {', '.join(sorted(tasks - {'image'}))}, where your own runs below "
+                              "are the evidence that counts")
+    if "causal_lm" in tasks and not any("2606.00306" in r for r in advice.reasons):
+        advice.reasons.append("for causal LMs, Luong and Chen (2026, arXiv 2606.00306) report the reverse KL best at "
+                              "T = 1 and the forward KL at higher T")
     if not runs:
         advice.evidence.append(f"{name}: no finished fixed-T KD run matches this setup"
                                + (f" ({', '.join(matched)})" if matched else ""))
@@ -264,9 +272,12 @@ def _add_evidence(advice: Advice, setup: Setup, target: Path) -> None:
         best = min(tied, key=lambda t: abs(t - advice.suggested))  # among tied best, the nearest to the rules
         spread = max(cells[best].std, cells[near].std)
         gain = sign * (cells[best].mean - cells[near].mean)
-        verdict = (f"beats T = {near:g} by {gain:.2f} points, more than the seed spread {spread:.2f}"
-                   if best != near and gain > spread else
-                   f"T = {near:g} is within the seed spread ({gain:.2f} <= {spread:.2f} points)")
+        if best != near and min(cells[best].n, cells[near].n) < 2:  # one seed: a spread nobody measured
+            verdict = f"beats T = {near:g} by {gain:.2f} points, from one seed: no spread known, so it does not override the rules"
+        elif best != near and gain > spread:
+            verdict = f"beats T = {near:g} by {gain:.2f} points, more than the seed spread {spread:.2f}"
+        else:
+            verdict = f"T = {near:g} is within the seed spread ({gain:.2f} <= {spread:.2f} points)"
         advice.evidence.append(f"{name}: {row}: best T = {'/'.join(f'{t:g}' for t in sorted(tied))} (mean {metric.short} "
                                f"{cells[best].mean:.2f}{metric.unit} over {cells[best].n} seed{'s' if cells[best].n != 1 else ''}); "
                                f"{verdict}")

@@ -15,7 +15,9 @@ lists the report's files); other files in the folder are left alone.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 
 import json
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from pathlib import Path
 from ..study.results import export
 from ..study.store import Store
 from . import figures
+from .rank import rank_agreement, rank_csv_rows, rank_markdown
 from .html import image_tag, page, points_html, rows_html, table_html
 from .tables import (Metric, Record, aggregate, aggregate_points, evaluation_split, heatmap_csv, heatmap_markdown,
                      method_rows, methods_markdown, points_markdown, readable, records, relabel, teacher_table_markdown,
@@ -142,6 +145,20 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
             sections.append((f"{metric.noun[:1].upper() + metric.noun[1:]}", table_html(table, f"{title}, mean ± std over seeds")))
             add_figure(figures.curves(shown, "final", title, quantity=metric.noun), f"curves_{extra}",
                        f"{metric.noun} vs temperature")
+    agreement = rank_agreement(items, key=lambda r: names.get(r.label, r.label))
+    if agreement:  # does the early ranking of T predict the final one? (kdtemp tune's question)
+        (folder / "rank_agreement.md").write_text(rank_markdown(agreement))
+        rows = rank_csv_rows(agreement)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        (folder / "rank_agreement.csv").write_text(buffer.getvalue())
+        files += [folder / "rank_agreement.md", folder / "rank_agreement.csv"]
+        add_figure(figures.rank_agreement(agreement), "rank_agreement", "Rank agreement of temperatures over training",
+                   "Kendall's tau between the ranking of the temperatures (mean over seeds) at each fraction of training "
+                   "and their final ranking; shaded: each seed's own tau, mean ± std. rank_agreement.md gives tau at "
+                   "10, 25 and 50% of training and whether the final best T already leads.")
     methods = figures.method_objectives(items)
     if methods:
         add_figure(figures.by_objective(items, final, final_title, methods, "KD approaches"),
@@ -238,7 +255,7 @@ def build_report(target: str | Path, output: str | Path | None = None, row_scale
 REPORT_FILES = {f"{stem}.{ext}" for stem in ("heatmap", "curves", "methods", "signals", "temperatures", "profiles",
                                               "profiles_log") for ext in ("png", "svg")} | {
     "heatmap.csv", "heatmap_final.md", "heatmap_best.md", "methods.md", "teachers.md", "table_teachers.md", "runs.csv",
-    "generations.md"}
+    "generations.md", "rank_agreement.md", "rank_agreement.csv", "rank_agreement.png", "rank_agreement.svg"}
 """The files a report writes besides index.html (what an earlier kdtemp's report left, without a manifest)."""
 MANIFEST = ".kdtemp-report.json"
 """The files the last report wrote into its folder (a later report removes those it does not write again)."""

@@ -389,3 +389,34 @@ def signal_objectives(records: list[Record]) -> list[str]:
 def method_objectives(records: list[Record]) -> list[str]:
     present = [o for o in dict.fromkeys(r.objective for r in records) if o and o not in SIGNALS]
     return present if len(present) > 1 else []
+
+
+def rank_agreement(rows: list, title: str = "Rank agreement of temperatures") -> Figure:
+    """Kendall's tau-b of the temperatures' ranking at each fraction of training against the final ranking
+    (:func:`kdtemp.report.rank.rank_agreement`), one line per setting; the per-seed spread shaded."""
+    figure, axis = plt.subplots(figsize=(6.4, 3.8))
+    settings: dict[str, list] = {}
+    for row in rows:
+        settings.setdefault(row.setting, []).append(row)
+    for index, (setting, points) in enumerate(settings.items()):
+        points = [p for p in points if p.tau is not None]
+        if not points:
+            continue
+        x = [p.fraction for p in points]
+        colour = f"C{index % 10}"
+        axis.plot(x, [p.tau for p in points], marker="o", markersize=3, color=colour, label=setting)
+        spread = [(p.fraction, p.seed_tau, p.seed_tau_sd) for p in points if p.seed_tau is not None and p.seed_tau_sd is not None]
+        if spread:
+            xs, mean, sd = zip(*spread)
+            axis.fill_between(xs, [m - s for m, s in zip(mean, sd)], [m + s for m, s in zip(mean, sd)], color=colour,
+                              alpha=0.15, linewidth=0)
+    axis.axhline(0.0, color="grey", linewidth=0.8, linestyle=":")
+    axis.set_xlim(0, 1.02)
+    axis.set_ylim(-1.05, 1.05)
+    axis.set_xlabel("fraction of training")
+    axis.set_ylabel("Kendall's tau vs the final ranking")
+    axis.set_title(title, fontsize=10)
+    if settings:
+        axis.legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    return figure
