@@ -3,28 +3,19 @@ LM practice enters with its source, and a difference measured on one seed is "no
 "more than the seed spread 0.00"; it does not override the rules."""
 
 from kdtemp.advise import Setup, advise
-from kdtemp.engine.results import RunResult
-from kdtemp.study import Store
+from helpers.report import stored_run, write_store
 
 
 def lm_store(folder, seeds=(0,)):
-    rows, results = [], []
+    runs = []
     for t, value in ((1.0, 4.0), (2.0, 3.0), (4.0, 1.5)):
         for seed in seeds:
-            run_id = f"kd-{t:g}-{seed}"
             config = {"task": "causal_lm", "data": {"dataset": "dolly"}, "teacher": {"name": "gpt2"}, "data_seed": 0,
                       "student": {"objective": "kd", "temperature": t, "temperature_policy": "fixed", "epochs": 1,
                                   "seed": seed, "optimizer": {"name": "adamw"}}}
-            rows.append({"run_id": run_id, "cohort_id": "c", "position": len(rows), "label": "kd",
-                         "cell": {"student.temperature": t}, "seed": seed, "config": config, "epochs": 1})
-            curve = [{"epoch": 1, "train_loss": 1.0, "rouge_l": value + 0.01 * seed, "temperature": t}]
-            results.append(RunResult.from_curve(curve, "rouge_l", "max", run_id=run_id, label="kd", status="done",
-                                                error=None, epochs_done=1, seconds=1.0).__dict__)
-    with Store(folder / "study.sqlite") as store:
-        store.set_meta("run_ids", [r["run_id"] for r in rows])
-        store.register(rows)
-        for result in results:
-            store.record(result)
+            runs.append(stored_run(f"kd-{t:g}-{seed}", config, t, seed, {"rouge_l": value + 0.01 * seed}, "rouge_l",
+                                   len(runs), "kd"))
+    write_store(folder / "study.sqlite", runs)
     return folder
 
 

@@ -5,9 +5,8 @@ for its evaluation under the study's current settings is left out with a note.""
 
 import pytest
 
-from kdtemp.engine.results import RunResult
 from kdtemp.report import build_report
-from kdtemp.study import Store
+from helpers.report import stored_run, write_store
 
 GOOD = {"rouge_l": 20.0, "seed_sd_rouge_l": 0.5, "exact_match": 1.0, "seed_sd_exact_match": 0.1, "empty_rate": 0.0,
         "distinct_1": 40.0, "distinct_2": 70.0, "repeat_run": 1.1, "rouge_l_self-inst": 12.0,
@@ -25,20 +24,12 @@ def config(t: float) -> dict:
 def report(tmp_path):
     folder = tmp_path / "study"
     evaluation = {"data.generation": {"protocol": "minillm"}}
-    rows, results = [], []
+    runs = []
     for t, metrics in ((1.0, GOOD), (2.0, LOOPING), (4.0, EMPTY_ELSEWHERE), (8.0, GOOD)):
-        run_id = f"kl-{t:g}"
-        rows.append({"run_id": run_id, "cohort_id": "c", "position": len(rows), "label": "kl", "cell": {"student.temperature": t},
-                     "seed": 0, "config": config(t), "epochs": 1, "evaluation": evaluation})
-        curve = [{"epoch": 1, "train_loss": 1.0, **metrics, "temperature": t, "lr": 0.1}]
         measured = evaluation if t != 8.0 else {"data.generation": {"protocol": "greedy"}}  # T = 8: other settings
-        results.append(RunResult.from_curve(curve, "rouge_l", "max", run_id=run_id, label="kl", status="done",
-                                            error=None, epochs_done=1, seconds=1.0, evaluation=measured).__dict__)
-    with Store(folder / "study.sqlite") as store:
-        store.set_meta("run_ids", [r["run_id"] for r in rows])
-        store.register(rows)
-        for result in results:
-            store.record(result)
+        runs.append(stored_run(f"kl-{t:g}", config(t), t, 0, metrics, "rouge_l", len(runs), "kl",
+                               evaluation=measured, wanted=evaluation))
+    write_store(folder / "study.sqlite", runs)
     return build_report(folder)
 
 

@@ -8,11 +8,10 @@ import csv
 import pytest
 from matplotlib.patches import Rectangle
 
-from kdtemp.engine.results import RunResult
 from kdtemp.report import build_report, figures
 from kdtemp.report.html import table_html
 from kdtemp.report.tables import Cell, heatmap_csv, heatmap_markdown, within_best_spread
-from kdtemp.study import Store
+from helpers.report import stored_run, write_store
 
 # the demo's shape: every cell within one seed std of the best (T = 2), except T = 8
 NOISY = {"setting A": {1.0: Cell(97.40, 0.20, 3), 2.0: Cell(97.60, 0.30, 3), 4.0: Cell(97.35, 0.25, 3),
@@ -79,23 +78,14 @@ def report(tmp_path_factory):
     values = {1.0: (97.2, 97.4, 97.6), 2.0: (97.3, 97.6, 97.9), 4.0: (97.1, 97.35, 97.6), 8.0: (97.1, 97.2, 97.3)}
     folder = tmp_path_factory.mktemp("spread") / "study"
     folder.mkdir()
-    rows, results = [], []
+    runs = []
     for t, seeds in values.items():
         for seed, value in enumerate(seeds):
-            run_id = f"kd-{t:g}-{seed}"
             config = {"data": {"dataset": "digits"}, "teacher": {"name": "resnet20"}, "data_seed": seed,
                       "student": {"objective": "kd", "temperature": t, "temperature_policy": "fixed", "epochs": 1,
                                   "seed": seed}}
-            rows.append({"run_id": run_id, "cohort_id": f"c{seed}", "position": len(rows), "label": run_id,
-                         "cell": {"student.temperature": t}, "seed": seed, "config": config, "epochs": 1})
-            curve = [{"epoch": 1, "train_loss": 1.0, "top1": value, "temperature": t, "lr": 0.1}]
-            results.append(RunResult.from_curve(curve, "top1", "max", run_id=run_id, label=run_id, status="done",
-                                                error=None, epochs_done=1, seconds=1.0).__dict__)
-    with Store(folder / "study.sqlite") as store:
-        store.set_meta("run_ids", [r["run_id"] for r in rows])
-        store.register(rows)
-        for result in results:
-            store.record(result)
+            runs.append(stored_run(f"kd-{t:g}-{seed}", config, t, seed, {"top1": value}, position=len(runs)))
+    write_store(folder / "study.sqlite", runs)
     return build_report(folder)
 
 
