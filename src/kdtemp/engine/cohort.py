@@ -22,6 +22,7 @@ from ..tasks import get_task
 from ..tasks.base import ModelAdapter, Task, TaskData
 from .config import CohortConfig, run_id
 from .diagnose import summarize
+from ..tasks.validation import PREFIX as VALIDATION_PREFIX
 from .fused import fused_groups
 from .member import Member
 from .results import RunResult
@@ -269,7 +270,9 @@ class _Cohort:
                     extra["samples"] = self.folder(member).write_samples
                 scores = self.task.evaluate(member.model, self.data, self.runtime, self.config.eval_batch_size,
                                             **extra)
+                held = self.task.validation_scores(member.model, self.data, self.runtime, self.config.eval_batch_size)
                 evaluation = {k: float(v) for k, v in scores.items()}
+                evaluation.update({f"{VALIDATION_PREFIX}{k}": float(v) for k, v in held.items()})
             member.end_epoch(epoch, evaluation, train_loss)
             if self.output is not None:
                 folder = self.folder(member)

@@ -38,7 +38,9 @@ def long_form(curve: Iterable[dict]) -> Iterator[tuple[int, str, str, float]]:
         for key, value in row.items():
             if key in NOT_METRICS or value is None:
                 continue
-            if key.endswith("_loss"):
+            if key.startswith("val_"):  # the validation split held out of training (kdtemp.tasks.validation)
+                yield row["epoch"], "validation", key[len("val_"):], float(value)
+            elif key.endswith("_loss"):
                 yield row["epoch"], key[: -len("_loss")], "loss", float(value)
             else:
                 yield row["epoch"], "test", key, float(value)

@@ -241,6 +241,11 @@ class Task:
         own (:meth:`batch_source`)."""
         return 1.0
 
+    def validation_scores(self, model: ModelAdapter, data: TaskData, runtime: Any, batch_size: int) -> dict[str, Tensor]:
+        """The evaluation's metrics on the validation split held out of training (``data.validation``,
+        :mod:`kdtemp.tasks.validation`), recorded as ``val_<metric>``; empty without one (the default)."""
+        return {}
+
     def degenerate(self, metrics: dict[str, float], every_set: bool = False) -> str | None:
         """Why a model with these evaluation ``metrics`` is unusable as a teacher (its outputs are
         noise: empty, one token repeated), or None. A study stops before distilling from such a

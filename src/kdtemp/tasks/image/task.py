@@ -22,6 +22,7 @@ from .data.augment import Batch
 from .evaluate import accuracy, predict
 from .models import LoadedModel, ModelConfig, forward_flops, load_model, memory_profile
 from .normalization import Normalization
+from ..validation import carve
 
 
 @dataclass
@@ -34,6 +35,8 @@ class ImageData:
     stream: TrainStream
     resolution: int
     center_crop: bool
+    validation: ImageSplit | None = None  # held out of the training split (``data.validation``)
+    validation_images: Tensor | None = None  # in the evaluation view
 
     @property
     def num_classes(self) -> int:
@@ -98,13 +101,20 @@ class ImageClassification(Task):
 
     def open(self, shared: Any, runtime: Any, progress: bool = False) -> ImageData:
         """Load (or read from the cache) both splits onto ``runtime.device`` and build the stream."""
-        train = shared.data.load("train", progress=progress).to(runtime.device)
+        train = shared.data.load("train", progress=progress)
+        validation = None
+        if shared.data.validation is not None:  # held out before anything trains on it
+            kept, held = carve(len(train), shared.data.validation)
+            validation = ImageSplit(train.images[held], train.labels[held], train.classes).to(runtime.device)
+            train = ImageSplit(train.images[kept], train.labels[kept], train.classes)
+        train = train.to(runtime.device)
         test = shared.data.load("test", progress=progress).to(runtime.device)
         center_crop = shared.augment.random_resized_crop
         stream = TrainStream(train, shared.batch_size, shared.augment, shared.data.resolution, shared.data_seed,
                              runtime.channels_last)
-        return ImageData(train, test, eval_images(test.images, shared.data.resolution, center_crop), stream,
-                         shared.data.resolution, center_crop)
+        view = lambda split: eval_images(split.images, shared.data.resolution, center_crop)  # noqa: E731
+        return ImageData(train, test, view(test), stream, shared.data.resolution, center_crop, validation,
+                         None if validation is None else view(validation))
 
     def create_model(self, config: Any, data: ImageData, runtime: Any, role: str) -> ImageModel:
         """A ``role`` (``teacher`` or ``student``) model on ``runtime.device``; a teacher never gets
@@ -118,6 +128,12 @@ class ImageClassification(Task):
     def evaluate(self, model: ImageModel, data: ImageData, runtime: Any, batch_size: int) -> dict[str, Tensor]:
         """``top1``, ``top5`` (percent, from integer hit counts) and ``loss`` on the test split."""
         return accuracy(model.predict(data.test_images, batch_size, runtime), data.test.labels)
+
+    def validation_scores(self, model: ImageModel, data: ImageData, runtime: Any, batch_size: int) -> dict[str, Tensor]:
+        """``top1``, ``top5`` and ``loss`` on the validation split held out of training (none without one)."""
+        if data.validation is None:
+            return {}
+        return accuracy(model.predict(data.validation_images, batch_size, runtime), data.validation.labels)
 
     def split_logits(self, model: ImageModel, data: ImageData, split: str, runtime: Any,
                      batch_size: int) -> tuple[Tensor, Tensor]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ...config import ConfigError, require
+from ..validation import check_validation
 from ..hf import FileFreeData, NotAugmented, source_unused_fields, validate_source
 from .glue import GLUE, REFUSED
 
@@ -32,6 +33,8 @@ class TextDataConfig(FileFreeData):
     ``tokenizer``: a Hugging Face tokenizer (hub name or local folder); ``null`` takes the teacher's.
     ``max_length``: longer inputs are truncated (their count is reported); batches are padded to
     their longest input. ``train_per_class`` / ``test_per_class``: the first N of each class.
+    ``validation``: a fraction or count of the training split held out as a validation split
+    (:mod:`kdtemp.tasks.validation`).
     """
 
     dataset: str = "sst2"
@@ -45,8 +48,10 @@ class TextDataConfig(FileFreeData):
     train_per_class: int | None = None
     test_per_class: int | None = None
     cache_dir: str | None = None
+    validation: int | float | None = None
 
     def validate(self, path: str = "data") -> None:
+        check_validation(self.validation, f"{path}.validation")
         if self.dataset in REFUSED:
             raise ConfigError(f"{path}.dataset: {REFUSED[self.dataset]}")
         require(self.dataset in GLUE or self.dataset == GENERIC, f"{path}.dataset",
@@ -69,7 +74,7 @@ class TextDataConfig(FileFreeData):
     def unused_fields(self) -> set[str]:
         """Fields that cannot change a result: where the cache lives, whether downloading is allowed,
         and a GLUE task's column settings (its columns are GLUE's)."""
-        unused = {"cache_dir", "download"}
+        unused = {"cache_dir", "download"} | ({"validation"} if self.validation is None else set())
         if self.dataset != GENERIC:
             unused |= {"text_column", "text_pair_column", "label_column"}
         return unused

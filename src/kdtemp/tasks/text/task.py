@@ -20,6 +20,7 @@ from .config import TextAugmentConfig, TextDataConfig, TextModelConfig
 from .data import TextSplit, TextStream, load_splits, test_splits
 from .glue import ACCURACY, GLUE, MISMATCHED_SUFFIX
 from .metrics import scores
+from ..validation import carve
 from ..hf import forward_flops, load_tokenizer, model_label, tokenizer_source
 from .models import TextModel, load_text_model
 
@@ -41,6 +42,7 @@ class TextData:
     metrics: tuple[str, ...]
     tokenizer: str
     vocabulary: int
+    validation: TextSplit | None = None  # held out of the training split (``data.validation``)
 
     @property
     def num_classes(self) -> int:
@@ -78,10 +80,14 @@ class TextClassification(Task):
         cache = Path(shared.data.cache_dir).expanduser() if shared.data.cache_dir else default_cache_dir()
         splits = load_splits(shared.data, tokenizer, name, cache, progress)
         metrics, self.primary_metric = metrics_of(shared.data)
-        train = splits["train"].to(runtime.device)
+        train, validation = splits["train"], None
+        if shared.data.validation is not None:  # held out before anything trains on it
+            kept, held = carve(len(train), shared.data.validation)
+            train, validation = train.rows(kept), train.rows(held).to(runtime.device)
+        train = train.to(runtime.device)
         tests = {split: splits[split].to(runtime.device) for split in test_splits(shared.data)}
         return TextData(train, tests, TextStream(train, shared.batch_size, shared.data_seed), metrics, name,
-                        len(tokenizer))
+                        len(tokenizer), validation)
 
     def create_model(self, config: TextModelConfig, data: TextData, runtime: Any, role: str) -> TextModel:
         module = load_text_model(config, data.classes, role, "teacher" if role == "teacher" else "student.model")
@@ -94,6 +100,12 @@ class TextClassification(Task):
             out.update(scores(model.predict(split, batch_size, runtime), split.labels, data.metrics,
                               MISMATCHED_SUFFIX if index else ""))
         return out
+
+    def validation_scores(self, model: TextModel, data: TextData, runtime: Any, batch_size: int) -> dict[str, Tensor]:
+        """The dataset's metrics and ``loss`` on the validation split held out of training (none without one)."""
+        if data.validation is None:
+            return {}
+        return scores(model.predict(data.validation, batch_size, runtime), data.validation.labels, data.metrics, "")
 
     def split_logits(self, model: TextModel, data: TextData, split: str, runtime: Any,
                      batch_size: int) -> tuple[Tensor, Tensor]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kdtemp.config import ConfigError, require
+from ...validation import check_validation
 from .augment import AugmentConfig, Batch, TrainStream, eval_images, mix_batch, normalize, stream_seed
 from .cache import ImageSplit, SplitIndex, default_cache_dir, index_split, load_split, select_subset
 from .formats import READERS, RawSplit, get_reader
@@ -30,7 +31,8 @@ class DataConfig:
     (N train and M test images per class, an optional class list by name).
     ``test_fraction`` / ``split_file`` / ``split_seed``: a ``folder`` dataset that is one pool of
     class folders (not split into ``train/`` and ``test/``) is split per class by a seeded
-    fraction, or by a file listing each image's split (see ``formats.read_folder``).
+    fraction, or by a file listing each image's split (see ``formats.read_folder``). ``validation``: a
+    fraction or count of the training split held out as a validation split (:mod:`kdtemp.tasks.validation`).
     """
 
     dataset: str = "digits"
@@ -45,6 +47,7 @@ class DataConfig:
     test_fraction: float | None = None
     split_file: str | None = None
     split_seed: int = 0
+    validation: int | float | None = None
 
     def validate(self, path: str = "data") -> None:
         from kdtemp.plugins import is_plugin
@@ -79,6 +82,7 @@ class DataConfig:
             require(Path(self.split_file).expanduser().is_file(), f"{path}.split_file",
                     f"{self.split_file!r} does not exist")
         require(0 <= self.split_seed <= 2**32 - 1, f"{path}.split_seed", f"must be in [0, 2**32 - 1]; got {self.split_seed}")
+        check_validation(self.validation, f"{path}.validation")
         if self.classes is not None:
             require(len(self.classes) >= 2, f"{path}.classes",
                     f"needs at least 2 class names (or null for every class); got {self.classes}")
@@ -138,7 +142,7 @@ class DataConfig:
     def unused_fields(self) -> set[str]:
         """Fields that cannot change the data a run sees: where the cache lives, whether the data
         may be downloaded, and the pool-split fields of a dataset that is not split from a pool."""
-        unused = {"cache_dir", "download"}
+        unused = {"cache_dir", "download"} | ({"validation"} if self.validation is None else set())
         if not self.reader_options():
             unused |= {"test_fraction", "split_file", "split_seed"}
         return unused
