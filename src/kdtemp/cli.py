@@ -173,6 +173,17 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    from .study import load_study
+    from .study.tune import tune_study, tune_text
+
+    study = load_study(args.file, output=args.output, overrides=args.overrides)
+    record = tune_study(study, progress=not args.quiet)
+    print(tune_text(record))
+    print(f"recorded in {study.output / 'tune.json'}")
+    return 0
+
+
 def cmd_examples(args) -> int:
     import shutil
 
@@ -332,6 +343,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="study folder (default: the file's output, else studies/<name>)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=cmd_evaluate)
+    p = sub.add_parser("tune", help="the best temperature of a study's axis by successive halving on a validation "
+                                    "split, at a fraction of the grid's cost")
+    p.add_argument("file", help="study YAML file (its temperature axis gives the candidates; its tune: block the search)")
+    p.add_argument("overrides", nargs="*", help="dotted overrides (tune.eta=2, base.data.validation=0.1, seeds=[0,1])")
+    p.add_argument("--output", help="study folder (default: the file's output, else studies/<name>)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(handler=cmd_tune)
     p = sub.add_parser("examples", help="the example study, teacher and distill files shipped with kdtemp")
     p.add_argument("action", nargs="?", choices=["list", "copy"], default="list")
     p.add_argument("name", nargs="?", help="example to copy")

@@ -188,6 +188,8 @@ class _Cohort:
     def _train(self, progress: bool | str, step_callback: Callable[[int, int], None] | None) -> None:
         members, stream = self.members, self.data.stream
         last_epoch = max((m.config.epochs for m in members), default=0)
+        if self.config.until_epoch is not None:  # this call stops there (kdtemp tune's rung); the members go on later
+            last_epoch = min(last_epoch, self.config.until_epoch)
         first_epoch = min((m.state.epochs_done + 1 for m in members if m.active), default=last_epoch + 1)
         total_steps = sum(stream.batches_per_epoch for e in range(first_epoch, last_epoch + 1)
                           if any(m.wants(e) for m in members))
@@ -276,7 +278,8 @@ class _Cohort:
             member.end_epoch(epoch, evaluation, train_loss)
             if self.output is not None:
                 folder = self.folder(member)
-                due = epoch % self.config.checkpoint_every == 0 or member.state.status == "done"
+                due = (epoch % self.config.checkpoint_every == 0 or member.state.status == "done"
+                       or epoch == self.config.until_epoch)
                 if due and member.state.status != "failed":
                     folder.save_checkpoint(member.checkpoint())
                 folder.write_metrics({**self.result(member).__dict__, "finished_at": time.time()})

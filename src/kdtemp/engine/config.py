@@ -363,6 +363,8 @@ class CohortConfig(SharedConfig):
     a restart after a crash redoes at most ``checkpoint_every - 1`` epochs, with the same result.
     ``fuse``: members of one architecture train as one stacked model (:mod:`kdtemp.engine.fused`);
     their results agree with unfused training to float32 rounding, and they record ``derived.fused``.
+    ``until_epoch``: train no member past this epoch in this call (checkpointed there, still unfinished:
+    a later call continues it exactly; ``kdtemp tune``'s rungs); none: to each member's ``epochs``.
     """
 
     members: list[MemberConfig] = field(default_factory=list)
@@ -372,10 +374,13 @@ class CohortConfig(SharedConfig):
     eval_batch_size: int = 512
     checkpoint_every: int = 1
     fuse: bool = False
+    until_epoch: int | None = None
 
     def validate(self, path: str = "") -> None:
         prefix = f"{path}." if path else ""
         self.validate_shared(prefix)
+        require(self.until_epoch is None or self.until_epoch >= 1, f"{prefix}until_epoch",
+                f"must be >= 1 or null; got {self.until_epoch}")
         require(self.eval_batch_size >= 1, f"{prefix}eval_batch_size", f"must be >= 1; got {self.eval_batch_size}")
         require(self.checkpoint_every >= 1, f"{prefix}checkpoint_every", f"must be >= 1; got {self.checkpoint_every}")
         require_device(self.device, f"{prefix}device")

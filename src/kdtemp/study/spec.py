@@ -109,6 +109,33 @@ class ExecutorConfig:
 
 
 @dataclass
+class TuneConfig:
+    """How ``kdtemp tune`` searches the study's temperature axis (:mod:`kdtemp.study.tune`).
+
+    ``seeds``: the seeds each candidate trains with (default: the study's first); ``eta``: at each rung
+    the best ``1/eta`` of the candidates (at least one) go on; ``rungs``: the epochs at which candidates are
+    compared (default: ``epochs / eta**k`` for ``k`` halvings down to one candidate, rounded, at least 1);
+    ``metric``: the validation metric compared (default: ``val_`` + the task's primary metric)."""
+
+    seeds: list[int] | None = None
+    eta: int = 3
+    rungs: list[int] | None = None
+    metric: str | None = None
+
+    def validate(self, path: str = "tune") -> None:
+        require(self.eta >= 2, f"{path}.eta", f"must be >= 2; got {self.eta}")
+        if self.seeds is not None:
+            require(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), f"{path}.seeds",
+                    f"must be a non-empty list of distinct seeds; got {self.seeds}")
+            for index, seed in enumerate(self.seeds):
+                require_seed(seed, f"{path}.seeds[{index}]")
+        if self.rungs is not None:
+            require(len(self.rungs) >= 1 and all(isinstance(r, int) and r >= 1 for r in self.rungs)
+                    and self.rungs == sorted(set(self.rungs)), f"{path}.rungs",
+                    f"must be increasing epochs >= 1; got {self.rungs}")
+
+
+@dataclass
 class StudyFile:
     """The schema of a study file (see the module docstring)."""
 
@@ -125,6 +152,7 @@ class StudyFile:
     prepare_output: str | None = None
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     degenerate_teacher: Literal["stop", "continue"] = "stop"
+    tune: TuneConfig = field(default_factory=TuneConfig)
 
     def validate(self, path: str = "") -> None:
         require(bool(NAME_PATTERN.match(self.name)) and ".." not in self.name, "name",
