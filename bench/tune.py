@@ -1,0 +1,146 @@
+"""``kdtemp tune`` against the full grid, on real settings (BENCHMARKS.md and docs/tune.md record the figures).
+
+For each setting: the full temperature grid with ``--seeds`` seeds is trained as a study (on the study's
+validation split held out of training), then ``kdtemp tune`` runs on the same store. Its candidates are
+the study's own runs, so it trains nothing more: it reads the validation scores at its rungs, exactly what
+it would have read training alone (``tests/study/test_tune.py`` shows a tuned candidate's run is the same
+run, bit for bit), and its cost is the student-epochs its rungs need. Printed per setting: the grid's
+best and worst T on test (mean +- std over seeds; whether T matters: best minus worst beyond twice the
+best cell's std), tune's choice, its regret on test in points against the best cell's seed std, the
+cost ratio (against the grid with every seed, and with one), and the rank agreement (Kendall's tau of the
+ranking at 10, 25 and 50% of training against the final one, by the mean over seeds).
+
+Settings (``--settings``, comma-separated):
+
+* ``digits-adamw``: ``make run``'s pair (resnet32 teacher -> resnet20, scikit-learn's digits at 16 px,
+  AdamW, 5 epochs, the study's 9 temperatures); ``digits-sgd``: the same with SGD;
+  ``digits-weak``: the same AdamW student from a resnet32 teacher trained one epoch (a weak teacher,
+  prepared by the study).
+* ``cifar10-sgd`` / ``cifar10-adamw``: CIFAR-10 JPEG (``--data``: a folder with ``cifar10-jpeg/`` and
+  ``resnet-cifar10/``, as ``../shared/data`` unpacks), 100 images a class, the shared resnet56 checkpoint
+  teaching resnet20 for 12 epochs at T in {1, 2, 4, 10, 40}; ``cifar10-r20``: the weaker resnet20
+  checkpoint teaching resnet20 (AdamW).
+
+    python bench/tune.py --settings digits-adamw,digits-sgd --work /tmp/tune-bench [--data DIR] [--seeds 2]
+
+``--teacher``: the digits teacher (``runs/demo/teacher/teacher.pt``, which ``make run`` writes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import time
+from pathlib import Path
+
+import yaml
+
+from kdtemp.report.rank import at_fraction, rank_agreement
+from kdtemp.report.tables import aggregate, records
+from kdtemp.study import Store, load_study, run_study, store_path
+from kdtemp.study.tune import tune_study
+
+TEMPERATURES = [1, 2, 3, 4, 5, 7, 10, 20, 40]
+
+
+def digits(teacher: str, optimizer: dict, weak: bool = False) -> dict:
+    base = {"data": {"dataset": "digits", "resolution": 16, "validation": 0.2},
+            "augment": {"random_resized_crop": False, "randaugment_ops": 0, "horizontal_flip": False, "mix": True},
+            "batch_size": 64,
+            "teacher": {"name": "resnet32", "init": "checkpoint", "weights": teacher},
+            "student": {"model": {"name": "resnet20", "init": "random"}, "objective": "kd", "optimizer": optimizer,
+                        "epochs": 5}}
+    study = {"base": base, "grid": {"student.temperature": TEMPERATURES}}
+    if weak:
+        base["teacher"] = {"prepared": "teacher"}
+        study["prepare"] = {"teacher": {"base": {"model": {"name": "resnet32", "init": "random"},
+                                                 "optimizer": {"name": "adamw", "lr": 0.005, "weight_decay": 0.05},
+                                                 "epochs": 1}}}
+    return study
+
+
+def cifar10(data: Path, optimizer: dict, teacher: str = "resnet56", weights: str = "resnet56-4bfd9763.th") -> dict:
+    base = {"data": {"dataset": "folder", "root": str(data / "cifar10-jpeg"), "resolution": 32, "train_per_class": 100,
+                     "validation": 0.1},
+            "augment": {"randaugment_ops": 0, "horizontal_flip": True, "mix": True},
+            "batch_size": 64,
+            "teacher": {"name": teacher, "init": "checkpoint", "weights": str(data / "resnet-cifar10" / weights)},
+            "student": {"model": {"name": "resnet20", "init": "random"}, "objective": "kd", "optimizer": optimizer,
+                        "epochs": 12}}
+    return {"base": base, "grid": {"student.temperature": [1, 2, 4, 10, 40]}}
+
+
+ADAMW = {"name": "adamw", "lr": 0.005, "weight_decay": 0.05}
+SGD = {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5.0e-4}
+
+
+def settings(teacher: str, data: Path | None) -> dict:
+    found = {"digits-adamw": lambda: digits(teacher, ADAMW), "digits-sgd": lambda: digits(teacher, SGD),
+             "digits-weak": lambda: digits(teacher, ADAMW, weak=True)}
+    if data is not None:
+        found.update({"cifar10-sgd": lambda: cifar10(data, SGD),
+                      "cifar10-adamw": lambda: cifar10(data, {"name": "adamw", "lr": 2.0e-3, "weight_decay": 0.05}),
+                      "cifar10-r20": lambda: cifar10(data, {"name": "adamw", "lr": 2.0e-3, "weight_decay": 0.05},
+                                                     "resnet20", "resnet20-12fca82f.th")})
+    return found
+
+
+def measure(name: str, study: dict, work: Path, seeds: int) -> dict:
+    folder = work / name
+    folder.mkdir(parents=True, exist_ok=True)
+    study = copy.deepcopy(study)
+    study.update({"name": name, "seeds": list(range(seeds)), "executor": {"kind": "inline"},
+                  "output": str(folder / "study"), "tune": {"seeds": [0]}})
+    path = folder / "study.yaml"
+    path.write_text(yaml.safe_dump(study, sort_keys=False))
+    started = time.perf_counter()
+    run_study(load_study(path), progress=False)
+    grid_seconds = time.perf_counter() - started
+    record = tune_study(load_study(path), progress=False)
+    [setting] = record["settings"]
+    with Store(store_path(load_study(path)), readonly=True) as store:
+        items = records(store.current_runs())
+    [cells] = aggregate(items, "final").values()
+    best = max(cells, key=lambda t: cells[t].mean)
+    worst = min(cells, key=lambda t: cells[t].mean)
+    agreement = rank_agreement(items)
+    tau = {f: next((r.tau for r in at_fraction(agreement, f)), None) for f in (0.1, 0.25, 0.5)}
+    return {"setting": name, "grid_minutes": grid_seconds / 60, "best_T": best, "best": cells[best].mean,
+            "best_std": cells[best].std, "worst_T": worst, "worst": cells[worst].mean,
+            "T_matters": cells[best].mean - cells[worst].mean > 2 * cells[best].std, "chosen": setting["chosen"],
+            "regret": setting["regret"], "within_std": setting["regret"] is not None and setting["regret"] <= cells[best].std,
+            "cost": setting["cost_ratio"], "cost_one_seed": setting["cost_ratio_one_seed"], "tau": tau,
+            "history": setting["history"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--settings", default="digits-adamw,digits-sgd,digits-weak")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/kdtemp-tune-bench"))
+    parser.add_argument("--data", type=Path, help="a folder with cifar10-jpeg/ and resnet-cifar10/")
+    parser.add_argument("--teacher", default=str(Path("runs/demo/teacher/teacher.pt").resolve()))
+    parser.add_argument("--seeds", type=int, default=2)
+    args = parser.parse_args()
+    known = settings(args.teacher, args.data)
+    rows = []
+    for name in args.settings.split(","):
+        if name not in known:
+            raise SystemExit(f"--settings: unknown setting {name!r}; allowed: {', '.join(known)} (cifar10-* need --data)")
+        row = measure(name, known[name](), args.work, args.seeds)
+        rows.append(row)
+        (args.work / "results.json").write_text(json.dumps(rows, indent=1, default=str))
+        show = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
+        print(f"{name}: grid {row['grid_minutes']:.1f} min; best T {row['best_T']:g} {row['best']:.2f} +- {row['best_std']:.2f}, "
+              f"worst T {row['worst_T']:g} {row['worst']:.2f} (T matters: {row['T_matters']}); tune chose T {row['chosen']}, "
+              f"regret {show(row['regret'])} ({'within' if row['within_std'] else 'beyond'} the best cell's std), "
+              f"cost {row['cost']:.2f} of the grid ({row['cost_one_seed']:.2f} of one seed's); tau at 10/25/50%: "
+              + "/".join(show(row["tau"][f]) for f in (0.1, 0.25, 0.5)), flush=True)
+    hits = sum(r["within_std"] for r in rows)
+    print(f"summary: regret within the best cell's seed std in {hits} of {len(rows)} settings; mean cost "
+          f"{statistics.fmean(r['cost'] for r in rows):.2f} of the grid")
+
+
+if __name__ == "__main__":
+    main()
