@@ -47,6 +47,7 @@ stands and the evidence is listed as agreeing within noise.
 from __future__ import annotations
 
 import collections
+import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,6 +207,31 @@ def advise(setup: Setup, stores: list[str | Path] | None = None) -> Advice:
     return advice
 
 
+def _store_evidence(advice: Advice, name: str, folder: Path, runs: list[dict]) -> None:
+    """What a store says beyond its best cells: how far an early ranking of T agreed with the final one
+    (the report's rank agreement) and the choices of past ``kdtemp tune`` runs (``tune.json``)."""
+    from .report.rank import at_fraction, rank_agreement
+    from .report.tables import readable, records
+
+    items = records(runs)
+    names = readable(items)
+    for row in at_fraction(rank_agreement(items, key=lambda r: names.get(r.label, r.label)), 0.25):
+        tau = "n/a" if row.tau is None else f"{row.tau:.2f}"
+        advice.evidence.append(f"{name}: {row.setting}: the ranking of {row.temperatures} temperatures a quarter into "
+                               f"training (epoch {row.epoch} of {row.epochs}) agrees with the final one at Kendall's tau "
+                               f"{tau}; the final best T {'already led' if row.top1 else 'did not lead'} then")
+    path = folder / "tune.json"
+    try:
+        record = json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
+        record = None
+    for setting in (record or {}).get("settings", []):
+        regret = ("" if setting.get("regret") is None else
+                  f", regret {setting['regret']:.2f} points against the grid's best T {setting['grid_best']}")
+        advice.evidence.append(f"{name}: kdtemp tune chose T {setting['chosen']} for {setting['setting']} on "
+                               f"{record.get('metric')} at {setting['cost_ratio']:.2f} of the grid's cost{regret}")
+
+
 def _add_evidence(advice: Advice, setup: Setup, target: Path) -> None:
     """Best temperatures of the matching settings in a study store; they override the rules only
     where they beat the suggested temperature by more than the seed spread. A store's runs are
@@ -214,12 +240,14 @@ def _add_evidence(advice: Advice, setup: Setup, target: Path) -> None:
     from .report.tables import Metric, aggregate, best_temperatures, records
     from .study.store import Store
 
-    with Store(resolve_store(target), readonly=True) as store:
+    store_file = resolve_store(target)
+    with Store(store_file, readonly=True) as store:
         runs = [r for r in store.current_runs() if r["status"] == "done"]
         name = store.meta("name", target.name)
         metric = Metric(*store.primary())
         used = {r["run_id"] for r in runs}
         elsewhere = sum(1 for r in store.runs() if r["status"] == "done" and r["run_id"] not in used)
+    _store_evidence(advice, name, store_file.parent, runs)
     if elsewhere:
         advice.evidence.append(f"{name}: {elsewhere} finished run{'s' if elsewhere != 1 else ''} outside the plan of "
                                "its last `kdtemp study run` (e.g. a run with seeds=[0]) are not used")
@@ -244,11 +272,13 @@ def _add_evidence(advice: Advice, setup: Setup, target: Path) -> None:
             advice.evidence.append(f"{name}: its closest runs have {closest} epochs, far from your {setup.epochs}; the "
                                    "best T moves with training length (finding 4), so they are shown but do not "
                                    "override the rules")
-    tasks = {r["config"].get("task", "image") for r in runs}
-    if tasks - {"image"} and not any("found on image classification" in r for r in advice.reasons):
+    from .tasks import DEFAULT_TASK
+
+    tasks = {r["config"].get("task", DEFAULT_TASK) for r in runs}
+    if tasks - {DEFAULT_TASK} and not any("found on image classification" in r for r in advice.reasons):
         advice.reasons.append("these rules were found on image classification (the study's Tables 1-2); they say "
-                              f"nothing certain about {', '.join(sorted(tasks - {'image'}))}, where your own runs below "
-                              "are the evidence that counts")
+                              f"nothing certain about {', '.join(sorted(tasks - {DEFAULT_TASK}))}, where your own runs "
+                              "below are the evidence that counts")
     if "causal_lm" in tasks and not any("2606.00306" in r for r in advice.reasons):
         advice.reasons.append("for causal LMs, Luong and Chen (2026, arXiv 2606.00306) report the reverse KL best at "
                               "T = 1 and the forward KL at higher T")

@@ -31,3 +31,14 @@ def test_one_seed_is_no_spread_known_and_overrides_nothing(tmp_path):
 def test_several_seeds_do_override(tmp_path):
     advice = advise(Setup(), [lm_store(tmp_path, seeds=(0, 1, 2))])
     assert advice.suggested == 1 and "your own matching runs favour T = 1" in advice.reasons[0]
+
+
+def test_a_store_s_rank_agreement_and_past_tunes_are_shown(tmp_path):
+    import json
+
+    folder = lm_store(tmp_path, seeds=(0, 1))
+    (folder / "tune.json").write_text(json.dumps({"metric": "val_rouge_l", "settings": [
+        {"setting": "all runs", "chosen": "1", "cost_ratio": 0.3, "regret": 0.0, "grid_best": "1"}]}))
+    text = advise(Setup(), [folder]).text()
+    assert "agrees with the final one at Kendall's tau" in text
+    assert "kdtemp tune chose T 1 for all runs on val_rouge_l at 0.30 of the grid's cost, regret 0.00 points" in text
