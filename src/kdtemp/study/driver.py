@@ -369,6 +369,7 @@ def plan(study: Study) -> str:
         lines.append(f"  cohort {cohort.cohort_id}: {len(cohort.runs)} runs, {spec.data.dataset}, teacher {teacher}, "
                      f"batch {spec.batch_size}, data seed {spec.data_seed}, epochs {min(epochs)}-{max(epochs)}"
                      + (f", memory {memory.describe()}" if memory is not None else ""))
+        lines += [f"    {note}" for note in get_task(spec.task).plan_notes(spec, [r.spec.student for r in cohort.runs])]
         distill.add(training_cost(get_task(spec.task), spec.data, facts_of(spec.data), spec.batch_size,
                                   [(r.spec.student.model, r.spec.student.epochs) for r in cohort.runs], spec.teacher,
                                   [r.spec.student for r in cohort.runs]))

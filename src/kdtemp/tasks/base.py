@@ -241,6 +241,11 @@ class Task:
         own (:meth:`batch_source`)."""
         return 1.0
 
+    def plan_notes(self, shared: Any, members: list[Any]) -> list[str]:
+        """Lines ``plan`` prints under a cohort: work the cohort does besides training (a language model's
+        teacher responses, generated once and cached); none by default."""
+        return []
+
     def validation_scores(self, model: ModelAdapter, data: TaskData, runtime: Any, batch_size: int) -> dict[str, Tensor]:
         """The evaluation's metrics on the validation split held out of training (``data.validation``,
         :mod:`kdtemp.tasks.validation`), recorded as ``val_<metric>``; empty without one (the default)."""

@@ -171,3 +171,16 @@ def test_plan_counts_the_teacher_passes_members_of_their_own_batches_make():
     assert task.teacher_passes([dataset, seqkd]) == 2
     assert task.teacher_passes([full, full]) == 2  # each on-policy member scores its own samples
     assert task.teacher_passes([half, dataset]) == 1.5
+
+
+def test_plan_says_when_the_teacher_s_responses_are_made_and_where_they_are_kept():
+    from types import SimpleNamespace
+
+    task = get_task("causal_lm")
+    make = lambda **responses: from_dict(member_config("causal_lm"), {"responses": responses}, "student")  # noqa: E731
+    shared = SimpleNamespace(data=SimpleNamespace(cache_dir="/cache"))
+    notes = task.plan_notes(shared, [make(source="teacher"), make(source="teacher"), make(), make(source="student",
+                                                                                                    lmbda=0.5)])
+    assert len(notes) == 2  # one SeqKD setting (shared by its two members), one on-policy member; none for the data's
+    assert "generates one response per training prompt" in notes[0] and "cached in /cache/lm/responses/" in notes[0]
+    assert "resumes at its last shard" in notes[0] and "on 50% of its steps" in notes[1]

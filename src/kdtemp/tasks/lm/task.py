@@ -175,6 +175,30 @@ class CausalLanguageModeling(Task):
             return ("teacher", generation)
         return ("student", json.dumps(to_dict(member), sort_keys=True))
 
+    def plan_notes(self, shared: Any, members: list[Any]) -> list[str]:
+        """The teacher's responses each SeqKD setting needs (generated once, cached, shared by every study)
+        and what on-policy members sample."""
+        notes, seen = [], set()
+        cache = shared.data.cache_dir or str(default_cache_dir())
+        for member in members:
+            responses: ResponsesConfig = member.responses
+            source = self.batch_source(member)
+            if source is None or source in seen:
+                continue
+            seen.add(source)
+            g = responses.generation.resolved()
+            how = (f"sampling T {g.sampling_temperature:g}, top-p {g.top_p:g}, top-k {g.top_k}, seed {g.seeds[0]}"
+                   if g.sample else "greedy") + f", at most {g.max_new_tokens} new tokens"
+            if responses.source == "teacher":
+                notes.append(f"responses: the teacher generates one response per training prompt ({how}) before its "
+                             f"students train, once: cached in {cache}/lm/responses/ by the teacher's weights, the prompts "
+                             "and these settings, checksummed by shard, shared by every study that asks the same, and an "
+                             "interrupted generation resumes at its last shard")
+            else:
+                notes.append(f"responses: {member.label()} samples its own responses on {responses.fraction:.0%} of its "
+                             f"steps ({how}); the teacher scores them: one generation and one teacher pass per such step")
+        return notes
+
     def teacher_passes(self, members: list[Any]) -> float:
         """One shared pass while any member trains on the shared stream (the data's responses, or an
         on-policy member's off-policy batches), one per distinct teacher-response setting, and ``lmbda``
