@@ -84,6 +84,7 @@ class Setup:
     student_init: Literal["random", "target", "pretrained", "finetuned"] | None = None
     dataset: str | None = None
     teacher: str | None = None
+    task: str | None = None  # the task of the pair (None: image classification, where the rules were found)
 
 
 @dataclass
@@ -202,9 +203,25 @@ def advise(setup: Setup, stores: list[str | Path] | None = None) -> Advice:
         notes.append("the study found the same preference for large T across random, target-trained and "
                      "pretrained students (Table 2)")
     advice = Advice(low, high, suggested, reasons + notes)
+    if setup.task is not None:
+        _task_notes(advice, {setup.task})
     for store in stores or []:
         _add_evidence(advice, setup, Path(store))
     return advice
+
+
+def _task_notes(advice: Advice, tasks: set[str]) -> None:
+    """Where the rules were found, for a pair of another task, and that task's own published evidence."""
+    from .tasks import DEFAULT_TASK
+
+    others = sorted(tasks - {DEFAULT_TASK})
+    if others and not any("found on image classification" in r for r in advice.reasons):
+        advice.reasons.append("these rules were found on image classification (the study's Tables 1-2); they say "
+                              f"nothing certain about {', '.join(others)}, where your own runs are the evidence that "
+                              "counts")
+    if "causal_lm" in others and not any("2606.00306" in r for r in advice.reasons):
+        advice.reasons.append("for causal LMs, Luong and Chen (2026, arXiv 2606.00306) report the reverse KL best at "
+                              "T = 1 and the forward KL at higher T")
 
 
 def _store_evidence(advice: Advice, name: str, folder: Path, runs: list[dict]) -> None:
@@ -274,14 +291,7 @@ def _add_evidence(advice: Advice, setup: Setup, target: Path) -> None:
                                    "override the rules")
     from .tasks import DEFAULT_TASK
 
-    tasks = {r["config"].get("task", DEFAULT_TASK) for r in runs}
-    if tasks - {DEFAULT_TASK} and not any("found on image classification" in r for r in advice.reasons):
-        advice.reasons.append("these rules were found on image classification (the study's Tables 1-2); they say "
-                              f"nothing certain about {', '.join(sorted(tasks - {DEFAULT_TASK}))}, where your own runs "
-                              "below are the evidence that counts")
-    if "causal_lm" in tasks and not any("2606.00306" in r for r in advice.reasons):
-        advice.reasons.append("for causal LMs, Luong and Chen (2026, arXiv 2606.00306) report the reverse KL best at "
-                              "T = 1 and the forward KL at higher T")
+    _task_notes(advice, {r["config"].get("task", DEFAULT_TASK) for r in runs})
     if not runs:
         advice.evidence.append(f"{name}: no finished fixed-T KD run matches this setup"
                                + (f" ({', '.join(matched)})" if matched else ""))

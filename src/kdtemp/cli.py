@@ -221,11 +221,13 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _teacher_shared(path: str, overrides: Sequence[str], model: str | None, remap_classes: bool = False):
+def _teacher_shared(path: str, overrides: Sequence[str], model: str | None, remap_classes: bool = False,
+                    diagnosable: bool = True):
     """The shared config (task, data and teacher) of a teacher checkpoint, from its kdtemp metadata
     (a checkpoint of an earlier version records no task: image classification's) and overrides;
     ``remap_classes`` reorders its classifier to the data's classes by the names it records. A task
-    whose teachers the diagnostics do not apply to is one line."""
+    whose teachers the diagnostics do not apply to is one line, or (``diagnosable=False``, for advice)
+    only its task, dataset and name."""
     from .engine.config import SharedConfig
     from .tasks import DEFAULT_TASK, get_task
     from .weights import WeightsError, read_weights
@@ -242,6 +244,12 @@ def _teacher_shared(path: str, overrides: Sequence[str], model: str | None, rema
     data = apply_overrides({"data": meta.get("dataset", {"dataset": "digits"})}, list(overrides))["data"]
     task_name = meta.get("task", DEFAULT_TASK)
     task = get_task(task_name) if isinstance(task_name, str) else None
+    if task is not None and not task.diagnoses_teacher and not diagnosable:
+        from types import SimpleNamespace
+
+        described = SimpleNamespace(task=task_name, data=SimpleNamespace(dataset=data.get("dataset")),
+                                    teacher=SimpleNamespace(name=name))
+        return described, meta
     if task is None or not task.diagnoses_teacher:
         raise ConfigError(f"teacher: {path!r} is a {task_name} teacher; its diagnostics (class profiles at each T) "
                           "have no form for that task")
@@ -294,12 +302,19 @@ def cmd_advise(args) -> int:
     if args.teacher:
         from .engine.diagnose import diagnose_teacher
 
-        shared, meta = _teacher_shared(args.teacher, args.overrides, args.model)
-        diagnostics = diagnose_teacher(shared, [1.0], device=args.device)
-        setup.teacher_entropy = diagnostics["relative_entropy"]
+        from .tasks import get_task
+
+        shared, meta = _teacher_shared(args.teacher, args.overrides, args.model, diagnosable=False)
+        setup.task = shared.task
         setup.dataset = setup.dataset or shared.data.dataset
         setup.teacher = setup.teacher or shared.teacher.name
-        setup.teacher_tail_entropy = diagnostics["relative_entropy_without_top"]
+        if get_task(shared.task).diagnoses_teacher:
+            diagnostics = diagnose_teacher(shared, [1.0], device=args.device)
+            setup.teacher_entropy = diagnostics["relative_entropy"]
+            setup.teacher_tail_entropy = diagnostics["relative_entropy_without_top"]
+        else:
+            print(f"note: the teacher is a {shared.task} model: its class-profile measures have no form there, so the "
+                  "rules that read them are left out")
         origin = meta.get("origin") or {}
         if setup.teacher_origin is None and origin.get("kind"):
             setup.teacher_origin = "scratch" if origin["kind"] == "scratch" else "pretrained"

@@ -42,3 +42,17 @@ def test_a_store_s_rank_agreement_and_past_tunes_are_shown(tmp_path):
     text = advise(Setup(), [folder]).text()
     assert "agrees with the final one at Kendall's tau" in text
     assert "kdtemp tune chose T 1 for all runs on val_rouge_l at 0.30 of the grid's cost, regret 0.00 points" in text
+
+
+def test_a_language_model_teacher_gets_advice_not_an_error(tmp_path, capsys):
+    import torch
+
+    from kdtemp.cli import main
+
+    path = tmp_path / "teacher.pt"
+    torch.save({"model": {"w": torch.zeros(2)}, "kdtemp": {"task": "causal_lm", "model": "tiny-gpt2",
+                                                            "dataset": {"dataset": "dolly"}}}, path)
+    assert main(["advise", "--teacher", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "its class-profile measures have no form there" in out and "nothing certain about causal_lm" in out
+    assert "reverse KL best at T = 1" in out
