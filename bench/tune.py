@@ -15,7 +15,9 @@ Settings (``--settings``, comma-separated):
 * ``digits-adamw``: ``make run``'s pair (resnet32 teacher -> resnet20, scikit-learn's digits at 16 px,
   AdamW, 5 epochs, the study's 9 temperatures); ``digits-sgd``: the same with SGD;
   ``digits-weak``: the same AdamW student from a resnet32 teacher trained one epoch (a weak teacher,
-  prepared by the study).
+  prepared by the study); ``digits-sgd-dts``: the SGD pair with DTS ranges as candidates ([1, 3], [2, 4],
+  [4, 8], [1, 8], [8, 16], [16, 40], each starting at its maximum): the range ``tune`` finds for the pair,
+  against the paper's [1, 3] and [4, 8] (``cifar10-sgd-dts``: the same on CIFAR-10).
 * ``cifar10-sgd`` / ``cifar10-adamw``: CIFAR-10 JPEG (``--data``: a folder with ``cifar10-jpeg/`` and
   ``resnet-cifar10/``, as ``../shared/data`` unpacks), 100 images a class, the shared resnet56 checkpoint
   teaching resnet20 for 12 epochs at T in {1, 2, 4, 10, 40}; ``cifar10-r20``: the weaker resnet20
@@ -38,7 +40,7 @@ from pathlib import Path
 import yaml
 
 from kdtemp.report.rank import at_fraction, rank_agreement
-from kdtemp.report.tables import aggregate, records
+from kdtemp.report.tables import aggregate, aggregate_points, records
 from kdtemp.study import Store, load_study, run_study, store_path
 from kdtemp.study.tune import tune_study
 
@@ -72,18 +74,34 @@ def cifar10(data: Path, optimizer: dict, teacher: str = "resnet56", weights: str
     return {"base": base, "grid": {"student.temperature": [1, 2, 4, 10, 40]}}
 
 
+DTS_RANGES = [(1, 3), (2, 4), (4, 8), (1, 8), (8, 16), (16, 40)]
+"""DTS ranges as candidates: the paper's cross-family [1, 3] and same-family [4, 8], and others around them."""
+
+
+def with_dts_ranges(study: dict) -> dict:
+    """``study`` with DTS ranges as its temperature axis instead of fixed temperatures (each starts at its maximum)."""
+    study = copy.deepcopy(study)
+    study.pop("grid")
+    study["base"]["student"]["temperature_policy"] = "dts"
+    study["zip"] = [{"student.dts.minimum": [lo for lo, _ in DTS_RANGES], "student.dts.maximum": [hi for _, hi in DTS_RANGES],
+                     "student.dts.initial": [hi for _, hi in DTS_RANGES]}]
+    return study
+
+
 ADAMW = {"name": "adamw", "lr": 0.005, "weight_decay": 0.05}
 SGD = {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5.0e-4}
 
 
 def settings(teacher: str, data: Path | None) -> dict:
     found = {"digits-adamw": lambda: digits(teacher, ADAMW), "digits-sgd": lambda: digits(teacher, SGD),
-             "digits-weak": lambda: digits(teacher, ADAMW, weak=True)}
+             "digits-weak": lambda: digits(teacher, ADAMW, weak=True),
+             "digits-sgd-dts": lambda: with_dts_ranges(digits(teacher, SGD))}
     if data is not None:
         found.update({"cifar10-sgd": lambda: cifar10(data, SGD),
                       "cifar10-adamw": lambda: cifar10(data, {"name": "adamw", "lr": 2.0e-3, "weight_decay": 0.05}),
                       "cifar10-r20": lambda: cifar10(data, {"name": "adamw", "lr": 2.0e-3, "weight_decay": 0.05},
-                                                     "resnet20", "resnet20-12fca82f.th")})
+                                                     "resnet20", "resnet20-12fca82f.th"),
+                      "cifar10-sgd-dts": lambda: with_dts_ranges(cifar10(data, SGD))})
     return found
 
 
@@ -102,9 +120,14 @@ def measure(name: str, study: dict, work: Path, seeds: int) -> dict:
     [setting] = record["settings"]
     with Store(store_path(load_study(path)), readonly=True) as store:
         items = records(store.current_runs())
-    [cells] = aggregate(items, "final").values()
+    table = aggregate(items, "final")
+    if table:  # fixed temperatures: one row, keyed by T
+        [cells] = table.values()
+    else:  # DTS ranges: one point per range, keyed by its name
+        cells = aggregate_points(items, "final", key=lambda r: f"[{r.bounds[0]:g}, {r.bounds[1]:g}]")
     best = max(cells, key=lambda t: cells[t].mean)
     worst = min(cells, key=lambda t: cells[t].mean)
+    paper = {name: f"{cells[name].mean:.2f}" for name in ("[1, 3]", "[4, 8]") if name in cells}
     agreement = rank_agreement(items)
     tau = {f: next((r.tau for r in at_fraction(agreement, f)), None) for f in (0.1, 0.25, 0.5)}
     return {"setting": name, "grid_minutes": grid_seconds / 60, "best_T": best, "best": cells[best].mean,
@@ -112,7 +135,7 @@ def measure(name: str, study: dict, work: Path, seeds: int) -> dict:
             "T_matters": cells[best].mean - cells[worst].mean > 2 * cells[best].std, "chosen": setting["chosen"],
             "regret": setting["regret"], "within_std": setting["regret"] is not None and setting["regret"] <= cells[best].std,
             "cost": setting["cost_ratio"], "cost_one_seed": setting["cost_ratio_one_seed"], "tau": tau,
-            "history": setting["history"]}
+            "history": setting["history"], "paper_ranges": paper}
 
 
 def main() -> None:
@@ -132,11 +155,12 @@ def main() -> None:
         rows.append(row)
         (args.work / "results.json").write_text(json.dumps(rows, indent=1, default=str))
         show = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
-        print(f"{name}: grid {row['grid_minutes']:.1f} min; best T {row['best_T']:g} {row['best']:.2f} +- {row['best_std']:.2f}, "
-              f"worst T {row['worst_T']:g} {row['worst']:.2f} (T matters: {row['T_matters']}); tune chose T {row['chosen']}, "
+        print(f"{name}: grid {row['grid_minutes']:.1f} min; best T {row['best_T']} {row['best']:.2f} +- {row['best_std']:.2f}, "
+              f"worst T {row['worst_T']} {row['worst']:.2f} (T matters: {row['T_matters']}); tune chose T {row['chosen']}, "
               f"regret {show(row['regret'])} ({'within' if row['within_std'] else 'beyond'} the best cell's std), "
               f"cost {row['cost']:.2f} of the grid ({row['cost_one_seed']:.2f} of one seed's); tau at 10/25/50%: "
-              + "/".join(show(row["tau"][f]) for f in (0.1, 0.25, 0.5)), flush=True)
+              + "/".join(show(row["tau"][f]) for f in (0.1, 0.25, 0.5))
+              + (f"; the paper's DTS ranges on test: {row['paper_ranges']}" if row["paper_ranges"] else ""), flush=True)
     hits = sum(r["within_std"] for r in rows)
     print(f"summary: regret within the best cell's seed std in {hits} of {len(rows)} settings; mean cost "
           f"{statistics.fmean(r['cost'] for r in rows):.2f} of the grid")
