@@ -28,12 +28,10 @@ def study(**changes) -> dict:
     return data
 
 
-def test_default_rungs_halve_down_to_one_candidate():
-    assert default_rungs(9, 3, 9) == [1, 3]  # 9 -> 3 -> 1
-    assert default_rungs(9, 3, 5) == [1, 2]
-    assert default_rungs(4, 2, 8) == [2, 4]  # 4 -> 2 -> 1
-    assert default_rungs(2, 3, 10) == [3]
-    assert default_rungs(9, 3, 1) == []  # one epoch: nothing to compare before the end
+def test_the_default_is_one_rung_at_half_the_budget():
+    assert default_rungs(9, 3, 9) == [4] and default_rungs(9, 3, 5) == [2] and default_rungs(4, 2, 8) == [4]
+    assert default_rungs(2, 3, 2) == [1]
+    assert default_rungs(9, 3, 1) == [] and default_rungs(1, 3, 10) == []  # nothing to compare before the end
 
 
 def test_tune_chooses_on_validation_and_records_its_cost(tmp_path, capsys):
@@ -42,15 +40,14 @@ def test_tune_chooses_on_validation_and_records_its_cost(tmp_path, capsys):
     out = capsys.readouterr().out
     record = json.loads((tmp_path / "out" / "tune.json").read_text())
     [setting] = record["settings"]
-    assert setting["rungs"] == [1] and record["metric"] == "val_top1" and record["seeds"] == [0]
-    first, final = setting["history"]  # 4 candidates, eta 3: ceil(4 / 3) = 2 go on from epoch 1
-    assert len(first["scores"]) == 4 and first["kept"] == list(first["scores"])[:2]
+    assert setting["rungs"] == [2] and record["metric"] == "val_top1" and record["seeds"] == [0]
+    first, final = setting["history"]  # 4 candidates, eta 3: ceil(4 / 3) = 2 go on from half the budget
+    assert len(first["scores"]) == 4 and first["kept"] == list(first["scores"])[:2] and first["epoch"] == 2
     assert set(final["scores"]) == set(first["kept"]) and final["epoch"] == 4
     assert final["kept"] == [setting["chosen"]] and setting["validation"] == final["scores"][setting["chosen"]]
-    best = max(final["scores"].values())
-    assert final["scores"][setting["chosen"]] == best
-    assert setting["student_epochs"] == 2 * 1 + 2 * 4  # two dropped at epoch 1, two trained to 4
-    assert setting["grid_student_epochs"] == 4 * 4 * 2 and setting["cost_ratio"] == pytest.approx(10 / 32)
+    assert final["scores"][setting["chosen"]] == max(final["scores"].values())
+    assert setting["student_epochs"] == 2 * 2 + 2 * 4  # two dropped at epoch 2, two trained to 4
+    assert setting["grid_student_epochs"] == 4 * 4 * 2 and setting["cost_ratio"] == pytest.approx(12 / 32)
     assert setting["regret"] is None and "regret: the full grid is not finished" in out
 
 
@@ -74,7 +71,7 @@ def test_a_tune_killed_with_sigkill_resumes_to_the_same_choice(tmp_path):
     killed = write_study(tmp_path / "killed.yaml", study(output=str(tmp_path / "killed")))
     assert main(["tune", whole, "--quiet"]) == 0
     command = [sys.executable, "-m", "kdtemp.cli", "tune", killed, "--quiet"]
-    for reached in (2, 5):  # inside the first rung, then past it
+    for reached in (3, 9):  # inside the first rung, then past it
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         wait_for(lambda: epoch_events(tmp_path / "killed" / "runs") >= reached, process)
         process.send_signal(signal.SIGKILL)

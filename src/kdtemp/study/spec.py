@@ -113,8 +113,8 @@ class TuneConfig:
     """How ``kdtemp tune`` searches the study's temperature axis (:mod:`kdtemp.study.tune`).
 
     ``seeds``: the seeds each candidate trains with (default: the study's first); ``eta``: at each rung
-    the best ``1/eta`` of the candidates (at least one) go on; ``rungs``: the epochs at which candidates are
-    compared (default: ``epochs / eta**k`` for ``k`` halvings down to one candidate, rounded, at least 1);
+    the best ``1/eta`` of the candidates (at least two) go on; ``rungs``: the epochs at which candidates are
+    compared (default: one rung at half the budget, :func:`kdtemp.study.tune.default_rungs`);
     ``metric``: the validation metric compared (default: ``val_`` + the task's primary metric)."""
 
     seeds: list[int] | None = None
