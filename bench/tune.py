@@ -22,6 +22,8 @@ Settings (``--settings``, comma-separated):
   ``resnet-cifar10/``, as ``../shared/data`` unpacks), 100 images a class, the shared resnet56 checkpoint
   teaching resnet20 for 12 epochs at T in {1, 2, 4, 10, 40}; ``cifar10-r20``: the weaker resnet20
   checkpoint teaching resnet20 (AdamW).
+* ``sst2`` (``--text``: ``../shared/data/text``): SST-2's sentences with BERT's vocabulary, a small BERT
+  teacher trained from scratch by the study teaching a smaller one (:func:`sst2`).
 
     python bench/tune.py --settings digits-adamw,digits-sgd --work /tmp/tune-bench [--data DIR] [--seeds 2]
 
@@ -88,11 +90,40 @@ def with_dts_ranges(study: dict) -> dict:
     return study
 
 
+def tiny_bert(layers: int, hidden: int) -> dict:
+    return {"model_type": "bert", "vocab_size": 30522, "hidden_size": hidden, "num_hidden_layers": layers,
+            "num_attention_heads": 2, "intermediate_size": 4 * hidden, "max_position_embeddings": 64}
+
+
+def sst2(text: Path, work: Path) -> dict:
+    """SST-2 sentences (``sst2_stsa_binary``: ``<label> <sentence>`` lines, 6,920 train / 1,821 test) as JSONL,
+    BERT's WordPiece vocabulary; a 2-layer, 128-wide BERT teacher trained from scratch by the study (3 epochs)
+    teaching 1-layer, 64-wide students for 6 epochs at 5 temperatures."""
+    import json as _json
+
+    folder = work / "sst2-data"
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, name in (("train", "stsa.binary.train"), ("test", "stsa.binary.test")):
+        lines = (text / "sst2_stsa_binary" / name).read_text().splitlines()
+        rows = [{"text": line[2:], "label": int(line[0])} for line in lines if line[:1] in "01" and line[1:2] == " "]
+        (folder / f"{split}.jsonl").write_text("".join(_json.dumps(r) + "\n" for r in rows))
+    base = {"task": "text_classification",
+            "data": {"dataset": "text_classification", "root": str(folder), "max_length": 64, "validation": 0.1,
+                     "tokenizer": str(text / "bert_base_uncased_vocab")},
+            "batch_size": 64, "teacher": {"prepared": "teacher"},
+            "student": {"model": {"name": "bert-1x64", "init": "random", "config": tiny_bert(1, 64)}, "objective": "kd",
+                        "optimizer": {"name": "adamw", "lr": 1.0e-3, "weight_decay": 0.01}, "epochs": 6}}
+    prepare = {"teacher": {"base": {"model": {"name": "bert-2x128", "init": "random", "config": tiny_bert(2, 128)},
+                                    "optimizer": {"name": "adamw", "lr": 1.0e-3, "weight_decay": 0.01}, "epochs": 3,
+                                    "label_smoothing": 0.0}}}
+    return {"base": base, "prepare": prepare, "grid": {"student.temperature": [1, 2, 4, 10, 40]}}
+
+
 ADAMW = {"name": "adamw", "lr": 0.005, "weight_decay": 0.05}
 SGD = {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5.0e-4}
 
 
-def settings(teacher: str, data: Path | None) -> dict:
+def settings(teacher: str, data: Path | None, text: Path | None = None, work: Path | None = None) -> dict:
     found = {"digits-adamw": lambda: digits(teacher, ADAMW), "digits-sgd": lambda: digits(teacher, SGD),
              "digits-weak": lambda: digits(teacher, ADAMW, weak=True),
              "digits-sgd-dts": lambda: with_dts_ranges(digits(teacher, SGD))}
@@ -102,6 +133,8 @@ def settings(teacher: str, data: Path | None) -> dict:
                       "cifar10-r20": lambda: cifar10(data, {"name": "adamw", "lr": 2.0e-3, "weight_decay": 0.05},
                                                      "resnet20", "resnet20-12fca82f.th"),
                       "cifar10-sgd-dts": lambda: with_dts_ranges(cifar10(data, SGD))})
+    if text is not None:
+        found["sst2"] = lambda: sst2(text, work)
     return found
 
 
@@ -150,10 +183,11 @@ def main() -> None:
     parser.add_argument("--settings", default="digits-adamw,digits-sgd,digits-weak")
     parser.add_argument("--work", type=Path, default=Path("/tmp/kdtemp-tune-bench"))
     parser.add_argument("--data", type=Path, help="a folder with cifar10-jpeg/ and resnet-cifar10/")
+    parser.add_argument("--text", type=Path, help="../shared/data/text (sst2_stsa_binary/, bert_base_uncased_vocab/)")
     parser.add_argument("--teacher", default=str(Path("runs/demo/teacher/teacher.pt").resolve()))
     parser.add_argument("--seeds", type=int, default=2)
     args = parser.parse_args()
-    known = settings(args.teacher, args.data)
+    known = settings(args.teacher, args.data, args.text, args.work)
     rows = []
     for name in args.settings.split(","):
         if name not in known:
