@@ -55,6 +55,7 @@ def test_a_run_awaiting_its_evaluation_is_left_out_with_a_note(report):
 def test_one_generation_seed_is_said(tmp_path):
     from kdtemp.report.tables import Record, generation_rows, generations_markdown
 
-    record = Record("r", "done", 1.0, 0, {}, "kl", 1, 20.0, 20.0, metrics={"rouge_l": 20.0, "distinct_1": 40.0})
+    record = Record("r", "done", 1.0, 0, {}, "kl", 1, 20.0, 20.0, metrics={"rouge_l": 20.0, "distinct_1": 40.0},
+                    generations=True)
     text = generations_markdown(generation_rows([record]))
     assert "one generation seed: no spread known" in text and "+-" not in text.split("\n", 2)[2]

@@ -67,11 +67,11 @@ def test_validation_metrics_are_recorded_each_epoch_and_training_never_sees_them
     assert ("validation", "top1") in splits and ("validation", "loss") in splits and ("test", "top1") in splits
 
 
-def test_a_text_split_s_rows_are_gathered_exactly():
+def test_a_text_split_s_subset_is_gathered_exactly():
     ids = torch.tensor([1, 2, 3, 4, 5, 6, 7, 8, 9])
     offsets = torch.tensor([0, 2, 3, 7, 9])
     split = TextSplit(ids, offsets, ids * 10, torch.tensor([0, 1, 0, 1]), ["a", "b"], 0)
-    picked = split.rows(np.array([2, 0]))
+    picked = split.subset(torch.tensor([2, 0]))
     assert picked.ids.tolist() == [4, 5, 6, 7, 1, 2] and picked.offsets.tolist() == [0, 4, 6]
     assert picked.type_ids.tolist() == [40, 50, 60, 70, 10, 20] and picked.labels.tolist() == [0, 0]
 

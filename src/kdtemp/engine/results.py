@@ -16,6 +16,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
+from ..tasks.validation import PREFIX as VALIDATION_PREFIX
+
 NOT_METRICS = ("epoch", "temperature", "lr", "temperature_distribution")
 """Curve fields that are not metrics of a split."""
 
@@ -38,8 +40,8 @@ def long_form(curve: Iterable[dict]) -> Iterator[tuple[int, str, str, float]]:
         for key, value in row.items():
             if key in NOT_METRICS or value is None:
                 continue
-            if key.startswith("val_"):  # the validation split held out of training (kdtemp.tasks.validation)
-                yield row["epoch"], "validation", key[len("val_"):], float(value)
+            if key.startswith(VALIDATION_PREFIX):  # the validation split held out of training
+                yield row["epoch"], "validation", key[len(VALIDATION_PREFIX):], float(value)
             elif key.endswith("_loss"):
                 yield row["epoch"], key[: -len("_loss")], "loss", float(value)
             else:

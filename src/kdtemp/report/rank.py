@@ -29,27 +29,15 @@ FRACTIONS = (0.1, 0.25, 0.5)
 
 
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """Kendall's tau-b of two paired sequences (ties in either corrected for); None when fewer than two
-    pairs, or when either sequence is constant (no order to agree with)."""
-    n = len(x)
-    if n != len(y):
-        raise ValueError(f"kendall_tau: {n} and {len(y)} values")
-    concordant = discordant = ties_x = ties_y = 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            dx, dy = x[i] - x[j], y[i] - y[j]
-            if dx == 0 and dy == 0:
-                continue
-            if dx == 0:
-                ties_x += 1
-            elif dy == 0:
-                ties_y += 1
-            elif (dx > 0) == (dy > 0):
-                concordant += 1
-            else:
-                discordant += 1
-    denominator = math.sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y))
-    return None if denominator == 0 else (concordant - discordant) / denominator
+    """Kendall's tau-b of two paired sequences (ties in either corrected for: :func:`scipy.stats.kendalltau`);
+    None when fewer than two pairs, or when either sequence is constant (no order to agree with)."""
+    if len(x) != len(y):
+        raise ValueError(f"kendall_tau: {len(x)} and {len(y)} values")
+    if len(x) < 2 or len(set(x)) < 2 or len(set(y)) < 2:
+        return None
+    from scipy.stats import kendalltau
+
+    return float(kendalltau(x, y).statistic)
 
 
 @dataclass

@@ -197,6 +197,7 @@ class Record:
     metrics: dict[str, float] = field(default_factory=dict)  # every final metric, under the study's evaluation
     degenerate: str | None = None  # why its generations are noise on some evaluation set (its task says), or None
     reevaluated: bool = False  # its final metrics come from evaluating its final weights again (no best epoch)
+    generations: bool = False  # its task's evaluation generates text (``Task.writes_samples``: a language model)
 
     def value(self, metric: str) -> float | None:
         """The primary metric at the final (``final``, ``final_top1``) or best (``best_...``) epoch."""
@@ -365,7 +366,8 @@ def records(runs: list[dict], prepared: dict[str, str] | None = None) -> list[Re
                           config.get("student.objective"), int(config["student.epochs"]),
                           final, best, run["curve"] or [], distills=distills,
                           method_keys=own, metric=metric, goal=goal, policy=policy, bounds=bounds,
-                          metrics=metrics, degenerate=degenerate, reevaluated=bool(run.get("reevaluated"))))
+                          metrics=metrics, degenerate=degenerate, reevaluated=bool(run.get("reevaluated")),
+                          generations=task in TASKS and TASKS[task].writes_samples))
     return out
 
 
@@ -601,7 +603,7 @@ def generation_rows(items: Iterable[Record], names: dict[str, str] | None = None
     names = names or {}
     rows = []
     for r in items:
-        if r.status != "done" or not any(k.startswith("distinct_1") for k in r.metrics):
+        if r.status != "done" or not r.generations:
             continue
         values = {k: v for k, v in r.metrics.items() if not k.startswith("seed_sd_") and not k.startswith("train")}
         rows.append({"run": r.run_id, "name": names.get(r.label, r.label), "T": r.temperature, "seed": r.seed,

@@ -27,7 +27,6 @@ from ..engine.storage import RunFolder
 from .spec import ExecutorConfig, Study
 from .cost import Cost, assumption, training_cost
 from .stages import describe as describe_preparation
-from ..engine.results import evaluation_id
 from .evaluation import evaluate_awaiting
 from .store import PREPARATION, RUN, Store
 from .results import export, results_table  # noqa: F401  (re-exported: kdtemp.study's API)
@@ -276,37 +275,44 @@ def run_study(study: Study, executor: ExecutorConfig | None = None, progress: bo
         if progress:
             print(f"study {study.file.name}: {len(study.runs)} runs in {len(study.cohorts)} cohorts; "
                   f"{sum(len(t.run_ids) for t in tasks)} to train in {len(tasks)} cohorts ({executor.kind} executor)")
-        unfinished = {task.cohort_id: task for task in tasks}
-        warned: set[str] = set()
-
-        def record(result: dict) -> None:
-            """A run's result into the store (again at its cohort's end: the same values), its warnings once."""
-            store.record(result)
-            if result["run_id"] not in warned:
-                warned.add(result["run_id"])
-                for message in result.get("warnings") or []:
-                    warn(f"run {result['run_id']} ({result['label']}): {message}")
-
-        try:  # a run is running from when its cohort starts, not while it waits for a worker
-            for task, results, error in make_executor(executor, progress).execute(
-                    tasks, started=lambda task: store.mark_running(task.run_ids),
-                    finished=lambda task, result: record(result)):  # done while its cohort trains on
-                unfinished.pop(task.cohort_id, None)
-                if error is not None:
-                    store.record_failure(task.run_ids, f"cohort {task.cohort_id} failed: {error}")
-                else:
-                    for result in results["results"]:
-                        record(result)
-                    if results["teacher"] is not None:
-                        store.record_teacher(task.teacher_id, {"teacher": task.cohort["teacher"],
-                                                               "data": task.cohort["data"]}, results["teacher"])
-                if progress:
-                    counts = store.counts(r.run_id for r in study.runs)
-                    print(f"  cohort {task.cohort_id} finished: {counts['done']} done, {counts['failed']} failed, "
-                          f"{counts['pending'] + counts['running']} to go")
-        finally:  # an executor that could not start, or a driver stopped by an exception: nothing stays "running"
-            store.mark_pending([run_id for task in unfinished.values() for run_id in task.run_ids])
+        execute_cohorts(study, store, executor, tasks, progress)
         return store.counts(r.run_id for r in study.runs)
+
+
+def execute_cohorts(study: Study, store: Store, executor: ExecutorConfig, tasks: list[Task], progress: bool) -> None:
+    """Train the cohorts ``tasks`` (of ``study``'s runs) with ``executor``: each result into the store as soon
+    as its run finishes (its warnings once), a failed cohort's runs failed with the reason, the teacher's
+    diagnostics recorded; a run left unfinished (the driver stopped, or a cohort's ``until_epoch``) is
+    pending again, resumable from its checkpoint."""
+    warned: set[str] = set()
+
+    def record(result: dict) -> None:
+        """A run's result into the store (again at its cohort's end: the same values), its warnings once."""
+        store.record(result)
+        if result["run_id"] not in warned:
+            warned.add(result["run_id"])
+            for message in result.get("warnings") or []:
+                warn(f"run {result['run_id']} ({result['label']}): {message}")
+
+    try:  # a run is running from when its cohort starts, not while it waits for a worker
+        for task, results, error in make_executor(executor, progress).execute(
+                tasks, started=lambda task: store.mark_running(task.run_ids),
+                finished=lambda task, result: record(result)):  # done while its cohort trains on
+            if error is not None:
+                store.record_failure(task.run_ids, f"cohort {task.cohort_id} failed: {error}")
+            else:
+                for result in results["results"]:
+                    record(result)
+                if results["teacher"] is not None:
+                    store.record_teacher(task.teacher_id, {"teacher": task.cohort["teacher"],
+                                                           "data": task.cohort["data"]}, results["teacher"])
+            if progress:
+                counts = store.counts(r.run_id for r in study.runs)
+                print(f"  cohort {task.cohort_id} finished: {counts['done']} done, {counts['failed']} failed, "
+                      f"{counts['pending'] + counts['running']} to go")
+    finally:  # an executor that could not start, a driver stopped by an exception, a cohort stopped at its
+        # until_epoch: nothing stays "running" (mark_pending changes only runs marked running)
+        store.mark_pending([run_id for task in tasks for run_id in task.run_ids])
 
 
 def plan(study: Study) -> str:
@@ -395,7 +401,7 @@ def plan(study: Study) -> str:
             lines.append(f"store: {counts['done']} done, {counts['failed']} failed, {to_go} to go")
             wanted = {r.run_id: r.spec.cohort_config().evaluation() for r in study.runs}
             again = [r for r in done if r.get("evaluation") is not None and r["evaluation"] != wanted[r["run_id"]]
-                     and not store.evaluations(RUN, r["run_id"]).get(evaluation_id(wanted[r["run_id"]]))]
+                     and store.evaluated(RUN, r["run_id"], wanted[r["run_id"]]) is None]
             if again:
                 lines.append(f"evaluate: {len(again)} finished runs were evaluated under other settings than this file's; "
                              "`kdtemp study run` evaluates their final weights again (nothing is trained)")

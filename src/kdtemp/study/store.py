@@ -491,6 +491,12 @@ class Store:
                                        "WHERE kind = ? AND run_id = ?", (kind, run_id)).fetchall()
         return {r[0]: {"settings": json.loads(r[1]), "metrics": json.loads(r[2]), "seconds": r[3]} for r in rows}
 
+    def evaluated(self, kind: str, run_id: str, settings: dict) -> dict | None:
+        """A run's (or preparation's) evaluation under ``settings`` (``settings``, ``metrics``, ``seconds``), or None."""
+        row = self.connection.execute("SELECT settings, metrics, seconds FROM evaluations WHERE kind = ? AND run_id = ? "
+                                      "AND evaluation_id = ?", (kind, run_id, evaluation_id(settings))).fetchone()
+        return None if row is None else {"settings": json.loads(row[0]), "metrics": json.loads(row[1]), "seconds": row[2]}
+
     def awaiting_evaluation(self, kind: str = RUN) -> list[dict]:
         """Finished runs (or preparations) whose metrics were measured under other evaluation settings
         than the study file asks for and that have no evaluation under those yet (:meth:`runs`)."""
@@ -501,7 +507,7 @@ class Store:
         measured, wanted = row.get("evaluation"), row.get("evaluation_wanted")
         if row.get("status") != "done" or measured is None or wanted is None or measured == wanted:
             return row
-        found = self.evaluations(kind, row[key]).get(evaluation_id(wanted))
+        found = self.evaluated(kind, row[key], wanted)
         for which in ("final", "best"):
             for metric in row.get(which) or {}:
                 row.pop(f"{which}_{metric}", None)

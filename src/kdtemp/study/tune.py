@@ -32,7 +32,8 @@ from ..config import ConfigError
 from ..engine.storage import RunFolder
 from ..files import atomic_write_text
 from ..tasks import get_task
-from .executors import Task as CohortTask, make_executor
+from ..tasks.validation import PREFIX as VALIDATION_PREFIX
+from .executors import Task as CohortTask
 from .layout import store_path
 from .lock import StudyLock
 from .spec import ExecutorConfig, Run, Study
@@ -126,7 +127,7 @@ def check(study: Study) -> tuple[list[int], str, list[Setting], dict[str, list[i
     settings = settings_of(study, seeds)
     spec = settings[0].candidates[0].runs[0].spec
     task = get_task(spec.task)
-    if "validation" not in {f.name for f in dataclasses.fields(spec.data)}:
+    if not task.validation_split:
         raise ConfigError(f"tune: a {spec.task} study has no validation split to choose on yet (data.validation is an "
                           "image and text classification field)")
     for setting in settings:
@@ -134,7 +135,7 @@ def check(study: Study) -> tuple[list[int], str, list[Setting], dict[str, list[i
             if candidate.runs[0].spec.data.validation is None:
                 raise ConfigError("data.validation: tune chooses on a validation split held out of training, never on "
                                   "test; set base.data.validation (a fraction such as 0.1, or a count)")
-    metric = config.metric or f"val_{task.primary_metric}"
+    metric = config.metric or f"{VALIDATION_PREFIX}{task.primary_metric}"
     rungs = {}
     for setting in settings:
         chosen = config.rungs or default_rungs(len(setting.candidates), config.eta, setting.epochs)
@@ -159,15 +160,15 @@ def _mean(values: list[float | None]) -> float | None:
 
 
 def _train(study: Study, store: Store, executor: ExecutorConfig, runs: list[Run], until: int, progress: bool) -> None:
-    """Train ``runs`` (the study's) to epoch ``until`` (their full budget when it is theirs), cohort by cohort;
-    results into the store; runs stopped short stay pending."""
-    from .driver import _plain_cohort
+    """Train ``runs`` (the study's) to epoch ``until`` (their full budget when it is theirs), cohort by cohort,
+    as the driver does (:func:`~kdtemp.study.driver.execute_cohorts`); runs stopped short stay pending."""
+    from .driver import _plain_cohort, execute_cohorts
 
     wanted = {run.run_id for run in runs}
     status = {r["run_id"]: (r["status"], r["epochs_done"]) for r in store.runs(wanted)}
     tasks = []
     for cohort in study.cohorts:
-        todo = [r for r in cohort.runs if r.run_id in wanted and status[r.run_id][0] != "done"
+        todo = [r for r in cohort.runs if r.run_id in wanted and status[r.run_id][0] not in ("done", "failed")
                 and status[r.run_id][1] < min(until, r.spec.student.epochs)]
         if not todo:
             continue
@@ -175,17 +176,7 @@ def _train(study: Study, store: Store, executor: ExecutorConfig, runs: list[Run]
         plain = _plain_cohort(config, executor, study.file.logging)
         plain["until_epoch"] = until
         tasks.append(CohortTask(cohort.cohort_id, plain, str(study.output / "runs"), [r.run_id for r in todo]))
-    if not tasks:
-        return
-    try:
-        for task, results, error in make_executor(executor, progress).execute(
-                tasks, started=lambda task: store.mark_running(task.run_ids), finished=lambda task, result: store.record(result)):
-            if error is not None:
-                raise ConfigError(f"tune: cohort {task.cohort_id} failed: {error}")
-            for result in results["results"]:
-                store.record(result)
-    finally:
-        store.mark_pending([run_id for task in tasks for run_id in task.run_ids])  # stopped at the rung: resumable
+    execute_cohorts(study, store, executor, tasks, progress)  # a failed candidate has no score: it ranks last
 
 
 def tune_study(study: Study, executor: ExecutorConfig | None = None, progress: bool = True) -> dict[str, Any]:

@@ -193,6 +193,9 @@ class Task:
     """Sections a member of this task has besides the engine's (a language model's ``responses``):
     name -> a dataclass with ``validate(path)`` and ``unused_fields()`` (``"*"`` among them: the whole
     section says nothing about the run, e.g. left at its default)."""
+    validation_split: bool = False
+    """Whether its ``data`` section holds out a validation split from training (``data.validation``,
+    :mod:`kdtemp.tasks.validation`) and :meth:`validation_scores` scores it: what ``kdtemp tune`` chooses on."""
     evaluation_fields: frozenset[str] = frozenset()
     """Fields of its ``data`` section that only evaluation reads (a language model's generation settings
     and evaluation sets): they are not part of a run's identity, so changing them evaluates finished

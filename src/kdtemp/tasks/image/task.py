@@ -96,6 +96,7 @@ class ImageClassification(Task):
     metric_names = {"top1": MetricName("top-1 (%)", "top-1", "%", "accuracy"),
                     "top5": MetricName("top-5 (%)", "top-5", "%", "top-5 accuracy")}
     data_config = DataConfig
+    validation_split = True  # data.validation
     augment_config = AugmentConfig
     model_config = ModelConfig
 

@@ -256,17 +256,6 @@ class TextSplit:
     def lengths(self) -> Tensor:
         return self.offsets[1:] - self.offsets[:-1]
 
-    def rows(self, rows: Any) -> "TextSplit":
-        """The split of ``rows`` (host indices, in that order), its ragged ids gathered anew."""
-        index = torch.as_tensor(rows, dtype=torch.long, device=self.labels.device)
-        lengths = self.lengths()[index]
-        offsets = torch.zeros(len(rows) + 1, dtype=self.offsets.dtype, device=self.offsets.device)
-        offsets[1:] = torch.cumsum(lengths, 0)
-        starts = self.offsets[:-1][index]
-        token = torch.repeat_interleave(starts - offsets[:-1], lengths) + torch.arange(int(offsets[-1]), device=starts.device)
-        take = lambda t: None if t is None else t[token]  # noqa: E731
-        return TextSplit(self.ids[token], offsets, take(self.type_ids), self.labels[index], self.classes, self.pad_id)
-
     def inputs(self, rows: Tensor, width: int | None = None) -> dict[str, Tensor]:
         """``input_ids``, ``attention_mask`` (and ``token_type_ids``) of ``rows``, padded to the
         longest of them (``width``, when the caller knows it from the host, so the device is not

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from ..base import Task, register_task
@@ -66,6 +67,7 @@ class TextClassification(Task):
     primary_metric = ACCURACY
     primary_goal = "max"
     precisions = ("auto", "fp32", "bf16")  # Hugging Face models in float32 or under bf16 autocast
+    validation_split = True  # data.validation
     data_config = TextDataConfig
     augment_config = TextAugmentConfig
     model_config = TextModelConfig
@@ -83,7 +85,7 @@ class TextClassification(Task):
         train, validation = splits["train"], None
         if shared.data.validation is not None:  # held out before anything trains on it
             kept, held = carve(len(train), shared.data.validation)
-            train, validation = train.rows(kept), train.rows(held).to(runtime.device)
+            train, validation = train.subset(torch.as_tensor(kept)), train.subset(torch.as_tensor(held)).to(runtime.device)
         train = train.to(runtime.device)
         tests = {split: splits[split].to(runtime.device) for split in test_splits(shared.data)}
         return TextData(train, tests, TextStream(train, shared.batch_size, shared.data_seed), metrics, name,
