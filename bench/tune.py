@@ -19,7 +19,9 @@ Settings (``--settings``, comma-separated):
   [4, 8], [1, 8], [8, 16], [16, 40], each starting at its maximum): the range ``tune`` finds for the pair,
   against the paper's [1, 3] and [4, 8] (``cifar10-sgd-dts``: the same on CIFAR-10).
 * ``cifar10-sgd`` / ``cifar10-adamw``: CIFAR-10 JPEG (``--data``: a folder with ``cifar10-jpeg/`` and
-  ``resnet-cifar10/``, as ``../shared/data`` unpacks), 100 images a class, the shared resnet56 checkpoint
+  ``resnet-cifar10/``, as ``../shared/data`` unpacks), 200 images a class of which 1,000 in all are the
+  validation split (so about 100 a class train; a 100-image validation split, 2026-12-04's, has a top-1
+  standard error near 5 points, more than the differences tune must see), the shared resnet56 checkpoint
   teaching resnet20 for 12 epochs at T in {1, 2, 4, 10, 40}; ``cifar10-r20``: the weaker resnet20
   checkpoint teaching resnet20 (AdamW).
 * ``sst2`` (``--text``: ``../shared/data/text``): SST-2's sentences with BERT's vocabulary, a small BERT
@@ -66,8 +68,8 @@ def digits(teacher: str, optimizer: dict, weak: bool = False) -> dict:
 
 
 def cifar10(data: Path, optimizer: dict, teacher: str = "resnet56", weights: str = "resnet56-4bfd9763.th") -> dict:
-    base = {"data": {"dataset": "folder", "root": str(data / "cifar10-jpeg"), "resolution": 32, "train_per_class": 100,
-                     "validation": 0.1},
+    base = {"data": {"dataset": "folder", "root": str(data / "cifar10-jpeg"), "resolution": 32, "train_per_class": 200,
+                     "validation": 1000},
             "augment": {"randaugment_ops": 0, "horizontal_flip": True, "mix": True},
             "batch_size": 64,
             "teacher": {"name": teacher, "init": "checkpoint", "weights": str(data / "resnet-cifar10" / weights)},

@@ -82,3 +82,21 @@ def test_preflight_refuses_a_split_larger_than_the_data_before_any_work(tmp_path
     config = cohort([member()], data=dataclasses.replace(tiny_data(), validation=500))
     with pytest.raises(ConfigError, match=r"^data.validation: holds out 500 of the training split's 160 samples"):
         get_task(config.task).preflight([(config, config.members)], device="cpu")
+
+
+def test_a_split_too_small_to_rank_temperatures_is_warned_once(capsys):
+    """100 samples give a top-1 standard error of up to 5 points (2026-12-04's CIFAR-10 bench chose T on
+    such a split and missed by 1.4 points); preflight says so once, however many cohorts share the data."""
+    from kdtemp.tasks import get_task
+    from kdtemp.tasks.validation import noise_note
+
+    assert noise_note(100) == ("data.validation: 100 samples; a top-1 accuracy measured on them has a standard error "
+                               "of up to 5.0 points, so temperatures closer than that cannot be told apart on it "
+                               "(kdtemp tune ranks by it); 500 or more are advised")
+    assert noise_note(500) is None
+    config = cohort([member()], data=dataclasses.replace(tiny_data(), validation=40))
+    get_task(config.task).preflight([(config, config.members)] * 2, device="cpu")
+    lines = [line for line in capsys.readouterr().err.splitlines() if "data.validation" in line]
+    assert lines == ["kdtemp: warning: data.validation: 40 samples; a top-1 accuracy measured on them has a standard "
+                     "error of up to 7.9 points, so temperatures closer than that cannot be told apart on it (kdtemp "
+                     "tune ranks by it); 500 or more are advised"]

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import ConfigError
+from ..files import warn
 
 
 def stream_seed(data_seed: int, epoch: int) -> int:
@@ -136,6 +137,13 @@ class Preflight:
 
     datasets: dict[str, Any] = field(default_factory=dict)
     models: set[str] = field(default_factory=set)
+    warned: set[str] = field(default_factory=set)
+
+    def warn_once(self, message: str | None) -> None:
+        """Print ``message`` as a warning unless it is None or was printed already (cohorts share data)."""
+        if message is not None and message not in self.warned:
+            self.warned.add(message)
+            warn(message)
 
     @staticmethod
     def key(data: Any) -> str:

@@ -9,6 +9,8 @@ recorded as ``val_<metric>`` (``val_top1``, ``val_loss``). The protocol's own nu
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..config import ConfigError, require
@@ -34,6 +36,24 @@ def validation_count(value: float | int, size: int, path: str = "data.validation
         raise ConfigError(f"{path}: holds out {count} of the training split's {size} samples; it must leave some to "
                           f"train on (a fraction in (0, 1), or a count below {size})")
     return count
+
+
+ADVISED = 500
+"""Fewer validation samples than this draw a warning: their top-1 is too noisy to rank temperatures by."""
+
+
+def noise_note(count: int, path: str = "data.validation") -> str | None:
+    """A warning when ``count`` validation samples are too few to tell temperatures apart, else None.
+
+    A top-1 accuracy ``a`` measured on ``n`` samples has a binomial standard error of
+    ``100 sqrt(a (1 - a) / n)`` points, at most ``50 / sqrt(n)`` (at ``a = 0.5``): 5 points on 100
+    samples, 1.6 on 1,000. ``kdtemp tune`` ranks candidates by it, so differences below it are noise.
+    """
+    if count >= ADVISED:
+        return None
+    return (f"{path}: {count} samples; a top-1 accuracy measured on them has a standard error of up to "
+            f"{50 / math.sqrt(count):.1f} points, so temperatures closer than that cannot be told apart on it "
+            f"(kdtemp tune ranks by it); {ADVISED} or more are advised")
 
 
 def carve(size: int, value: float | int, path: str = "data.validation") -> tuple[np.ndarray, np.ndarray]:

@@ -23,7 +23,7 @@ import torch
 
 from kdtemp.config import ConfigError, to_dict
 from kdtemp.files import warn
-from ..validation import validation_count
+from ..validation import noise_note, validation_count
 from ..base import Preflight, check_device
 from .data import DataConfig, SplitIndex
 from .models import (LoadedModel, ModelConfig, WeightsError, find_pretrained, hub_offline, hub_pretrained_cfg,
@@ -67,7 +67,7 @@ def preflight(cohorts: Iterable[tuple[Any, list[Any]]], device: str = "auto",
             continue
         count = len(facts.classes)
         if shared.data.validation is not None:  # one line now, not when the cohort opens
-            validation_count(shared.data.validation, facts.train)
+            state.warn_once(noise_note(validation_count(shared.data.validation, facts.train)))
         if shared.batch_size > facts.train:
             raise ConfigError(f"batch_size: {shared.batch_size} exceeds the {facts.train} training images of this data "
                               f"({facts.describe()}); allowed: at most {facts.train}")

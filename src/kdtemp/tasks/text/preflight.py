@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..validation import validation_count
+from ..validation import noise_note, validation_count
 from ...config import ConfigError
 from ...weights import WeightsError, read_weights
 from ..base import Preflight, check_device
@@ -112,7 +112,7 @@ def preflight(cohorts: Iterable[tuple[Any, list[Any]]], device: str = "auto", do
     for shared, members in cohorts:
         facts = _dataset(shared.data, download, state)
         if facts is not None and shared.data.validation is not None:  # one line now, not when the cohort opens
-            validation_count(shared.data.validation, facts.train)
+            state.warn_once(noise_note(validation_count(shared.data.validation, facts.train)))
         prefix = f"{member_field}." if member_field else ""
         models = ([(shared.teacher, "teacher")] if shared.teacher is not None else []) + \
             [(member.model, f"{prefix}model") for member in members]
