@@ -77,7 +77,7 @@ def test_evaluate_changes_only_evaluation_settings(tmp_path, capsys):
     assert main(["evaluate", str(path), "student.epochs=3"]) == 2
     assert capsys.readouterr().err.strip() == (
         "kdtemp: error: student.epochs: evaluate changes only what training does not read (a causal_lm study's "
-        "evaluation fields); allowed: data.eval_root, data.eval_samples, data.eval_sets, data.generation")
+        "evaluation fields); allowed: data.eval_root, data.eval_samples, data.eval_sets, data.generation, data.validation")
     assert main(["evaluate", str(path), "data.max_length=64"]) == 2  # training reads it: a new run, not an evaluation
     assert "data.max_length: evaluate changes only what training does not read" in capsys.readouterr().err
     assert main(["evaluate", str(path), "data.generation.protocol=minillm"]) == 2

@@ -128,13 +128,14 @@ def check(study: Study) -> tuple[list[int], str, list[Setting], dict[str, list[i
     spec = settings[0].candidates[0].runs[0].spec
     task = get_task(spec.task)
     if not task.validation_split:
-        raise ConfigError(f"tune: a {spec.task} study has no validation split to choose on yet (data.validation is an "
-                          "image and text classification field)")
+        raise ConfigError(f"tune: a {spec.task} study has no validation split to choose on (its data section has no "
+                          "validation field)")
     for setting in settings:
         for candidate in setting.candidates:
             if candidate.runs[0].spec.data.validation is None:
                 raise ConfigError("data.validation: tune chooses on a validation split held out of training, never on "
-                                  "test; set base.data.validation (a fraction such as 0.1, or a count)")
+                                  "test; set base.data.validation (a fraction such as 0.1, or a count; for a language "
+                                  "model, how many validation records to generate on)")
     metric = config.metric or f"{VALIDATION_PREFIX}{task.primary_metric}"
     rungs = {}
     for setting in settings:

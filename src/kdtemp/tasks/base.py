@@ -202,8 +202,9 @@ class Task:
     name -> a dataclass with ``validate(path)`` and ``unused_fields()`` (``"*"`` among them: the whole
     section says nothing about the run, e.g. left at its default)."""
     validation_split: bool = False
-    """Whether its ``data`` section holds out a validation split from training (``data.validation``,
-    :mod:`kdtemp.tasks.validation`) and :meth:`validation_scores` scores it: what ``kdtemp tune`` chooses on."""
+    """Whether its ``data`` section has a ``validation`` field (a split held out of training,
+    :mod:`kdtemp.tasks.validation`; a language model's: records of its data's own validation split) that
+    :meth:`validation_scores` scores: what ``kdtemp tune`` chooses on."""
     evaluation_fields: frozenset[str] = frozenset()
     """Fields of its ``data`` section that only evaluation reads (a language model's generation settings
     and evaluation sets): they are not part of a run's identity, so changing them evaluates finished

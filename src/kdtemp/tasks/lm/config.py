@@ -206,6 +206,11 @@ class LMDataConfig(FileFreeData):
     first one primary (``rouge_l``; the others ``rouge_l_<name>``). SelfInst, UnNI and S-NI are
     such files. ``validation`` gives the token loss and perplexity.
 
+    ``validation`` (the field): ``null`` (the default), or a count: the first N records of the data's own
+    validation split (never trained on) whose generations, under ``generation`` with its first seed, are
+    scored each epoch as ``val_rouge_l`` and ``val_exact_match``, against the record's references or its
+    own response. What ``kdtemp tune`` chooses on; training never reads it.
+
     Lengths: a prompt longer than ``max_prompt_length`` tokens is truncated from the left (its
     instruction's end and ``### Response:`` stay; the count is reported) under ``prompt_policy:
     truncate``, or refused under ``refuse``; under ``generation.protocol: minillm`` the evaluation sets'
@@ -228,6 +233,7 @@ class LMDataConfig(FileFreeData):
     prompt_policy: Literal["truncate", "refuse"] = "truncate"
     train_samples: int | None = None
     eval_samples: int | None = None
+    validation: int | None = None
     chunk_tokens: int = 1024
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     cache_dir: str | None = None
@@ -258,6 +264,10 @@ class LMDataConfig(FileFreeData):
         for name in ("train_samples", "eval_samples"):
             value = getattr(self, name)
             require(value is None or value >= 1, f"{path}.{name}", f"must be >= 1 or null; got {value}")
+        require(self.validation is None or (isinstance(self.validation, int) and not isinstance(self.validation, bool)
+                                            and self.validation >= 1), f"{path}.validation",
+                f"for a language model, how many records of the data's own validation split to generate on each epoch "
+                f"(an integer >= 1) or null; got {self.validation!r}")
         require(self.chunk_tokens >= 1, f"{path}.chunk_tokens", f"must be >= 1; got {self.chunk_tokens}")
         self.generation.validate(f"{path}.generation")
         if self.generation.protocol == "minillm":  # MiniLLM cuts prompts at 256 tokens and stops at 512 in all
@@ -268,8 +278,10 @@ class LMDataConfig(FileFreeData):
 
     def unused_fields(self) -> set[str]:
         """Fields that cannot change a result: where the cache lives, whether downloading is allowed,
-        and the generation settings greedy decoding does not read."""
-        return {"cache_dir", "download"} | {f"generation.{name}" for name in self.generation.unused_fields()}
+        the generation settings greedy decoding does not read, and ``validation`` when null (off: left out
+        of the evaluation a run records, as before the field existed)."""
+        unused = {"cache_dir", "download"} | {f"generation.{name}" for name in self.generation.unused_fields()}
+        return unused | ({"validation"} if self.validation is None else set())
 
 
 @dataclass

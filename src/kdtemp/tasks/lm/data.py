@@ -33,6 +33,8 @@ from .indexed import TokenRecord, check_ids, index_files, token_records
 
 CACHE_VERSION = 2
 VALIDATION_NAMES = ("validation", "valid", "dev")
+VALIDATION_GENERATION = "validation-generation"
+"""The records of the validation split generated on each epoch (``data.validation``), in :func:`load_splits`."""
 DOLLY_HELD_OUT = (500, 500)  # validation, test: MiniLLM holds out 1,000 records (--dev-num 1000)
 DOLLY_SPLIT_SEED = 0
 
@@ -455,6 +457,8 @@ def load_splits(config: LMDataConfig, tokenizer: Any, tokenizer_name: str, cache
         whole = LMSplit(part["ids"], part["offsets"], part["prompt_lengths"], int(meta["pad_id"]), references)
         used = config.train_samples if split == "train" else config.eval_samples
         out[split] = whole.first(used)
+        if split == "validation" and config.validation is not None:  # generated on: its own count
+            out[VALIDATION_GENERATION] = whole.first(config.validation)
         if progress:  # counted over the records the run uses, not the whole file
             for kind, limit in (("prompts", config.max_prompt_length), ("responses", config.max_length)):
                 count = int(part[f"{kind[:-1]}_cut"][:used].sum())

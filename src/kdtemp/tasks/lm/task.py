@@ -30,7 +30,7 @@ from ...paths import default_cache_dir
 from ..base import MetricName, SampleSink, Task, register_task
 from ..hf import forward_flops, model_label
 from .config import CausalLMConfig, LMAugmentConfig, LMDataConfig, ResponsesConfig
-from .data import LMBatch, LMSplit, LMStream, load_splits
+from .data import VALIDATION_GENERATION, LMBatch, LMSplit, LMStream, load_splits
 from .responses import with_eos
 from .metrics import EXACT_MATCH, ROUGE_L, degeneracy, degenerate_reason, exact_match, postprocess, rouge_l
 from .models import CausalLM, load_causal_lm, output_vocabulary
@@ -55,6 +55,8 @@ class LMData:
     vocabulary: int
     config: LMDataConfig
     cache_dir: Path | None = None
+    held_out: LMSplit | None = None
+    """The validation records generated on each epoch (``data.validation``), or None."""
     sources: dict[Hashable, tuple[LMSplit, tuple[Tensor, Tensor]]] = field(default_factory=dict)
     """Teacher-generated training responses per setting, with their host lengths (read once)."""
     _prompts: list[list[int]] | None = None
@@ -93,7 +95,9 @@ class CausalLanguageModeling(Task):
     progress_unit = "step"  # DTS's cosine runs over optimizer steps
     diagnoses_teacher = False  # the study's class-profile diagnostics have no token form yet
     writes_samples = True  # every evaluation's generations, beside the run
-    evaluation_fields = frozenset({"generation", "eval_sets", "eval_root", "eval_samples"})  # training reads none
+    evaluation_fields = frozenset({"generation", "eval_sets", "eval_root", "eval_samples",
+                                   "validation"})  # training reads none
+    validation_split = True  # data.validation: records of the data's own validation split, generated on
     member_sections = {"responses": ResponsesConfig}  # where a member's training responses come from
 
     def open(self, shared: Any, runtime: Any, progress: bool = False) -> LMData:
@@ -106,9 +110,10 @@ class CausalLanguageModeling(Task):
         splits = load_splits(shared.data, tokenizer, name, cache, progress)
         train = splits["train"].to(runtime.device)
         evals = {split: splits[split].to(runtime.device) for split in shared.data.eval_sets}
+        held_out = splits.get(VALIDATION_GENERATION)
         return LMData(train, splits["validation"].to(runtime.device), evals,
                       LMStream(train, shared.batch_size, shared.data_seed, shared.data.chunk_tokens), name, tokenizer,
-                      len(tokenizer), shared.data, cache)
+                      len(tokenizer), shared.data, cache, None if held_out is None else held_out.to(runtime.device))
 
     def create_model(self, config: CausalLMConfig, data: LMData, runtime: Any, role: str) -> CausalLM:
         where = "teacher" if role == "teacher" else "student.model"
@@ -163,6 +168,22 @@ class CausalLanguageModeling(Task):
                 if len(values) > 1:
                     out[f"seed_sd_{name}"] = torch.tensor(statistics.stdev(values))
         return out
+
+    def validation_scores(self, model: CausalLM, data: LMData, runtime: Any, batch_size: int) -> dict[str, Tensor]:
+        """ROUGE-L and exact match of the generations (``data.generation``, its first seed) on the first
+        ``data.validation`` records of the validation split, each scored against its references or, a
+        record without any (MiniLLM's token files), its own response; none without ``data.validation``."""
+        if data.held_out is None:
+            return {}
+        generation = data.config.generation.resolved()
+        tokenizer = data.tokenizer
+        decode = lambda ids: postprocess(tokenizer.decode(ids, skip_special_tokens=True))  # noqa: E731
+        references = [refs or [decode(response)] for refs, response in zip(data.held_out.references,
+                                                                              data.held_out.responses())]
+        predictions = model.generate(data.held_out, generation, generation.seeds[0], data.held_out.pad_id,
+                                     tokenizer.eos_token_id, runtime, decode)
+        return {ROUGE_L: torch.tensor(rouge_l(predictions, references)),
+                EXACT_MATCH: torch.tensor(exact_match(predictions, references, generation.protocol != "minillm"))}
 
     def batch_source(self, member: Any) -> Hashable | None:
         """None for the data's responses (and ``lmbda: 0``); the generation settings for the teacher's
