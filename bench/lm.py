@@ -21,7 +21,18 @@
     (on-policy, ``lmbda`` 1: each member samples ``--new-tokens`` per record and the teacher scores them,
     one generation and one teacher pass per member per batch in either arm).
 
-    python bench/lm.py [--part memory|cohort|responses|all] [--device cpu] [--preset tiny|gpt2]
+(e) ``cache``: what a teacher-output cache loses (``kdtemp.objectives.teacher_cache``). A GPT-2-shaped
+    teacher (2 layers, 128 wide, the real 50,257-token vocabulary) trained ``--teacher-steps`` on the
+    responses of MiniLLM's Dolly training data (``--text``: ``../shared/data/text``), and a student of the
+    same shape trained a quarter as long; on ``--cache-tokens`` response tokens of Dolly's validation
+    records, teacher-forced: the token loss (``T^2`` times the mean over tokens) and its gradient with
+    respect to the student's logits, from the live teacher and from each cache design (top-k + tail bins
+    at k in {8, 32, 128, V}; sampled ids at k in {8, 32, 128}, forward KL only) at T in {1, 2, 4, 8}, for
+    the forward KL, reverse KL and JSD (beta 0.5). Printed: bytes per token, the relative error of the
+    loss and of the gradient (``|g_cache - g_live| / |g_live|``), the width of the stated interval of the
+    log normaliser, and the teacher's mass in its top k. The trained models are kept in ``--work``.
+
+    python bench/lm.py [--part memory|cohort|responses|cache|all] [--device cpu] [--preset tiny|gpt2]
 """
 
 from __future__ import annotations
@@ -37,6 +48,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -207,9 +219,109 @@ def cohort(args, responses: str = "dataset") -> dict:
     return {"cohort_seconds": cohort_seconds, "solo_seconds": solo_seconds, "ratio": ratio, "equal": same, "parts": parts}
 
 
+def _dolly_responses(text: Path, split: str) -> list[list[int]]:
+    """Each record's response ids (after MiniLLM's separator) of the Dolly ``split`` (``train`` or ``valid``)."""
+    from kdtemp.tasks.lm.indexed import token_records
+
+    return [list(map(int, r.response)) for r in token_records(text / "minillm_dolly_processed_gpt2" / f"{split}_0")
+            if len(r.response) >= 8]
+
+
+def _trained_gpt2(responses: list[list[int]], steps: int, path: Path, seed: int):
+    """A 2-layer, 128-wide GPT-2 with the GPT-2 vocabulary trained ``steps`` steps (batch 8 x 128 tokens,
+    AdamW 3e-3) on ``responses``; loaded from ``path`` when it is there."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(**_model({"n_layer": 2, "n_embd": 128, "n_head": 4}, 50257, 128))
+    torch.manual_seed(seed)
+    model = GPT2LMHeadModel(config)
+    if path.exists():
+        model.load_state_dict(torch.load(path, weights_only=True))
+        return model.eval()
+    stream = torch.tensor([t for r in responses for t in r][: steps * 8 * 128 + 1])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    started = time.perf_counter()
+    for step in range(steps):
+        window = stream[(step * 1024) % (len(stream) - 1025):][:1025]
+        batch = window[:1024].view(8, 128)
+        loss = model(input_ids=batch, labels=batch).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    print(f"    trained {steps} steps in {time.perf_counter() - started:.0f} s; last training loss {loss.item():.2f}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+    return model.eval()
+
+
+def cache(args) -> dict:
+    """(e): the loss and gradient error of each cache design against the live teacher."""
+    from kdtemp.objectives.teacher_cache import cached_divergence, sampled, sampled_divergence, top_k_tail
+    from kdtemp.objectives.token import token_divergence
+
+    print("(e) teacher-output cache against the live teacher, V = 50,257 (Dolly responses)")
+    train, valid = _dolly_responses(args.text, "train"), _dolly_responses(args.text, "valid")
+    teacher = _trained_gpt2(train, args.teacher_steps, args.work / f"cache-teacher-{args.teacher_steps}.pt", 0)
+    student = _trained_gpt2(train, max(1, args.teacher_steps // 4), args.work / f"cache-student-{args.teacher_steps // 4}.pt", 1)
+    ids = torch.tensor([t for r in valid for t in r][: args.cache_tokens]).view(-1, 128)
+    with torch.no_grad():
+        t_logits = teacher(input_ids=ids).logits.reshape(-1, 50257).float()
+        s_logits = student(input_ids=ids).logits.reshape(-1, 50257).float()
+    entropy = -(torch.log_softmax(t_logits, 1).exp() * torch.log_softmax(t_logits, 1)).sum(1).mean().item()
+    print(f"    {t_logits.shape[0]} tokens; teacher entropy at T = 1: {entropy:.2f} nats")
+
+    def loss_and_gradient(fn, T: float) -> tuple[float, Tensor]:
+        s = s_logits.clone().requires_grad_(True)
+        value = fn(s, T).mean() * T * T
+        value.backward()
+        return value.item(), s.grad
+
+    rows, generator = [], torch.Generator().manual_seed(0)
+    designs = [("top_k_tail", k) for k in (8, 32, 128, 50257)] + [("sampled", k) for k in (8, 32, 128)]
+    encoded = {}
+    for design, k in designs:
+        encoded[design, k] = (top_k_tail(t_logits, k) if design == "top_k_tail"
+                              else sampled(t_logits, k, generator=generator))
+    for T in (1.0, 2.0, 4.0, 8.0):
+        for divergence in ("forward_kl", "reverse_kl", "jsd"):
+            live, live_grad = loss_and_gradient(lambda s, T: token_divergence(s, t_logits, T, divergence), T)
+            for (design, k), cached in encoded.items():
+                if design == "sampled" and divergence != "forward_kl":
+                    continue
+                if design == "top_k_tail":
+                    value, grad = loss_and_gradient(lambda s, T: cached_divergence(s, cached, T, divergence), T)
+                    estimate, low, high = cached.normaliser(T)
+                    width = (high - low).max().item()
+                    mass = (cached.logits / T - estimate.unsqueeze(1)).exp().sum(1).mean().item()
+                else:  # KL(w || q) is no estimate of KL(p || q); its cross-entropy part is, unbiased at T = T0
+                    value, grad = loss_and_gradient(lambda s, T: sampled_divergence(s, cached, T), T)
+                    width, mass = None, None
+                    log_q = torch.log_softmax(s_logits / T, 1)
+                    estimate = -(cached.weights(T) * log_q.gather(1, cached.ids)).sum(1).mean().item()
+                    exact = -(torch.softmax(t_logits / T, 1) * log_q).sum(1).mean().item()
+                    cross_entropy_error = abs(estimate - exact) / exact
+                row = {"T": T, "divergence": divergence, "design": design, "k": k,
+                       "bytes": cached.bytes_per_token(), "live": live, "cached": value,
+                       "loss_error": abs(value - live) / live, "gradient_error": ((grad - live_grad).norm() / live_grad.norm()).item(),
+                       "normaliser_interval": width, "top_k_mass": mass,
+                       "cross_entropy_error": cross_entropy_error if design == "sampled" else None}
+                rows.append(row)
+                print(f"    T {T:g} {divergence:10s} {design:10s} k {k:>6} {row['bytes']:>7,} B/token: loss {live:.4f} -> "
+                      f"{value:.4f} (error {row['loss_error']:.2e}), gradient error {row['gradient_error']:.2e}"
+                      + (f", normaliser interval {width:.1e}, top-k mass {mass:.3f}" if width is not None else
+                         f", cross-entropy error {row['cross_entropy_error']:.2e}"), flush=True)
+    return {"entropy": entropy, "tokens": t_logits.shape[0], "rows": rows}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("memory", "cohort", "responses", "all"), default="all")
+    parser.add_argument("--part", choices=("memory", "cohort", "responses", "cache", "all"), default="all")
+    parser.add_argument("--text", type=Path, default=ROOT.parent / "shared" / "data" / "text",
+                        help="../shared/data/text (MiniLLM's Dolly as GPT-2 ids), for (e)")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "kdtemp-lm-bench",
+                        help="where (e) keeps its trained models")
+    parser.add_argument("--teacher-steps", type=int, default=300)
+    parser.add_argument("--cache-tokens", type=int, default=1024, help="validation tokens (e) measures, a multiple of 128")
     parser.add_argument("--new-tokens", type=int, default=8, help="tokens each on-policy or teacher response samples")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--vocab", type=int, default=50257)
@@ -239,6 +351,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.part in ("responses", "all"):
         figures["seqkd"] = cohort(args, "teacher")
         figures["on_policy"] = cohort(args, "student")
+    if args.part in ("cache", "all"):
+        figures["cache"] = cache(args)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
     return figures

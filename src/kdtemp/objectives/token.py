@@ -56,8 +56,14 @@ def _mixture(log_a: Tensor, log_b: Tensor, weight_a: float) -> Tensor:
 def token_divergence(student: Tensor, teacher: Tensor, temperature: Temperature, divergence: str = "forward_kl",
                      beta: float = 0.5, skew: float = 0.1) -> Tensor:
     """The per-row divergence ``[N]`` of logits ``[N, V]`` at ``temperature`` (no ``T^2``), in float32."""
-    log_p = scaled_log_softmax(teacher, temperature)
-    log_q = scaled_log_softmax(student, temperature)
+    return log_prob_divergence(scaled_log_softmax(teacher, temperature), scaled_log_softmax(student, temperature),
+                               divergence, beta, skew)
+
+
+def log_prob_divergence(log_p: Tensor, log_q: Tensor, divergence: str = "forward_kl", beta: float = 0.5,
+                        skew: float = 0.1) -> Tensor:
+    """The per-row divergence ``[N]`` between the teacher's log-probabilities ``log_p`` and the
+    student's ``log_q`` (``[N, C]``, any ``C`` categories: a vocabulary, or a cache's top k and tail)."""
     if divergence == "forward_kl":
         return kl_from_log_probs(log_p, log_q)
     if divergence == "reverse_kl":

@@ -1,0 +1,226 @@
+"""What a teacher-output cache stores per token, and the token divergences against it, at any temperature.
+
+A causal LM's teacher row is ``V`` logits (50,257 for GPT-2). A cache keeps far less per token, so it
+must say what it can serve. Two designs, both pure functions here (``bench/lm.py --part cache`` measures
+their loss and gradient error against the live teacher; ``tests/objectives/test_teacher_cache.py`` pins
+them):
+
+* :class:`TopKTail` (``top_k_tail``): the ``k`` largest logits at ``T = 1`` with their ids, and the
+  other ``V - k`` logits (the tail) summarised in ``bins`` bins of ``width`` below the ``k``-th logit:
+  each bin's count and the log-sum-exp of its logits at ``T = 1`` (the last bin is open below, down to
+  the tail's minimum, which is kept too). At any ``T`` the tail's partition sum
+  ``Z_tail(T) = sum_tail exp(z / T)`` is estimated per bin by ``n^(1 - 1/T) exp(l / T)`` (exact at
+  ``T = 1`` and for a bin of equal logits; by Jensen an upper bound for ``T > 1``, a lower one for
+  ``T < 1``) and bounded by the bin's edges (:meth:`TopKTail.tail_log_partition`). The log normaliser
+  ``L_T = log sum_v exp(z_v / T)`` is then known within a stated interval (:meth:`TopKTail.normaliser`),
+  and so are the top ``k`` probabilities ``p_T(i) = exp(z_i / T - L_T)`` and the tail's mass. A divergence
+  is taken over ``k + 1`` categories, the top ``k`` and one tail bin, the student's tail summed the
+  same way (:func:`cached_divergence`). With the exact normaliser this is a **lower bound** of the full
+  divergence for every divergence kdtemp has (they are f-divergences or mixtures of KLs, which merging
+  categories cannot increase: the data-processing inequality); at ``T = 1`` the normaliser is exact. With
+  ``k = V`` there is no tail and the value is the full divergence to float32 rounding. Every divergence
+  and any ``T > 0`` are served.
+* :class:`Sampled` (``sampled``, Sparse Logit Sampling's random-sampling KD, Anshumann et al., ACL 2025):
+  ``k`` ids drawn with replacement from the teacher's ``softmax(z / T0)``, with their logits. At ``T``
+  the target is the sparse distribution ``w`` over the draws, ``w_d`` proportional to
+  ``exp(z_d (1/T - 1/T0))`` (each draw counts once, so an id's weight grows with its draws): at
+  ``T = T0`` its expectation is the teacher's distribution, so the forward KL's gradient
+  ``T (q - w)`` is unbiased there (biased, self-normalised, at any other ``T``). The value reported is
+  ``KL(w || q)``. Reverse KL and the JSD need the teacher's probability where the *student* puts mass,
+  which draws do not give: they are refused.
+
+Conventions as :func:`kdtemp.objectives.token.token_kd_loss`: ``p = softmax(t / T)`` (teacher),
+``q = softmax(s / T)`` (student), per-row values without ``T^2`` (the caller multiplies), float32 or
+wider, ids as ``int64`` in memory (a file may store them narrower).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ._common import Temperature, upcast
+from .token import DIVERGENCES, log_prob_divergence
+
+DESIGNS = ("top_k_tail", "sampled")
+SAMPLED_DIVERGENCES = ("forward_kl",)
+
+
+def check_k(k: int, vocab: int, path: str = "k") -> None:
+    """``k`` in 1 .. ``vocab`` (one line otherwise)."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= vocab:
+        raise ValueError(f"{path}: {k!r} is not a count of logits the vocabulary of {vocab:,} holds; allowed: 1 to {vocab:,}")
+
+
+@dataclass(frozen=True)
+class TopKTail:
+    """The top ``k`` logits of each row at ``T = 1`` and a binned summary of the rest (module docstring).
+
+    ``ids``, ``logits``: ``[N, k]``, largest first. ``counts``: ``[N, bins]`` logits per tail bin;
+    ``log_sums``: ``[N, bins]`` each bin's ``log sum exp(z)`` (``-inf`` when empty); ``floor``: ``[N]``
+    the tail's smallest logit (``+inf`` without a tail). Bin ``j < bins - 1`` holds the tail logits in
+    ``(z_k - (j + 1) width, z_k - j width]`` with ``z_k`` the ``k``-th logit; the last bin the rest.
+    """
+
+    ids: Tensor
+    logits: Tensor
+    counts: Tensor
+    log_sums: Tensor
+    floor: Tensor
+    width: float
+    vocab: int
+
+    @property
+    def k(self) -> int:
+        return self.ids.shape[1]
+
+    @property
+    def has_tail(self) -> bool:
+        return self.k < self.vocab
+
+    def bytes_per_token(self, id_bytes: int | None = None, logit_bytes: int = 4, count_bytes: int | None = None) -> int:
+        """What a row takes stored: ids in 2 bytes when ``V <= 65,536`` (else 4), logits in
+        ``logit_bytes``; per bin a count (2 or 4 bytes, as ids) and a float32 log-sum; the float32 floor."""
+        id_bytes = id_bytes or (2 if self.vocab <= 65536 else 4)
+        count_bytes = count_bytes or id_bytes
+        tail = self.counts.shape[1] * (count_bytes + 4) + 4 if self.has_tail else 0
+        return self.k * (id_bytes + logit_bytes) + tail
+
+    def rows(self, index: Tensor | slice) -> "TopKTail":
+        """The rows ``index`` (a view for a slice)."""
+        return TopKTail(self.ids[index], self.logits[index], self.counts[index], self.log_sums[index],
+                        self.floor[index], self.width, self.vocab)
+
+    def _edges(self) -> tuple[Tensor, Tensor]:
+        """Each bin's lowest and highest possible logit, ``[N, bins]``."""
+        bins = self.counts.shape[1]
+        kth = self.logits[:, -1:]
+        steps = torch.arange(bins, dtype=kth.dtype, device=kth.device)
+        high = kth - steps * self.width
+        low = kth - (steps + 1) * self.width
+        low[:, -1] = torch.minimum(self.floor, high[:, -1])  # the open bin reaches down to the tail's minimum
+        return low, high
+
+    def tail_log_partition(self, temperature: Temperature) -> tuple[Tensor, Tensor, Tensor]:
+        """``log Z_tail(T)``: the estimate, a lower and an upper bound, each ``[N]`` (``-inf`` without a tail)."""
+        T = torch.as_tensor(temperature, dtype=self.logits.dtype, device=self.logits.device)
+        n = self.counts.to(self.logits.dtype)
+        present = n > 0
+        log_n = torch.where(present, n.clamp_min(1).log(), torch.full_like(n, -math.inf))
+        estimate = (1 - 1 / T) * log_n + self.log_sums / T
+        estimate = torch.where(present, estimate, torch.full_like(n, -math.inf))
+        low, high = self._edges()
+        lower, upper = log_n + low / T, log_n + high / T
+        if float(T) >= 1:  # x^(1/T) is concave: the estimate is an upper bound
+            upper = torch.minimum(upper, estimate)
+        else:
+            lower = torch.maximum(lower, estimate)
+        lower = torch.where(present, lower, torch.full_like(n, -math.inf))
+        upper = torch.where(present, upper, torch.full_like(n, -math.inf))
+        return (torch.logsumexp(estimate, dim=1), torch.logsumexp(lower, dim=1), torch.logsumexp(upper, dim=1))
+
+    def normaliser(self, temperature: Temperature) -> tuple[Tensor, Tensor, Tensor]:
+        """``L_T = log sum_v exp(z_v / T)``: the estimate, a lower and an upper bound, each ``[N]``."""
+        head = torch.logsumexp(self.logits / temperature, dim=1)
+        return tuple(torch.logaddexp(head, tail) for tail in self.tail_log_partition(temperature))  # type: ignore[return-value]
+
+    def log_probs(self, temperature: Temperature) -> Tensor:
+        """The teacher's log-probabilities at ``T`` over the top ``k`` and the tail: ``[N, k + 1]``
+        (``[N, k]`` when ``k = V``), from the estimated normaliser."""
+        tail, _, _ = self.tail_log_partition(temperature)
+        scaled = self.logits / temperature
+        normaliser = torch.logaddexp(torch.logsumexp(scaled, dim=1), tail).unsqueeze(1)
+        if not self.has_tail:
+            return scaled - normaliser
+        return torch.cat([scaled, tail.unsqueeze(1)], dim=1) - normaliser
+
+
+def top_k_tail(teacher: Tensor, k: int, bins: int = 16, width: float = 1.0) -> TopKTail:
+    """Encode teacher logits ``[N, V]`` as :class:`TopKTail` (``k`` kept, the tail in ``bins`` bins)."""
+    z = upcast(teacher.detach())
+    vocab = z.shape[1]
+    check_k(k, vocab)
+    if bins < 1 or not width > 0:
+        raise ValueError(f"bins: {bins} and width: {width}; allowed: bins >= 1 and width > 0")
+    values, ids = z.topk(k, dim=1, sorted=True)
+    rows = z.shape[0]
+    counts = torch.zeros(rows, bins, dtype=torch.int64, device=z.device)
+    log_sums = torch.full((rows, bins), -math.inf, dtype=z.dtype, device=z.device)
+    floor = torch.full((rows,), math.inf, dtype=z.dtype, device=z.device)
+    if k < vocab:
+        in_tail = torch.ones_like(z, dtype=torch.bool).scatter_(1, ids, False)
+        below = (values[:, -1:] - z).div_(width).floor_().clamp_(0, bins - 1).to(torch.int64)
+        below = torch.where(in_tail, below, torch.full_like(below, bins))  # the top k go to a discarded bin
+        counts = torch.zeros(rows, bins + 1, dtype=torch.int64, device=z.device).scatter_add_(
+            1, below, torch.ones_like(below))[:, :bins]
+        for j in range(bins):
+            log_sums[:, j] = torch.logsumexp(z.masked_fill(below != j, -math.inf), dim=1)
+        floor = z.masked_fill(~in_tail, math.inf).amin(dim=1)
+    return TopKTail(ids, values, counts, log_sums, floor, float(width), vocab)
+
+
+def student_log_probs(student: Tensor, ids: Tensor, temperature: Temperature, tail: bool) -> Tensor:
+    """The student's log-probabilities at ``T`` over ``ids`` (``[N, k]``) and, when ``tail``, the
+    summed rest of its vocabulary: ``[N, k + 1]``, from logits ``[N, V]`` (differentiable)."""
+    log_q = torch.log_softmax(upcast(student) / temperature, dim=1)
+    kept = log_q.gather(1, ids)
+    if not tail:
+        return kept
+    rest = torch.logsumexp(log_q.scatter(1, ids, -math.inf), dim=1, keepdim=True)
+    return torch.cat([kept, rest], dim=1)
+
+
+def cached_divergence(student: Tensor, cached: TopKTail, temperature: Temperature, divergence: str = "forward_kl",
+                      beta: float = 0.5, skew: float = 0.1) -> Tensor:
+    """The per-row divergence ``[N]`` (no ``T^2``) of student logits ``[N, V]`` against a
+    :class:`TopKTail` at ``T``, over its top ``k`` and one tail bin (module docstring)."""
+    if divergence not in DIVERGENCES:
+        raise ValueError(f"divergence: unknown {divergence!r}; allowed: {', '.join(DIVERGENCES)}")
+    if student.shape[1] != cached.vocab:
+        raise ValueError(f"student logits have {student.shape[1]:,} columns; the cache holds a vocabulary of "
+                         f"{cached.vocab:,}: a cache of another tokenizer")
+    log_q = student_log_probs(student, cached.ids, temperature, cached.has_tail)
+    return log_prob_divergence(cached.log_probs(temperature), log_q, divergence, beta, skew)
+
+
+@dataclass(frozen=True)
+class Sampled:
+    """``k`` ids per row drawn with replacement from ``softmax(z / T0)``, and their logits (``[N, k]``)."""
+
+    ids: Tensor
+    logits: Tensor
+    sampled_at: float
+    vocab: int
+
+    def bytes_per_token(self, id_bytes: int | None = None, logit_bytes: int = 4) -> int:
+        return self.ids.shape[1] * ((id_bytes or (2 if self.vocab <= 65536 else 4)) + logit_bytes)
+
+    def weights(self, temperature: Temperature) -> Tensor:
+        """The draws' self-normalised weights at ``T``, ``[N, k]`` (``1 / k`` each at ``T = T0``)."""
+        return torch.softmax(self.logits * (1 / torch.as_tensor(temperature) - 1 / self.sampled_at), dim=1)
+
+
+def sampled(teacher: Tensor, k: int, sampled_at: float = 1.0, generator: torch.Generator | None = None) -> Sampled:
+    """Draw ``k`` ids per row of teacher logits ``[N, V]`` from ``softmax(z / sampled_at)``."""
+    z = upcast(teacher.detach())
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k: {k!r} is not a number of draws; allowed: an integer >= 1 (drawn with replacement)")
+    ids = torch.multinomial(torch.softmax(z / sampled_at, dim=1), k, replacement=True, generator=generator)
+    return Sampled(ids, z.gather(1, ids), float(sampled_at), z.shape[1])
+
+
+def sampled_divergence(student: Tensor, cached: Sampled, temperature: Temperature,
+                       divergence: str = "forward_kl") -> Tensor:
+    """``KL(w || q)`` per row ``[N]`` (no ``T^2``): the draws' weights ``w`` against the student at ``T``."""
+    if divergence not in SAMPLED_DIVERGENCES:
+        raise ValueError(f"divergence: {divergence!r} needs the teacher where the student puts mass, which sampled "
+                         f"ids do not give; allowed with a sampled cache: {', '.join(SAMPLED_DIVERGENCES)}")
+    log_q = torch.log_softmax(upcast(student) / temperature, dim=1)
+    w = cached.weights(temperature)
+    target = torch.zeros_like(log_q).scatter_add_(1, cached.ids, w)  # an id drawn twice carries both weights
+    present = target > 0
+    safe = torch.where(present, target, torch.ones_like(target))
+    return torch.where(present, target * (safe.log() - log_q), torch.zeros_like(target)).sum(dim=1)
