@@ -44,8 +44,13 @@ models whose loss type is the causal-LM loss; :class:`KDTrainer` therefore count
 itself, by the same rule its loss uses (``get_batch_samples``), and sets
 ``loss_is_scaled_for_ga = True``. Across processes with ``average_tokens_across_devices`` (the
 default), the count is summed over processes and the loss multiplied by the number of processes,
-which the data-parallel gradient average divides out again (as the Trainer's own loss does). Tensor,
-context and sequence parallelism, and sharded teachers (DeepSpeed ZeRO-3, FSDP), are not supported.
+which the data-parallel gradient average divides out again (as the Trainer's own loss does). DTS's
+temperature is a shared state: every process moves it from the same step-wide sums (reduced over
+processes), so the ranks agree step by step (``tests/integrations/test_kdtrainer_processes.py``: two
+gloo processes under DDP equal one process with the same global batch). Under FSDP (GPUs only: Accelerate
+ignores ``fsdp`` elsewhere, which KDTrainer refuses rather than train unsharded) the student is sharded
+and the teacher replicated on every process. Tensor, context and sequence parallelism, and sharded
+teachers (DeepSpeed ZeRO-3, FSDP), are not supported.
 """
 
 from __future__ import annotations
@@ -508,6 +513,10 @@ class KDTrainer(Trainer):
         super().__init__(*args, **kwargs)
         if self.args.label_smoothing_factor:
             raise ValueError("label_smoothing_factor is not supported by KDTrainer (its CE uses the hard labels)")
+        if self.args.fsdp and not self.is_fsdp_enabled:  # Accelerate shards only on GPUs; elsewhere it trains DDP
+            raise ValueError(f"fsdp: {self.args.fsdp!r} asks for sharding, "
+                             f"but Accelerate enables FSDP only on GPUs ({self.accelerator.distributed_type} here) and "
+                             "would train unsharded instead; leave fsdp unset here, or launch on GPUs")
         evaluation = self.eval_dataset.values() if isinstance(self.eval_dataset, Mapping) else (self.eval_dataset,)
         check_collator(self.data_collator, (self.train_dataset, *evaluation))
         self.teacher_model = prepare_teacher(teacher_model, _device_of(self.model) or self.args.device)
