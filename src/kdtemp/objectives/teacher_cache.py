@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -224,3 +225,77 @@ def sampled_divergence(student: Tensor, cached: Sampled, temperature: Temperatur
     present = target > 0
     safe = torch.where(present, target, torch.ones_like(target))
     return torch.where(present, target * (safe.log() - log_q), torch.zeros_like(target)).sum(dim=1)
+
+
+@dataclass(frozen=True)
+class CachedRows:
+    """A batch's teacher rows read from a cache: the :class:`TopKTail` of each predicted position and
+    the teacher's logit of the position's target token (``label``, ``[N]``, for DTS's teacher
+    cross-entropy). What a cached teacher returns where a live one returns logits ``[N, V]``."""
+
+    table: TopKTail
+    label: Tensor
+
+    def detach(self) -> "CachedRows":
+        return self
+
+    def __getitem__(self, index: Tensor | slice) -> "CachedRows":
+        return CachedRows(self.table.rows(index), self.label[index])
+
+    def __len__(self) -> int:
+        return int(self.label.shape[0])
+
+    def cross_entropy(self) -> Tensor:
+        """The teacher's mean cross-entropy at ``T = 1`` over the rows: ``L_1 - z_target``, exact (the
+        log normaliser at ``T = 1`` is stored, not estimated)."""
+        estimate, _, _ = self.table.normaliser(1.0)
+        return (estimate - self.label).mean()
+
+
+CACHED_FORMS: dict[str, tuple[str, frozenset[str]]] = {
+    "kd": ("forward_kl", frozenset()), "reverse_kl": ("reverse_kl", frozenset()),
+    "jsd": ("jsd", frozenset({"beta"})), "skew_kl": ("skew_forward_kl", frozenset({"skew"})),
+    "skew_reverse_kl": ("skew_reverse_kl", frozenset({"skew"}))}
+"""The registered objectives a teacher cache serves, as the divergence and the parameters it takes: the
+token divergences (``kd`` is the forward KL). Any other objective reads the teacher's full logits."""
+
+
+def cached_rows_loss(name: str, params: dict) -> Callable[[Tensor, CachedRows, Tensor, Tensor], Tensor] | None:
+    """``fn(student_rows, cached_rows, targets, T)``: the sum over the rows of ``T^2`` times the
+    objective's divergence against the cache (a :data:`~kdtemp.objectives.token.RowLoss`), or None
+    when the objective has no cached form."""
+    form = CACHED_FORMS.get(name)
+    if form is None or not set(params) <= form[1]:
+        return None
+    divergence = form[0]
+
+    def fn(s_rows: Tensor, t_rows: CachedRows, y_rows: Tensor, T: Tensor) -> Tensor:
+        return (cached_divergence(s_rows, t_rows.table, T, divergence, **params) * T * T).sum()
+
+    return fn
+
+
+class CachedTokenObjective:
+    """A registered objective applied to token rows against a teacher cache (:class:`CachedRows`),
+    ``chunk_tokens`` rows at a time, with the ``spec``, ``params`` and ``name`` of the objective it
+    wraps: what :class:`~kdtemp.objectives.token.TokenObjective` is to a live teacher. Each chunk's
+    gradient is taken by autograd (a learned temperature receives its own)."""
+
+    def __init__(self, objective: Any, chunk_tokens: int | None) -> None:
+        self.inner, self.chunk_tokens = objective, chunk_tokens
+        self.spec, self.params = objective.spec, objective.params
+        rows = cached_rows_loss(objective.name, dict(objective.params))
+        if rows is None:
+            raise ValueError(f"objective {objective.name!r} reads the teacher's full logits, which a teacher cache does "
+                             f"not hold; a cache serves {', '.join(CACHED_FORMS)}")
+        self._rows = rows
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def __call__(self, student: Tensor, teacher: CachedRows, targets: Tensor, temperature: Any,
+                 rows: Tensor | None = None, denominator: float | Tensor | None = None) -> Tensor:
+        from .token import chunked_rows
+
+        return chunked_rows(self._rows, student, teacher, targets, temperature, rows, self.chunk_tokens, denominator)

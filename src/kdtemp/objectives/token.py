@@ -133,12 +133,14 @@ class _ChunkedRows(torch.autograd.Function):
             for part in _chunks(rows, student.shape[0], chunk):
                 total = total + fn(student[part], teacher[part], targets[part], temperature).to(wide)
         ctx.fn, ctx.gradient, ctx.chunk, ctx.denominator = fn, gradient, chunk, denominator
-        ctx.save_for_backward(rows, student, teacher, targets, temperature)
+        ctx.teacher = None if isinstance(teacher, torch.Tensor) else teacher  # a teacher cache's rows
+        ctx.save_for_backward(rows, student, teacher if ctx.teacher is None else None, targets, temperature)
         return total / denominator
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         rows, student, teacher, targets, temperature = ctx.saved_tensors
+        teacher = teacher if ctx.teacher is None else ctx.teacher
         want_student, want_temperature = ctx.needs_input_grad[5], ctx.needs_input_grad[8]
         grad_student = torch.zeros_like(student) if want_student else None
         grad_temperature = torch.zeros_like(temperature) if want_temperature else None
@@ -168,7 +170,8 @@ def chunked_rows(fn: RowLoss, student: Tensor, teacher: Tensor, targets: Tensor,
                  denominator: float | Tensor | None = None, gradient: RowGradient | None = None) -> Tensor:
     """``sum_chunks fn(student[rows], teacher[rows], targets[rows], T) / denominator``.
 
-    ``student``, ``teacher``: ``[N, V]``; ``targets``: ``[N]``; ``rows``: the rows that count (all by
+    ``student``, ``teacher``: ``[N, V]`` (the teacher may instead be rows of a teacher cache, anything
+    with ``detach()`` and row indexing that ``fn`` reads); ``targets``: ``[N]``; ``rows``: the rows that count (all by
     default); ``denominator``: ``len(rows)`` by default (then the value is a mean over rows; 0 rows
     give 0). ``fn`` returns the *sum* of its rows' losses. ``temperature`` may be a tensor that
     requires gradient (CTKD's), which then receives it. ``gradient``: ``fn``'s gradient in closed

@@ -177,6 +177,32 @@ class ResponsesConfig:
 
 
 @dataclass
+class TeacherCacheConfig:
+    """``data.teacher_cache``: train from the teacher's outputs on the training records, written once by
+    the teacher and read by every cohort and study with the same teacher, data and settings, instead of
+    running the teacher for every batch (:mod:`kdtemp.tasks.lm.teacher_cache`).
+
+    Per response token it keeps the ``k`` largest logits at ``T = 1`` with their ids, the other logits
+    in ``bins`` bins of ``width`` below the ``k``-th (count and log-sum-exp each), and the target
+    token's logit (:class:`kdtemp.objectives.teacher_cache.TopKTail`). Every temperature is served: the
+    divergence is taken over the top ``k`` and one tail bin (a lower bound of the full divergence where
+    the log normaliser is exact, as at ``T = 1``; with ``k`` = the vocabulary, the live teacher's value
+    to float32 rounding). ``shard_records``: records per file (a kill loses at most one shard's work).
+    """
+
+    k: int = 128
+    bins: int = 16
+    width: float = 1.0
+    shard_records: int = 256
+
+    def validate(self, path: str = "data.teacher_cache") -> None:
+        require(self.k >= 1, f"{path}.k", f"must be >= 1 (logits kept per token); got {self.k}")
+        require(self.bins >= 1, f"{path}.bins", f"must be >= 1; got {self.bins}")
+        require(self.width > 0, f"{path}.width", f"must be > 0 (nats); got {self.width}")
+        require(self.shard_records >= 1, f"{path}.shard_records", f"must be >= 1; got {self.shard_records}")
+
+
+@dataclass
 class LMDataConfig(FileFreeData):
     """Instruction data for causal language models: prompts and responses, tokenised once and cached.
 
@@ -216,7 +242,8 @@ class LMDataConfig(FileFreeData):
     truncate``, or refused under ``refuse``; under ``generation.protocol: minillm`` the evaluation sets'
     prompts keep their *first* ``max_prompt_length`` tokens, as MiniLLM's evaluation cuts them; prompt
     and response together are cut at ``max_length``. Truncations are counted over the records used.
-    ``train_samples`` / ``eval_samples``: the first N records of the training split / of each
+    ``teacher_cache``: train from the teacher's cached outputs (:class:`TeacherCacheConfig`; ``null``:
+    the live teacher). ``train_samples`` / ``eval_samples``: the first N records of the training split / of each
     evaluation and validation set. ``chunk_tokens``: token rows per chunk of every token loss (peak
     extra memory of a few ``[chunk_tokens, V]`` float32 buffers). ``tokenizer``: a Hugging Face
     tokenizer, ``null``: the teacher's.
@@ -237,6 +264,7 @@ class LMDataConfig(FileFreeData):
     chunk_tokens: int = 1024
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     cache_dir: str | None = None
+    teacher_cache: TeacherCacheConfig | None = None
 
     def validate(self, path: str = "data") -> None:
         require(self.dataset in DATASETS, f"{path}.dataset",
@@ -270,6 +298,8 @@ class LMDataConfig(FileFreeData):
                 f"(an integer >= 1) or null; got {self.validation!r}")
         require(self.chunk_tokens >= 1, f"{path}.chunk_tokens", f"must be >= 1; got {self.chunk_tokens}")
         self.generation.validate(f"{path}.generation")
+        if self.teacher_cache is not None:
+            self.teacher_cache.validate(f"{path}.teacher_cache")
         if self.generation.protocol == "minillm":  # MiniLLM cuts prompts at 256 tokens and stops at 512 in all
             for name, value in (("max_prompt_length", 256), ("max_length", 512)):
                 require(getattr(self, name) == value, f"{path}.{name}",
@@ -281,6 +311,7 @@ class LMDataConfig(FileFreeData):
         the generation settings greedy decoding does not read, and ``validation`` when null (off: left out
         of the evaluation a run records, as before the field existed)."""
         unused = {"cache_dir", "download"} | {f"generation.{name}" for name in self.generation.unused_fields()}
+        unused |= {"teacher_cache"} if self.teacher_cache is None else {"teacher_cache.shard_records"}
         return unused | ({"validation"} if self.validation is None else set())
 
 

@@ -346,8 +346,11 @@ class LMBatch:
         """The mean token cross-entropy of ``logits`` ``[N, V]`` (float32, ``chunk_tokens`` rows at a
         time). Logits that need no gradient (the teacher's, which every DTS member of the cohort asks
         for) are scored once per batch."""
+        from ...objectives.teacher_cache import CachedRows
         from ...objectives.token import chunked_rows
 
+        if isinstance(logits, CachedRows):  # a teacher cache's rows: L_1 - z_target, exact
+            return logits.cross_entropy()
         fixed = not logits.requires_grad and label_smoothing == 0.0
         if fixed and self._fixed is not None and self._fixed[0] is logits:
             return self._fixed[1]

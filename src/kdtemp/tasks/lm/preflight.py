@@ -132,6 +132,25 @@ def check_models(models: list[tuple[Any, str]], tokenizer: Any, tokenizer_name: 
                               f"{model.name!r}; allowed: at most {positions}")
 
 
+def check_teacher_cache(shared: Any, members: list[Any], prefix: str) -> None:
+    """A cohort trained from ``data.teacher_cache``: a teacher to cache, members whose objective has a
+    cached form and whose responses are the data's own (the cache holds the teacher on those only)."""
+    from ...objectives.teacher_cache import CACHED_FORMS, cached_rows_loss
+
+    if shared.teacher is None:
+        raise ConfigError("data.teacher_cache: caches the cohort's teacher; this cohort has none (set teacher)")
+    for member in members:
+        if cached_rows_loss(member.objective, dict(member.objective_params)) is None:
+            raise ConfigError(f"{prefix}objective: {member.objective!r} (with {dict(member.objective_params)}) reads the "
+                              f"teacher's full logits, which data.teacher_cache does not hold; allowed with a cache: "
+                              f"{', '.join(CACHED_FORMS)} (jsd with beta, the skew KLs with skew)")
+        source = member.responses.source
+        if source != "dataset" and member.responses.fraction > 0:
+            what = "generates the responses" if source == "teacher" else "scores the member's own samples"
+            raise ConfigError(f"{prefix}responses.source: {source} needs the live teacher, which {what}; "
+                              "data.teacher_cache holds the teacher on the data's own responses only")
+
+
 def preflight(cohorts: Iterable[tuple[Any, list[Any]]], device: str = "auto", download: bool = True,
               member_field: str = "student", state: Preflight | None = None) -> Preflight:
     """Check every language-model cohort (its shared config and members)."""
@@ -147,6 +166,8 @@ def preflight(cohorts: Iterable[tuple[Any, list[Any]]], device: str = "auto", do
                 what = "generates the responses" if source == "teacher" else "scores the member's samples"
                 raise ConfigError(f"{prefix}responses.source: {source} needs the cohort's teacher, which {what}; this "
                                   "cohort has none (set teacher, or source: dataset)")
+        if shared.data.teacher_cache is not None:
+            check_teacher_cache(shared, members, prefix)
         facts, records = _dataset(shared.data, download, state)
         models = ([(shared.teacher, "teacher")] if shared.teacher is not None else []) + \
             [(member.model, f"{prefix}model") for member in members]
@@ -171,5 +192,9 @@ def preflight(cohorts: Iterable[tuple[Any, list[Any]]], device: str = "auto", do
                 texts = [r.prompt + r.response for r in records["train"][:SAMPLE_TEXTS]]
             check_tokenizer_reads(tokenizer, name, texts)
             check_prompts(shared.data, records, tokenizer)
+        cache = shared.data.teacher_cache
+        if cache is not None and cache.k > len(tokenizer):
+            raise ConfigError(f"data.teacher_cache.k: {cache.k} exceeds the vocabulary of {len(tokenizer):,} tokens; "
+                              f"allowed: 1 to {len(tokenizer):,}")
         check_models(models, tokenizer, name, shared.data, noted)
     return state

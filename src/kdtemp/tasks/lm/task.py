@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from ...config import ConfigError, to_dict
+from ...objectives.teacher_cache import CachedTokenObjective
 from ...objectives.token import TokenObjective
 from ...paths import default_cache_dir
 from ..base import MetricName, SampleSink, Task, register_task
@@ -116,6 +117,20 @@ class CausalLanguageModeling(Task):
                       len(tokenizer), shared.data, cache, None if held_out is None else held_out.to(runtime.device))
 
     def create_model(self, config: CausalLMConfig, data: LMData, runtime: Any, role: str) -> CausalLM:
+        """The model ``config`` describes; a teacher under ``data.teacher_cache`` is its cache
+        (:func:`~kdtemp.tasks.lm.teacher_cache.cached_teacher`: the live teacher is loaded only to write
+        the shards that are missing)."""
+        if role == "teacher" and data.config.teacher_cache is not None:
+            from ..hf import tokenizer_identity
+            from .teacher_cache import cached_teacher
+
+            return cached_teacher(config, data.train, tokenizer_identity(data.tokenizer, data.tokenizer_name),
+                                  data.vocabulary, data.config.teacher_cache, runtime,
+                                  data.cache_dir or default_cache_dir(), lambda: self._load(config, data, runtime, role),
+                                  data.stream.batch_size)
+        return self._load(config, data, runtime, role)
+
+    def _load(self, config: CausalLMConfig, data: LMData, runtime: Any, role: str) -> CausalLM:
         where = "teacher" if role == "teacher" else "student.model"
         module = load_causal_lm(config, role, where, runtime.device)
         width = output_vocabulary(module)
@@ -126,8 +141,11 @@ class CausalLanguageModeling(Task):
                               f"{data.vocabulary}")
         return CausalLM(module, data.tokenizer_name, data.vocabulary)
 
-    def prepare_objective(self, objective: Any, data: LMData) -> TokenObjective:
-        """The member's objective applied to token rows, chunked."""
+    def prepare_objective(self, objective: Any, data: LMData) -> TokenObjective | CachedTokenObjective:
+        """The member's objective applied to token rows, chunked (against the teacher's cache under
+        ``data.teacher_cache``)."""
+        if data.config.teacher_cache is not None:
+            return CachedTokenObjective(objective, data.config.chunk_tokens)
         return TokenObjective(objective, data.config.chunk_tokens)
 
     def evaluate(self, model: CausalLM, data: LMData, runtime: Any, batch_size: int,
@@ -139,6 +157,8 @@ class CausalLanguageModeling(Task):
         several (a prefix, so ``rouge_l_<set>`` keeps naming evaluation sets only). ``samples``: each set's
         and seed's generations as rows ``{prompt, references, output, seed}`` (MiniLLM's ``answers.jsonl``,
         lm-eval-harness's ``--log_samples``), named ``<set>-seed<seed>``."""
+        if data.config.teacher_cache is not None and not isinstance(model, CausalLM):
+            return {}  # the teacher's cache: the teacher is not loaded, so not evaluated (its metadata names the cache)
         loss, _ = model.token_loss(data.validation, batch_size, runtime, data.config.chunk_tokens)
         out = {"loss": torch.tensor(loss), "perplexity": torch.tensor(math.exp(min(loss, 700.0)))}
         generation = data.config.generation.resolved()
@@ -201,6 +221,12 @@ class CausalLanguageModeling(Task):
         and what on-policy members sample."""
         notes, seen = [], set()
         cache = shared.data.cache_dir or str(default_cache_dir())
+        settings = shared.data.teacher_cache
+        if settings is not None and shared.teacher is not None:
+            notes.append(f"teacher: read from its outputs cached in {cache}/lm/teacher-outputs/ (k {settings.k}, "
+                         f"{settings.bins} tail bins of {settings.width:g}; {settings.k * 8 + settings.bins * 8 + 8} bytes "
+                         "a response token), written once by the teacher where shards are missing and shared by every "
+                         "study with the same teacher, data and settings; once whole, the teacher is not loaded")
         for member in members:
             responses: ResponsesConfig = member.responses
             source = self.batch_source(member)

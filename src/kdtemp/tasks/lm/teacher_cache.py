@@ -1,0 +1,227 @@
+"""A causal LM teacher's outputs on the training records, written once and read by every cohort and study
+that asks for the same teacher, data and settings (``data.teacher_cache``, :class:`TeacherCacheConfig`).
+
+Where: ``<cache_dir>/lm/teacher-outputs/<key>/``, ``key`` a digest of the teacher (its configuration and
+its weights file's or folder's size and modification time, so a cohort trained from the cache never
+loads the teacher to name it), the training split's token ids (sha256 of the ids the teacher reads), the
+tokenizer, the cache settings and the precision the teacher ran in. ``manifest.json`` records all of them
+in clear, and every shard's sha256.
+
+What: per training record, in order, one row per predicted response position (the rows a batch of the
+record would score), each the teacher's :class:`~kdtemp.objectives.teacher_cache.TopKTail` (``k`` logits
+and ids, ``bins`` tail bins, the tail's minimum) and its logit of the target token (for DTS's teacher
+cross-entropy). Shards of ``shard_records`` records, safetensors, each written atomically and then
+entered in the manifest with its sha256: a kill while the teacher writes leaves whole shards, and the
+next cohort writes only those that are missing; a shard whose checksum differs is named and written
+again, alone. When read, the manifest's teacher, data, tokenizer and settings must be the cohort's
+(one line naming what differs otherwise).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ...config import ConfigError, to_dict
+from ...files import atomic_write_bytes, atomic_write_text, warn
+from ...objectives.teacher_cache import CachedRows, TopKTail, top_k_tail
+from ..base import ModelAdapter
+from .config import CausalLMConfig, TeacherCacheConfig
+from .data import LMBatch, LMSplit
+
+VERSION = 1
+FOLDER = "teacher-outputs"
+
+
+def _file_stats(path: Path) -> list[dict[str, Any]]:
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return [{"name": str(p.relative_to(path)) if p != path else p.name, "size": p.stat().st_size,
+             "mtime_ns": p.stat().st_mtime_ns} for p in files]
+
+
+def teacher_identity(config: CausalLMConfig) -> dict[str, Any]:
+    """The teacher as the cache names it, without loading it: its configuration and, for weights on disk
+    (a checkpoint, a prepared teacher, a ``save_pretrained`` folder), their files' sizes and times."""
+    identity: dict[str, Any] = {"config": {k: v for k, v in to_dict(config).items()
+                                           if k not in config.unused_fields() | {"prepared"}}}
+    for candidate in (config.weights, config.name if config.init == "pretrained" else None):
+        if candidate and Path(candidate).expanduser().exists():
+            path = Path(candidate).expanduser().resolve()
+            identity["files"] = {"path": str(path), "stats": _file_stats(path)}
+            break
+    return identity
+
+
+def split_digest(split: LMSplit) -> str:
+    """The sha256 of the token ids, record boundaries and prompt lengths of ``split``."""
+    digest = hashlib.sha256()
+    for tensor in (split.ids, split.offsets, split.prompt_lengths):
+        digest.update(tensor.detach().cpu().to(torch.int64).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def identity(teacher: CausalLMConfig, train: LMSplit, tokenizer: str, vocabulary: int, settings: TeacherCacheConfig,
+             runtime: Any) -> dict[str, Any]:
+    """Everything a cache's contents depend on (the manifest's ``identity``)."""
+    return {"version": VERSION, "teacher": teacher_identity(teacher), "data": split_digest(train),
+            "records": len(train), "tokenizer": tokenizer, "vocabulary": int(vocabulary),
+            "k": settings.k, "bins": settings.bins, "width": settings.width,
+            "precision": "bf16" if runtime.bf16 else str(runtime.dtype).replace("torch.", "")}
+
+
+def folder_of(cache_dir: Path, ident: dict[str, Any]) -> Path:
+    key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
+    return cache_dir / "lm" / FOLDER / key
+
+
+def record_rows(split: LMSplit) -> np.ndarray:
+    """How many rows (predicted response positions) each record of ``split`` has."""
+    lengths, prompts = split.host()
+    return (lengths - prompts).numpy().astype(np.int64)
+
+
+def _shard_bytes(tensors: dict[str, Tensor]) -> bytes:
+    from safetensors.torch import save
+
+    return save({name: value.contiguous().cpu() for name, value in tensors.items()})
+
+
+def _check_manifest(manifest: dict[str, Any], ident: dict[str, Any], folder: Path) -> None:
+    recorded = manifest.get("identity", {})
+    for name, what in (("tokenizer", "tokenizer"), ("vocabulary", "vocabulary"), ("teacher", "teacher"),
+                       ("data", "training data"), ("records", "training data"), ("k", "k"), ("bins", "bins"),
+                       ("width", "width"), ("precision", "precision"), ("version", "format version")):
+        if recorded.get(name) != ident[name]:
+            raise ConfigError(f"data.teacher_cache: the cache in {folder} was made for another {what} "
+                              f"({name}: {json.dumps(recorded.get(name))[:120]}, this cohort's: "
+                              f"{json.dumps(ident[name])[:120]}); remove the folder to write it again")
+
+
+class TeacherCache:
+    """The cache of one (teacher, data, settings): which shards are whole, writing the missing ones from
+    a live teacher, and reading it whole onto a device."""
+
+    def __init__(self, cache_dir: Path, ident: dict[str, Any], train: LMSplit, settings: TeacherCacheConfig) -> None:
+        self.ident, self.train, self.settings = ident, train, settings
+        self.folder = folder_of(cache_dir, ident)
+        self.manifest_path = self.folder / "manifest.json"
+        self.manifest = {"identity": ident, "shards": {}}
+        if self.manifest_path.is_file():
+            self.manifest = json.loads(self.manifest_path.read_text())
+            _check_manifest(self.manifest, ident, self.folder)
+        count = len(train)
+        self.starts = list(range(0, count, settings.shard_records))
+
+    def shard_path(self, index: int) -> Path:
+        return self.folder / f"shard-{index:05d}.safetensors"
+
+    def missing(self) -> list[int]:
+        """The shards not written whole (a damaged one is named)."""
+        todo = []
+        for index in range(len(self.starts)):
+            path = self.shard_path(index)
+            recorded = self.manifest["shards"].get(path.name)
+            if recorded is not None and path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == recorded:
+                continue
+            if recorded is not None:
+                warn(f"teacher cache: {path} is damaged or missing (its sha256 differs from the manifest's); writing "
+                     "that shard again")
+            todo.append(index)
+        return todo
+
+    def write(self, teacher: Any, shards: list[int], runtime: Any, batch_size: int) -> None:
+        """Run the live ``teacher`` over the records of ``shards`` and write them (each shard atomically,
+        then its sha256 into the manifest)."""
+        lengths, prompts = self.train.host()
+        print(f"teacher cache: the teacher writes {len(shards)} of {len(self.starts)} shards "
+              f"(k {self.settings.k}, {self.settings.bins} tail bins) in {self.folder}", flush=True)
+        for index in shards:
+            start = self.starts[index]
+            stop = min(start + self.settings.shard_records, len(self.train))
+            parts: dict[str, list[Tensor]] = {}
+            for first in range(start, stop, batch_size):
+                host_rows = torch.arange(first, min(first + batch_size, stop))
+                batch = self.train.batch(host_rows.to(self.train.ids.device), lengths, prompts, host_rows)
+                with torch.no_grad(), runtime.autocast():
+                    logits = teacher(batch)
+                logits = logits.float()
+                table = top_k_tail(logits, self.settings.k, self.settings.bins, self.settings.width)
+                label = logits.gather(1, batch.targets.long().unsqueeze(1)).squeeze(1)
+                for name, value in (("ids", table.ids.to(torch.int32)), ("logits", table.logits),
+                                    ("counts", table.counts.to(torch.int32)), ("log_sums", table.log_sums),
+                                    ("floor", table.floor), ("label", label)):
+                    parts.setdefault(name, []).append(value.cpu())
+            data = _shard_bytes({name: torch.cat(values) for name, values in parts.items()})
+            path = self.shard_path(index)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, data)
+            self.manifest["shards"][path.name] = hashlib.sha256(data).hexdigest()
+            self.manifest["identity"] = self.ident
+            atomic_write_text(self.manifest_path, json.dumps(self.manifest, indent=1, sort_keys=True))
+
+    def read(self, device: torch.device) -> "CachedTeacher":
+        """Every shard, checked against its sha256, as one table on ``device``."""
+        from safetensors.torch import load
+
+        parts: dict[str, list[Tensor]] = {}
+        for index in range(len(self.starts)):
+            path = self.shard_path(index)
+            data = path.read_bytes()
+            if hashlib.sha256(data).hexdigest() != self.manifest["shards"].get(path.name):
+                raise ConfigError(f"data.teacher_cache: {path} changed after it was checked; run again to rewrite it")
+            for name, value in load(data).items():
+                parts.setdefault(name, []).append(value)
+        tensors = {name: torch.cat(values).to(device) for name, values in parts.items()}
+        rows = record_rows(self.train)
+        if int(rows.sum()) != tensors["label"].shape[0]:
+            raise ConfigError(f"data.teacher_cache: {self.folder} holds {tensors['label'].shape[0]} rows; the training "
+                              f"records have {int(rows.sum())} response positions (remove the folder to write it again)")
+        table = TopKTail(tensors["ids"].long(), tensors["logits"], tensors["counts"].long(), tensors["log_sums"],
+                         tensors["floor"], self.settings.width, int(self.ident["vocabulary"]))
+        return CachedTeacher(table, tensors["label"], rows, self.folder)
+
+
+class CachedTeacher(ModelAdapter):
+    """The teacher as a cohort trained from a cache sees it: called on a training batch, the cached rows
+    of its predicted positions (:class:`~kdtemp.objectives.teacher_cache.CachedRows`), in the order a
+    live teacher returns its logits (record by record, position by position). Holds no parameters."""
+
+    def __init__(self, table: TopKTail, label: Tensor, rows: np.ndarray, folder: Path) -> None:
+        self.module = nn.Module()
+        self.table, self.label, self.folder = table, label, folder
+        self.offsets = np.concatenate([[0], np.cumsum(rows)])
+
+    def __call__(self, batch: LMBatch) -> CachedRows:
+        records = batch.host_indices.numpy()
+        index = np.concatenate([np.arange(self.offsets[r], self.offsets[r + 1]) for r in records])
+        if index.shape[0] != batch.tokens:
+            raise RuntimeError(f"teacher cache: {index.shape[0]} cached rows for a batch of {batch.tokens} positions")
+        rows = torch.from_numpy(index).to(self.label.device, non_blocking=True)
+        return CachedRows(self.table.rows(rows), self.label[rows])
+
+    def metadata(self) -> dict[str, Any]:
+        stored = self.table.bytes_per_token(id_bytes=4, count_bytes=4) + 4  # int32 ids and counts, the target's logit
+        return {"teacher_cache": self.folder.name, "teacher_cache_bytes_per_token": stored}
+
+
+def cached_teacher(config: CausalLMConfig, train: LMSplit, tokenizer: str, vocabulary: int,
+                   settings: TeacherCacheConfig, runtime: Any, cache_dir: Path, load_teacher: Any,
+                   batch_size: int = 16) -> CachedTeacher:
+    """The cache of ``config``'s teacher on ``train``: written first where shards are missing (the teacher
+    loaded by ``load_teacher()`` for that only, then freed), then read onto the runtime's device."""
+    if settings.k > vocabulary:
+        raise ConfigError(f"data.teacher_cache.k: {settings.k} exceeds the vocabulary of {vocabulary:,} tokens; "
+                          f"allowed: 1 to {vocabulary:,}")
+    cache = TeacherCache(cache_dir, identity(config, train, tokenizer, vocabulary, settings, runtime), train, settings)
+    todo = cache.missing()
+    if todo:
+        teacher = load_teacher()
+        cache.write(teacher, todo, runtime, batch_size)
+        del teacher
+    return cache.read(runtime.device)

@@ -1,0 +1,141 @@
+"""Students trained from a teacher-output cache (``data.teacher_cache``): with k = the vocabulary they train
+as from the live teacher (fixed T, reverse KL, JSD, DTS); once written, the teacher is never loaded; a write
+killed part-way resumes without rewriting the shards that are whole, and a damaged shard is named and
+alone written again; bad input is one line before any work."""
+
+import json
+
+import pytest
+
+from kdtemp.config import ConfigError, from_dict
+from kdtemp.engine import CohortConfig, run_cohort
+from kdtemp.tasks import get_task
+from kdtemp.tasks.lm import task as lm_task
+from kdtemp.tasks.lm import teacher_cache
+
+from helpers.lm import lm_data, tiny_gpt2
+
+TEACHER = {"name": "tiny-teacher", "init": "random", "config": tiny_gpt2(width=48, dropout=0.0)}
+VOCABULARY = 350  # the test tokenizer's
+
+
+def student(**fields):
+    return {"model": {"name": "tiny-student", "init": "random", "config": tiny_gpt2(layers=1, dropout=0.0)},
+            "epochs": 2, "optimizer": {"name": "adamw", "lr": 3e-3}, **fields}
+
+
+MEMBERS = [student(temperature=2.0), student(objective="reverse_kl", temperature=1.0, seed=1),
+           student(objective="jsd", objective_params={"beta": 0.3}, temperature=4.0, seed=2),
+           student(temperature_policy="dts", dts={"initial": 3, "minimum": 1, "maximum": 3}, seed=3)]
+
+
+def config(instructions, tokenizer, cache, members=MEMBERS, **settings) -> CohortConfig:
+    data = lm_data(instructions, tokenizer, cache)
+    if settings:
+        data["teacher_cache"] = settings
+    return from_dict(CohortConfig, {"task": "causal_lm", "data": data, "batch_size": 8, "device": "cpu",
+                                    "teacher": TEACHER, "members": members})
+
+
+def curves(results):
+    return [[row["train_loss"] for row in r.curve] for r in results]
+
+
+def test_with_k_the_vocabulary_students_train_as_from_the_live_teacher(instructions, lm_tokenizer, tmp_path, monkeypatch):
+    live = run_cohort(config(instructions, lm_tokenizer, tmp_path / "cache"), progress=False)
+    cached = run_cohort(config(instructions, lm_tokenizer, tmp_path / "cache", k=VOCABULARY), progress=False)
+    for a, b in zip(curves(live), curves(cached)):
+        assert b[0] == pytest.approx(a[0], rel=1e-5)  # the same weights: the loss differs by rounding alone
+        assert b[1:] == pytest.approx(a[1:], rel=1e-3)  # after updates that differed by rounding
+    T_live, T_cached = ([row["temperature"] for row in r.curve] for r in (live[3], cached[3]))
+    assert T_cached == pytest.approx(T_live, rel=1e-5) and T_live[0] < 3.0  # DTS moved T alike
+    assert cached[0].teacher["teacher_cache"] and cached[0].teacher["teacher_cache_bytes_per_token"] > 0
+    # written once: another cohort reads it and never loads the teacher
+    monkeypatch.setattr(lm_task.CausalLanguageModeling, "_load", _no_teacher(lm_task.CausalLanguageModeling._load))
+    again = run_cohort(config(instructions, lm_tokenizer, tmp_path / "cache", [MEMBERS[0]], k=VOCABULARY), progress=False)
+    assert curves(again)[0] == curves(cached)[0]
+
+
+def _no_teacher(load):
+    def guarded(self, config, data, runtime, role):
+        assert role != "teacher", "the teacher was loaded although its cache is whole"
+        return load(self, config, data, runtime, role)
+    return guarded
+
+
+def test_below_the_vocabulary_the_loss_is_smaller_and_training_still_moves(instructions, lm_tokenizer, tmp_path):
+    """k = 8 of 350: over the top 8 and one tail bin, each divergence is at most the full one (T = 1)."""
+    [live] = run_cohort(config(instructions, lm_tokenizer, tmp_path / "cache", [student(temperature=1.0, epochs=1)]),
+                        progress=False)
+    [cached] = run_cohort(config(instructions, lm_tokenizer, tmp_path / "cache", [student(temperature=1.0, epochs=1)],
+                                 k=8), progress=False)
+    assert 0 < cached.curve[0]["train_loss"] < live.curve[0]["train_loss"]
+
+
+def _shards(folder):
+    return {p.name: p.stat().st_mtime_ns for p in sorted(folder.glob("shard-*.safetensors"))}
+
+
+def test_a_killed_write_resumes_and_a_damaged_shard_alone_is_written_again(instructions, lm_tokenizer, tmp_path,
+                                                                           monkeypatch, capsys):
+    cohort = config(instructions, lm_tokenizer, tmp_path / "cache", [student(epochs=1)], k=16, shard_records=8)
+    written = []
+    real = teacher_cache._shard_bytes
+
+    def dies_after_three(tensors):
+        if len(written) == 3:
+            raise KeyboardInterrupt("killed")
+        written.append(1)
+        return real(tensors)
+
+    monkeypatch.setattr(teacher_cache, "_shard_bytes", dies_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        run_cohort(cohort, progress=False)
+    [folder] = (tmp_path / "cache" / "lm" / "teacher-outputs").iterdir()
+    first = _shards(folder)
+    assert len(first) == 3
+    monkeypatch.setattr(teacher_cache, "_shard_bytes", real)
+    run_cohort(cohort, progress=False)
+    second = _shards(folder)
+    assert len(second) == 8 and all(second[name] == first[name] for name in first)  # whole shards kept
+    damaged = folder / "shard-00002.safetensors"
+    damaged.write_bytes(damaged.read_bytes()[:-7] + b"garbage")
+    capsys.readouterr()
+    run_cohort(cohort, progress=False)
+    third = _shards(folder)
+    assert [name for name in third if third[name] != second[name]] == ["shard-00002.safetensors"]
+    assert f"teacher cache: {damaged} is damaged or missing" in capsys.readouterr().err
+
+
+def test_a_cache_made_for_other_data_is_one_line(instructions, lm_tokenizer, tmp_path):
+    cohort = config(instructions, lm_tokenizer, tmp_path / "cache", [student(epochs=1)], k=16)
+    run_cohort(cohort, progress=False)
+    [folder] = (tmp_path / "cache" / "lm" / "teacher-outputs").iterdir()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["identity"]["data"] = "0" * 64
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError, match=r"^data.teacher_cache: the cache in .* was made for another training data "
+                                          r"\(data: \"0000"):
+        run_cohort(cohort, progress=False)
+
+
+@pytest.mark.parametrize("members, settings, message", [
+    ([student()], {"k": 400}, r"^data.teacher_cache.k: 400 exceeds the vocabulary of 350 tokens; allowed: 1 to 350$"),
+    ([student(objective="dkd")], {"k": 16}, r"^student.objective: 'dkd' \(with .*\) reads the teacher's full logits, "
+                                             r"which data.teacher_cache does not hold; allowed with a cache: kd, "),
+    ([student(responses={"source": "teacher"})], {"k": 16},
+     r"^student.responses.source: teacher needs the live teacher, which generates the responses; data.teacher_cache "
+     r"holds the teacher on the data's own responses only$"),
+    ([student()], {"k": 0}, r"^data.teacher_cache.k: must be >= 1")])
+def test_bad_input_is_one_line_before_any_work(instructions, lm_tokenizer, tmp_path, members, settings, message):
+    with pytest.raises(ConfigError, match=message):
+        cohort = config(instructions, lm_tokenizer, tmp_path / "cache", members, **settings)
+        get_task("causal_lm").preflight([(cohort, cohort.members)], device="cpu")
+    assert not (tmp_path / "cache" / "lm" / "teacher-outputs").exists()
+
+
+def test_plan_says_the_students_read_the_cache(instructions, lm_tokenizer, tmp_path):
+    cohort = config(instructions, lm_tokenizer, tmp_path / "cache", [student()], k=32, bins=8)
+    [note] = get_task("causal_lm").plan_notes(cohort, cohort.members)
+    assert note.startswith(f"teacher: read from its outputs cached in {tmp_path / 'cache'}/lm/teacher-outputs/ (k 32, "
+                           "8 tail bins of 1; 328 bytes a response token)")
