@@ -254,11 +254,74 @@ def _trained_gpt2(responses: list[list[int]], steps: int, path: Path, seed: int)
     return model.eval()
 
 
+def _stories260k(path: Path):
+    """karpathy/llama2.c's pretrained ``stories260K.bin`` (legacy format: 7 int32 header values, then float32
+    weights in llama2.c's order) as a Hugging Face ``LlamaForCausalLM``. llama2.c rotates interleaved pairs,
+    Hugging Face rotates halves: the query and key rows are permuted as Hugging Face's conversion does."""
+    import numpy as np
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    raw = path.read_bytes()
+    dim, hidden, layers, heads, kv_heads, vocab, positions = np.frombuffer(raw[:28], dtype=np.int32).tolist()
+    weights = torch.from_numpy(np.frombuffer(raw[28:], dtype=np.float32).copy())
+    head = dim // heads
+    kv = kv_heads * head
+    taken = 0
+
+    def take(*shape):
+        nonlocal taken
+        count = int(np.prod(shape))
+        out = weights[taken:taken + count].view(*shape)
+        taken += count
+        return out
+
+    def permute(w, n):
+        return w.view(n, w.shape[0] // n // 2, 2, w.shape[1]).transpose(1, 2).reshape(w.shape)
+
+    config = LlamaConfig(vocab_size=abs(vocab), hidden_size=dim, intermediate_size=hidden, num_hidden_layers=layers,
+                         num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=positions,
+                         rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=vocab > 0, bos_token_id=1,
+                         eos_token_id=2)
+    model = LlamaForCausalLM(config)
+    embed = take(abs(vocab), dim)
+    attention_norm, wq, wk = take(layers, dim), take(layers, dim, dim), take(layers, kv, dim)
+    wv, wo, ffn_norm = take(layers, kv, dim), take(layers, dim, dim), take(layers, dim)
+    w1, w2, w3 = take(layers, hidden, dim), take(layers, dim, hidden), take(layers, hidden, dim)
+    final_norm = take(dim)
+    state = {"model.embed_tokens.weight": embed, "model.norm.weight": final_norm, "lm_head.weight": embed}
+    for i in range(layers):
+        prefix = f"model.layers.{i}."
+        state.update({prefix + "input_layernorm.weight": attention_norm[i], prefix + "post_attention_layernorm.weight": ffn_norm[i],
+                      prefix + "self_attn.q_proj.weight": permute(wq[i], heads), prefix + "self_attn.k_proj.weight": permute(wk[i], kv_heads),
+                      prefix + "self_attn.v_proj.weight": wv[i], prefix + "self_attn.o_proj.weight": wo[i],
+                      prefix + "mlp.gate_proj.weight": w1[i], prefix + "mlp.down_proj.weight": w2[i],
+                      prefix + "mlp.up_proj.weight": w3[i]})
+    model.load_state_dict(state, strict=False)
+    return model.eval()
+
+
+def _stories_logits(path: Path, tokens: int) -> tuple[Tensor, Tensor]:
+    """The pretrained stories260K model's logits on text it samples itself from BOS (seed 0), and a student's:
+    the same model with every weight perturbed by 30% Gaussian noise (a near, imperfect student)."""
+    teacher = _stories260k(path)
+    generator = torch.Generator().manual_seed(0)
+    rows = max(1, tokens // 128)
+    ids = torch.ones(rows, 1, dtype=torch.long)
+    with torch.no_grad():
+        for _ in range(127):
+            logits = teacher(input_ids=ids).logits[:, -1]
+            ids = torch.cat([ids, torch.multinomial(torch.softmax(logits, 1), 1, generator=generator)], 1)
+        t_logits = teacher(input_ids=ids).logits.reshape(-1, teacher.config.vocab_size).float()
+        student = _stories260k(path)
+        for parameter in student.parameters():
+            parameter.mul_(1 + 0.3 * torch.randn(parameter.shape, generator=generator))
+        s_logits = student(input_ids=ids).logits.reshape(-1, teacher.config.vocab_size).float()
+    return t_logits, s_logits
+
+
 def cache(args) -> dict:
     """(e): the loss and gradient error of each cache design against the live teacher."""
-    from kdtemp.objectives.teacher_cache import cached_divergence, sampled, sampled_divergence, top_k_tail
-    from kdtemp.objectives.token import token_divergence
-
+    figures = {}
     print("(e) teacher-output cache against the live teacher, V = 50,257 (Dolly responses)")
     train, valid = _dolly_responses(args.text, "train"), _dolly_responses(args.text, "valid")
     teacher = _trained_gpt2(train, args.teacher_steps, args.work / f"cache-teacher-{args.teacher_steps}.pt", 0)
@@ -267,6 +330,20 @@ def cache(args) -> dict:
     with torch.no_grad():
         t_logits = teacher(input_ids=ids).logits.reshape(-1, 50257).float()
         s_logits = student(input_ids=ids).logits.reshape(-1, 50257).float()
+    figures["gpt2_vocabulary"] = cache_errors(t_logits, s_logits, (8, 32, 128, 50257))
+    stories = args.text / "llama2c_stories260K" / "stories260K.bin"
+    if stories.is_file():
+        print("(e) the same on a real pretrained model: llama2.c's stories260K (V = 512) on text it samples itself")
+        t_logits, s_logits = _stories_logits(stories, args.cache_tokens)
+        figures["stories260k"] = cache_errors(t_logits, s_logits, (8, 32, 128, 512))
+    return figures
+
+
+def cache_errors(t_logits: Tensor, s_logits: Tensor, ks: tuple[int, ...]) -> dict:
+    """(e) on one pair of logits ``[N, V]``: every design, k, T and divergence."""
+    from kdtemp.objectives.teacher_cache import cached_divergence, sampled, sampled_divergence, top_k_tail
+    from kdtemp.objectives.token import token_divergence
+
     entropy = -(torch.log_softmax(t_logits, 1).exp() * torch.log_softmax(t_logits, 1)).sum(1).mean().item()
     print(f"    {t_logits.shape[0]} tokens; teacher entropy at T = 1: {entropy:.2f} nats")
 
@@ -277,7 +354,7 @@ def cache(args) -> dict:
         return value.item(), s.grad
 
     rows, generator = [], torch.Generator().manual_seed(0)
-    designs = [("top_k_tail", k) for k in (8, 32, 128, 50257)] + [("sampled", k) for k in (8, 32, 128)]
+    designs = [("top_k_tail", k) for k in ks] + [("sampled", k) for k in ks[:-1]]
     encoded = {}
     for design, k in designs:
         encoded[design, k] = (top_k_tail(t_logits, k) if design == "top_k_tail"

@@ -115,7 +115,9 @@ class TopKTail:
         estimate = torch.where(present, estimate, torch.full_like(n, -math.inf))
         low, high = self._edges()
         lower, upper = log_n + low / T, log_n + high / T
-        if float(T) >= 1:  # x^(1/T) is concave: the estimate is an upper bound
+        if float(T) == 1:  # the stored log-sums: exact
+            lower = upper = estimate
+        elif float(T) > 1:  # x^(1/T) is concave: the estimate is an upper bound
             upper = torch.minimum(upper, estimate)
         else:
             lower = torch.maximum(lower, estimate)
