@@ -32,7 +32,11 @@
     loss and of the gradient (``|g_cache - g_live| / |g_live|``), the width of the stated interval of the
     log normaliser, and the teacher's mass in its top k. The trained models are kept in ``--work``.
 
-    python bench/lm.py [--part memory|cohort|responses|cache|all] [--device cpu] [--preset tiny|gpt2]
+(f) ``cache-step``: the cohort of (b) trained from the teacher's cache (``data.teacher_cache``, k 32, written
+    by a warm-up run) against the same cohort with the live teacher, wall-clock of each (median of
+    ``--repeats``, alternating).
+
+    python bench/lm.py [--part memory|cohort|responses|cache|cache-step|all] [--device cpu] [--preset tiny|gpt2]
 """
 
 from __future__ import annotations
@@ -165,36 +169,42 @@ def forward_costs(config) -> dict:
             "step": _median(lambda: member.train_step(batch, logits, 1))}
 
 
-def cohort(args, responses: str = "dataset") -> dict:
+def _setup(folder: Path, args, responses: str = "dataset") -> tuple[dict, list[dict], int]:
+    """The shared settings and members of (b), (d) and (f) in ``folder``, and the vocabulary size."""
     from helpers.lm import train_tokenizer, write_instructions
     from transformers import AutoTokenizer
 
+    preset = PRESETS[args.preset]
+    data = write_instructions(folder / "data", train=args.records, validation=8, test=8)
+    tokenizer = train_tokenizer(folder / "tokenizer")
+    vocab = preset["vocab"] or len(AutoTokenizer.from_pretrained(str(tokenizer)))
+    shared = {"task": "causal_lm", "device": args.device, "precision": "bf16" if args.device.startswith("cuda") else "fp32",
+              "batch_size": args.batch_size,
+              "data": {"dataset": "instructions", "root": str(data), "tokenizer": str(tokenizer),
+                       "cache_dir": str(folder / "cache"), "max_prompt_length": 24, "max_length": 40,
+                       "eval_samples": 8, "generation": {"max_new_tokens": 4}},
+              "teacher": {"name": "teacher", "init": "random",
+                          "config": _model(preset["teacher"], vocab, preset["positions"])}}
+    objectives = [("kd", 1.0), ("kd", 2.0), ("reverse_kl", 1.0), ("reverse_kl", 2.0), ("skew_kl", 1.0),
+                  ("kd", 4.0), ("jsd", 1.0), ("reverse_kl", 4.0)][: args.members]
+    members = [{"model": {"name": "student", "init": "random",
+                          "config": _model(preset["student"], vocab, preset["positions"])},
+                "objective": name, "temperature": t, "epochs": args.epochs, "seed": index,
+                "optimizer": {"name": "adamw", "lr": 1e-3},
+                "responses": {"source": responses, **({"generation": {"protocol": "sample", "max_new_tokens": args.new_tokens,
+                                                                     "batch_size": args.batch_size}}
+                                                      if responses != "dataset" else {})}}
+               for index, (name, t) in enumerate(objectives)]
+    return shared, members, vocab
+
+
+def cohort(args, responses: str = "dataset") -> dict:
     from kdtemp.config import from_dict
     from kdtemp.engine import CohortConfig, run_cohort
 
     preset = PRESETS[args.preset]
     with tempfile.TemporaryDirectory() as folder:
-        folder = Path(folder)
-        data = write_instructions(folder / "data", train=args.records, validation=8, test=8)
-        tokenizer = train_tokenizer(folder / "tokenizer")
-        vocab = preset["vocab"] or len(AutoTokenizer.from_pretrained(str(tokenizer)))
-        shared = {"task": "causal_lm", "device": args.device, "precision": "bf16" if args.device.startswith("cuda") else "fp32",
-                  "batch_size": args.batch_size,
-                  "data": {"dataset": "instructions", "root": str(data), "tokenizer": str(tokenizer),
-                           "cache_dir": str(folder / "cache"), "max_prompt_length": 24, "max_length": 40,
-                           "eval_samples": 8, "generation": {"max_new_tokens": 4}},
-                  "teacher": {"name": "teacher", "init": "random",
-                              "config": _model(preset["teacher"], vocab, preset["positions"])}}
-        objectives = [("kd", 1.0), ("kd", 2.0), ("reverse_kl", 1.0), ("reverse_kl", 2.0), ("skew_kl", 1.0),
-                      ("kd", 4.0), ("jsd", 1.0), ("reverse_kl", 4.0)][: args.members]
-        members = [{"model": {"name": "student", "init": "random",
-                              "config": _model(preset["student"], vocab, preset["positions"])},
-                    "objective": name, "temperature": t, "epochs": args.epochs, "seed": index,
-                    "optimizer": {"name": "adamw", "lr": 1e-3},
-                    "responses": {"source": responses, **({"generation": {"protocol": "sample", "max_new_tokens": args.new_tokens,
-                                                                         "batch_size": args.batch_size}}
-                                                          if responses != "dataset" else {})}}
-                   for index, (name, t) in enumerate(objectives)]
+        shared, members, vocab = _setup(Path(folder), args, responses)
         run_cohort(from_dict(CohortConfig, {**shared, "members": members[:1]}), progress=False)  # warm-up and cache
         parts = forward_costs(from_dict(CohortConfig, {**shared, "members": members[:1]}))
         cohort_times, solo_times = [], []
@@ -217,6 +227,30 @@ def cohort(args, responses: str = "dataset") -> dict:
     print(f"    median of {args.repeats}: cohort {cohort_seconds:.1f} s, solo runs {solo_seconds:.1f} s: cohort / solo {ratio:.3f} "
           f"({1 / ratio:.2f}x); curves equal: {same}")
     return {"cohort_seconds": cohort_seconds, "solo_seconds": solo_seconds, "ratio": ratio, "equal": same, "parts": parts}
+
+
+def cache_step(args) -> dict:
+    """(f): the cohort of (b) trained from the teacher's cache (``data.teacher_cache``, k 32, written by a
+    warm-up run) against the live teacher, alternating, the median of ``--repeats`` runs of each."""
+    from kdtemp.config import from_dict
+    from kdtemp.engine import CohortConfig, run_cohort
+
+    with tempfile.TemporaryDirectory() as folder:
+        shared, members, vocab = _setup(Path(folder), args)
+        cached = {**shared, "data": {**shared["data"], "teacher_cache": {"k": 32}}}
+        run_cohort(from_dict(CohortConfig, {**cached, "members": members[:1]}), progress=False)  # writes the cache
+        live_times, cached_times = [], []
+        for _ in range(args.repeats):
+            for arm, times in ((shared, live_times), (cached, cached_times)):
+                started = time.perf_counter()
+                run_cohort(from_dict(CohortConfig, {**arm, "members": members}), progress=False)
+                times.append(time.perf_counter() - started)
+    live, cached_seconds = statistics.median(live_times), statistics.median(cached_times)
+    print(f"(f) cohort of {len(members)} students from the teacher's cache (k 32) vs the live teacher ({args.preset}, "
+          f"V = {vocab:,}, {args.epochs} epoch(s), {args.device})")
+    print(f"    median of {args.repeats}: live {live:.1f} s, cached {cached_seconds:.1f} s: cached / live "
+          f"{cached_seconds / live:.3f} ({live / cached_seconds:.2f}x)")
+    return {"live_seconds": live, "cached_seconds": cached_seconds, "ratio": cached_seconds / live}
 
 
 def _dolly_responses(text: Path, split: str) -> list[list[int]]:
@@ -302,7 +336,7 @@ def _stories260k(path: Path):
 
 def _stories_logits(path: Path, tokens: int) -> tuple[Tensor, Tensor]:
     """The pretrained stories260K model's logits on text it samples itself from BOS (seed 0), and a student's:
-    the same model with every weight perturbed by 30% Gaussian noise (a near, imperfect student)."""
+    the same model with every weight perturbed by 3% Gaussian noise (a near, imperfect student)."""
     teacher = _stories260k(path)
     generator = torch.Generator().manual_seed(0)
     rows = max(1, tokens // 128)
@@ -314,7 +348,7 @@ def _stories_logits(path: Path, tokens: int) -> tuple[Tensor, Tensor]:
         t_logits = teacher(input_ids=ids).logits.reshape(-1, teacher.config.vocab_size).float()
         student = _stories260k(path)
         for parameter in student.parameters():
-            parameter.mul_(1 + 0.3 * torch.randn(parameter.shape, generator=generator))
+            parameter.mul_(1 + 0.03 * torch.randn(parameter.shape, generator=generator))
         s_logits = student(input_ids=ids).logits.reshape(-1, teacher.config.vocab_size).float()
     return t_logits, s_logits
 
@@ -392,7 +426,7 @@ def cache_errors(t_logits: Tensor, s_logits: Tensor, ks: tuple[int, ...]) -> dic
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("memory", "cohort", "responses", "cache", "all"), default="all")
+    parser.add_argument("--part", choices=("memory", "cohort", "responses", "cache", "cache-step", "all"), default="all")
     parser.add_argument("--text", type=Path, default=ROOT.parent / "shared" / "data" / "text",
                         help="../shared/data/text (MiniLLM's Dolly as GPT-2 ids), for (e)")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "kdtemp-lm-bench",
@@ -430,6 +464,8 @@ def main(argv: list[str] | None = None) -> dict:
         figures["on_policy"] = cohort(args, "student")
     if args.part in ("cache", "all"):
         figures["cache"] = cache(args)
+    if args.part in ("cache-step", "all"):
+        figures["cache_step"] = cache_step(args)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
     return figures
