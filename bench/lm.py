@@ -36,7 +36,10 @@
     by a warm-up run) against the same cohort with the live teacher, wall-clock of each (median of
     ``--repeats``, alternating).
 
-    python bench/lm.py [--part memory|cohort|responses|cache|cache-step|all] [--device cpu] [--preset tiny|gpt2]
+(g) ``cache-dolly``: students on the Dolly replica from the live teacher and from its cache (k 128, 32), the same
+    seeds; ROUGE-L and perplexity (needs ``--dolly-teacher``, the teacher ``dolly_tiny`` prepares).
+
+    python bench/lm.py [--part memory|cohort|responses|cache|cache-step|cache-dolly|all] [--device cpu] [--preset tiny|gpt2]
 """
 
 from __future__ import annotations
@@ -245,12 +248,74 @@ def cache_step(args) -> dict:
                 started = time.perf_counter()
                 run_cohort(from_dict(CohortConfig, {**arm, "members": members}), progress=False)
                 times.append(time.perf_counter() - started)
+        per_batch = {arm: _teacher_per_batch(from_dict(CohortConfig, {**config, "members": members[:1]}))
+                     for arm, config in (("live", shared), ("cached", cached))}
     live, cached_seconds = statistics.median(live_times), statistics.median(cached_times)
     print(f"(f) cohort of {len(members)} students from the teacher's cache (k 32) vs the live teacher ({args.preset}, "
           f"V = {vocab:,}, {args.epochs} epoch(s), {args.device})")
+    print(f"    per batch: the teacher's forward {per_batch['live'] * 1e3:.1f} ms, the cache's rows "
+          f"{per_batch['cached'] * 1e3:.2f} ms")
     print(f"    median of {args.repeats}: live {live:.1f} s, cached {cached_seconds:.1f} s: cached / live "
-          f"{cached_seconds / live:.3f} ({live / cached_seconds:.2f}x)")
-    return {"live_seconds": live, "cached_seconds": cached_seconds, "ratio": cached_seconds / live}
+          f"{cached_seconds / live:.3f} ({live / cached_seconds:.2f}x; the live arm also evaluates its teacher each run)")
+    return {"live_seconds": live, "cached_seconds": cached_seconds, "ratio": cached_seconds / live,
+            "teacher_per_batch": per_batch}
+
+
+def _teacher_per_batch(config) -> float:
+    """Median seconds of one batch's teacher rows: the live teacher's forward pass, or the cache's gather."""
+    from kdtemp.engine.runtime import Runtime
+    from kdtemp.tasks import get_task
+
+    runtime = Runtime.create(config.device, config.precision)
+    task = get_task(config.task)
+    data = task.open(config, runtime)
+    teacher = task.create_model(config.teacher, data, runtime, "teacher")
+    teacher.module.eval()
+    batch = next(iter(data.stream.epoch(1)))
+
+    def rows():
+        with torch.no_grad(), runtime.autocast():
+            return teacher(batch)
+
+    return _median(rows)
+
+
+def cache_dolly(args) -> dict:
+    """(g): students on the Dolly replica (``dolly_tiny``'s data, GPT-2 tokenizer and evaluation; its prepared
+    teacher, ``--dolly-teacher``) trained from the live teacher and from its cache at k = 128 and 32, the
+    same seeds: forward KL at T = 1 and 2, one epoch on the first 1,000 records, evaluated greedily on 20
+    prompts of Dolly and SelfInst (ROUGE-L) and on the validation split (perplexity)."""
+    from kdtemp.config import from_dict
+    from kdtemp.engine import CohortConfig, run_cohort
+    import yaml
+
+    if args.dolly_teacher is None or not Path(args.dolly_teacher).is_file():
+        raise SystemExit("--dolly-teacher: give the teacher.pt that `kdtemp study run dolly_tiny` prepares "
+                         "(<output>/prepared/<id>/teacher.pt)")
+    example = yaml.safe_load((ROOT / "src" / "kdtemp" / "examples" / "dolly_tiny.yaml").read_text())
+    data = dict(example["base"]["data"])
+    text = args.text
+    data.update(root=str(text / "minillm_dolly_processed_gpt2"), eval_root=str(text / "minillm_eval"),
+                tokenizer=str(text / "gpt2_bpe"), cache_dir=str(args.work / "dolly-cache"))
+    teacher = {"name": "tiny-gpt2-teacher", "init": "checkpoint", "weights": str(Path(args.dolly_teacher).resolve())}
+    members = [{**{k: v for k, v in example["base"]["student"].items() if k not in ("dts", "responses")},
+                "objective": "kd", "temperature": t} for t in (1.0, 2.0)]
+    rows = {}
+    for arm, cache_settings in (("live", None), ("cache k 128", {"k": 128}), ("cache k 32", {"k": 32})):
+        shared = {"task": "causal_lm", "data": {**data, **({"teacher_cache": cache_settings} if cache_settings else {})},
+                  "teacher": teacher, "batch_size": example["base"]["batch_size"], "device": args.device}
+        started = time.perf_counter()
+        results = run_cohort(from_dict(CohortConfig, {**shared, "members": members}), progress=False)
+        seconds = time.perf_counter() - started
+        for member, result in zip(members, results):
+            final = result.final
+            rows[f"{arm}, T {member['temperature']:g}"] = {
+                "rouge_l": final.get("rouge_l"), "rouge_l_self-inst": final.get("rouge_l_self-inst"),
+                "perplexity": final.get("perplexity"), "cohort_seconds": seconds}
+            print(f"(g) Dolly replica, {arm}, forward KL T {member['temperature']:g}: ROUGE-L Dolly {final.get('rouge_l', 0):.2f}, "
+                  f"SelfInst {final.get('rouge_l_self-inst', 0):.2f}, validation perplexity {final.get('perplexity', 0):.0f} "
+                  f"(cohort {seconds / 60:.1f} min)", flush=True)
+    return rows
 
 
 def _dolly_responses(text: Path, split: str) -> list[list[int]]:
@@ -426,7 +491,9 @@ def cache_errors(t_logits: Tensor, s_logits: Tensor, ks: tuple[int, ...]) -> dic
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("memory", "cohort", "responses", "cache", "cache-step", "all"), default="all")
+    parser.add_argument("--part", choices=("memory", "cohort", "responses", "cache", "cache-step", "cache-dolly", "all"),
+                        default="all")
+    parser.add_argument("--dolly-teacher", help="(g): the teacher.pt `kdtemp study run dolly_tiny` prepares")
     parser.add_argument("--text", type=Path, default=ROOT.parent / "shared" / "data" / "text",
                         help="../shared/data/text (MiniLLM's Dolly as GPT-2 ids), for (e)")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "kdtemp-lm-bench",
@@ -466,6 +533,8 @@ def main(argv: list[str] | None = None) -> dict:
         figures["cache"] = cache(args)
     if args.part in ("cache-step", "all"):
         figures["cache_step"] = cache_step(args)
+    if args.part == "cache-dolly" or (args.part == "all" and args.dolly_teacher):
+        figures["cache_dolly"] = cache_dolly(args)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
     return figures

@@ -139,3 +139,13 @@ def test_plan_says_the_students_read_the_cache(instructions, lm_tokenizer, tmp_p
     [note] = get_task("causal_lm").plan_notes(cohort, cohort.members)
     assert note.startswith(f"teacher: read from its outputs cached in {tmp_path / 'cache'}/lm/teacher-outputs/ (k 32, "
                            "8 tail bins of 1; 328 bytes a response token)")
+
+
+def test_a_cache_below_the_vocabulary_is_warned_once(instructions, lm_tokenizer, tmp_path, capsys):
+    cohort = config(instructions, lm_tokenizer, tmp_path / "cache", [student()], k=32)
+    get_task("causal_lm").preflight([(cohort, cohort.members)] * 2, device="cpu")
+    lines = [line for line in capsys.readouterr().err.splitlines() if "teacher_cache" in line]
+    assert lines == ["kdtemp: warning: data.teacher_cache: k 32 of the 350-token vocabulary: each divergence is taken "
+                     "over the top 32 and the rest as one bin, a lower bound of the live teacher's that loosens as T "
+                     "rises and spreads the teacher's mass into that bin (measured in docs/large-teacher.md); only k "
+                     "equal to the vocabulary is exact at every T"]

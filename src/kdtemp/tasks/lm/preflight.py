@@ -196,5 +196,10 @@ def preflight(cohorts: Iterable[tuple[Any, list[Any]]], device: str = "auto", do
         if cache is not None and cache.k > len(tokenizer):
             raise ConfigError(f"data.teacher_cache.k: {cache.k} exceeds the vocabulary of {len(tokenizer):,} tokens; "
                               f"allowed: 1 to {len(tokenizer):,}")
+        if cache is not None and cache.k < len(tokenizer):
+            state.warn_once(f"data.teacher_cache: k {cache.k} of the {len(tokenizer):,}-token vocabulary: each divergence "
+                            f"is taken over the top {cache.k} and the rest as one bin, a lower bound of the live "
+                            "teacher's that loosens as T rises and spreads the teacher's mass into that bin (measured "
+                            "in docs/large-teacher.md); only k equal to the vocabulary is exact at every T")
         check_models(models, tokenizer, name, shared.data, noted)
     return state
