@@ -149,3 +149,50 @@ def test_a_cache_below_the_vocabulary_is_warned_once(instructions, lm_tokenizer,
                      "over the top 32 and the rest as one bin, a lower bound of the live teacher's that loosens as T "
                      "rises and spreads the teacher's mass into that bin (measured in docs/large-teacher.md); only k "
                      "equal to the vocabulary is exact at every T"]
+
+
+KILL_AT_FOURTH_SHARD = """
+import os, signal, sys
+from kdtemp.tasks.lm import teacher_cache
+real, written = teacher_cache._shard_bytes, []
+def dies(tensors):
+    if len(written) == 3:
+        os.kill(os.getpid(), signal.SIGKILL)  # a real kill, while the teacher writes its fourth shard
+    written.append(1)
+    return real(tensors)
+teacher_cache._shard_bytes = dies
+from kdtemp.cli import main
+main(["study", "run", sys.argv[1], "--quiet"])
+"""
+
+
+@pytest.mark.slow
+def test_a_study_killed_while_the_cache_is_written_resumes_with_the_whole_shards(instructions, lm_tokenizer, tmp_path):
+    import subprocess
+    import sys
+
+    from helpers.trust import write_yaml
+    from kdtemp.cli import main
+
+    def study(name):
+        data = {**lm_data(instructions, lm_tokenizer, tmp_path / f"cache-{name}"), "teacher_cache": {"k": 16, "shard_records": 8}}
+        return write_yaml(tmp_path / f"{name}.yaml", {
+            "name": name, "output": str(tmp_path / name), "executor": {"kind": "inline", "threads": 1},
+            "base": {"task": "causal_lm", "data": data, "teacher": TEACHER, "batch_size": 8,
+                     "student": student(epochs=1)}, "grid": {"student.temperature": [1, 2]}})
+
+    killed = study("killed")
+    done = subprocess.run([sys.executable, "-c", KILL_AT_FOURTH_SHARD, killed], capture_output=True, text=True, timeout=300)
+    assert done.returncode == -9, done.stderr[-2000:]
+    [folder] = (tmp_path / "cache-killed" / "lm" / "teacher-outputs").iterdir()
+    before = _shards(folder)
+    assert len(before) == 3 and not list((tmp_path / "killed" / "runs").glob("*/metrics.json"))
+    assert main(["study", "run", killed, "--quiet"]) == 0
+    after = _shards(folder)
+    assert len(after) == 8 and all(after[name] == before[name] for name in before)  # nothing whole rewritten
+    assert main(["study", "run", study("whole"), "--quiet"]) == 0  # never interrupted
+    results = {}
+    for name in ("killed", "whole"):
+        results[name] = sorted((json.loads(p.read_text())["label"], [r["train_loss"] for r in json.loads(p.read_text())["curve"]])
+                               for p in (tmp_path / name / "runs").glob("*/metrics.json"))
+    assert results["killed"] == results["whole"]
