@@ -178,7 +178,7 @@ def test_plan_says_when_the_teacher_s_responses_are_made_and_where_they_are_kept
 
     task = get_task("causal_lm")
     make = lambda **responses: from_dict(member_config("causal_lm"), {"responses": responses}, "student")  # noqa: E731
-    shared = SimpleNamespace(data=SimpleNamespace(cache_dir="/cache"))
+    shared = SimpleNamespace(data=SimpleNamespace(cache_dir="/cache", teacher_cache=None), teacher=None)
     notes = task.plan_notes(shared, [make(source="teacher"), make(source="teacher"), make(), make(source="student",
                                                                                                     lmbda=0.5)])
     assert len(notes) == 2  # one SeqKD setting (shared by its two members), one on-policy member; none for the data's
