@@ -159,8 +159,14 @@ def top_k_tail(teacher: Tensor, k: int, bins: int = 16, width: float = 1.0) -> T
         below = torch.where(in_tail, below, torch.full_like(below, bins))  # the top k go to a discarded bin
         counts = torch.zeros(rows, bins + 1, dtype=torch.int64, device=z.device).scatter_add_(
             1, below, torch.ones_like(below))[:, :bins]
-        for j in range(bins):
-            log_sums[:, j] = torch.logsumexp(z.masked_fill(below != j, -math.inf), dim=1)
+        # each bin's log-sum-exp in two scatter passes: its maximum, then the sum of exp(z - maximum) (<= 1 each,
+        # 1 for the maximum itself: a bin that holds a logit never sums to 0)
+        peak = torch.full((rows, bins + 1), -math.inf, dtype=z.dtype, device=z.device).scatter_reduce_(
+            1, below, z, reduce="amax")
+        shifted = (z - peak.gather(1, below)).exp_()
+        total = torch.zeros((rows, bins + 1), dtype=z.dtype, device=z.device).scatter_add_(1, below, shifted)
+        del shifted
+        log_sums = torch.where(counts > 0, peak[:, :bins] + total[:, :bins].log(), log_sums)
         floor = z.masked_fill(~in_tail, math.inf).amin(dim=1)
     return TopKTail(ids, values, counts, log_sums, floor, float(width), vocab)
 
