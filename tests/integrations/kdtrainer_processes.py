@@ -90,6 +90,9 @@ def main(mode: str, out: Path) -> None:
     if rank == 0:
         record["parameters"] = {name: value.float().flatten().tolist() for name, value in state.items()}
     (out / f"rank{rank}.json").write_text(json.dumps(record))
+    if torch.distributed.is_initialized():  # every rank done, then the group torn down before the interpreter exits
+        torch.distributed.barrier()         # (without it, gloo's threads can abort a rank at exit: SIGABRT)
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
