@@ -44,7 +44,7 @@ import torch
 from torch import Tensor
 
 from ._common import Temperature, upcast
-from .token import DIVERGENCES, log_prob_divergence
+from .token import DIVERGENCES, TokenObjective, log_prob_divergence
 
 DESIGNS = ("top_k_tail", "sampled")
 SAMPLED_DIVERGENCES = ("forward_kl",)
@@ -105,25 +105,27 @@ class TopKTail:
         low[:, -1] = torch.minimum(self.floor, high[:, -1])  # the open bin reaches down to the tail's minimum
         return low, high
 
+    def _log_counts(self) -> Tensor:
+        n = self.counts.to(self.logits.dtype)
+        return torch.where(n > 0, n.clamp_min(1).log(), torch.full_like(n, -math.inf))
+
+    def _bin_estimates(self, T: Tensor, log_n: Tensor) -> Tensor:
+        """Each bin's ``log sum exp(z / T)`` estimated from its stored log-sum: ``(1 - 1/T) log n + l / T``
+        (``-inf`` for an empty bin). Branch-free in ``T``: no read of a device temperature."""
+        return torch.where(log_n > -math.inf, (1 - 1 / T) * log_n + self.log_sums / T, log_n)
+
     def tail_log_partition(self, temperature: Temperature) -> tuple[Tensor, Tensor, Tensor]:
         """``log Z_tail(T)``: the estimate, a lower and an upper bound, each ``[N]`` (``-inf`` without a tail)."""
         T = torch.as_tensor(temperature, dtype=self.logits.dtype, device=self.logits.device)
-        n = self.counts.to(self.logits.dtype)
-        present = n > 0
-        log_n = torch.where(present, n.clamp_min(1).log(), torch.full_like(n, -math.inf))
-        estimate = (1 - 1 / T) * log_n + self.log_sums / T
-        estimate = torch.where(present, estimate, torch.full_like(n, -math.inf))
+        log_n = self._log_counts()
+        estimate = self._bin_estimates(T, log_n)
         low, high = self._edges()
-        lower, upper = log_n + low / T, log_n + high / T
-        if float(T) == 1:  # the stored log-sums: exact
-            lower = upper = estimate
-        elif float(T) > 1:  # x^(1/T) is concave: the estimate is an upper bound
-            upper = torch.minimum(upper, estimate)
-        else:
-            lower = torch.maximum(lower, estimate)
-        lower = torch.where(present, lower, torch.full_like(n, -math.inf))
-        upper = torch.where(present, upper, torch.full_like(n, -math.inf))
-        return (torch.logsumexp(estimate, dim=1), torch.logsumexp(lower, dim=1), torch.logsumexp(upper, dim=1))
+        # the bin's edges bound every logit in it; by Jensen (x^(1/T) concave for T > 1, convex below) the
+        # estimate is an upper bound above T = 1 and a lower one below, and exact at T = 1
+        lower = torch.where(T >= 1, log_n + low / T, torch.maximum(log_n + low / T, estimate))
+        upper = torch.where(T <= 1, log_n + high / T, torch.minimum(log_n + high / T, estimate))
+        lower, upper = (torch.where(T == 1, estimate, bound) for bound in (lower, upper))
+        return tuple(torch.logsumexp(x, dim=1) for x in (estimate, lower, upper))  # type: ignore[return-value]
 
     def normaliser(self, temperature: Temperature) -> tuple[Tensor, Tensor, Tensor]:
         """``L_T = log sum_v exp(z_v / T)``: the estimate, a lower and an upper bound, each ``[N]``."""
@@ -132,13 +134,14 @@ class TopKTail:
 
     def log_probs(self, temperature: Temperature) -> Tensor:
         """The teacher's log-probabilities at ``T`` over the top ``k`` and the tail: ``[N, k + 1]``
-        (``[N, k]`` when ``k = V``), from the estimated normaliser."""
-        tail, _, _ = self.tail_log_partition(temperature)
-        scaled = self.logits / temperature
-        normaliser = torch.logaddexp(torch.logsumexp(scaled, dim=1), tail).unsqueeze(1)
+        (``[N, k]`` when ``k = V``), from the estimated normaliser (the bounds are not computed)."""
+        T = torch.as_tensor(temperature, dtype=self.logits.dtype, device=self.logits.device)
+        scaled = self.logits / T
         if not self.has_tail:
-            return scaled - normaliser
-        return torch.cat([scaled, tail.unsqueeze(1)], dim=1) - normaliser
+            return scaled - torch.logsumexp(scaled, dim=1, keepdim=True)
+        tail = torch.logsumexp(self._bin_estimates(T, self._log_counts()), dim=1, keepdim=True)
+        both = torch.cat([scaled, tail], dim=1)
+        return both - torch.logsumexp(both, dim=1, keepdim=True)
 
 
 def top_k_tail(teacher: Tensor, k: int, bins: int = 16, width: float = 1.0) -> TopKTail:
@@ -256,8 +259,8 @@ class CachedRows:
     def cross_entropy(self) -> Tensor:
         """The teacher's mean cross-entropy at ``T = 1`` over the rows: ``L_1 - z_target``, exact (the
         log normaliser at ``T = 1`` is stored, not estimated)."""
-        estimate, _, _ = self.table.normaliser(1.0)
-        return (estimate - self.label).mean()
+        normaliser = torch.logsumexp(torch.cat([self.table.logits, self.table.log_sums], dim=1), dim=1)
+        return (normaliser - self.label).mean()
 
 
 CACHED_FORMS: dict[str, tuple[str, frozenset[str]]] = {
@@ -283,27 +286,12 @@ def cached_rows_loss(name: str, params: dict) -> Callable[[Tensor, CachedRows, T
     return fn
 
 
-class CachedTokenObjective:
-    """A registered objective applied to token rows against a teacher cache (:class:`CachedRows`),
-    ``chunk_tokens`` rows at a time, with the ``spec``, ``params`` and ``name`` of the objective it
-    wraps: what :class:`~kdtemp.objectives.token.TokenObjective` is to a live teacher. Each chunk's
-    gradient is taken by autograd (a learned temperature receives its own)."""
-
-    def __init__(self, objective: Any, chunk_tokens: int | None) -> None:
-        self.inner, self.chunk_tokens = objective, chunk_tokens
-        self.spec, self.params = objective.spec, objective.params
-        rows = cached_rows_loss(objective.name, dict(objective.params))
-        if rows is None:
-            raise ValueError(f"objective {objective.name!r} reads the teacher's full logits, which a teacher cache does "
-                             f"not hold; a cache serves {', '.join(CACHED_FORMS)}")
-        self._rows = rows
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    def __call__(self, student: Tensor, teacher: CachedRows, targets: Tensor, temperature: Any,
-                 rows: Tensor | None = None, denominator: float | Tensor | None = None) -> Tensor:
-        from .token import chunked_rows
-
-        return chunked_rows(self._rows, student, teacher, targets, temperature, rows, self.chunk_tokens, denominator)
+def cached_token_objective(objective: Any, chunk_tokens: int | None) -> TokenObjective:
+    """A registered objective applied to token rows against a teacher cache (:class:`CachedRows`), chunked:
+    the :class:`~kdtemp.objectives.token.TokenObjective` of the live teacher with the cached form of its
+    rows (each chunk's gradient by autograd, so a learned temperature receives its own)."""
+    rows = cached_rows_loss(objective.name, dict(objective.params))
+    if rows is None:
+        raise ValueError(f"objective {objective.name!r} reads the teacher's full logits, which a teacher cache does "
+                         f"not hold; a cache serves {', '.join(CACHED_FORMS)}")
+    return TokenObjective(objective, chunk_tokens, rows=rows)

@@ -289,13 +289,19 @@ class TokenObjective:
 
     ``obj(student, teacher, targets, T, rows=None, denominator=None)``: logits ``[N, V]``, targets
     ``[N]``; ``rows`` the rows that count (all by default) and ``denominator`` what their summed loss
-    is divided by (their count by default), as :func:`chunked_rows` takes them.
+    is divided by (their count by default), as :func:`chunked_rows` takes them. ``rows``: another form of
+    the objective's rows (a teacher cache's, :func:`~kdtemp.objectives.teacher_cache.cached_token_objective`),
+    differentiated chunk by chunk.
     """
 
-    def __init__(self, objective: Any, chunk_tokens: int | None) -> None:
+    def __init__(self, objective: Any, chunk_tokens: int | None, rows: RowLoss | None = None) -> None:
         self.inner, self.chunk_tokens = objective, chunk_tokens
         self.spec, self.params = objective.spec, objective.params
-        self._rows, self._gradient = token_form(objective.name, dict(objective.params)) or (objective_rows(objective), None)
+        if rows is not None:
+            self._rows, self._gradient = rows, None
+        else:
+            self._rows, self._gradient = (token_form(objective.name, dict(objective.params))
+                                          or (objective_rows(objective), None))
 
     @property
     def name(self) -> str:

@@ -13,6 +13,7 @@ generations' ROUGE-L (the primary metric: the first set's ``rouge_l``) and exact
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import statistics
@@ -25,7 +26,7 @@ import torch
 from torch import Tensor
 
 from ...config import ConfigError, to_dict
-from ...objectives.teacher_cache import CachedTokenObjective
+from ...objectives.teacher_cache import cached_token_objective
 from ...objectives.token import TokenObjective
 from ...paths import default_cache_dir
 from ..base import MetricName, SampleSink, Task, register_task
@@ -33,6 +34,7 @@ from ..hf import forward_flops, model_label
 from .config import CausalLMConfig, LMAugmentConfig, LMDataConfig, ResponsesConfig
 from .data import VALIDATION_GENERATION, LMBatch, LMSplit, LMStream, load_splits
 from .responses import with_eos
+from .teacher_cache import cached_teacher, stored_bytes
 from .metrics import EXACT_MATCH, ROUGE_L, degeneracy, degenerate_reason, exact_match, postprocess, rouge_l
 from .models import CausalLM, load_causal_lm, output_vocabulary
 
@@ -41,6 +43,12 @@ def metric_names(eval_sets: list[str]) -> list[tuple[str, str]]:
     """``(ROUGE-L name, exact-match name)`` per evaluation set: the first set's plain, the others suffixed."""
     return [(ROUGE_L, EXACT_MATCH) if index == 0 else (f"{ROUGE_L}_{name}", f"{EXACT_MATCH}_{name}")
             for index, name in enumerate(eval_sets)]
+
+
+def decoder(tokenizer: Any):
+    """Token ids to the text a generation is scored as: decoded without special tokens, post-processed as
+    MiniLLM does (:func:`~kdtemp.tasks.lm.metrics.postprocess`)."""
+    return lambda ids: postprocess(tokenizer.decode(ids, skip_special_tokens=True))
 
 
 @dataclass
@@ -112,6 +120,10 @@ class CausalLanguageModeling(Task):
         train = splits["train"].to(runtime.device)
         evals = {split: splits[split].to(runtime.device) for split in shared.data.eval_sets}
         held_out = splits.get(VALIDATION_GENERATION)
+        if held_out is not None:  # scored against its references, or (MiniLLM's token files) its own response
+            decode = decoder(tokenizer)
+            held_out = dataclasses.replace(held_out, references=[
+                refs or [decode(response)] for refs, response in zip(held_out.references, held_out.responses())])
         return LMData(train, splits["validation"].to(runtime.device), evals,
                       LMStream(train, shared.batch_size, shared.data_seed, shared.data.chunk_tokens), name, tokenizer,
                       len(tokenizer), shared.data, cache, None if held_out is None else held_out.to(runtime.device))
@@ -122,7 +134,6 @@ class CausalLanguageModeling(Task):
         the shards that are missing)."""
         if role == "teacher" and data.config.teacher_cache is not None:
             from ..hf import tokenizer_identity
-            from .teacher_cache import cached_teacher
 
             return cached_teacher(config, data.train, tokenizer_identity(data.tokenizer, data.tokenizer_name),
                                   data.vocabulary, data.config.teacher_cache, runtime,
@@ -141,11 +152,11 @@ class CausalLanguageModeling(Task):
                               f"{data.vocabulary}")
         return CausalLM(module, data.tokenizer_name, data.vocabulary)
 
-    def prepare_objective(self, objective: Any, data: LMData) -> TokenObjective | CachedTokenObjective:
+    def prepare_objective(self, objective: Any, data: LMData) -> TokenObjective:
         """The member's objective applied to token rows, chunked (against the teacher's cache under
         ``data.teacher_cache``)."""
         if data.config.teacher_cache is not None:
-            return CachedTokenObjective(objective, data.config.chunk_tokens)
+            return cached_token_objective(objective, data.config.chunk_tokens)
         return TokenObjective(objective, data.config.chunk_tokens)
 
     def evaluate(self, model: CausalLM, data: LMData, runtime: Any, batch_size: int,
@@ -165,7 +176,7 @@ class CausalLanguageModeling(Task):
         articles = generation.protocol != "minillm"  # MiniLLM's exact match keeps the articles
         tokenizer = data.tokenizer
         eos = tokenizer.eos_token_id
-        decode = lambda ids: postprocess(tokenizer.decode(ids, skip_special_tokens=True))  # noqa: E731
+        decode = decoder(tokenizer)
         for index, ((rouge_name, match_name), split) in enumerate(zip(metric_names(data.config.eval_sets),
                                                                       data.evals.values())):
             set_name = data.config.eval_sets[index]
@@ -197,11 +208,9 @@ class CausalLanguageModeling(Task):
             return {}
         generation = data.config.generation.resolved()
         tokenizer = data.tokenizer
-        decode = lambda ids: postprocess(tokenizer.decode(ids, skip_special_tokens=True))  # noqa: E731
-        references = [refs or [decode(response)] for refs, response in zip(data.held_out.references,
-                                                                              data.held_out.responses())]
         predictions = model.generate(data.held_out, generation, generation.seeds[0], data.held_out.pad_id,
-                                     tokenizer.eos_token_id, runtime, decode)
+                                     tokenizer.eos_token_id, runtime, decoder(tokenizer))
+        references = data.held_out.references
         return {ROUGE_L: torch.tensor(rouge_l(predictions, references)),
                 EXACT_MATCH: torch.tensor(exact_match(predictions, references, generation.protocol != "minillm"))}
 
@@ -224,7 +233,7 @@ class CausalLanguageModeling(Task):
         settings = shared.data.teacher_cache
         if settings is not None and shared.teacher is not None:
             notes.append(f"teacher: read from its outputs cached in {cache}/lm/teacher-outputs/ (k {settings.k}, "
-                         f"{settings.bins} tail bins of {settings.width:g}; {settings.k * 8 + settings.bins * 8 + 8} bytes "
+                         f"{settings.bins} tail bins of {settings.width:g}; {stored_bytes(settings.k, settings.bins)} bytes "
                          "a response token), written once by the teacher where shards are missing and shared by every "
                          "study with the same teacher, data and settings; once whole, the teacher is not loaded")
         for member in members:

@@ -39,6 +39,12 @@ VERSION = 1
 FOLDER = "teacher-outputs"
 
 
+def stored_bytes(k: int, bins: int) -> int:
+    """Bytes a response token takes in the cache as written: int32 ids and counts, float32 logits, log-sums,
+    the tail's minimum and the target's logit."""
+    return 8 * k + 8 * bins + 8
+
+
 def _file_stats(path: Path) -> list[dict[str, Any]]:
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     return [{"name": str(p.relative_to(path)) if p != path else p.name, "size": p.stat().st_size,
@@ -206,8 +212,8 @@ class CachedTeacher(ModelAdapter):
         return CachedRows(self.table.rows(rows), self.label[rows])
 
     def metadata(self) -> dict[str, Any]:
-        stored = self.table.bytes_per_token(id_bytes=4, count_bytes=4) + 4  # int32 ids and counts, the target's logit
-        return {"teacher_cache": self.folder.name, "teacher_cache_bytes_per_token": stored}
+        return {"teacher_cache": self.folder.name,
+                "teacher_cache_bytes_per_token": stored_bytes(self.table.k, self.table.counts.shape[1])}
 
 
 def cached_teacher(config: CausalLMConfig, train: LMSplit, tokenizer: str, vocabulary: int,
