@@ -26,8 +26,10 @@
     responses of MiniLLM's Dolly training data (``--text``: ``../shared/data/text``), and a student of the
     same shape trained a quarter as long; on ``--cache-tokens`` response tokens of Dolly's validation
     records, teacher-forced: the token loss (``T^2`` times the mean over tokens) and its gradient with
-    respect to the student's logits, from the live teacher and from each cache design (top-k + tail bins
-    at k in {8, 32, 128, V}; sampled ids at k in {8, 32, 128}, forward KL only) at T in {1, 2, 4, 8}, for
+    respect to the student's logits, from the live teacher and from each cache design (top-k + 16 tail bins
+    at k in {8, 32, 128, V}, as the cache writes and reads them: ``top_k_tail`` with float32 logits,
+    ``top_k_tail_f16`` with float16 offsets, ``data.teacher_cache.dtype``'s default; sampled ids at k in
+    {8, 32, 128}, forward KL only) at T in {1, 2, 4, 8}, for
     the forward KL, reverse KL and JSD (beta 0.5). Printed: bytes per token, the relative error of the
     loss and of the gradient (``|g_cache - g_live| / |g_live|``), the width of the stated interval of the
     log normaliser, and the teacher's mass in its top k. The trained models are kept in ``--work``.
@@ -442,6 +444,7 @@ def cache_errors(t_logits: Tensor, s_logits: Tensor, ks: tuple[int, ...]) -> dic
     """(e) on one pair of logits ``[N, V]``: every design, k, T and divergence."""
     from kdtemp.objectives.teacher_cache import cached_divergence, sampled, sampled_divergence, top_k_tail
     from kdtemp.objectives.token import token_divergence
+    from kdtemp.tasks.lm import teacher_cache
 
     entropy = -(torch.log_softmax(t_logits, 1).exp() * torch.log_softmax(t_logits, 1)).sum(1).mean().item()
     print(f"    {t_logits.shape[0]} tokens; teacher entropy at T = 1: {entropy:.2f} nats")
@@ -453,18 +456,26 @@ def cache_errors(t_logits: Tensor, s_logits: Tensor, ks: tuple[int, ...]) -> dic
         return value.item(), s.grad
 
     rows, generator = [], torch.Generator().manual_seed(0)
-    designs = [("top_k_tail", k) for k in ks] + [("sampled", k) for k in ks[:-1]]
-    encoded = {}
+    vocabulary, bins = t_logits.shape[1], 16
+    designs = ([("top_k_tail", k) for k in ks] + [("top_k_tail_f16", k) for k in ks]
+               + [("sampled", k) for k in ks[:-1]])
+    encoded, stored = {}, {}
     for design, k in designs:
-        encoded[design, k] = (top_k_tail(t_logits, k) if design == "top_k_tail"
-                              else sampled(t_logits, k, generator=generator))
+        if design == "sampled":
+            encoded[design, k] = sampled(t_logits, k, generator=generator)
+            stored[design, k] = encoded[design, k].bytes_per_token()
+            continue
+        dtype = "float16" if design.endswith("f16") else "float32"  # as the cache writes it, and read back
+        written = teacher_cache.encode(top_k_tail(t_logits, k, bins), t_logits[:, 0], dtype)
+        encoded[design, k] = teacher_cache.decode(written, slice(None), 1.0, vocabulary)[0]
+        stored[design, k] = teacher_cache.stored_bytes(k, bins, vocabulary, dtype)
     for T in (1.0, 2.0, 4.0, 8.0):
         for divergence in ("forward_kl", "reverse_kl", "jsd"):
             live, live_grad = loss_and_gradient(lambda s, T: token_divergence(s, t_logits, T, divergence), T)
             for (design, k), cached in encoded.items():
                 if design == "sampled" and divergence != "forward_kl":
                     continue
-                if design == "top_k_tail":
+                if design.startswith("top_k_tail"):
                     value, grad = loss_and_gradient(lambda s, T: cached_divergence(s, cached, T, divergence), T)
                     estimate, low, high = cached.normaliser(T)
                     width = (high - low).max().item()
@@ -477,12 +488,12 @@ def cache_errors(t_logits: Tensor, s_logits: Tensor, ks: tuple[int, ...]) -> dic
                     exact = -(torch.softmax(t_logits / T, 1) * log_q).sum(1).mean().item()
                     cross_entropy_error = abs(estimate - exact) / exact
                 row = {"T": T, "divergence": divergence, "design": design, "k": k,
-                       "bytes": cached.bytes_per_token(), "live": live, "cached": value,
+                       "bytes": stored[design, k], "live": live, "cached": value,
                        "loss_error": abs(value - live) / live, "gradient_error": ((grad - live_grad).norm() / live_grad.norm()).item(),
                        "normaliser_interval": width, "top_k_mass": mass,
                        "cross_entropy_error": cross_entropy_error if design == "sampled" else None}
                 rows.append(row)
-                print(f"    T {T:g} {divergence:10s} {design:10s} k {k:>6} {row['bytes']:>7,} B/token: loss {live:.4f} -> "
+                print(f"    T {T:g} {divergence:10s} {design:14s} k {k:>6} {row['bytes']:>7,} B/token: loss {live:.4f} -> "
                       f"{value:.4f} (error {row['loss_error']:.2e}), gradient error {row['gradient_error']:.2e}"
                       + (f", normaliser interval {width:.1e}, top-k mass {mass:.3f}" if width is not None else
                          f", cross-entropy error {row['cross_entropy_error']:.2e}"), flush=True)

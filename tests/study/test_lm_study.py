@@ -4,6 +4,7 @@ divergences and DTS distilled into a smaller one; killed once in each stage and 
 uninterrupted table, reported with ROUGE-L (the page renders in Chromium), and read by the advisor."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +98,21 @@ def test_its_report_shows_rouge_l_per_divergence_and_evaluation_set(reference, t
         pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium)")
     assert {"heatmap", "curves", "temperatures", "curves_rouge_l_selfinst"} <= rendered_figures(
         browser, report.html, tmp_path / "profile")
+
+
+def test_a_teacher_cache_in_the_base_is_not_the_preparations_and_keeps_its_id(study_file, tmp_path):
+    """``data.teacher_cache`` concerns the students' teacher: the stage that trains that teacher takes the
+    study's data without it (it has no teacher to cache), so adding a cache retrains no teacher."""
+    import copy
+
+    import yaml
+
+    cached = copy.deepcopy(lm_study())
+    cached["base"]["data"]["teacher_cache"] = {"k": 16}
+    path = Path(write_yaml(Path(study_file).parent / "cached.yaml", cached))
+    plain, with_cache = load_study(study_file, output=tmp_path / "a"), load_study(path, output=tmp_path / "b")
+    [prepared] = with_cache.preparations
+    assert prepared.config.data.teacher_cache is None
+    assert prepared.prep_id == plain.preparations[0].prep_id
+    assert all(run.spec.data.teacher_cache.k == 16 for run in with_cache.runs)
+    assert yaml.safe_load(path.read_text())["base"]["data"]["teacher_cache"] == {"k": 16}  # the file is unchanged

@@ -42,16 +42,26 @@ class _Run:
 
 def test_runs_are_packed_in_order_under_the_budget():
     runs = [_Run() for _ in range(10)]
-    chunks, memories = pack(runs, lambda run: (3, 4, 1), budget=20, max_size=None)
+    chunks, memories = pack(runs, lambda run: (3, 4, 1, 0), budget=20, max_size=None)
     assert [len(c) for c in chunks] == [5, 5] and all(m.total <= 20 for m in memories)
-    assert memories[0] == CohortMemory(5, [3] * 5)
-    chunks, _ = pack(runs, lambda run: (3, 4, 1), budget=20, max_size=3)
+    assert memories[0] == CohortMemory(5, [3] * 5, [0] * 5)
+    chunks, _ = pack(runs, lambda run: (3, 4, 1, 0), budget=20, max_size=3)
     assert [len(c) for c in chunks] == [3, 3, 3, 1]
     chunks, memories = pack(runs, lambda run: None, budget=20, max_size=4)  # no estimate: the count alone
     assert [len(c) for c in chunks] == [4, 4, 2] and memories == [None] * 3
     with pytest.raises(ConfigError, match=r"student.model: resnet18 at batch 64 needs ~0.0 GB .* over the memory "
                                           r"budget of 0.0 GB \(executor.memory\)"):
-        pack(runs, lambda run: (30, 4, 1), budget=20, max_size=None)
+        pack(runs, lambda run: (30, 4, 1, 0), budget=20, max_size=None)
+
+
+def test_unfused_members_hold_one_members_activations_at_a_time_and_fused_ones_all():
+    """Unfused, each member's backward frees its activations before the next member's forward."""
+    runs = [_Run() for _ in range(10)]
+    chunks, memories = pack(runs, lambda run: (1, 4, 1, 3), budget=20, max_size=None)
+    assert [len(c) for c in chunks] == [10] and memories[0].total == 5 + 10 + 3
+    chunks, memories = pack(runs, lambda run: (1, 4, 1, 3), budget=20, max_size=None, fused=True)
+    assert [len(c) for c in chunks] == [3, 3, 3, 1] and memories[0].total == 5 + 3 + 9
+    assert "one member at a time" in CohortMemory(5, [1], [3]).describe()
 
 
 def _grid_study(folder, model, teacher, resolution, memory):

@@ -31,7 +31,8 @@ them):
 
 Conventions as :func:`kdtemp.objectives.token.token_kd_loss`: ``p = softmax(t / T)`` (teacher),
 ``q = softmax(s / T)`` (student), per-row values without ``T^2`` (the caller multiplies), float32 or
-wider, ids as ``int64`` in memory (a file may store them narrower).
+wider, ids as ``int64`` in memory (a file may store them narrower: ``kdtemp.tasks.lm.teacher_cache``
+stores ids in 2 bytes and logits as float16 offsets, and says how many bytes a token takes).
 """
 
 from __future__ import annotations
@@ -81,14 +82,6 @@ class TopKTail:
     @property
     def has_tail(self) -> bool:
         return self.k < self.vocab
-
-    def bytes_per_token(self, id_bytes: int | None = None, logit_bytes: int = 4, count_bytes: int | None = None) -> int:
-        """What a row takes stored: ids in 2 bytes when ``V <= 65,536`` (else 4), logits in
-        ``logit_bytes``; per bin a count (2 or 4 bytes, as ids) and a float32 log-sum; the float32 floor."""
-        id_bytes = id_bytes or (2 if self.vocab <= 65536 else 4)
-        count_bytes = count_bytes or id_bytes
-        tail = self.counts.shape[1] * (count_bytes + 4) + 4 if self.has_tail else 0
-        return self.k * (id_bytes + logit_bytes) + tail
 
     def rows(self, index: Tensor | slice) -> "TopKTail":
         """The rows ``index`` (a view for a slice)."""

@@ -95,8 +95,8 @@ def training_cost(task: Task, data: Any, facts, batch_size: int, students: list[
         cost.flops += forward * (3 * steps + test) * epochs
     if teacher is not None:
         forward = _flops(task, teacher, data, classes, cost)
-        per_step = task.teacher_passes(members) if members else 1.0
-        solo = [task.teacher_passes([m]) for m in members] if members else [1.0] * len(students)
+        per_step = task.teacher_passes(members, data) if members else 1.0
+        solo = [task.teacher_passes([m], data) for m in members] if members else [1.0] * len(students)
         passes = round(steps * longest * per_step)
         cost.teacher_passes += passes
         cost.solo_teacher_passes += round(sum(steps * epochs * n for (_, epochs), n in zip(students, solo)))

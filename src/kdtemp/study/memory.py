@@ -1,9 +1,11 @@
 """Cohorts sized to the device: a memory budget, each cohort's estimate, and cohorts packed under it.
 
 A cohort holds its data on the device, its teacher (weights and an inference pass at the batch size)
-and, per member, parameters, gradients, optimizer state and the activations its forward pass saves
-for backward (:class:`kdtemp.tasks.base.MemoryEstimate`, measured by the task's probe), plus one
-evaluation pass at a time. Runs of one cohort key are packed in order into cohorts whose estimate
+and, per member, parameters, gradients and optimizer state, plus the activations a member's forward
+pass saves for backward (:class:`kdtemp.tasks.base.MemoryEstimate`, measured by the task's probe) and
+one evaluation pass at a time. Unfused members train one after another on each batch, each freeing
+its activations with its backward pass, so a cohort holds the largest member's activations; fused
+members (``executor.fuse``) run one stacked pass, so it holds the sum. Runs of one cohort key are packed in order into cohorts whose estimate
 stays under the budget (``executor.memory``; by default 90 % of the smallest GPU's memory, or on a CPU
 the available RAM less a tenth); ``max_cohort_size`` caps them too. A member that cannot fit even
 alone is one line before any work. Estimates count activations in float32: under bf16 autocast they
@@ -13,7 +15,7 @@ are an upper bound.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..config import ConfigError
@@ -67,54 +69,69 @@ class CohortMemory:
 
     fixed: int
     members: list[int]
+    activations: list[int] = field(default_factory=list)
+    fused: bool = False
 
     @property
     def total(self) -> int:
-        return self.fixed + sum(self.members)
+        return self.fixed + sum(self.members) + held_activations(self.activations, self.fused)
 
     def describe(self) -> str:
         low, high = gigabytes(min(self.members)), gigabytes(max(self.members))
         each = low if low == high else f"{low}-{high}"
-        return f"~{gigabytes(self.total)} (members {each} each, teacher, data and evaluation {gigabytes(self.fixed)})"
+        active = held_activations(self.activations, self.fused)
+        return (f"~{gigabytes(self.total)} (members {each} each, " + (f"activations {gigabytes(active)} "
+                f"({'all members at once, fused' if self.fused else 'one member at a time'}), " if active else "")
+                + f"teacher, data and evaluation {gigabytes(self.fixed)})")
 
 
-Estimator = Callable[[Any], "tuple[int, int, int] | None"]
-"""``estimate(run) -> (member bytes, fixed bytes of its cohort, evaluation bytes)`` or None."""
+def held_activations(activations: list[int], fused: bool) -> int:
+    """The activations a cohort holds at once: every member's when fused, else the largest one's."""
+    return sum(activations) if fused else max(activations, default=0)
+
+
+Estimator = Callable[[Any], "tuple[int, int, int, int] | None"]
+"""``estimate(run) -> (member bytes but its activations, fixed bytes of its cohort, evaluation bytes,
+its activations)`` or None."""
 
 
 def pack(runs: list, estimate: Estimator, budget: int, max_size: int | None,
-         source: str = "executor.memory") -> tuple[list[list], list[CohortMemory | None]]:
+         source: str = "executor.memory", fused: bool = False) -> tuple[list[list], list[CohortMemory | None]]:
     """``runs`` (of one cohort key, in order) cut into consecutive cohorts under ``budget`` (from
     ``source``) and ``max_size``; each with its estimate (None when the task gives none for a run of
-    it). ``ConfigError`` for a run that cannot fit even alone."""
+    it; ``fused``: its members' activations are held at once). ``ConfigError`` for a run that cannot
+    fit even alone."""
     chunks: list[list] = []
     memories: list[CohortMemory | None] = []
     current: list = []
     members: list[int] = []
+    activations: list[int] = []
     fixed, unknown = 0, False
 
     def close() -> None:
-        nonlocal current, members, fixed, unknown
+        nonlocal current, members, activations, fixed, unknown
         chunks.append(current)
-        memories.append(None if unknown or not members else CohortMemory(fixed, members))
-        current, members, fixed, unknown = [], [], 0, False
+        memories.append(None if unknown or not members else CohortMemory(fixed, members, activations, fused))
+        current, members, activations, fixed, unknown = [], [], [], 0, False
 
     for run in runs:
         measured = estimate(run)
         if measured is None:
             unknown = True
         else:
-            member, shared, evaluation = measured
-            if shared + evaluation + member > budget:
+            member, shared, evaluation, active = measured
+            if shared + evaluation + member + active > budget:
                 raise ConfigError(
                     f"student.model: {run.spec.student.model.name} at batch {run.spec.batch_size} needs "
-                    f"~{gigabytes(shared + evaluation + member)} with its teacher, data and an evaluation pass "
-                    f"({gigabytes(member)} for itself), over the memory budget of {gigabytes(budget)} ({source}); "
-                    "lower batch_size, or raise executor.memory")
-            if current and max(fixed, shared + evaluation) + sum(members) + member > budget:
+                    f"~{gigabytes(shared + evaluation + member + active)} with its teacher, data and an evaluation "
+                    f"pass ({gigabytes(member + active)} for itself), over the memory budget of {gigabytes(budget)} "
+                    f"({source}); lower batch_size, or raise executor.memory")
+            if current and (max(fixed, shared + evaluation) + sum(members) + member
+                            + held_activations(activations + [active], fused)) > budget:
                 close()
             fixed = max(fixed, shared + evaluation)
             members.append(member)
+            activations.append(active)
         current.append(run)
         if max_size is not None and len(current) >= max_size:
             close()
@@ -177,9 +194,9 @@ def fit(study: Any, state: Any, executor: Any) -> Packing:
         budget, source = parse_memory(executor.memory), "executor.memory"
     else:
         budget, source = default_budget(executor.device)
-    cache: dict[str, tuple[int, int, int] | None] = {}
+    cache: dict[str, tuple[int, int, int, int] | None] = {}
 
-    def estimate(run) -> tuple[int, int, int] | None:
+    def estimate(run) -> tuple[int, int, int, int] | None:
         spec = run.spec
         task = get_task(spec.task)
         key = json.dumps({"task": spec.task, "data": to_dict(spec.data), "batch": spec.batch_size,
@@ -190,12 +207,13 @@ def fit(study: Any, state: Any, executor: Any) -> Packing:
             cache[key] = _measure(task, spec, state)
         return cache[key]
 
-    packed = cohort_runs(study.runs, lambda runs: pack(runs, estimate, budget, study.file.max_cohort_size, source))
+    packed = cohort_runs(study.runs, lambda runs: pack(runs, estimate, budget, study.file.max_cohort_size, source,
+                                                       executor.fuse))
     return Packing([(cohort_id, runs) for cohort_id, runs, _ in packed], [memory for *_, memory in packed], budget,
                    source)
 
 
-def _measure(task: Any, spec: Any, state: Any) -> tuple[int, int, int] | None:
+def _measure(task: Any, spec: Any, state: Any) -> tuple[int, int, int, int] | None:
     try:
         facts = state.facts(spec.data)
     except KeyError:  # not on disk yet: estimated once it is
@@ -212,4 +230,4 @@ def _measure(task: Any, spec: Any, state: Any) -> tuple[int, int, int] | None:
         if teacher is None or teacher_eval is None:
             return None
         shared += teacher.parameters + max(teacher.activations, teacher_eval.activations)
-    return member.total, shared, evaluation.activations
+    return member.total - member.activations, shared, evaluation.activations, member.activations

@@ -36,7 +36,7 @@ from typing import Any
 from ..config import ConfigError, from_dict, require, set_path, to_dict
 from ..engine.config import run_id
 from ..engine.teacher import TeacherConfig
-from ..tasks import get_task
+from ..tasks import DEFAULT_TASK, get_task
 from .axes import Axis, axes_of
 from .recipes import merged, recipe_of
 
@@ -87,6 +87,9 @@ def expand_stages(prepare: dict[str, Any], study_base: dict[str, Any], root: Pat
             unknown = sorted(set(block) - {"base", "grid", "zip"})
             require(not unknown, f"{where}.{unknown[0] if unknown else ''}", "unknown field; allowed: base, grid, zip")
             base = {key: copy.deepcopy(study_base[key]) for key in SHARED_FROM_BASE if key in study_base}
+            if isinstance(base.get("data"), dict):  # what concerns the students' teacher is not this one's
+                for name in get_task(base.get("task", DEFAULT_TASK)).teacher_data_fields:
+                    base["data"].pop(name, None)
             own, recipe = recipe_of(block.get("base") or {}, "preparation", f"{where}.base")
             for key, value in own.items():
                 base[key] = copy.deepcopy(value)

@@ -210,6 +210,10 @@ class Task:
     and evaluation sets): they are not part of a run's identity, so changing them evaluates finished
     runs again (:mod:`kdtemp.engine.evaluation`) instead of training them again. A run whose training
     reads its own evaluation (Annealing KD's best phase-1 epoch) keeps them in its identity."""
+    teacher_data_fields: frozenset[str] = frozenset()
+    """Fields of its ``data`` section that concern a distillation cohort's teacher (a language model's
+    ``teacher_cache``): a study's preparation stage, which trains a teacher without one, takes the study's
+    ``data`` without them (they say nothing about the teacher it trains, nor change its id)."""
     writes_samples: bool = False
     """Whether its ``evaluate`` takes a ``samples`` sink (:data:`SampleSink`) and hands it what a person
     reads to judge the model (a language model's generations); the engine writes them beside the run."""
@@ -247,10 +251,11 @@ class Task:
         the shared stream (called with the member's random streams), or None to use the shared batch."""
         raise NotImplementedError(f"task {self.name!r} declares no batch source {source!r}")
 
-    def teacher_passes(self, members: list[Any]) -> float:
-        """The teacher passes a cohort of ``members`` makes per batch of the shared stream, expected
-        (``plan``'s cost): one, shared by all, by default; more where members train on batches of their
-        own (:meth:`batch_source`)."""
+    def teacher_passes(self, members: list[Any], data: Any) -> float:
+        """The live teacher passes a cohort of ``members`` on ``data`` (its data config) makes per batch
+        of the shared stream, expected (``plan``'s cost): one, shared by all, by default; more where
+        members train on batches of their own (:meth:`batch_source`); none where the data serves the
+        teacher's outputs from a cache."""
         return 1.0
 
     def plan_notes(self, shared: Any, members: list[Any]) -> list[str]:

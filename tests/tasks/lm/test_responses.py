@@ -15,6 +15,7 @@ from kdtemp.engine.config import member_config
 from kdtemp.engine.runtime import Runtime
 from kdtemp.tasks import get_task
 from kdtemp.tasks.lm import responses as responses_module
+from kdtemp.tasks.lm.config import LMDataConfig, TeacherCacheConfig
 from kdtemp.tasks.lm.responses import teacher_responses
 
 from helpers.engine import assert_cohort_equals_each_alone
@@ -161,16 +162,19 @@ def test_a_seqkd_cohort_trains_on_the_teachers_responses(instructions, lm_tokeni
     assert list((tmp_path / "cache" / "lm" / "responses").glob("*/manifest.json"))
 
 
-def test_plan_counts_the_teacher_passes_members_of_their_own_batches_make():
+def test_plan_counts_the_teacher_passes_members_of_their_own_batches_make(instructions, lm_tokenizer, tmp_path):
     task = get_task("causal_lm")
     make = lambda **responses: from_dict(member_config("causal_lm"), {"responses": responses}, "student")  # noqa: E731
     dataset, seqkd = make(), make(source="teacher")
     half, full = make(source="student", lmbda=0.5), make(source="student")
-    assert task.teacher_passes([dataset, dataset]) == 1  # one shared pass
-    assert task.teacher_passes([seqkd, seqkd]) == 1  # the teacher's responses: one pass, shared
-    assert task.teacher_passes([dataset, seqkd]) == 2
-    assert task.teacher_passes([full, full]) == 2  # each on-policy member scores its own samples
-    assert task.teacher_passes([half, dataset]) == 1.5
+    data = from_dict(LMDataConfig, shared(instructions, lm_tokenizer, tmp_path / "cache")["data"], "data")
+    assert task.teacher_passes([dataset, dataset], data) == 1  # one shared pass
+    assert task.teacher_passes([seqkd, seqkd], data) == 1  # the teacher's responses: one pass, shared
+    assert task.teacher_passes([dataset, seqkd], data) == 2
+    assert task.teacher_passes([full, full], data) == 2  # each on-policy member scores its own samples
+    assert task.teacher_passes([half, dataset], data) == 1.5
+    data.teacher_cache = TeacherCacheConfig(k=16)
+    assert task.teacher_passes([dataset, dataset], data) == 0  # read from the cache: the teacher does not run
 
 
 def test_plan_says_when_the_teacher_s_responses_are_made_and_where_they_are_kept():

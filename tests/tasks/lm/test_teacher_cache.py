@@ -6,6 +6,7 @@ alone written again; bad input is one line before any work."""
 import json
 
 import pytest
+import torch
 
 from kdtemp.config import ConfigError, from_dict
 from kdtemp.engine import CohortConfig, run_cohort
@@ -43,7 +44,8 @@ def curves(results):
 
 def test_with_k_the_vocabulary_students_train_as_from_the_live_teacher(instructions, lm_tokenizer, tmp_path, monkeypatch):
     live = run_cohort(config(instructions, lm_tokenizer, tmp_path / "cache"), progress=False)
-    cached = run_cohort(config(instructions, lm_tokenizer, tmp_path / "cache", k=VOCABULARY), progress=False)
+    cached = run_cohort(config(instructions, lm_tokenizer, tmp_path / "cache", k=VOCABULARY, dtype="float32"),
+                        progress=False)
     for a, b in zip(curves(live), curves(cached)):
         assert b[0] == pytest.approx(a[0], rel=1e-5)  # the same weights: the loss differs by rounding alone
         assert b[1:] == pytest.approx(a[1:], rel=1e-3)  # after updates that differed by rounding
@@ -52,7 +54,8 @@ def test_with_k_the_vocabulary_students_train_as_from_the_live_teacher(instructi
     assert cached[0].teacher["teacher_cache"] and cached[0].teacher["teacher_cache_bytes_per_token"] > 0
     # written once: another cohort reads it and never loads the teacher
     monkeypatch.setattr(lm_task.CausalLanguageModeling, "_load", _no_teacher(lm_task.CausalLanguageModeling._load))
-    again = run_cohort(config(instructions, lm_tokenizer, tmp_path / "cache", [MEMBERS[0]], k=VOCABULARY), progress=False)
+    again = run_cohort(config(instructions, lm_tokenizer, tmp_path / "cache", [MEMBERS[0]], k=VOCABULARY, dtype="float32"),
+                       progress=False)
     assert curves(again)[0] == curves(cached)[0]
 
 
@@ -61,6 +64,46 @@ def _no_teacher(load):
         assert role != "teacher", "the teacher was loaded although its cache is whole"
         return load(self, config, data, runtime, role)
     return guarded
+
+
+def test_float16_offsets_train_as_float32_within_their_rounding(instructions, lm_tokenizer, tmp_path):
+    """The default storage: logits as float16 offsets below each row's largest, ids and counts in 2 bytes."""
+    members = [student(temperature=2.0, epochs=1), student(objective="reverse_kl", temperature=1.0, seed=1, epochs=1)]
+    exact = run_cohort(config(instructions, lm_tokenizer, tmp_path / "cache", members, k=VOCABULARY, dtype="float32"),
+                       progress=False)
+    half = run_cohort(config(instructions, lm_tokenizer, tmp_path / "cache", members, k=VOCABULARY), progress=False)
+    for a, b in zip(curves(exact), curves(half)):
+        assert b[0] == pytest.approx(a[0], rel=1e-3) and b[0] != a[0]
+    assert half[0].teacher["teacher_cache_dtype"] == "float16"
+    assert half[0].teacher["teacher_cache_bytes_per_token"] == VOCABULARY * 4 + 16 * 4 + 2 + 8  # 16 (empty) tail bins
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_the_stored_form_is_exact_for_ids_and_counts_and_within_rounding_for_logits(dtype):
+    """At GPT-2's vocabulary (ids past 32,767): what a shard holds decodes to the table it was made of."""
+    from kdtemp.objectives.teacher_cache import top_k_tail
+
+    vocabulary, k, bins = 50_257, 32, 8
+    logits = torch.randn(6, vocabulary, generator=torch.Generator().manual_seed(0)) * 3
+    logits[0, 50_000] = 40.0  # a large id on top
+    table = top_k_tail(logits, k, bins, 1.0)
+    label = logits[:, 7]
+    stored = teacher_cache.encode(table, label, dtype)
+    assert stored["ids"].dtype == torch.int16 and stored["counts"].dtype == torch.int16
+    per_row = sum(t[0].numel() * t.element_size() for t in stored.values())
+    assert per_row == teacher_cache.stored_bytes(k, bins, vocabulary, dtype)
+    back, back_label = teacher_cache.decode(stored, slice(None), 1.0, vocabulary)
+    assert torch.equal(back.ids, table.ids) and back.ids[0, 0] == 50_000 and torch.equal(back.counts, table.counts)
+    assert torch.equal(back_label, label)
+    tolerance = 0 if dtype == "float32" else 2.0 ** -11
+    for name in ("logits", "log_sums"):
+        original, decoded = getattr(table, name), getattr(back, name)
+        assert torch.equal(original.isinf(), decoded.isinf())
+        finite = original.isfinite()
+        distance = (table.logits[:, :1] - original).abs()
+        error = (decoded - original).abs()
+        assert (error[finite] <= tolerance * distance[finite] + 1e-5).all(), name
+    assert torch.allclose(back.floor, table.floor, rtol=0, atol=1e-5 + tolerance * 60)
 
 
 def test_below_the_vocabulary_the_loss_is_smaller_and_training_still_moves(instructions, lm_tokenizer, tmp_path):
@@ -138,7 +181,7 @@ def test_plan_says_the_students_read_the_cache(instructions, lm_tokenizer, tmp_p
     cohort = config(instructions, lm_tokenizer, tmp_path / "cache", [student()], k=32, bins=8)
     [note] = get_task("causal_lm").plan_notes(cohort, cohort.members)
     assert note.startswith(f"teacher: read from its outputs cached in {tmp_path / 'cache'}/lm/teacher-outputs/ (k 32, "
-                           "8 tail bins of 1; 328 bytes a response token)")
+                           "8 tail bins of 1, float16; 170 bytes a response token, held on the device whole)")
 
 
 def test_a_cache_below_the_vocabulary_is_warned_once(instructions, lm_tokenizer, tmp_path, capsys):

@@ -29,12 +29,13 @@ from ...config import ConfigError, to_dict
 from ...objectives.teacher_cache import cached_token_objective
 from ...objectives.token import TokenObjective
 from ...paths import default_cache_dir
-from ..base import MetricName, SampleSink, Task, register_task
-from ..hf import forward_flops, model_label
+from ..base import MemoryEstimate, MetricName, SampleSink, Task, register_task
+from ..hf import forward_flops, load_tokenizer, model_label, tokenizer_source
 from .config import CausalLMConfig, LMAugmentConfig, LMDataConfig, ResponsesConfig
 from .data import VALIDATION_GENERATION, LMBatch, LMSplit, LMStream, load_splits
 from .responses import with_eos
 from .teacher_cache import cached_teacher, stored_bytes
+from .memory import data_bytes, model_memory
 from .metrics import EXACT_MATCH, ROUGE_L, degeneracy, degenerate_reason, exact_match, postprocess, rouge_l
 from .models import CausalLM, load_causal_lm, output_vocabulary
 
@@ -106,13 +107,11 @@ class CausalLanguageModeling(Task):
     writes_samples = True  # every evaluation's generations, beside the run
     evaluation_fields = frozenset({"generation", "eval_sets", "eval_root", "eval_samples",
                                    "validation"})  # training reads none
+    teacher_data_fields = frozenset({"teacher_cache"})  # a preparation trains its teacher without the cache
     validation_split = True  # data.validation: records of the data's own validation split, generated on
     member_sections = {"responses": ResponsesConfig}  # where a member's training responses come from
 
     def open(self, shared: Any, runtime: Any, progress: bool = False) -> LMData:
-        from ..hf import load_tokenizer
-        from .preflight import tokenizer_source
-
         name = tokenizer_source(shared)
         tokenizer = load_tokenizer(name)
         cache = Path(shared.data.cache_dir).expanduser() if shared.data.cache_dir else default_cache_dir()
@@ -232,9 +231,11 @@ class CausalLanguageModeling(Task):
         cache = shared.data.cache_dir or str(default_cache_dir())
         settings = shared.data.teacher_cache
         if settings is not None and shared.teacher is not None:
+            vocabulary = len(load_tokenizer(tokenizer_source(shared, members)))
             notes.append(f"teacher: read from its outputs cached in {cache}/lm/teacher-outputs/ (k {settings.k}, "
-                         f"{settings.bins} tail bins of {settings.width:g}; {stored_bytes(settings.k, settings.bins)} bytes "
-                         "a response token), written once by the teacher where shards are missing and shared by every "
+                         f"{settings.bins} tail bins of {settings.width:g}, {settings.dtype}; "
+                         f"{stored_bytes(settings.k, settings.bins, vocabulary, settings.dtype)} bytes a response "
+                         "token, held on the device whole), written once by the teacher where shards are missing and shared by every "
                          "study with the same teacher, data and settings; once whole, the teacher is not loaded")
         for member in members:
             responses: ResponsesConfig = member.responses
@@ -255,10 +256,14 @@ class CausalLanguageModeling(Task):
                              f"steps ({how}); the teacher scores them: one generation and one teacher pass per such step")
         return notes
 
-    def teacher_passes(self, members: list[Any]) -> float:
+    def teacher_passes(self, members: list[Any], data: Any) -> float:
         """One shared pass while any member trains on the shared stream (the data's responses, or an
         on-policy member's off-policy batches), one per distinct teacher-response setting, and ``lmbda``
-        per on-policy member (each scores its own samples; each also generates them)."""
+        per on-policy member (each scores its own samples; each also generates them). None under
+        ``data.teacher_cache`` (its members train on the data's responses alone; the cache is written
+        by one pass over the training records, before them)."""
+        if data.teacher_cache is not None:
+            return 0.0
         shared = any(m.responses.source == "dataset" or (m.responses.source == "student" and m.responses.fraction < 1)
                      for m in members)
         sources = {self.batch_source(m) for m in members if m.responses.source == "teacher"}
@@ -327,6 +332,23 @@ class CausalLanguageModeling(Task):
         """At ``max_length`` tokens an input, an upper bound of the padded batches' length
         (:func:`~kdtemp.tasks.hf.forward_flops`)."""
         return forward_flops(model, "AutoModelForCausalLM", data.max_length, None)
+
+    def memory(self, shared: Any, model: Any, role: str, optimizer: Any, facts: Any) -> MemoryEstimate | None:
+        """:func:`~kdtemp.tasks.lm.memory.model_memory` (a cached teacher holds nothing)."""
+        return model_memory(shared, model, role, optimizer)
+
+    def data_memory(self, shared: Any, facts: Any) -> int | None:
+        """The records' token ids and, with ``data.teacher_cache``, the cache's rows
+        (:func:`~kdtemp.tasks.lm.memory.data_bytes`)."""
+        if facts is None:
+            return None
+        vocabulary = None
+        if shared.data.teacher_cache is not None:
+            try:
+                vocabulary = len(load_tokenizer(tokenizer_source(shared)))
+            except ConfigError:  # a tokenizer known once the study's preparation writes its teacher
+                pass
+        return data_bytes(shared, facts.train, sum(facts.sets.values()), vocabulary)
 
     def model_label(self, model: Any) -> str:
         """A model built from a config by its shape (:func:`~kdtemp.tasks.hf.model_label`)."""

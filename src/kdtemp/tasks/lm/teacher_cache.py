@@ -10,7 +10,9 @@ in clear, and every shard's sha256.
 What: per training record, in order, one row per predicted response position (the rows a batch of the
 record would score), each the teacher's :class:`~kdtemp.objectives.teacher_cache.TopKTail` (``k`` logits
 and ids, ``bins`` tail bins, the tail's minimum) and its logit of the target token (for DTS's teacher
-cross-entropy). Shards of ``shard_records`` records, safetensors, each written atomically and then
+cross-entropy), stored narrow (:func:`encode`: ids and counts in 2 bytes, logits as ``dtype`` offsets
+below the row's largest; :func:`stored_bytes`) and held so on the device, each batch's rows widened to
+float32 when read (:func:`decode`). Shards of ``shard_records`` records, safetensors, each written atomically and then
 entered in the manifest with its sha256: a kill while the teacher writes leaves whole shards, and the
 next cohort writes only those that are missing; a shard whose checksum differs is named and written
 again, alone. When read, the manifest's teacher, data, tokenizer and settings must be the cohort's
@@ -35,14 +37,57 @@ from ..base import ModelAdapter
 from .config import CausalLMConfig, TeacherCacheConfig
 from .data import LMBatch, LMSplit
 
-VERSION = 1
+VERSION = 2  # 2: ids and counts narrowed, logits as offsets in data.teacher_cache.dtype
 FOLDER = "teacher-outputs"
 
 
-def stored_bytes(k: int, bins: int) -> int:
-    """Bytes a response token takes in the cache as written: int32 ids and counts, float32 logits, log-sums,
-    the tail's minimum and the target's logit."""
-    return 8 * k + 8 * bins + 8
+ID_OFFSET = 32768  # ids and counts below 65,536 are stored as int16 less this: exact, no wrap-around
+FLOAT16_MAX = 65504.0
+
+
+def stored_bytes(k: int, bins: int, vocabulary: int, dtype: str = "float16") -> int:
+    """Bytes a response token takes in the cache as written (:func:`encode`): ids and counts in 2 bytes
+    for a vocabulary of at most 65,536 (else 4); logits, log-sums and the tail's minimum in ``dtype``
+    below the row's largest logit; that logit and the target's in float32."""
+    index = 2 if vocabulary <= 65536 else 4
+    value = 2 if dtype == "float16" else 4
+    return k * (index + value) + bins * (index + value) + value + 8
+
+
+def _narrow(values: Tensor, vocabulary: int) -> Tensor:
+    return (values - ID_OFFSET).to(torch.int16) if vocabulary <= 65536 else values.to(torch.int32)
+
+
+def _widen(values: Tensor) -> Tensor:
+    return values.long() + ID_OFFSET if values.dtype == torch.int16 else values.long()
+
+
+def _below(values: Tensor, shift: Tensor, dtype: str) -> Tensor:
+    """``values - shift`` per row in ``dtype`` (finite offsets clamped to float16's range; +-inf kept)."""
+    offsets = values - shift.unsqueeze(1) if values.dim() == 2 else values - shift
+    if dtype == "float16":
+        offsets = torch.where(offsets.isfinite(), offsets.clamp(-FLOAT16_MAX, FLOAT16_MAX), offsets)
+    return offsets.to(getattr(torch, dtype))
+
+
+def encode(table: TopKTail, label: Tensor, dtype: str) -> dict[str, Tensor]:
+    """A cache shard's tensors for ``table``'s rows and their target logits ``label`` (:func:`decode`
+    reverses it: ids and counts exactly; ``float32`` logits exactly, ``float16`` ones within the rounding
+    of their offset below the row's largest logit)."""
+    shift = table.logits[:, 0].float() if dtype == "float16" else torch.zeros_like(table.logits[:, 0])  # float32: as is
+    return {"ids": _narrow(table.ids, table.vocab), "logits": _below(table.logits, shift, dtype),
+            "counts": _narrow(table.counts, table.vocab), "log_sums": _below(table.log_sums, shift, dtype),
+            "floor": _below(table.floor, shift, dtype), "shift": shift, "label": label.float()}
+
+
+def decode(stored: dict[str, Tensor], index: Tensor | slice, width: float, vocabulary: int) -> tuple[TopKTail, Tensor]:
+    """Rows ``index`` of stored tensors (:func:`encode`) as a float32 :class:`TopKTail` and their
+    target logits."""
+    shift = stored["shift"][index]
+    table = TopKTail(_widen(stored["ids"][index]), stored["logits"][index].float() + shift.unsqueeze(1),
+                     _widen(stored["counts"][index]), stored["log_sums"][index].float() + shift.unsqueeze(1),
+                     stored["floor"][index].float() + shift, width, vocabulary)
+    return table, stored["label"][index]
 
 
 def _file_stats(path: Path) -> list[dict[str, Any]]:
@@ -77,7 +122,7 @@ def identity(teacher: CausalLMConfig, train: LMSplit, tokenizer: str, vocabulary
     """Everything a cache's contents depend on (the manifest's ``identity``)."""
     return {"version": VERSION, "teacher": teacher_identity(teacher), "data": split_digest(train),
             "records": len(train), "tokenizer": tokenizer, "vocabulary": int(vocabulary),
-            "k": settings.k, "bins": settings.bins, "width": settings.width,
+            "k": settings.k, "bins": settings.bins, "width": settings.width, "dtype": settings.dtype,
             "precision": "bf16" if runtime.bf16 else str(runtime.dtype).replace("torch.", "")}
 
 
@@ -102,7 +147,7 @@ def _check_manifest(manifest: dict[str, Any], ident: dict[str, Any], folder: Pat
     recorded = manifest.get("identity", {})
     for name, what in (("tokenizer", "tokenizer"), ("vocabulary", "vocabulary"), ("teacher", "teacher"),
                        ("data", "training data"), ("records", "training data"), ("k", "k"), ("bins", "bins"),
-                       ("width", "width"), ("precision", "precision"), ("version", "format version")):
+                       ("width", "width"), ("dtype", "dtype"), ("precision", "precision"), ("version", "format version")):
         if recorded.get(name) != ident[name]:
             raise ConfigError(f"data.teacher_cache: the cache in {folder} was made for another {what} "
                               f"({name}: {json.dumps(recorded.get(name))[:120]}, this cohort's: "
@@ -159,9 +204,7 @@ class TeacherCache:
                 logits = logits.float()
                 table = top_k_tail(logits, self.settings.k, self.settings.bins, self.settings.width)
                 label = logits.gather(1, batch.targets.long().unsqueeze(1)).squeeze(1)
-                for name, value in (("ids", table.ids.to(torch.int32)), ("logits", table.logits),
-                                    ("counts", table.counts.to(torch.int32)), ("log_sums", table.log_sums),
-                                    ("floor", table.floor), ("label", label)):
+                for name, value in encode(table, label, self.settings.dtype).items():
                     parts.setdefault(name, []).append(value.cpu())
             data = _shard_bytes({name: torch.cat(values) for name, values in parts.items()})
             path = self.shard_path(index)
@@ -188,9 +231,7 @@ class TeacherCache:
         if int(rows.sum()) != tensors["label"].shape[0]:
             raise ConfigError(f"data.teacher_cache: {self.folder} holds {tensors['label'].shape[0]} rows; the training "
                               f"records have {int(rows.sum())} response positions (remove the folder to write it again)")
-        table = TopKTail(tensors["ids"].long(), tensors["logits"], tensors["counts"].long(), tensors["log_sums"],
-                         tensors["floor"], self.settings.width, int(self.ident["vocabulary"]))
-        return CachedTeacher(table, tensors["label"], rows, self.folder)
+        return CachedTeacher(tensors, rows, self.folder, self.settings, int(self.ident["vocabulary"]))
 
 
 class CachedTeacher(ModelAdapter):
@@ -198,9 +239,10 @@ class CachedTeacher(ModelAdapter):
     of its predicted positions (:class:`~kdtemp.objectives.teacher_cache.CachedRows`), in the order a
     live teacher returns its logits (record by record, position by position). Holds no parameters."""
 
-    def __init__(self, table: TopKTail, label: Tensor, rows: np.ndarray, folder: Path) -> None:
+    def __init__(self, stored: dict[str, Tensor], rows: np.ndarray, folder: Path, settings: TeacherCacheConfig,
+                 vocabulary: int) -> None:
         self.module = nn.Module()
-        self.table, self.label, self.folder = table, label, folder
+        self.stored, self.folder, self.settings, self.vocabulary = stored, folder, settings, vocabulary
         self.offsets = np.concatenate([[0], np.cumsum(rows)])
 
     def __call__(self, batch: LMBatch) -> CachedRows:
@@ -208,12 +250,13 @@ class CachedTeacher(ModelAdapter):
         index = np.concatenate([np.arange(self.offsets[r], self.offsets[r + 1]) for r in records])
         if index.shape[0] != batch.tokens:
             raise RuntimeError(f"teacher cache: {index.shape[0]} cached rows for a batch of {batch.tokens} positions")
-        rows = torch.from_numpy(index).to(self.label.device, non_blocking=True)
-        return CachedRows(self.table.rows(rows), self.label[rows])
+        rows = torch.from_numpy(index).to(self.stored["label"].device, non_blocking=True)
+        return CachedRows(*decode(self.stored, rows, self.settings.width, self.vocabulary))
 
     def metadata(self) -> dict[str, Any]:
-        return {"teacher_cache": self.folder.name,
-                "teacher_cache_bytes_per_token": stored_bytes(self.table.k, self.table.counts.shape[1])}
+        return {"teacher_cache": self.folder.name, "teacher_cache_dtype": self.settings.dtype,
+                "teacher_cache_bytes_per_token": stored_bytes(self.settings.k, self.settings.bins, self.vocabulary,
+                                                              self.settings.dtype)}
 
 
 def cached_teacher(config: CausalLMConfig, train: LMSplit, tokenizer: str, vocabulary: int,

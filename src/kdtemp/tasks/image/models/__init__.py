@@ -43,6 +43,7 @@ from torch import nn
 
 from kdtemp.config import ConfigError, require
 from kdtemp.weights import WeightsError, read_weights  # noqa: F401  (read_weights: re-exported)
+from ...memory import largest_output, saved_for_backward  # noqa: F401  (saved_for_backward: re-exported)
 from ..normalization import IMAGENET_NORMALIZATION, Normalization
 from .cifar_resnet import CIFAR_MODELS as CIFAR_RESNETS, CifarResNet
 from .cifar_zoo import KD_ZOO_MODELS
@@ -503,23 +504,6 @@ class MemoryProfile:
         return self.saved_fixed + self.saved_per_image * batch
 
 
-def saved_for_backward(model: nn.Module, inputs: torch.Tensor) -> int:
-    """Bytes of every tensor ``model(inputs)`` saves for its backward pass, each storage counted once,
-    the parameters' own storages aside (they are counted as parameters)."""
-    parameters = {p.untyped_storage()._cdata for p in model.parameters()}
-    saved: dict[int, int] = {}
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        storage = tensor.untyped_storage()
-        if storage._cdata not in parameters:
-            saved[storage._cdata] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        model(inputs)
-    return sum(saved.values())
-
-
 @functools.lru_cache(maxsize=256)
 def memory_profile(name: str, num_classes: int, resolution: int) -> MemoryProfile | None:
     """The :class:`MemoryProfile` of model ``name`` at ``resolution`` (float32, train mode), from two
@@ -530,23 +514,13 @@ def memory_profile(name: str, num_classes: int, resolution: int) -> MemoryProfil
             model = create_model(ModelConfig(name), num_classes).train()
             two = saved_for_backward(model, torch.empty(2, 3, resolution, resolution))
             four = saved_for_backward(model, torch.empty(4, 3, resolution, resolution))
-            largest = [0]
-
-            def record(module, args, output):
-                if isinstance(output, torch.Tensor):
-                    largest[0] = max(largest[0], output.numel() * output.element_size())
-
-            handles = [m.register_forward_hook(record) for m in model.modules() if not list(m.children())]
-            with torch.no_grad():
-                model.eval()(torch.empty(1, 3, resolution, resolution))
-            for handle in handles:
-                handle.remove()
+            largest = largest_output(model, torch.empty(1, 3, resolution, resolution))
     except Exception:  # a plan without this figure is still a plan
         return None
     per_image = max((four - two) // 2, 0)
     parameters = sum(p.numel() for p in model.parameters())
     return MemoryProfile(parameters, sum(p.numel() * p.element_size() for p in model.parameters()),
-                         max(two - 2 * per_image, 0), per_image, largest[0])
+                         max(two - 2 * per_image, 0), per_image, largest)
 
 
 __all__ = ["CIFAR_MODELS", "CifarResNet", "IMAGENET_NORMALIZATION", "LoadedModel", "ModelConfig", "Normalization",
