@@ -150,15 +150,21 @@ def test_a_killed_write_resumes_and_a_damaged_shard_alone_is_written_again(instr
     assert f"teacher cache: {damaged} is damaged or missing" in capsys.readouterr().err
 
 
-def test_a_cache_made_for_other_data_is_one_line(instructions, lm_tokenizer, tmp_path):
+@pytest.mark.parametrize("field, value, what", [("data", "0" * 64, "training data"),
+                                                ("tokenizer", "another-tokenizer", "tokenizer"),
+                                                ("teacher", {"config": {"name": "another"}}, "teacher")])
+def test_a_cache_made_for_another_teacher_tokenizer_or_data_is_one_line(instructions, lm_tokenizer, tmp_path, field,
+                                                                        value, what):
+    """A cache is found by a digest of what made it; a folder whose manifest says otherwise (copied, or
+    edited) is refused, naming what differs."""
     cohort = config(instructions, lm_tokenizer, tmp_path / "cache", [student(epochs=1)], k=16)
     run_cohort(cohort, progress=False)
     [folder] = (tmp_path / "cache" / "lm" / "teacher-outputs").iterdir()
     manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["identity"]["data"] = "0" * 64
+    manifest["identity"][field] = value
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ConfigError, match=r"^data.teacher_cache: the cache in .* was made for another training data "
-                                          r"\(data: \"0000"):
+    with pytest.raises(ConfigError, match=rf"^data.teacher_cache: the cache in .* was made for another {what} "
+                                          rf"\({field}: "):
         run_cohort(cohort, progress=False)
 
 
