@@ -250,8 +250,9 @@ class CachedRows:
         return int(self.label.shape[0])
 
     def cross_entropy(self) -> Tensor:
-        """The teacher's mean cross-entropy at ``T = 1`` over the rows: ``L_1 - z_target``, exact (the
-        log normaliser at ``T = 1`` is stored, not estimated)."""
+        """The teacher's mean cross-entropy at ``T = 1`` over the rows: ``L_1 - z_target``, exact as stored
+        (the log normaliser at ``T = 1`` is stored, not estimated; a cache that rounds the logits, such as
+        float16 offsets, rounds it alike)."""
         normaliser = torch.logsumexp(torch.cat([self.table.logits, self.table.log_sums], dim=1), dim=1)
         return (normaliser - self.label).mean()
 

@@ -50,7 +50,7 @@ def test_a_cached_teacher_holds_nothing_and_its_cache_counts_as_data(instruction
     facts = LMFacts(live.data, 64, 12, {"test": 12, "selfinst": 6})
     for role in ("teacher", "evaluation"):
         assert task.memory(live, live.teacher, role, None, facts).total > 0
-        assert task.memory(cached, cached.teacher, role, None, facts).total == 0
+        assert task.memory(cached, cached.teacher, role, None, facts).parameters == 0
     member = cached.members[0]
     student = task.memory(cached, member.model, "student", member.optimizer, facts)
     assert student.optimizer == 2 * student.parameters and student.activations > 0  # AdamW: two moments
@@ -58,3 +58,12 @@ def test_a_cached_teacher_holds_nothing_and_its_cache_counts_as_data(instruction
     extra = task.data_memory(cached, facts) - task.data_memory(live, facts)
     assert extra == 64 * live.data.max_length * stored_bytes(32, 8, vocabulary, "float16")
     assert task.data_memory(live, facts) == (64 + 18) * live.data.max_length * 8  # int64 ids of every record
+
+
+def test_a_cached_teacher_counts_the_rows_a_step_reads(instructions, lm_tokenizer, tmp_path):
+    from kdtemp.tasks.lm.teacher_cache import read_bytes
+
+    cached = _cohort(instructions, lm_tokenizer, tmp_path, k=32, bins=8)
+    facts = LMFacts(cached.data, 64, 12, {"test": 12, "selfinst": 6})
+    rows = get_task("causal_lm").memory(cached, cached.teacher, "teacher", None, facts)
+    assert rows.parameters == 0 and rows.activations == 8 * cached.data.max_length * read_bytes(32, 8)

@@ -11,9 +11,10 @@ bound of the padded batches' length; bf16 autocast on a GPU holds less).
   times its largest other module output (the input, the output and a residual branch live at once).
 * An evaluation pass: generation with the KV cache at ``generation.batch_size`` prompts (keys and values
   of every layer for ``max_length`` positions) and one step's logits.
-* A teacher read from its cache (``data.teacher_cache``): no weights and no pass, in training or
-  evaluation (it writes the cache alone, before its students train); the cache's rows, held on the
-  device whole, count as data (:func:`data_bytes`).
+* A teacher read from its cache (``data.teacher_cache``): no weights, pass or evaluation (it writes the
+  cache alone, before its students train), only a batch's rows widened for the step
+  (:func:`~kdtemp.tasks.lm.teacher_cache.read_bytes`); the cache itself, held on the device whole in its
+  stored form, counts as data (:func:`data_bytes`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import torch
 from ..base import MemoryEstimate
 from ..hf import build_on_meta, hf_config
 from ..memory import largest_output, saved_for_backward
-from .teacher_cache import stored_bytes
+from .teacher_cache import read_bytes, stored_bytes
 
 FLOAT32 = 4
 ID_BYTES = 8  # token ids are int64 on the device
@@ -93,9 +94,12 @@ def profile(model: Any, length: int) -> LMProfile | None:
 
 def model_memory(shared: Any, model: Any, role: str, optimizer: Any) -> MemoryEstimate | None:
     """A model's :class:`MemoryEstimate` in a cohort of ``shared`` (the module docstring)."""
-    if model is shared.teacher and shared.data.teacher_cache is not None:
-        return MemoryEstimate()  # not loaded while students train (it writes the cache alone, before them)
     length = shared.data.max_length
+    cache = shared.data.teacher_cache
+    if model is shared.teacher and cache is not None:  # not loaded while students train (it writes the cache
+        if role == "evaluation":                       # alone, before them), nor evaluated
+            return MemoryEstimate()
+        return MemoryEstimate(activations=shared.batch_size * length * read_bytes(cache.k, cache.bins))
     found = profile(model, length)
     if found is None:
         return None

@@ -231,11 +231,14 @@ class CausalLanguageModeling(Task):
         cache = shared.data.cache_dir or str(default_cache_dir())
         settings = shared.data.teacher_cache
         if settings is not None and shared.teacher is not None:
-            vocabulary = len(load_tokenizer(tokenizer_source(shared, members)))
+            try:
+                vocabulary = len(load_tokenizer(tokenizer_source(shared, members)))
+                size = f"{stored_bytes(settings.k, settings.bins, vocabulary, settings.dtype)} bytes a response token"
+            except ConfigError:  # a tokenizer known once the study's preparation writes its teacher
+                size = "its size known with the tokenizer"
             notes.append(f"teacher: read from its outputs cached in {cache}/lm/teacher-outputs/ (k {settings.k}, "
-                         f"{settings.bins} tail bins of {settings.width:g}, {settings.dtype}; "
-                         f"{stored_bytes(settings.k, settings.bins, vocabulary, settings.dtype)} bytes a response "
-                         "token, held on the device whole), written once by the teacher where shards are missing and shared by every "
+                         f"{settings.bins} tail bins of {settings.width:g}, {settings.dtype}; {size}, held on the "
+                         "device whole), written once by the teacher where shards are missing and shared by every "
                          "study with the same teacher, data and settings; once whole, the teacher is not loaded")
         for member in members:
             responses: ResponsesConfig = member.responses

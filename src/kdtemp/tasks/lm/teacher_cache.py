@@ -74,10 +74,17 @@ def encode(table: TopKTail, label: Tensor, dtype: str) -> dict[str, Tensor]:
     """A cache shard's tensors for ``table``'s rows and their target logits ``label`` (:func:`decode`
     reverses it: ids and counts exactly; ``float32`` logits exactly, ``float16`` ones within the rounding
     of their offset below the row's largest logit)."""
-    shift = table.logits[:, 0].float() if dtype == "float16" else torch.zeros_like(table.logits[:, 0])  # float32: as is
+    largest = table.logits[:, 0].float()
+    shift = torch.where(largest.isfinite(), largest, 0.0) if dtype == "float16" else torch.zeros_like(largest)  # float32: as is
     return {"ids": _narrow(table.ids, table.vocab), "logits": _below(table.logits, shift, dtype),
             "counts": _narrow(table.counts, table.vocab), "log_sums": _below(table.log_sums, shift, dtype),
             "floor": _below(table.floor, shift, dtype), "shift": shift, "label": label.float()}
+
+
+def read_bytes(k: int, bins: int) -> int:
+    """Bytes a response token's rows take once read for a step (:func:`decode`: int64 ids and counts,
+    float32 logits, log-sums, minimum and target logit), held while the cohort's members train on it."""
+    return 12 * k + 12 * bins + 8
 
 
 def decode(stored: dict[str, Tensor], index: Tensor | slice, width: float, vocabulary: int) -> tuple[TopKTail, Tensor]:
