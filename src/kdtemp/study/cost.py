@@ -100,5 +100,7 @@ def training_cost(task: Task, data: Any, facts, batch_size: int, students: list[
         passes = round(steps * longest * per_step)
         cost.teacher_passes += passes
         cost.solo_teacher_passes += round(sum(steps * epochs * n for (_, epochs), n in zip(students, solo)))
-        cost.flops += forward * (passes + train + test)  # the stream, one training-split pass, its test
+        # the stream, one training-split pass and its test; a teacher that makes no live pass (its outputs
+        # read from a cache) makes the training-split pass to write the cache and is not evaluated
+        cost.flops += forward * (passes + train + (test if per_step > 0 else 0))
     return cost

@@ -67,3 +67,21 @@ def test_a_cached_teacher_counts_the_rows_a_step_reads(instructions, lm_tokenize
     facts = LMFacts(cached.data, 64, 12, {"test": 12, "selfinst": 6})
     rows = get_task("causal_lm").memory(cached, cached.teacher, "teacher", None, facts)
     assert rows.parameters == 0 and rows.activations == 8 * cached.data.max_length * read_bytes(32, 8)
+
+
+def test_plan_s_cost_counts_no_live_teacher_pass_nor_its_evaluation_under_a_cache(instructions, lm_tokenizer, tmp_path):
+    from kdtemp.study.cost import training_cost
+    from kdtemp.tasks.hf import forward_flops
+
+    task = get_task("causal_lm")
+    live, cached = _cohort(instructions, lm_tokenizer, tmp_path), _cohort(instructions, lm_tokenizer, tmp_path, k=32)
+    facts = LMFacts(live.data, 64, 12, {"test": 12, "selfinst": 6})
+
+    def cost(cohort):
+        member = cohort.members[0]
+        return training_cost(task, cohort.data, facts, 8, [(member.model, 2)], cohort.teacher, [member])
+
+    with_teacher, from_cache = cost(live), cost(cached)
+    assert with_teacher.teacher_passes == 64 * 2 and from_cache.teacher_passes == 0  # record-passes: 64 a epoch, 2 epochs
+    teacher = forward_flops(live.teacher, "AutoModelForCausalLM", live.data.max_length, None)
+    assert with_teacher.flops - from_cache.flops == teacher * (128 + 12)  # its passes and its test evaluation
