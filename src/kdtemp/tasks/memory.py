@@ -44,3 +44,9 @@ def largest_output(model: nn.Module, *args: Any, skip: tuple[nn.Module, ...] = (
         for handle in handles:
             handle.remove()
     return largest[0]
+
+
+def optimizer_states(optimizer: Any) -> int:
+    """How many tensors the size of the parameters ``optimizer`` (an ``OptimizerConfig``) keeps: AdamW's two
+    moments, SGD's momentum buffer (none without momentum)."""
+    return 2 if optimizer.name == "adamw" else (1 if optimizer.momentum else 0)

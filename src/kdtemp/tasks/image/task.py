@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from ...config import ConfigError
 from ..base import MemoryEstimate, MetricName, ModelAdapter, Task, register_task
+from ..memory import optimizer_states
 from .data import KNOWN_SIZES, AugmentConfig, DataConfig, ImageSplit, TrainStream, eval_images
 from .data.augment import Batch
 from .evaluate import accuracy, predict
@@ -165,7 +166,7 @@ class ImageClassification(Task):
             batch = shared.batch_size if role == "teacher" else getattr(shared, "eval_batch_size", 512)
             weights = profile.parameter_bytes if role == "teacher" else 0
             return MemoryEstimate(parameters=weights, activations=3 * profile.largest_output_per_image * batch)
-        states = 2 if optimizer.name == "adamw" else (1 if optimizer.momentum else 0)
+        states = optimizer_states(optimizer)
         return MemoryEstimate(profile.parameter_bytes, profile.parameter_bytes, states * profile.parameter_bytes,
                               profile.saved(shared.batch_size))
 

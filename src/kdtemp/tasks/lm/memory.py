@@ -28,7 +28,7 @@ import torch
 
 from ..base import MemoryEstimate
 from ..hf import build_on_meta, hf_config
-from ..memory import largest_output, saved_for_backward
+from ..memory import largest_output, optimizer_states, saved_for_backward
 from .teacher_cache import read_bytes, stored_bytes
 
 FLOAT32 = 4
@@ -51,14 +51,6 @@ class LMProfile:
         return self.saved_fixed + self.saved_per_record * batch
 
 
-def _attribute(config: Any, *names: str) -> int:
-    for name in names:
-        value = getattr(config, name, None)
-        if isinstance(value, int):
-            return value
-    return 0
-
-
 @functools.lru_cache(maxsize=64)
 def _profile(model_json: str, length: int) -> LMProfile | None:
     from ...config import from_dict
@@ -74,13 +66,13 @@ def _profile(model_json: str, length: int) -> LMProfile | None:
         one, two = saved_for_backward(module, input_ids=ids(1)), saved_for_backward(module, input_ids=ids(2))
         head = module.get_output_embeddings()
         other = largest_output(module, input_ids=ids(1), skip=(head,) if head is not None else ())
+        # Transformers' configs answer these standard names through their attribute maps (GPT-2: n_layer, n_embd)
+        shape = (module.config.vocab_size if head is None else head.weight.shape[0], module.config.num_hidden_layers,
+                 module.config.hidden_size)
     except Exception:  # a plan without this figure is still a plan
         return None
-    vocabulary = head.weight.shape[0] if head is not None else _attribute(module.config, "vocab_size")
     per_record = max(two - one, 0)
-    return LMProfile(sum(p.numel() * p.element_size() for p in module.parameters()), int(vocabulary),
-                     _attribute(module.config, "num_hidden_layers", "n_layer"),
-                     _attribute(module.config, "hidden_size", "n_embd", "d_model"),
+    return LMProfile(sum(p.numel() * p.element_size() for p in module.parameters()), *map(int, shape),
                      max(one - per_record, 0), per_record, other)
 
 
@@ -111,7 +103,7 @@ def model_memory(shared: Any, model: Any, role: str, optimizer: Any) -> MemoryEs
     if role == "teacher":
         return MemoryEstimate(parameters=found.parameter_bytes,
                               activations=logits + 3 * found.largest_other_per_record * shared.batch_size)
-    states = 2 if optimizer.name == "adamw" else (1 if getattr(optimizer, "momentum", 0) else 0)
+    states = optimizer_states(optimizer)
     return MemoryEstimate(found.parameter_bytes, found.parameter_bytes, states * found.parameter_bytes,
                           found.saved(shared.batch_size) + 2 * logits)
 

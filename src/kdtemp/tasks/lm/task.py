@@ -46,6 +46,15 @@ def metric_names(eval_sets: list[str]) -> list[tuple[str, str]]:
             for index, name in enumerate(eval_sets)]
 
 
+def _vocabulary(shared: Any, members: list[Any] | None = None) -> int | None:
+    """The size of the cohort's tokenizer, for a plan; None while it is unknown (a tokenizer that comes
+    with a teacher the study's preparation has not written yet)."""
+    try:
+        return len(load_tokenizer(tokenizer_source(shared, members)))
+    except ConfigError:
+        return None
+
+
 def decoder(tokenizer: Any):
     """Token ids to the text a generation is scored as: decoded without special tokens, post-processed as
     MiniLLM does (:func:`~kdtemp.tasks.lm.metrics.postprocess`)."""
@@ -231,11 +240,9 @@ class CausalLanguageModeling(Task):
         cache = shared.data.cache_dir or str(default_cache_dir())
         settings = shared.data.teacher_cache
         if settings is not None and shared.teacher is not None:
-            try:
-                vocabulary = len(load_tokenizer(tokenizer_source(shared, members)))
-                size = f"{stored_bytes(settings.k, settings.bins, vocabulary, settings.dtype)} bytes a response token"
-            except ConfigError:  # a tokenizer known once the study's preparation writes its teacher
-                size = "its size known with the tokenizer"
+            vocabulary = _vocabulary(shared, members)
+            size = ("its size known with the tokenizer" if vocabulary is None else
+                    f"{stored_bytes(settings.k, settings.bins, vocabulary, settings.dtype)} bytes a response token")
             notes.append(f"teacher: read from its outputs cached in {cache}/lm/teacher-outputs/ (k {settings.k}, "
                          f"{settings.bins} tail bins of {settings.width:g}, {settings.dtype}; {size}, held on the "
                          "device whole), written once by the teacher where shards are missing and shared by every "
@@ -345,12 +352,7 @@ class CausalLanguageModeling(Task):
         (:func:`~kdtemp.tasks.lm.memory.data_bytes`)."""
         if facts is None:
             return None
-        vocabulary = None
-        if shared.data.teacher_cache is not None:
-            try:
-                vocabulary = len(load_tokenizer(tokenizer_source(shared)))
-            except ConfigError:  # a tokenizer known once the study's preparation writes its teacher
-                pass
+        vocabulary = _vocabulary(shared) if shared.data.teacher_cache is not None else None
         return data_bytes(shared, facts.train, sum(facts.sets.values()), vocabulary)
 
     def model_label(self, model: Any) -> str:
